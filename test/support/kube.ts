@@ -1,0 +1,63 @@
+// What e2e tests use to reach the test control plane. The runner (test/support/run-suite.ts)
+// starts the control plane and the node stand-in and passes their coordinates in the
+// environment; this module never falls back to a person's own kubeconfig, so a test can never
+// touch a real cluster by accident.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import * as k8s from '@kubernetes/client-node';
+import { run, waitFor, type RunResult } from './process.ts';
+
+export const ENV_KUBECONFIG = 'DMO_TEST_KUBECONFIG';
+export const ENV_BIN_DIR = 'DMO_TEST_BIN_DIR';
+export const ENV_NODE_DIR = 'DMO_TEST_NODE_DIR';
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run e2e tests through \`npm run test:e2e\` (test/support/run-suite.ts starts the control plane)`);
+  return value;
+}
+
+export function testKubeconfigPath(): string {
+  return requiredEnv(ENV_KUBECONFIG);
+}
+
+export function testKubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(testKubeconfigPath());
+  return kc;
+}
+
+/** The kubectl built with the control plane, matching its version. */
+export function kubectlPath(): string {
+  return join(requiredEnv(ENV_BIN_DIR), 'kubectl');
+}
+
+export function kubectl(args: string[], options: { input?: string; namespace?: string; kubeconfig?: string } = {}): Promise<RunResult> {
+  const namespace = options.namespace ? ['--namespace', options.namespace] : [];
+  return run(kubectlPath(), ['--kubeconfig', options.kubeconfig ?? testKubeconfigPath(), ...namespace, ...args],
+    options.input === undefined ? {} : { input: options.input });
+}
+
+/** A namespace of this test's own, deleted when the test ends. */
+export async function freshNamespace(t: ExecutionContext, prefix = 'e2e'): Promise<string> {
+  const core = testKubeConfig().makeApiClient(k8s.CoreV1Api);
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await core.createNamespace({ body: { metadata: { name, labels: { 'dataops.dev/test': t.title.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '') } } } });
+  // Pods need the namespace's default ServiceAccount, which the controller manager creates.
+  await waitFor(`ServiceAccount default in ${name}`, async () =>
+    core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true, () => undefined), 30_000, 100);
+  t.teardown(async () => {
+    await core.deleteNamespace({ name }).catch(() => undefined);
+  });
+  return name;
+}
+
+/** Combined output of a pod's container on the node stand-in (there is no kubelet to serve `kubectl logs`). */
+export async function podLogs(namespace: string, podName: string, container?: string): Promise<string> {
+  const core = testKubeConfig().makeApiClient(k8s.CoreV1Api);
+  const pod = await core.readNamespacedPod({ name: podName, namespace });
+  const name = container ?? pod.spec?.containers[0]?.name ?? '';
+  return readFile(join(requiredEnv(ENV_NODE_DIR), 'pods', namespace, podName, name, 'log'), 'utf8');
+}
