@@ -1,4 +1,4 @@
-// Test runner: `node test/support/run-suite.ts [unit] [integration] [e2e] [-- ava arguments]`.
+// Test runner: `node test/support/run-suite.ts [unit] [integration] [e2e] [ava arguments, files]`.
 // Starts what the chosen suites need once (see platform.ts), runs ava for each suite, tears
 // everything down however the run ends, and closes with the plain line `N passed, N failed`
 // (ava prints no such total across suites).
@@ -32,13 +32,10 @@ function runAva(suite: Suite, extraArgs: string[], env: Record<string, string>):
 }
 
 async function main(argv: string[]): Promise<number> {
-  const separator = argv.indexOf('--');
-  const names = separator >= 0 ? argv.slice(0, separator) : argv;
-  const avaArgs = separator >= 0 ? argv.slice(separator + 1) : [];
-  const suites = (names.length > 0 ? names : Object.keys(SUITES)) as Suite[];
-  for (const suite of suites) {
-    if (!(suite in SUITES)) throw new Error(`unknown suite ${suite}: choose from ${Object.keys(SUITES).join(', ')}`);
-  }
+  // Suite names choose suites; everything else (files, ava flags) goes to ava.
+  const names = argv.filter((arg) => arg in SUITES) as Suite[];
+  const avaArgs = argv.filter((arg) => !(arg in SUITES) && arg !== '--');
+  const suites = names.length > 0 ? names : (Object.keys(SUITES) as Suite[]);
   const needs = {
     databases: suites.some((s) => SUITES[s].databases),
     kubernetes: suites.some((s) => SUITES[s].kubernetes),

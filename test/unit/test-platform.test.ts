@@ -9,6 +9,11 @@ test('ava summary: passes and failures are summed over its closing lines', (t) =
   t.deepEqual(parseAvaSummary(output, 1), { passed: 3, failed: 2, skipped: 2 });
 });
 
+test('ava summary: passes are counted per test when failures hide the total', (t) => {
+  const output = '  ✔ a\n  ✔ b (12ms)\n  ✘ [fail]: c\n  ✔ [expected fail] d\n  ─\n\n  1 test failed\n  1 known failure\n';
+  t.deepEqual(parseAvaSummary(output, 1), { passed: 2, failed: 1, skipped: 1 });
+});
+
 test('ava summary: a non-zero exit with nothing counted is one failure', (t) => {
   t.deepEqual(parseAvaSummary('  ✘ Couldn’t find any files to test\n', 1), { passed: 0, failed: 1, skipped: 0 });
   t.deepEqual(parseAvaSummary('  1 test passed\n', 0), { passed: 1, failed: 0, skipped: 0 });

@@ -1,0 +1,107 @@
+// Copy checkpoints live in the target database, one row per (migration, table, shard), and are
+// written in the same transaction as the batch of rows they describe: after a crash the target
+// holds exactly the batches whose checkpoint it holds, so a resumed copy neither loses nor
+// repeats a row.
+import type { Dialect } from '../db/dialect.ts';
+import type { SqlSession, SqlValue } from '../db/session.ts';
+
+export const CHECKPOINT_TABLE = 'dataops_copy_checkpoint';
+
+/** A key value as stored: text, or bytes (hex) for binary keys. */
+export type KeyValue = string | Buffer;
+
+export interface CheckpointId {
+  migration: string;
+  table: string;
+  shard: number;
+}
+
+export interface Checkpoint {
+  /** Key of the last row committed; null before the first batch. */
+  lastKey: KeyValue[] | null;
+  rowsCopied: number;
+  done: boolean;
+  /** Shard boundaries the copy started with; a resume must use the same ones. */
+  boundaries: string[];
+}
+
+export function encodeKey(key: readonly KeyValue[]): string {
+  return JSON.stringify(key.map((value) => (typeof value === 'string' ? value : { hex: value.toString('hex') })));
+}
+
+export function decodeKey(text: string): KeyValue[] {
+  const parsed = JSON.parse(text) as (string | { hex: string })[];
+  return parsed.map((value) => (typeof value === 'string' ? value : Buffer.from(value.hex, 'hex')));
+}
+
+export function createCheckpointTableSql(dialect: Dialect): string {
+  const table = dialect.quoteIdent(CHECKPOINT_TABLE);
+  const text = dialect.engine === 'postgres' ? 'text' : 'varchar(255)';
+  const long = dialect.engine === 'postgres' ? 'text' : 'longtext';
+  const time = dialect.engine === 'postgres' ? 'timestamptz' : 'datetime(6)';
+  const suffix = dialect.engine === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' : '';
+  return `CREATE TABLE IF NOT EXISTS ${table} (migration ${text} NOT NULL, table_name ${text} NOT NULL, shard integer NOT NULL, `
+    + `last_key ${long}, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries ${long} NOT NULL, `
+    + `updated_at ${time} NOT NULL, PRIMARY KEY (migration, table_name, shard))${suffix}`;
+}
+
+export async function ensureCheckpointTable(session: SqlSession): Promise<void> {
+  await session.query(createCheckpointTableSql(session.dialect));
+}
+
+function asText(value: SqlValue | undefined): string {
+  return value === null || value === undefined ? '' : value.toString();
+}
+
+export async function readCheckpoint(session: SqlSession, id: CheckpointId): Promise<Checkpoint | undefined> {
+  const d = session.dialect;
+  const rows = await session.query(
+    `SELECT last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} AND shard = ${d.placeholder(3)}`,
+    [id.migration, id.table, id.shard],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const lastKey = row.last_key === null || row.last_key === undefined ? null : decodeKey(asText(row.last_key));
+  return {
+    lastKey,
+    rowsCopied: Number(asText(row.rows_copied)),
+    done: ['t', 'true', '1'].includes(asText(row.done)),
+    boundaries: JSON.parse(asText(row.boundaries)) as string[],
+  };
+}
+
+/** All checkpoints of one table (every shard), to resume with the boundaries it started with. */
+export async function readTableCheckpoints(session: SqlSession, migration: string, table: string): Promise<Map<number, Checkpoint>> {
+  const d = session.dialect;
+  const rows = await session.query(
+    `SELECT shard FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)}`,
+    [migration, table],
+  );
+  const result = new Map<number, Checkpoint>();
+  for (const row of rows) {
+    const shard = Number(asText(row.shard));
+    const checkpoint = await readCheckpoint(session, { migration, table, shard });
+    if (checkpoint) result.set(shard, checkpoint);
+  }
+  return result;
+}
+
+/** Records progress; call inside the transaction that wrote the batch. */
+export async function writeCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint): Promise<void> {
+  const d = session.dialect;
+  const values = [id.migration, id.table, id.shard, checkpoint.lastKey ? encodeKey(checkpoint.lastKey) : null,
+    checkpoint.rowsCopied, checkpoint.done, JSON.stringify(checkpoint.boundaries)];
+  const placeholders = values.map((_, i) => d.placeholder(i + 1)).join(', ');
+  const now = d.engine === 'postgres' ? 'now()' : 'UTC_TIMESTAMP(6)';
+  const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${now})`;
+  const update = d.engine === 'postgres'
+    ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, boundaries = EXCLUDED.boundaries, updated_at = EXCLUDED.updated_at'
+    : ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), boundaries = VALUES(boundaries), updated_at = VALUES(updated_at)';
+  await session.query(insert + update, values);
+}
+
+/** Forgets a migration's checkpoints (a fresh run, or a rollback that empties the tables). */
+export async function clearCheckpoints(session: SqlSession, migration: string): Promise<void> {
+  const d = session.dialect;
+  await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)}`, [migration]);
+}

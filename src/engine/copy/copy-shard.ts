@@ -1,0 +1,285 @@
+// Copies one table, or one key range of it, from source to target in checkpointed batches.
+// Resumes after the last committed key; a shard already marked done is skipped.
+import type { Connection as MysqlConnection } from 'mysql2';
+import type pg from 'pg';
+import { dialectFor } from '../db/dialect.ts';
+import { connectMysql, connectMysqlCore, mysqlSession } from '../db/mysql.ts';
+import { connectPostgres, postgresSession } from '../db/postgres.ts';
+import type { SqlSession } from '../db/session.ts';
+import type { TlsOptions } from '../db/session.ts';
+import { readCheckpoint, type Checkpoint, type CheckpointId, type KeyValue } from './checkpoint.ts';
+import { formatLoadDataLine } from './load-data.ts';
+import { formatCopyTextLine, parseCopyTextLine } from './pg-text.ts';
+import { isPassthrough, type TableCopyPlan } from './plan-types.ts';
+import { mysqlSink, postgresSink, type BatchSink } from './sinks.ts';
+import { buildSourceSelect } from './source-query.ts';
+import {
+  beginMysqlSnapshot, beginPostgresSnapshot, mysqlRowBlocks, postgresCopyOut, postgresRowBlocks, type SourceRow,
+} from './sources.ts';
+
+export interface Endpoint {
+  url: string;
+  tls?: TlsOptions;
+}
+
+export interface ShardProgress {
+  table: string;
+  shard: number;
+  /** Rows of this shard in the target, counting earlier runs. */
+  rowsCopied: number;
+  /** Rows this run has written so far. */
+  rowsThisRun: number;
+  done: boolean;
+}
+
+export interface CopyShardOptions {
+  source: Endpoint;
+  target: Endpoint;
+  plan: TableCopyPlan;
+  /** Names this migration's checkpoints. */
+  migration: string;
+  shard: number;
+  /** Shard boundaries on the first key column (length = shards - 1); [] for one shard. */
+  boundaries: string[];
+  batchSize: number;
+  onProgress?: (progress: ShardProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ShardResult extends ShardProgress {
+  resumedFrom: KeyValue[] | null;
+}
+
+/** Lower (inclusive) and upper (exclusive) bound of a shard; the outer shards are open. */
+export function shardRange(boundaries: readonly string[], shard: number): { lower?: string; upper?: string } {
+  const lower = shard > 0 ? boundaries[shard - 1] : undefined;
+  const upper = shard < boundaries.length ? boundaries[shard] : undefined;
+  return { ...(lower !== undefined ? { lower } : {}), ...(upper !== undefined ? { upper } : {}) };
+}
+
+interface Connections {
+  sourcePg?: pg.Client;
+  sourceMysql?: MysqlConnection;
+  sink: BatchSink;
+  close(): Promise<void>;
+}
+
+async function connect(options: CopyShardOptions): Promise<Connections & { targetCheckpoint: () => Promise<Checkpoint | undefined> }> {
+  const { plan } = options;
+  const closers: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+  try {
+    const connectOptions = (endpoint: Endpoint, readOnly: boolean) => ({
+      readOnly, applicationName: `datamigration copy ${plan.targetTable}#${options.shard}`, ...(endpoint.tls ? { tls: endpoint.tls } : {}),
+    });
+    let sourcePg: pg.Client | undefined;
+    let sourceMysql: MysqlConnection | undefined;
+    if (plan.sourceEngine === 'postgres') {
+      const client = await connectPostgres(options.source.url, connectOptions(options.source, true));
+      closers.push(() => client.end());
+      sourcePg = client;
+    } else {
+      const connection = await connectMysqlCore(options.source.url, connectOptions(options.source, true));
+      closers.push(() => new Promise<void>((resolve) => { connection.end(() => { resolve(); }); }));
+      sourceMysql = connection;
+    }
+    let sink: BatchSink;
+    let checkpointSession: SqlSession;
+    if (plan.targetEngine === 'postgres') {
+      const client = await connectPostgres(options.target.url, connectOptions(options.target, false));
+      closers.push(() => client.end());
+      sink = postgresSink(client, plan.targetTable, plan.targetColumns, plan.targetColumns.slice(0, plan.key.length).map((c) => c.name), plan.conflictPolicy);
+      checkpointSession = postgresSession(client);
+    } else {
+      const connection = await connectMysql(options.target.url, connectOptions(options.target, false));
+      closers.push(() => connection.end());
+      sink = mysqlSink(connection, plan.targetTable, plan.targetColumns, plan.conflictPolicy);
+      checkpointSession = mysqlSession(connection);
+    }
+    const id = checkpointId(options);
+    return {
+      ...(sourcePg ? { sourcePg } : {}), ...(sourceMysql ? { sourceMysql } : {}), sink, close,
+      targetCheckpoint: () => readCheckpoint(checkpointSession, id),
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+function checkpointId(options: CopyShardOptions): CheckpointId {
+  return { migration: options.migration, table: options.plan.targetTable, shard: options.shard };
+}
+
+/** The first `count` fields of a COPY text line: the key of that row. */
+function keyOfCopyLine(line: Buffer, count: number): KeyValue[] {
+  return parseCopyTextLine(line.toString('utf8')).slice(0, count).map((value) => value ?? '');
+}
+
+export async function copyShard(options: CopyShardOptions): Promise<ShardResult> {
+  const { plan, batchSize } = options;
+  const connections = await connect(options);
+  try {
+    const id = checkpointId(options);
+    const previous = await connections.targetCheckpoint();
+    if (previous && JSON.stringify(previous.boundaries) !== JSON.stringify(options.boundaries)) {
+      throw new Error(`table ${plan.targetTable} was started with shard boundaries ${JSON.stringify(previous.boundaries)}; `
+        + `resuming with ${JSON.stringify(options.boundaries)} could copy rows twice: resume with the same parallelism`);
+    }
+    const resumedFrom = previous?.lastKey ?? null;
+    const base = previous?.rowsCopied ?? 0;
+    const progress: ShardProgress = { table: plan.targetTable, shard: options.shard, rowsCopied: base, rowsThisRun: 0, done: previous?.done ?? false };
+    if (progress.done) return { ...progress, resumedFrom };
+
+    const select = buildSourceSelect({
+      dialect: dialectFor(plan.sourceEngine),
+      table: plan.sourceTable, columns: plan.selectColumns, key: plan.key,
+      ...(plan.where ? { where: plan.where } : {}), ...(plan.dedupe ? { dedupe: plan.dedupe } : {}),
+      range: shardRange(options.boundaries, options.shard),
+      ...(resumedFrom ? { after: resumedFrom } : {}),
+    });
+
+    let lastKey: KeyValue[] | null = resumedFrom;
+    let rowsInBatch = 0;
+    let open = false;
+    const { sink } = connections;
+    const beginIfNeeded = async (): Promise<void> => {
+      if (!open) {
+        await sink.begin();
+        open = true;
+      }
+    };
+    const commit = async (key: KeyValue[]): Promise<void> => {
+      lastKey = key;
+      progress.rowsThisRun += rowsInBatch;
+      progress.rowsCopied += rowsInBatch;
+      await sink.commit(rowsInBatch, id, { lastKey, rowsCopied: progress.rowsCopied, done: false, boundaries: options.boundaries });
+      rowsInBatch = 0;
+      open = false;
+      options.onProgress?.({ ...progress });
+      options.signal?.throwIfAborted(); // stop between batches, never inside one
+    };
+
+    try {
+      if (isPassthrough(plan)) {
+        const client = connections.sourcePg;
+        if (!client) throw new Error('no PostgreSQL source connection');
+        await beginPostgresSnapshot(client);
+        // Bytes go from COPY TO to COPY FROM untouched; only newlines are counted, and the key is
+        // parsed from the one line that ends each batch.
+        let line: Buffer[] = []; // pieces of the current, unfinished line
+        let lastLine: Buffer | undefined;
+        for await (const chunk of postgresCopyOut(client, select) as AsyncIterable<Buffer>) {
+          options.signal?.throwIfAborted();
+          let written = 0;
+          let lineStart = 0;
+          let lastNewline = -1;
+          let lastLineStart = 0;
+          for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, newline + 1)) {
+            rowsInBatch++;
+            if (rowsInBatch === batchSize) {
+              await beginIfNeeded();
+              await sink.write(chunk.subarray(written, newline + 1));
+              written = newline + 1;
+              await commit(keyOfCopyLine(Buffer.concat([...(lineStart === 0 ? line : []), chunk.subarray(lineStart, newline)]), plan.key.length));
+            }
+            lastNewline = newline;
+            lastLineStart = lineStart;
+            lineStart = newline + 1;
+          }
+          if (lastNewline >= 0) {
+            // The last complete line: its key is the checkpoint if the stream ends after it.
+            lastLine = Buffer.concat([...(lastLineStart === 0 ? line : []), chunk.subarray(lastLineStart, lastNewline)]);
+            line = [];
+          }
+          if (lineStart < chunk.length) line.push(chunk.subarray(lineStart));
+          if (written < chunk.length) {
+            await beginIfNeeded();
+            await sink.write(chunk.subarray(written));
+          }
+        }
+        if (rowsInBatch > 0 && lastLine) await commit(keyOfCopyLine(lastLine, plan.key.length));
+      } else {
+        const rows = await sourceRows(connections, plan, select);
+        const encode = rowEncoder(plan);
+        let pending = '';
+        let lastRow: SourceRow | undefined;
+        for await (const block of rows) {
+          options.signal?.throwIfAborted();
+          for (const row of block) {
+            if (rowsInBatch === 0) await beginIfNeeded();
+            pending += encode(row);
+            rowsInBatch++;
+            lastRow = row;
+            if (rowsInBatch === batchSize || pending.length >= 1 << 16) {
+              await sink.write(pending);
+              pending = '';
+              if (rowsInBatch === batchSize) await commit(keyOfRow(row, plan.key.length));
+            }
+          }
+        }
+        if (rowsInBatch > 0 && lastRow) {
+          if (pending) await sink.write(pending);
+          await commit(keyOfRow(lastRow, plan.key.length));
+        }
+      }
+      progress.done = true;
+      await sink.mark(id, { lastKey, rowsCopied: progress.rowsCopied, done: true, boundaries: options.boundaries });
+      options.onProgress?.({ ...progress });
+      return { ...progress, resumedFrom };
+    } catch (error) {
+      await sink.rollback();
+      throw error;
+    }
+  } finally {
+    await connections.close();
+  }
+}
+
+function keyOfRow(row: SourceRow, count: number): KeyValue[] {
+  return row.slice(0, count).map((value) => value ?? '');
+}
+
+async function sourceRows(connections: Connections, plan: TableCopyPlan, select: string): Promise<AsyncIterable<SourceRow[]>> {
+  if (connections.sourcePg) {
+    await beginPostgresSnapshot(connections.sourcePg);
+    return postgresRowBlocks(postgresCopyOut(connections.sourcePg, select) as AsyncIterable<Buffer>);
+  }
+  const core = connections.sourceMysql;
+  if (!core) throw new Error(`no source connection for ${plan.sourceTable}`);
+  await beginMysqlSnapshot(core);
+  return mysqlRowBlocks(core, select);
+}
+
+/** Encodes one source row as one line of the target's bulk format, converting values on the way. */
+export function rowEncoder(plan: TableCopyPlan): (row: SourceRow) => string {
+  const converters = plan.converters;
+  const width = converters.length;
+  const values: (string | Buffer | null)[] = new Array<string | Buffer | null>(width).fill(null);
+  const convert = (row: SourceRow): void => {
+    for (let i = 0; i < width; i++) {
+      const value = row[i] ?? null;
+      const converter = converters[i];
+      values[i] = value === null || converter === undefined ? value : converter(value);
+    }
+  };
+  if (plan.targetEngine === 'mysql') {
+    const binary = plan.targetColumns.map((c) => c.binary);
+    return (row) => {
+      convert(row);
+      // Binary columns are loaded through UNHEX: text bound for one travels as its UTF-8 bytes.
+      for (let i = 0; i < width; i++) {
+        const value = values[i];
+        if (binary[i] && typeof value === 'string') values[i] = Buffer.from(value, 'utf8');
+      }
+      return formatLoadDataLine(values);
+    };
+  }
+  return (row) => {
+    convert(row);
+    // PostgreSQL reads bytea as \x-hex text; a Buffer here is a value no converter claimed.
+    return formatCopyTextLine(values.map((value) => (value === null || typeof value === 'string' ? value : `\\x${value.toString('hex')}`)));
+  };
+}

@@ -1,0 +1,168 @@
+// Decides how one table is copied, before anything is written: which source columns go where,
+// how each value is converted, and every reason the copy could not be correct (missing key,
+// missing or unfillable target columns, unmappable types).
+import { dialectFor, type Engine } from '../db/dialect.ts';
+import type { ColumnInfo, TableInfo } from '../schema/model.ts';
+import type { Dedupe } from './source-query.ts';
+import type { Converter, TableCopyPlan } from './plan-types.ts';
+import type { ConflictPolicy, TargetColumn } from './sinks.ts';
+import { applyTransforms, type Transform } from './transforms.ts';
+
+export interface ColumnSpec {
+  /** Source column (or, with `expression` or `default`, a new target column). */
+  name: string;
+  target?: string;
+  skip?: boolean;
+  /** A constant for a column the source lacks, or for NULLs of one it has (SQL literal text). */
+  default?: string;
+  /** SQL on the source computing the value (read only). */
+  expression?: string;
+  transforms?: Transform[];
+}
+
+export interface TableSpec {
+  name: string;
+  target?: string;
+  key?: string[];
+  where?: string;
+  columns?: ColumnSpec[];
+  dedupe?: Dedupe;
+}
+
+/** How a value of a source column becomes the target's; from the type map. */
+export interface ValueMapping {
+  convert?: Converter;
+  loadExpression?: (variable: string) => string;
+}
+
+export type MapValue = (source: ColumnInfo, target: ColumnInfo, from: Engine, to: Engine) => ValueMapping | { error: string };
+
+export interface PlanOutcome {
+  plan?: TableCopyPlan;
+  errors: string[];
+  warnings: string[];
+}
+
+const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+
+export function planTableCopy(input: {
+  spec: TableSpec; source: TableInfo; target: TableInfo; conflictPolicy: ConflictPolicy; mapValue: MapValue;
+}): PlanOutcome {
+  const { spec, source, target } = input;
+  const from = source.engine;
+  const to = target.engine;
+  const q = dialectFor(from);
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const label = `table ${spec.name}`;
+  const overrides = new Map((spec.columns ?? []).map((c) => [c.name, c]));
+  const sourceColumns = new Map(source.columns.map((c) => [c.name, c]));
+  const targetColumns = new Map(target.columns.map((c) => [c.name, c]));
+
+  const key = spec.key && spec.key.length > 0 ? spec.key : source.primaryKey;
+  if (key.length === 0) errors.push(`${label} has no primary key: set tables[].key to columns that identify a row`);
+  for (const column of key) {
+    const override = overrides.get(column);
+    if (!sourceColumns.has(column)) errors.push(`${label}: key column ${column} is not a column of the source table`);
+    else if (override && (override.skip || override.expression || override.transforms?.length || override.default !== undefined)) {
+      errors.push(`${label}: key column ${column} cannot be skipped, computed or transformed (the key resumes the copy and matches rows in validation)`);
+    }
+  }
+  if (input.conflictPolicy === 'upsert' && target.primaryKey.length === 0 && target.uniqueKeys.length === 0) {
+    errors.push(`${label}: conflictPolicy Upsert needs a primary or unique key on target table ${target.name}`);
+  }
+
+  interface Planned { select: string; target: string; source?: ColumnInfo }
+  const planned: Planned[] = [];
+  for (const column of source.columns) {
+    const override = overrides.get(column.name);
+    if (override?.skip) continue;
+    if (column.generated) {
+      warnings.push(`${label}: generated column ${column.name} is not copied (the target computes its own)`);
+      continue;
+    }
+    let select = q.quoteIdent(column.name);
+    if (override?.expression) select = `(${override.expression})`;
+    if (override?.transforms?.length) select = applyTransforms(select, override.transforms);
+    if (override?.default !== undefined) select = `COALESCE(${select}, ${override.default})`;
+    planned.push({ select, target: override?.target ?? column.name, source: column });
+  }
+  for (const override of spec.columns ?? []) {
+    if (sourceColumns.has(override.name) || override.skip) continue;
+    if (override.expression === undefined && override.default === undefined) {
+      errors.push(`${label}: column ${override.name} is not in the source; give it an expression or a default`);
+      continue;
+    }
+    const base = override.expression !== undefined ? `(${override.expression})` : (override.default ?? 'NULL');
+    const select = override.transforms?.length ? applyTransforms(base, override.transforms) : base;
+    planned.push({ select, target: override.target ?? override.name });
+  }
+  for (const column of spec.columns ?? []) {
+    if (column.skip && !sourceColumns.has(column.name)) warnings.push(`${label}: skipped column ${column.name} is not in the source`);
+  }
+
+  // Key columns first, in key order: the copy reads a batch's last key from the row's front.
+  const keyTargets = key.map((k) => overrides.get(k)?.target ?? k);
+  planned.sort((a, b) => rank(keyTargets, a.target) - rank(keyTargets, b.target));
+
+  const seen = new Set<string>();
+  const columns: TargetColumn[] = [];
+  const converters: (Converter | undefined)[] = [];
+  for (const column of planned) {
+    if (seen.has(column.target)) errors.push(`${label}: two columns write target column ${column.target}`);
+    seen.add(column.target);
+    const targetColumn = targetColumns.get(column.target);
+    if (!targetColumn) {
+      errors.push(`${label}: target table ${target.name} has no column ${column.target}`);
+      continue;
+    }
+    let mapping: ValueMapping = {};
+    if (column.source && from !== to) {
+      const mapped = input.mapValue(column.source, targetColumn, from, to);
+      if ('error' in mapped) {
+        errors.push(`${label}: ${mapped.error}`);
+        continue;
+      }
+      mapping = mapped;
+    }
+    converters.push(mapping.convert);
+    const binary = to === 'mysql' && BINARY_TYPES.has(targetColumn.dataType);
+    const loadExpression = to === 'mysql' ? mapping.loadExpression ?? bitLoadExpression(targetColumn) : undefined;
+    columns.push({ name: column.target, binary, ...(loadExpression ? { loadExpression } : {}) });
+  }
+  for (const column of target.columns) {
+    if (!seen.has(column.name) && !column.nullable && column.defaultValue === undefined && !column.autoIncrement && !column.generated) {
+      errors.push(`${label}: target column ${column.name} is NOT NULL without a default and nothing fills it: map a source column to it or give it a default`);
+    }
+  }
+  if (to === 'mysql' && target.storageEngine && target.storageEngine.toLowerCase() !== 'innodb') {
+    errors.push(`${label}: target table ${target.name} uses storage engine ${target.storageEngine}; the copy commits each batch with its checkpoint and needs InnoDB`);
+  }
+  if (errors.length > 0) return { errors, warnings };
+  return {
+    errors,
+    warnings,
+    plan: {
+      sourceEngine: from, targetEngine: to,
+      sourceTable: spec.name,
+      targetTable: spec.target ?? spec.name,
+      key,
+      selectColumns: planned.filter((c) => targetColumns.has(c.target)).map((c) => c.select),
+      targetColumns: columns,
+      converters,
+      ...(spec.where ? { where: spec.where } : {}),
+      ...(spec.dedupe ? { dedupe: spec.dedupe } : {}),
+      conflictPolicy: input.conflictPolicy,
+    },
+  };
+}
+
+function rank(keyTargets: readonly string[], target: string): number {
+  const index = keyTargets.indexOf(target);
+  return index < 0 ? keyTargets.length : index;
+}
+
+/** BIT columns take a number; the copy sends bit values as hex. */
+function bitLoadExpression(column: ColumnInfo): ((variable: string) => string) | undefined {
+  return column.dataType === 'bit' ? (variable) => `CAST(CONV(${variable}, 16, 10) AS UNSIGNED)` : undefined;
+}

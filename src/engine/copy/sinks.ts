@@ -1,0 +1,148 @@
+// Writing batches into the target. Each batch is one transaction holding the rows and the
+// checkpoint that names its last key: PostgreSQL COPY FROM STDIN, MySQL LOAD DATA LOCAL INFILE
+// from a stream. A batch whose row count or warnings say a row was not stored as sent is rolled
+// back and fails the copy: nothing is silently dropped, truncated or duplicated.
+import { once } from 'node:events';
+import { PassThrough, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { Connection as MysqlPromiseConnection, ResultSetHeader } from 'mysql2/promise';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { mysqlSession } from '../db/mysql.ts';
+import { postgresSession } from '../db/postgres.ts';
+import type { SqlSession } from '../db/session.ts';
+import { writeCheckpoint, type Checkpoint, type CheckpointId } from './checkpoint.ts';
+import { loadDataStatement } from './load-data.ts';
+
+export type ConflictPolicy = 'fail' | 'upsert';
+
+export interface TargetColumn {
+  name: string;
+  /** MySQL targets: the column holds bytes (sent as hex, loaded through UNHEX). */
+  binary: boolean;
+  /** MySQL targets: an expression over the loaded value, for columns LOAD DATA cannot fill directly. */
+  loadExpression?: (variable: string) => string;
+}
+
+export interface BatchSink {
+  begin(): Promise<void>;
+  /** Appends encoded rows (target format, newline-terminated); resolves when the stream accepts more. */
+  write(chunk: string | Buffer): Promise<void>;
+  /** Ends the batch: verifies `rows` arrived, records the checkpoint and commits. */
+  commit(rows: number, id: CheckpointId, checkpoint: Checkpoint): Promise<void>;
+  /** Records a checkpoint in a transaction of its own (no rows): the final "done" mark. */
+  mark(id: CheckpointId, checkpoint: Checkpoint): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+/** Writes to a stream, waiting for 'drain' when it is full, failing fast if the stream fails. */
+async function writeWithBackpressure(stream: Writable, chunk: string | Buffer): Promise<void> {
+  if (stream.write(chunk)) return;
+  await once(stream, 'drain'); // rejects on 'error'
+}
+
+export function postgresSink(client: pg.Client, table: string, columns: readonly TargetColumn[], key: readonly string[], policy: ConflictPolicy): BatchSink {
+  const session: SqlSession = postgresSession(client);
+  const d = session.dialect;
+  const target = d.quoteQualified(table);
+  const columnList = columns.map((c) => d.quoteIdent(c.name)).join(', ');
+  const stage = d.quoteIdent('dataops_stage');
+  let stream: (Writable & { rowCount?: number }) | undefined;
+  let stageReady = false;
+  return {
+    async begin() {
+      await client.query('BEGIN');
+      if (policy === 'upsert' && !stageReady) {
+        await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
+        stageReady = true;
+      }
+      stream = client.query(copyFrom(`COPY ${policy === 'upsert' ? stage : target} (${columnList}) FROM STDIN`));
+      // Failures reach the caller through write() and commit(); this keeps them from being unhandled.
+      stream.on('error', () => undefined);
+    },
+    async write(chunk) {
+      if (!stream) throw new Error('batch not started');
+      await writeWithBackpressure(stream, chunk);
+    },
+    async commit(rows, id, checkpoint) {
+      if (!stream) throw new Error('batch not started');
+      const copy = stream;
+      stream = undefined;
+      copy.end();
+      await finished(copy);
+      if (copy.rowCount !== rows) throw new Error(`COPY stored ${copy.rowCount ?? '?'} rows of a batch of ${rows}`);
+      if (policy === 'upsert') {
+        const updates = columns.filter((c) => !key.includes(c.name)).map((c) => `${d.quoteIdent(c.name)} = EXCLUDED.${d.quoteIdent(c.name)}`);
+        const action = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+        await client.query(`INSERT INTO ${target} (${columnList}) SELECT ${columnList} FROM ${stage} ON CONFLICT (${key.map((k) => d.quoteIdent(k)).join(', ')}) ${action}`);
+      }
+      await writeCheckpoint(session, id, checkpoint);
+      await client.query('COMMIT');
+    },
+    async mark(id, checkpoint) {
+      await client.query('BEGIN');
+      await writeCheckpoint(session, id, checkpoint);
+      await client.query('COMMIT');
+    },
+    async rollback() {
+      stream?.destroy();
+      stream = undefined;
+      await client.query('ROLLBACK').catch(() => undefined);
+    },
+  };
+}
+
+export function mysqlSink(connection: MysqlPromiseConnection, table: string, columns: readonly TargetColumn[], policy: ConflictPolicy): BatchSink {
+  const session = mysqlSession(connection);
+  const d = session.dialect;
+  const statement = loadDataStatement(
+    d.quoteQualified(table),
+    columns.map((c) => ({ quoted: d.quoteIdent(c.name), binary: c.binary, ...(c.loadExpression ? { expression: c.loadExpression } : {}) })),
+    policy === 'upsert',
+  );
+  let input: PassThrough | undefined;
+  let load: Promise<unknown> | undefined;
+  return {
+    async begin() {
+      await connection.query('START TRANSACTION');
+      const stream = new PassThrough({ highWaterMark: 1 << 20 });
+      stream.on('error', () => undefined); // surfaced through write() and commit()
+      input = stream;
+      load = connection.query({ sql: statement, infileStreamFactory: () => stream });
+      // A failed LOAD leaves the writer waiting on 'drain': surface the failure on the stream.
+      load.catch((error: unknown) => stream.destroy(error instanceof Error ? error : new Error(String(error))));
+    },
+    async write(chunk) {
+      if (!input) throw new Error('batch not started');
+      await writeWithBackpressure(input, chunk);
+    },
+    async commit(rows, id, checkpoint) {
+      if (!input || !load) throw new Error('batch not started');
+      input.end();
+      const [header] = (await load) as [ResultSetHeader];
+      input = undefined;
+      load = undefined;
+      // LOAD DATA LOCAL turns errors into warnings (truncation, bad values, duplicate keys are
+      // skipped): any warning, or a row count short of the batch, fails the batch instead.
+      if (header.warningStatus > 0 || (policy === 'fail' && header.affectedRows !== rows)) {
+        const [warnings] = await connection.query('SHOW WARNINGS LIMIT 5');
+        const detail = (warnings as { Message: string }[]).map((w) => w.Message).join('; ');
+        throw new Error(`LOAD DATA stored ${header.affectedRows} rows of a batch of ${rows} with ${header.warningStatus} warnings${detail ? `: ${detail}` : ''}`);
+      }
+      await writeCheckpoint(session, id, checkpoint);
+      await connection.query('COMMIT');
+    },
+    async mark(id, checkpoint) {
+      await connection.query('START TRANSACTION');
+      await writeCheckpoint(session, id, checkpoint);
+      await connection.query('COMMIT');
+    },
+    async rollback() {
+      input?.destroy();
+      input = undefined;
+      await load?.catch(() => undefined);
+      load = undefined;
+      await connection.query('ROLLBACK').catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// The one SELECT that reads a table (or one key range of it) for the copy: the user's column
+// expressions and transforms pushed down into SQL, the where filter, dedupe by a window, and
+// keyset resumption after the last committed key. Never OFFSET.
+import type { Dialect } from '../db/dialect.ts';
+import type { KeyValue } from './checkpoint.ts';
+
+export interface Dedupe {
+  /** Columns whose equal values make rows duplicates. */
+  on: string[];
+  keep: 'first' | 'latest';
+  /** Column that decides which duplicate is first or latest (default: the key). */
+  orderBy?: string;
+}
+
+export interface SourceSelect {
+  dialect: Dialect;
+  /** Source table as the manifest names it ("orders" or "shop.orders"). */
+  table: string;
+  /** SQL expressions of the copied columns, key columns first and in key order. */
+  columns: string[];
+  /** Source key column names (unquoted). */
+  key: string[];
+  /** The user's filter, an SQL condition run read-only on the source. */
+  where?: string;
+  dedupe?: Dedupe;
+  /** Key range of this shard, on the first key column: lower inclusive, upper exclusive, either open. */
+  range?: { lower?: string; upper?: string };
+  /** Resume after this key (the last one committed). */
+  after?: readonly KeyValue[];
+}
+
+export function sqlLiteral(dialect: Dialect, value: KeyValue): string {
+  if (typeof value === 'string') return dialect.quoteLiteral(value);
+  return dialect.engine === 'postgres' ? `'\\x${value.toString('hex')}'::bytea` : `X'${value.toString('hex')}'`;
+}
+
+/** (k1, k2, ...) > (v1, v2, ...) spelled out so every optimizer uses the key index for it. */
+export function keyAfter(dialect: Dialect, key: readonly string[], values: readonly KeyValue[]): string {
+  const columns = key.map((name) => dialect.quoteIdent(name));
+  const literals = values.map((value) => sqlLiteral(dialect, value));
+  const alternatives = columns.map((column, i) => {
+    const equal = columns.slice(0, i).map((c, j) => `${c} = ${literals[j] ?? 'NULL'}`);
+    return [...equal, `${column} > ${literals[i] ?? 'NULL'}`].join(' AND ');
+  });
+  return alternatives.length === 1 ? (alternatives[0] ?? '') : `(${alternatives.map((a) => `(${a})`).join(' OR ')})`;
+}
+
+export function buildSourceSelect(select: SourceSelect): string {
+  const d = select.dialect;
+  const table = d.quoteQualified(select.table);
+  const key = select.key.map((name) => d.quoteIdent(name));
+  const conditions: string[] = [];
+  let from = table;
+  if (select.dedupe) {
+    // The window sees every row that passes the filter, so a resumed copy keeps the same choice.
+    const { on, keep, orderBy } = select.dedupe;
+    const direction = keep === 'latest' ? 'DESC' : 'ASC';
+    const order = [...(orderBy ? [`${d.quoteIdent(orderBy)} ${direction}`] : []), ...key.map((k) => `${k} ${direction}`)];
+    const window = `ROW_NUMBER() OVER (PARTITION BY ${on.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
+    const filter = select.where ? ` WHERE (${select.where})` : '';
+    from = `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${table} AS dataops_t${filter}) AS dataops_deduped`;
+    conditions.push('dataops_rank = 1');
+  } else if (select.where) {
+    conditions.push(`(${select.where})`);
+  }
+  const first = key[0] ?? '';
+  if (select.range?.lower !== undefined) conditions.push(`${first} >= ${d.quoteLiteral(select.range.lower)}`);
+  if (select.range?.upper !== undefined) conditions.push(`${first} < ${d.quoteLiteral(select.range.upper)}`);
+  if (select.after) conditions.push(keyAfter(d, select.key, select.after));
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+  return `SELECT ${select.columns.join(', ')} FROM ${from}${where} ORDER BY ${key.join(', ')}`;
+}

@@ -1,0 +1,108 @@
+// Reading a source table for the copy: one streaming query per table or shard, inside one
+// read-only transaction (one snapshot). PostgreSQL gives COPY text bytes; MySQL gives rows.
+// Both hand out rows in blocks, so the per-row cost is a loop step, not an await.
+import type { Readable } from 'node:stream';
+import type { Connection as MysqlConnection } from 'mysql2';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { parseCopyTextLine } from './pg-text.ts';
+
+export type SourceValue = string | Buffer | null;
+export type SourceRow = SourceValue[];
+
+/** Starts the read-only snapshot a whole table or shard is read in. */
+export async function beginPostgresSnapshot(client: pg.Client): Promise<void> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+}
+
+/** `COPY (select) TO STDOUT` in text format: a byte stream of rows, one per line. */
+export function postgresCopyOut(client: pg.Client, select: string): Readable {
+  return client.query(copyTo(`COPY (${select}) TO STDOUT`));
+}
+
+/** Splits a COPY text byte stream into lines; a line may span chunks. Calls `onLines` per chunk. */
+export async function* copyTextLines(stream: AsyncIterable<Buffer>): AsyncGenerator<string[]> {
+  let carry: Buffer | undefined;
+  for await (const chunk of stream) {
+    const data = carry ? Buffer.concat([carry, chunk]) : chunk;
+    const end = data.lastIndexOf(10);
+    if (end < 0) {
+      carry = data;
+      continue;
+    }
+    carry = end + 1 < data.length ? data.subarray(end + 1) : undefined;
+    yield data.toString('utf8', 0, end).split('\n');
+  }
+  if (carry && carry.length > 0) yield [carry.toString('utf8')];
+}
+
+/** Rows of a PostgreSQL COPY text stream, in blocks. */
+export async function* postgresRowBlocks(stream: AsyncIterable<Buffer>): AsyncGenerator<SourceRow[]> {
+  for await (const lines of copyTextLines(stream)) yield lines.map(parseCopyTextLine);
+}
+
+export async function beginMysqlSnapshot(connection: MysqlConnection): Promise<void> {
+  const run = (sql: string): Promise<void> => new Promise((resolve, reject) => {
+    connection.query(sql, (error) => { if (error) reject(error); else resolve(); });
+  });
+  // The server stops writing to a client that reads slower than this; a batch commit can take a while.
+  await run('SET SESSION net_write_timeout = 3600');
+  await run('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+}
+
+const BLOCK_ROWS = 2000;
+const MAX_QUEUED_BLOCKS = 8;
+
+/**
+ * Rows of a streaming MySQL query, in blocks. The connection is paused while the consumer is
+ * MAX_QUEUED_BLOCKS behind, so memory stays bounded whatever the table size.
+ */
+export async function* mysqlRowBlocks(connection: MysqlConnection, select: string): AsyncGenerator<SourceRow[]> {
+  const queue: SourceRow[][] = [];
+  let block: SourceRow[] = [];
+  // Set by the query's event handlers while this generator waits (hence an object, not locals
+  // that the type checker would consider constant between awaits).
+  const state: { done: boolean; failure?: Error; paused: boolean } = { done: false, paused: false };
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  const query = connection.query({ sql: select, rowsAsArray: true });
+  query.on('result', (row) => {
+    block.push(row as unknown as SourceRow);
+    if (block.length >= BLOCK_ROWS) {
+      queue.push(block);
+      block = [];
+      if (queue.length >= MAX_QUEUED_BLOCKS && !state.paused) {
+        state.paused = true;
+        connection.pause();
+      }
+      notify();
+    }
+  });
+  query.on('error', (error: Error) => {
+    state.failure = error;
+    notify();
+  });
+  query.on('end', () => {
+    if (block.length > 0) queue.push(block);
+    state.done = true;
+    notify();
+  });
+  for (;;) {
+    const next = queue.shift();
+    if (next) {
+      if (state.paused && queue.length < MAX_QUEUED_BLOCKS / 2) {
+        state.paused = false;
+        connection.resume();
+      }
+      yield next;
+      continue;
+    }
+    if (state.failure) throw state.failure;
+    if (state.done) return;
+    await new Promise<void>((resolve) => { wake = resolve; });
+  }
+}
