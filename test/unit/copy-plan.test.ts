@@ -24,7 +24,7 @@ test('source select: a composite key resumes with an expanded comparison', (t) =
 test('source select: dedupe keeps the latest row per group, filtered before ranking', (t) => {
   const sql = buildSourceSelect({
     dialect: mysqlDialect, table: 'customers', columns: ['`id`', 'LOWER(`email`)'], key: ['id'], where: 'active = 1',
-    dedupe: { on: ['email'], keep: 'latest', orderBy: 'updated_at' }, after: ['7'],
+    dedupe: { by: ['email'], keep: 'latest', orderBy: 'updated_at' }, after: ['7'],
   });
   t.is(sql, 'SELECT `id`, LOWER(`email`) FROM (SELECT dataops_t.*, ROW_NUMBER() OVER (PARTITION BY `email` ORDER BY `updated_at` DESC, `id` DESC) AS dataops_rank '
     + 'FROM `customers` AS dataops_t WHERE (active = 1)) AS dataops_deduped WHERE dataops_rank = 1 AND `id` > \'7\' ORDER BY `id`');

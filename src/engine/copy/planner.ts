@@ -83,7 +83,7 @@ export function planTableCopy(input: {
     }
     let select = q.quoteIdent(column.name);
     if (override?.expression) select = `(${override.expression})`;
-    if (override?.transforms?.length) select = applyTransforms(select, override.transforms);
+    if (override?.transforms?.length) select = applyTransforms(select, override.transforms, from);
     if (override?.default !== undefined) select = `COALESCE(${select}, ${override.default})`;
     planned.push({ select, target: override?.target ?? column.name, source: column });
   }
@@ -94,7 +94,7 @@ export function planTableCopy(input: {
       continue;
     }
     const base = override.expression !== undefined ? `(${override.expression})` : (override.default ?? 'NULL');
-    const select = override.transforms?.length ? applyTransforms(base, override.transforms) : base;
+    const select = override.transforms?.length ? applyTransforms(base, override.transforms, from) : base;
     planned.push({ select, target: override.target ?? override.name });
   }
   for (const column of spec.columns ?? []) {

@@ -6,7 +6,7 @@ import type { KeyValue } from './checkpoint.ts';
 
 export interface Dedupe {
   /** Columns whose equal values make rows duplicates. */
-  on: string[];
+  by: string[];
   keep: 'first' | 'latest';
   /** Column that decides which duplicate is first or latest (default: the key). */
   orderBy?: string;
@@ -53,10 +53,10 @@ export function buildSourceSelect(select: SourceSelect): string {
   let from = table;
   if (select.dedupe) {
     // The window sees every row that passes the filter, so a resumed copy keeps the same choice.
-    const { on, keep, orderBy } = select.dedupe;
+    const { by, keep, orderBy } = select.dedupe;
     const direction = keep === 'latest' ? 'DESC' : 'ASC';
     const order = [...(orderBy ? [`${d.quoteIdent(orderBy)} ${direction}`] : []), ...key.map((k) => `${k} ${direction}`)];
-    const window = `ROW_NUMBER() OVER (PARTITION BY ${on.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
+    const window = `ROW_NUMBER() OVER (PARTITION BY ${by.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
     const filter = select.where ? ` WHERE (${select.where})` : '';
     from = `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${table} AS dataops_t${filter}) AS dataops_deduped`;
     conditions.push('dataops_rank = 1');

@@ -1,0 +1,92 @@
+// The closed sets of the API: every phase, condition type, reason, label and annotation the
+// operator writes or reads is named here once. The CRD's enums are built from these lists.
+
+export const GROUP = 'dataops.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'DataMigration';
+export const PLURAL = 'datamigrations';
+export const SINGULAR = 'datamigration';
+export const SHORT_NAMES = ['dm'] as const;
+export const CATEGORIES = ['dataops'] as const;
+
+export const ENGINES = ['postgres', 'mysql'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/** libpq's sslmode names, which both drivers' users already know. */
+export const TLS_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+
+export const STRATEGY_TYPES = ['BigBang', 'Phased', 'Trickle'] as const;
+export const INCREMENTAL_MODES = ['Timestamp', 'Sequence'] as const;
+export const CONFLICT_POLICIES = ['Fail', 'Upsert'] as const;
+export const DEDUPE_KEEP = ['first', 'latest'] as const;
+export const CHECKSUM_MODES = ['Full', 'Sample', 'None'] as const;
+export const APPROVAL_MODES = ['Automatic', 'Manual'] as const;
+export const ROLLBACK_SCHEMA_ACTIONS = ['DownMigrations', 'DropCreatedTables', 'TruncateTables', 'None'] as const;
+export const IMAGE_PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+
+/** Column transforms, applied in the source's SELECT in the order listed. */
+export const TRANSFORMS = ['trim', 'ltrim', 'rtrim', 'lowercase', 'uppercase', 'nullIfEmpty', 'emptyIfNull', 'sha256'] as const;
+export type TransformName = (typeof TRANSFORMS)[number];
+
+export const PHASES = [
+  'Pending', 'SchemaMigrating', 'Copying', 'Syncing', 'Validating', 'AwaitingApproval',
+  'CuttingOver', 'Succeeded', 'RollingBack', 'RolledBack', 'Failed',
+] as const;
+export type Phase = (typeof PHASES)[number];
+export const TERMINAL_PHASES: readonly Phase[] = ['Succeeded', 'RolledBack', 'Failed'];
+
+export const CONDITION_TYPES = ['Ready', 'SchemaReady', 'DataCopied', 'Validated', 'CutOver', 'RolledBack'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+/** Condition reasons (CamelCase, as Kubernetes conventions ask). */
+export const REASONS = {
+  // lifecycle
+  Initializing: 'Initializing',
+  Suspended: 'Suspended',
+  InProgress: 'InProgress',
+  Succeeded: 'Succeeded',
+  NotStarted: 'NotStarted',
+  NotRequired: 'NotRequired',
+  // preflight
+  SecretNotFound: 'SecretNotFound',
+  SecretKeyNotFound: 'SecretKeyNotFound',
+  ConfigMapNotFound: 'ConfigMapNotFound',
+  ServiceNotFound: 'ServiceNotFound',
+  DeploymentNotFound: 'DeploymentNotFound',
+  DeploymentNotReady: 'DeploymentNotReady',
+  InvalidSpec: 'InvalidSpec',
+  // steps
+  JobRunning: 'JobRunning',
+  JobFailed: 'JobFailed',
+  PlanRefused: 'PlanRefused',
+  ChecksumMismatch: 'ChecksumMismatch',
+  ValidationFailed: 'ValidationFailed',
+  ValidationPassed: 'ValidationPassed',
+  ApprovalPending: 'ApprovalPending',
+  ServiceSwitched: 'ServiceSwitched',
+  ServiceRestored: 'ServiceRestored',
+  RollbackFailed: 'RollbackFailed',
+  RolledBack: 'RolledBack',
+} as const;
+export type Reason = (typeof REASONS)[keyof typeof REASONS];
+
+/** The steps a migration runs, one Job each. */
+export const STEPS = ['schema', 'copy', 'sync', 'validate', 'rollback'] as const;
+export type Step = (typeof STEPS)[number];
+
+export const TABLE_STATES = ['Pending', 'Copying', 'Copied', 'Failed'] as const;
+export const CHECK_OUTCOMES = ['Match', 'Mismatch', 'Skipped'] as const;
+export const CHECK_KINDS = ['RowCount', 'Checksum', 'Sample', 'Rule'] as const;
+export const JOB_STATES = ['Running', 'Succeeded', 'Failed'] as const;
+
+/** Set to "true" (or to the generation it approves) to let a Manual cutover proceed. */
+export const APPROVE_ANNOTATION = `${GROUP}/approve`;
+export const FINALIZER = `${GROUP}/cleanup`;
+export const LABELS = {
+  migration: `${GROUP}/migration`,
+  step: `${GROUP}/step`,
+  run: `${GROUP}/run`,
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;
+export const MANAGED_BY = 'datamigration-operator';

@@ -1,0 +1,364 @@
+// The DataMigration API, written once. Everything a user can set or read is described here:
+// the CRD (crds/), the TypeScript types (types.generated.ts) and the API reference
+// (docs/api-reference.md) are generated from this file by `npm run generate`.
+import {
+  APPROVAL_MODES, CHECK_KINDS, CHECK_OUTCOMES, CHECKSUM_MODES, CONDITION_TYPES, CONFLICT_POLICIES, DEDUPE_KEEP,
+  ENGINES, IMAGE_PULL_POLICIES, INCREMENTAL_MODES, JOB_STATES, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEPS,
+  STRATEGY_TYPES, TABLE_STATES, TLS_MODES, TRANSFORMS,
+} from './constants.ts';
+import {
+  array, boolean, enumOf, freeform, integer, intOrString, object, optional, required, string, stringMap, type SchemaNode,
+} from './schema-builder.ts';
+
+// Bounds keep every CEL rule's worst-case cost inside the API server's budget, and a manifest
+// inside etcd's object size limit.
+const MAX_TABLES = 100;
+const MAX_COLUMNS = 200;
+const MAX_PHASES = 10;
+const MAX_RULES = 50;
+const MAX_SQL = 4096;
+const MAX_IDENT = 128; // a qualified "schema.table" name, each part up to 63 (PostgreSQL) or 64 (MySQL)
+const K8S_NAME = { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' };
+const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' };
+const IDENT = { minLength: 1, maxLength: MAX_IDENT };
+
+const columnNames = (description: string, extra: Partial<SchemaNode> = {}): SchemaNode =>
+  array(string('A column name.', IDENT), description, { maxItems: 32, 'x-kubernetes-list-type': 'atomic', ...extra });
+
+const secretKeyRef = (typeName: string, what: string, defaultKey: string): SchemaNode => object(typeName, `The Secret key holding ${what}.`, {
+  name: required(string('Name of a Secret in the DataMigration\'s namespace.', K8S_NAME)),
+  key: optional(string(`Key in the Secret's data.`, { ...SECRET_KEY, default: defaultKey })),
+});
+
+const endpoint = (side: 'source' | 'target'): SchemaNode => object(
+  'DatabaseEndpoint',
+  side === 'source'
+    ? 'The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it.'
+    : 'The database to write to: schema migrations, copied rows, and the copy\'s checkpoints go here.',
+  {
+    engine: required(enumOf(ENGINES, 'The database engine: postgres (PostgreSQL 12 or later) or mysql (MySQL 8 or MariaDB 10.6 or later).')),
+    secretRef: required(secretKeyRef('SecretKeyRef', 'the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db', 'url')),
+    tls: optional(object('TlsSpec', 'TLS for the connection. Without it, the URL\'s own parameters decide.', {
+      mode: required(enumOf(TLS_MODES, 'libpq\'s sslmode names: disable, require (encrypted, unverified), verify-ca (the chain is checked), verify-full (chain and host name).')),
+      caSecretRef: optional(secretKeyRef('CaSecretKeyRef', 'the PEM certificate of the CA that signs the server\'s certificate', 'ca.crt')),
+    }, {
+      'x-kubernetes-validations': [{
+        rule: "self.mode != 'disable' || !has(self.caSecretRef)",
+        message: `spec.${side}.tls.caSecretRef has no effect with mode disable`,
+        fieldPath: '.caSecretRef',
+      }],
+    })),
+  },
+  {
+    'x-kubernetes-validations': [{
+      rule: 'self == oldSelf',
+      message: `spec.${side} is immutable: a run's checkpoints and schema history belong to one ${side}; create a new DataMigration to use another database`,
+    }],
+  },
+);
+
+const inlineMigration = object('InlineMigration', 'One versioned migration given inline: an up script and, for rollback, its down script.', {
+  version: required(string('The version, as in Flyway file names: numbers separated by dots or underscores (1, 1.1, 2_0_3). Applied in numeric order.', { maxLength: 32, pattern: '^[0-9]+([._][0-9]+)*$' })),
+  description: required(string('A short description, recorded in the history table.', { minLength: 1, maxLength: 200 })),
+  up: required(string('SQL that migrates the target schema to this version.', { minLength: 1, maxLength: 65536 })),
+  down: optional(string('SQL that undoes up (used by rollback with schemaAction DownMigrations).', { maxLength: 65536 })),
+});
+
+const schemaSpec = object('SchemaSpec', 'Versioned schema migrations for the target, Flyway style: V<version>__<description>.sql (up) and U<version>__<description>.sql (down).', {
+  configMapRef: optional(object('ConfigMapRef', 'A ConfigMap whose keys are migration files (V1__create_orders.sql, U1__create_orders.sql, ...), mounted into the schema Job.', {
+    name: required(string('Name of a ConfigMap in the DataMigration\'s namespace.', K8S_NAME)),
+  })),
+  migrations: optional(array(inlineMigration, 'Migrations given inline, instead of a ConfigMap.', {
+    maxItems: 100, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['version'],
+  })),
+  targetVersion: optional(string('Migrate up to this version only (default: the latest).', { maxLength: 32, pattern: '^[0-9]+([._][0-9]+)*$' })),
+  historyTable: optional(string('The table on the target that records applied migrations (version, description, checksum, installed by and on, execution time, success).', {
+    default: 'dataops_schema_history', minLength: 1, maxLength: 63, pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+  })),
+  createMissingTables: optional(boolean('Create target tables that do not exist after the migrations ran, from the source\'s metadata through the documented type map; indexes and foreign keys are added after the copy.', { default: false })),
+}, {
+  'x-kubernetes-validations': [{
+    rule: '!(has(self.configMapRef) && has(self.migrations))',
+    message: 'spec.schema takes migrations from configMapRef or from migrations, not both',
+  }],
+});
+
+const columnMapping = object('ColumnMapping', 'How one column is copied. Columns not listed are copied to the target column of the same name.', {
+  name: required(string('The source column; or, with expression or default, a target column the source does not have.', IDENT)),
+  target: optional(string('The target column (default: the same name).', IDENT)),
+  skip: optional(boolean('Do not copy this column.')),
+  default: optional(string('An SQL literal for a new column, or for NULLs of an existing one (\'n/a\', 0, CURRENT_TIMESTAMP).', { maxLength: 1024 })),
+  expression: optional(string('An SQL expression evaluated on the source, read only (ROUND(total * 100)).', { maxLength: MAX_SQL })),
+  transforms: optional(array(enumOf(TRANSFORMS, 'A transform.'), 'Transforms applied on the source, in order: trim, ltrim, rtrim, lowercase, uppercase, nullIfEmpty, emptyIfNull, sha256 (hex digest, for pseudonymising).', { maxItems: 8, 'x-kubernetes-list-type': 'atomic' })),
+}, {
+  'x-kubernetes-validations': [{
+    rule: '!has(self.skip) || !self.skip || !(has(self.target) || has(self.expression) || has(self.default) || has(self.transforms))',
+    message: 'a skipped column (spec.tables[].columns[].skip) takes no target, expression, default or transforms',
+  }],
+});
+
+const dedupe = object('DedupeSpec', 'Copy one row per group of source rows that share the values of `by`.', {
+  // Not `on`: YAML 1.1 readers such as kubectl turn a bare `on` key into `true`.
+  by: required(columnNames('Columns whose equal values make rows duplicates.', { minItems: 1 })),
+  keep: optional(enumOf(DEDUPE_KEEP, 'Which row of a group is copied: first or latest by orderBy.', { default: 'first' })),
+  orderBy: optional(string('The column ordering a group (default: the key). Required with keep latest.', IDENT)),
+}, {
+  'x-kubernetes-validations': [{
+    rule: "self.keep != 'latest' || has(self.orderBy)",
+    message: 'spec.tables[].dedupe.orderBy is required when keep is latest',
+    fieldPath: '.orderBy',
+  }],
+});
+
+const tableSpec = object('TableSpec', 'One source table to copy.', {
+  name: required(string('The source table: a name or schema.name.', IDENT)),
+  target: optional(string('The target table (default: the same name).', IDENT)),
+  key: optional(columnNames('Columns identifying a row (default: the primary key). They order the keyset pagination, the checkpoints, the key ranges of parallel shards, upserts, and the validation\'s row matching.', { minItems: 1 })),
+  where: optional(string('An SQL condition on the source: only matching rows are copied and validated.', { maxLength: MAX_SQL })),
+  columns: optional(array(columnMapping, 'Per-column mapping; columns not listed copy as they are.', {
+    maxItems: MAX_COLUMNS, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'],
+  })),
+  dedupe: optional(dedupe),
+});
+
+const strategy = object('StrategySpec', 'How the copy is run.', {
+  type: optional(enumOf(STRATEGY_TYPES, 'BigBang copies every table at once; Phased copies the groups in phases one after another; Trickle copies, then keeps syncing changed rows (by strategy.incremental) until cutover.', { default: 'BigBang' })),
+  phases: optional(array(object('PhaseSpec', 'A group of tables copied together.', {
+    name: required(string('A name for the phase, shown in status and Events.', { minLength: 1, maxLength: 63 })),
+    tables: required(array(string('A table name from spec.tables.', IDENT), 'The tables of this phase.', { minItems: 1, maxItems: 50, 'x-kubernetes-list-type': 'set' })),
+  }), 'Phased: the groups, in order.', { minItems: 1, maxItems: MAX_PHASES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  incremental: optional(object('IncrementalSpec', 'Trickle: how changed rows are found after the first copy.', {
+    column: required(string('A column that grows on every insert and update (updated_at, a version or sequence number).', IDENT)),
+    mode: optional(enumOf(INCREMENTAL_MODES, 'Timestamp (the column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) or Sequence (a strictly growing number).', { default: 'Timestamp' })),
+    intervalSeconds: optional(integer('Seconds between sync rounds.', { default: 30, minimum: 1, maximum: 3600 })),
+    overlapSeconds: optional(integer('Timestamp mode: how far back each round re-reads, for commits that landed late.', { default: 60, minimum: 0, maximum: 86400 })),
+  })),
+  batchSize: optional(integer('Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it.', { default: 10000, minimum: 100, maximum: 1000000 })),
+  parallelism: optional(integer('Tables, or key-range shards of one large table, copied at once (pods of an Indexed Job).', { default: 4, minimum: 1, maximum: 64 })),
+  conflictPolicy: optional(enumOf(CONFLICT_POLICIES, 'What a row whose key already exists in the target does: Fail stops the copy (the target was expected empty), Upsert overwrites it. Trickle syncs always upsert.', { default: 'Fail' })),
+}, {
+  'x-kubernetes-validations': [
+    { rule: "self.type != 'Trickle' || has(self.incremental)", message: 'spec.strategy.incremental is required when spec.strategy.type is Trickle', fieldPath: '.incremental', reason: 'FieldValueRequired' },
+    { rule: "self.type == 'Trickle' || !has(self.incremental)", message: 'spec.strategy.incremental is only used when spec.strategy.type is Trickle', fieldPath: '.incremental' },
+    { rule: "self.type != 'Phased' || has(self.phases)", message: 'spec.strategy.phases is required when spec.strategy.type is Phased', fieldPath: '.phases', reason: 'FieldValueRequired' },
+    { rule: "self.type == 'Phased' || !has(self.phases)", message: 'spec.strategy.phases is only used when spec.strategy.type is Phased', fieldPath: '.phases' },
+  ],
+});
+
+const rule = object('ValidationRule', 'A check written in SQL: a query on the source compared with one on the target, or one query compared with an expected value. Queries return one value and run read only.', {
+  name: required(string('A name for the rule, shown in status.', { minLength: 1, maxLength: 63, pattern: '^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$' })),
+  source: optional(string('A query on the source returning one value.', { maxLength: MAX_SQL })),
+  target: optional(string('A query on the target returning one value.', { maxLength: MAX_SQL })),
+  expect: optional(string('The value the one query must return (compared as a number when both are numbers, else as text).', { maxLength: 1024 })),
+  tolerance: optional(string('For numbers: the largest allowed difference, absolute (0.01) or relative to the expected or source value (0.1%).', { maxLength: 32, pattern: '^[0-9]+(\\.[0-9]+)?%?$' })),
+}, {
+  'x-kubernetes-validations': [
+    { rule: 'has(self.source) || has(self.target)', message: 'spec.validation.rules[] needs a source or a target query', reason: 'FieldValueRequired' },
+    { rule: 'has(self.expect) != (has(self.source) && has(self.target))', message: 'spec.validation.rules[] compares either both queries with each other, or one query with expect' },
+  ],
+});
+
+const validation = object('ValidationSpec', 'What must be true before cutover. A failure stops the migration before any traffic moves (and rolls back when rollback.onValidationFailure).', {
+  rowCount: optional(boolean('Compare exact row counts per table (with the table\'s where filter).', { default: true })),
+  checksum: optional(object('ChecksumSpec', 'Compare rows by checksums computed inside both databases per key range; ranges that differ are bisected to the rows.', {
+    mode: optional(enumOf(CHECKSUM_MODES, 'Full checks every row; Sample checks samplePercent of the key ranges; None skips checksums.', { default: 'Full' })),
+    samplePercent: optional(integer('Sample mode: the percentage of key ranges checked.', { minimum: 1, maximum: 100 })),
+  }, {
+    // The API server checks a default against the rules before nested defaults fill it in.
+    default: { mode: 'Full' },
+    'x-kubernetes-validations': [{ rule: "self.mode != 'Sample' || has(self.samplePercent)", message: 'spec.validation.checksum.samplePercent is required when mode is Sample', fieldPath: '.samplePercent', reason: 'FieldValueRequired' }],
+  })),
+  sampleRows: optional(integer('Rows per table picked at random by key and compared value by value (0: none).', { default: 0, minimum: 0, maximum: 100000 })),
+  maxReportedDifferences: optional(integer('Differing keys reported per table.', { default: 20, minimum: 1, maximum: 1000 })),
+  rules: optional(array(rule, 'SQL rules.', { maxItems: MAX_RULES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+});
+
+const cutover = object('CutoverSpec', 'The blue-green switch: after validation passes, the Service\'s selector changes from fromSelector to toSelector.', {
+  service: required(string('The Service in the DataMigration\'s namespace whose selector is switched.', { minLength: 1, maxLength: 63 })),
+  fromSelector: required(stringMap('Selector labels of the old (blue) side, replaced in the Service\'s selector.', { minProperties: 1, maxProperties: 16 })),
+  toSelector: required(stringMap('Selector labels of the new (green) side.', { minProperties: 1, maxProperties: 16 })),
+  approval: optional(enumOf(APPROVAL_MODES, 'Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true".', { default: 'Automatic' })),
+  readinessGate: optional(object('ReadinessGate', 'Switch only when this Deployment (the green side) is available.', {
+    deployment: required(string('Name of a Deployment in the DataMigration\'s namespace.', K8S_NAME)),
+    minReadyReplicas: optional(integer('Ready replicas needed (default: all desired replicas).', { minimum: 1 })),
+  })),
+}, {
+  'x-kubernetes-validations': [{ rule: 'self.fromSelector != self.toSelector', message: 'spec.cutover.toSelector must differ from spec.cutover.fromSelector', fieldPath: '.toSelector' }],
+});
+
+const rollback = object('RollbackSpec', 'What happens when validation fails. The source is never touched.', {
+  onValidationFailure: optional(boolean('Roll back automatically when validation fails (else stop in Failed, leaving the target for inspection).', { default: true })),
+  schemaAction: optional(enumOf(ROLLBACK_SCHEMA_ACTIONS, 'DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables this migration created; TruncateTables empties the copied tables; None leaves the target as it is.', { default: 'DownMigrations' })),
+  restoreService: optional(boolean('Point the Service back at fromSelector if it was switched.', { default: true })),
+});
+
+const toleration = object('Toleration', 'A toleration, as in a Pod spec.', {
+  key: optional(string('The taint key.')),
+  operator: optional(enumOf(['Exists', 'Equal'], 'Exists or Equal.')),
+  value: optional(string('The taint value (Equal).')),
+  effect: optional(enumOf(['NoSchedule', 'PreferNoSchedule', 'NoExecute'], 'The taint effect to tolerate (empty: all).')),
+  tolerationSeconds: optional(integer('NoExecute: how long the pod stays bound after the taint appears.', { format: 'int64' })),
+});
+
+const quantities = (description: string): SchemaNode => ({
+  type: 'object', description,
+  additionalProperties: intOrString('', { pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$' }),
+});
+
+const jobTemplate = object('JobTemplateSpec', 'Overrides for the step Jobs\' pods. Security settings (non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp) are not overridable.', {
+  image: optional(string('The engine image (default: the operator\'s own image).', { maxLength: 512 })),
+  imagePullPolicy: optional(enumOf(IMAGE_PULL_POLICIES, 'Always, IfNotPresent or Never.')),
+  imagePullSecrets: optional(array(object('LocalObjectReference', 'A Secret in the DataMigration\'s namespace.', {
+    name: required(string('The Secret\'s name.', K8S_NAME)),
+  }), 'Secrets for pulling the image.', { maxItems: 8 })),
+  resources: optional(object('ResourceRequirements', 'CPU and memory for the engine container.', {
+    limits: optional(quantities('Limits, such as cpu: "2", memory: 1Gi.')),
+    requests: optional(quantities('Requests, such as cpu: 500m, memory: 256Mi.')),
+  })),
+  serviceAccountName: optional(string('The ServiceAccount the pods run as (default: the namespace\'s default; its token is not mounted unless a step needs it).', K8S_NAME)),
+  backoffLimit: optional(integer('Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry.', { default: 3, minimum: 0, maximum: 20 })),
+  activeDeadlineSeconds: optional(integer('Longest a step Job may run, retries included.', { minimum: 1, format: 'int64' })),
+  ttlSecondsAfterFinished: optional(integer('Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists).', { minimum: 0 })),
+  nodeSelector: optional(stringMap('Node labels the pods must match.')),
+  tolerations: optional(array(toleration, 'Tolerations for the pods.', { maxItems: 32 })),
+  affinity: optional(freeform('Affinity rules for the pods, as in a Pod spec.')),
+  priorityClassName: optional(string('The pods\' PriorityClass.', { maxLength: 253 })),
+  annotations: optional(stringMap('Annotations added to the pods.')),
+  labels: optional(stringMap('Labels added to the pods.')),
+});
+
+const spec = object('DataMigrationSpec', 'What to migrate, how, and what must hold before traffic moves.', {
+  source: required(endpoint('source')),
+  target: required(endpoint('target')),
+  schema: optional(schemaSpec),
+  tables: optional(array(tableSpec, 'The tables to copy, in order (default: every table of the source\'s database or schema).', {
+    maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'],
+  })),
+  strategy: optional({ ...strategy, default: { type: 'BigBang' } }),
+  validation: optional({ ...validation, default: {} }),
+  cutover: optional(cutover),
+  rollback: optional({ ...rollback, default: {} }),
+  jobTemplate: optional(jobTemplate),
+  suspend: optional(boolean('Pause: no new step starts while true (a running step finishes). Resuming continues where the run stopped.', { default: false })),
+}, {
+  'x-kubernetes-validations': [
+    {
+      rule: '!(self.source.engine == self.target.engine && self.source.secretRef.name == self.target.secretRef.name && self.source.secretRef.key == self.target.secretRef.key)',
+      message: 'spec.target names the same Secret key as spec.source: source and target must be different databases',
+      fieldPath: '.target.secretRef',
+    },
+    {
+      rule: "self.strategy.type != 'Phased' || has(self.tables)",
+      message: 'spec.tables is required when spec.strategy.type is Phased (phases name tables from it)',
+      fieldPath: '.tables', reason: 'FieldValueRequired',
+    },
+    {
+      rule: '!has(self.strategy.phases) || !has(self.tables) || self.strategy.phases.all(p, p.tables.all(t, self.tables.exists(x, x.name == t)))',
+      message: 'spec.strategy.phases[].tables may only name tables declared in spec.tables',
+      fieldPath: '.strategy.phases',
+    },
+    {
+      // With every table in some phase and only declared tables in phases, equal counts mean each table is in exactly one.
+      rule: '!has(self.strategy.phases) || !has(self.tables) || self.strategy.phases.map(p, size(p.tables)).sum() == size(self.tables)',
+      message: 'spec.strategy.phases: a table may appear in only one phase',
+      fieldPath: '.strategy.phases',
+    },
+    {
+      rule: '!has(self.strategy.phases) || !has(self.tables) || self.tables.all(x, self.strategy.phases.exists(p, x.name in p.tables))',
+      message: 'spec.strategy.phases must include every table of spec.tables',
+      fieldPath: '.strategy.phases',
+    },
+    {
+      rule: '!has(self.tables) || self.tables.all(a, self.tables.filter(b, (has(b.target) ? b.target : b.name) == (has(a.target) ? a.target : a.name)).size() == 1)',
+      message: 'spec.tables: two entries write the same target table',
+      fieldPath: '.tables',
+    },
+  ],
+});
+
+const condition = object('Condition', 'A condition in the Kubernetes shape; conditions are the truth, phase is for display.', {
+  type: required(enumOf(CONDITION_TYPES, 'Ready summarises; SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones.')),
+  status: required(enumOf(['True', 'False', 'Unknown'], 'True, False or Unknown.')),
+  reason: required(string('A CamelCase reason, for programs.', { minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' })),
+  message: required(string('A message for people.', { maxLength: 32768 })),
+  observedGeneration: optional(integer('The generation the condition was set for.', { minimum: 0, format: 'int64' })),
+  lastTransitionTime: required(string('When the status last changed.', { format: 'date-time' })),
+});
+
+const status = object('DataMigrationStatus', 'What the operator observed and did; written only by the operator.', {
+  phase: optional(enumOf(PHASES, 'Where the migration is: Pending, SchemaMigrating, Copying, Syncing (Trickle), Validating, AwaitingApproval (Manual), CuttingOver, Succeeded; RollingBack, RolledBack; Failed.')),
+  observedGeneration: optional(integer('The generation of the spec this status reflects.', { format: 'int64' })),
+  message: optional(string('A one-line summary of the current state, for people.', { maxLength: 1024 })),
+  runId: optional(string('Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them.', { maxLength: 63 })),
+  startedAt: optional(string('When the first step started.', { format: 'date-time' })),
+  completedAt: optional(string('When the migration reached Succeeded, RolledBack or Failed.', { format: 'date-time' })),
+  conditions: optional(array(condition, 'Conditions, one per type.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })),
+  progress: optional(object('Progress', 'Copy progress, updated while the copy runs.', {
+    tablesTotal: optional(integer('Tables to copy.')),
+    tablesDone: optional(integer('Tables copied.')),
+    rowsCopied: optional(integer('Rows copied so far.', { format: 'int64' })),
+    rowsEstimated: optional(integer('The source\'s row estimate (catalog statistics).', { format: 'int64' })),
+    percent: optional(integer('rowsCopied against rowsEstimated, 0 to 100.', { minimum: 0, maximum: 100 })),
+    rowsPerSecond: optional(integer('Recent copy rate.', { format: 'int64' })),
+    etaSeconds: optional(integer('Estimated seconds left.', { format: 'int64' })),
+    summary: optional(string('The progress for people ("45% · 5/12 tables · 4.1M rows").', { maxLength: 256 })),
+    updatedAt: optional(string('When progress was last written.', { format: 'date-time' })),
+  })),
+  tables: optional(array(object('TableStatus', 'The outcome for one table.', {
+    name: required(string('The source table.', IDENT)),
+    target: optional(string('The target table.', IDENT)),
+    state: optional(enumOf(TABLE_STATES, 'Pending, Copying, Copied or Failed.')),
+    rowsCopied: optional(integer('Rows written by the copy.', { format: 'int64' })),
+    rowsSource: optional(integer('Rows on the source (validation, where filter applied).', { format: 'int64' })),
+    rowsTarget: optional(integer('Rows on the target (validation).', { format: 'int64' })),
+    checksum: optional(enumOf(CHECK_OUTCOMES, 'Match, Mismatch or Skipped.')),
+    message: optional(string('Differences or the error, bounded.', { maxLength: 2048 })),
+  }), 'Per-table results.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  validation: optional(object('ValidationStatus', 'The validation report, bounded to fit in status (the full report is in the validate Job\'s log).', {
+    passed: optional(boolean('Whether every check passed.')),
+    checkedAt: optional(string('When validation finished.', { format: 'date-time' })),
+    summary: optional(string('One line: checks passed and failed.', { maxLength: 1024 })),
+    checks: optional(array(object('CheckResult', 'One check\'s outcome.', {
+      name: required(string('The rule name, or the table for built-in checks.', { maxLength: 256 })),
+      kind: required(enumOf(CHECK_KINDS, 'RowCount, Checksum, Sample or Rule.')),
+      passed: required(boolean('Whether it passed.')),
+      source: optional(string('The source side\'s figure.', { maxLength: 256 })),
+      target: optional(string('The target side\'s figure.', { maxLength: 256 })),
+      expected: optional(string('The expected value (rules with expect).', { maxLength: 256 })),
+      message: optional(string('What differs (keys, columns), bounded.', { maxLength: 2048 })),
+    }), 'Check outcomes (failures first when truncated).', { maxItems: 64, 'x-kubernetes-list-type': 'atomic' })),
+    truncated: optional(boolean('More checks ran than are listed here.')),
+  })),
+  schema: optional(object('SchemaStatus', 'The target schema\'s versions.', {
+    versionBefore: optional(string('The version before this migration ran (rollback returns here).', { maxLength: 32 })),
+    version: optional(string('The version now.', { maxLength: 32 })),
+    createdTables: optional(array(string('A table name.', IDENT), 'Tables this migration created (createMissingTables), for rollback.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'atomic' })),
+  })),
+  activeSelector: optional(stringMap('The selector the cutover Service points at now.')),
+  active: optional(string('activeSelector as text (track=green), for kubectl get.', { maxLength: 512 })),
+  jobs: optional(array(object('StepJob', 'A step Job of this run.', {
+    step: required(enumOf(STEPS, 'The step.')),
+    name: required(string('The Job\'s name.', { maxLength: 63 })),
+    state: optional(enumOf(JOB_STATES, 'Running, Succeeded or Failed.')),
+    message: optional(string('The step\'s failure, bounded.', { maxLength: 2048 })),
+  }), 'The step Jobs.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['step'] })),
+});
+
+/** The whole object's schema (openAPIV3Schema). */
+export const dataMigrationSchema: SchemaNode = object('DataMigration', 'DataMigration moves data from a source database to a target database: target schema migrations, a resumable copy, validation, blue-green cutover of a Service, and rollback when validation fails.', {
+  apiVersion: optional(string('dataops.dev/v1alpha1')),
+  kind: optional(string('DataMigration')),
+  // The API server allows no description here: metadata's schema is its own.
+  metadata: optional({ type: 'object', description: '', tsType: 'V1ObjectMeta' }),
+  spec: required(spec),
+  status: optional(status),
+}, {
+  'x-kubernetes-validations': [{
+    rule: '!has(oldSelf.status) || !has(oldSelf.status.startedAt) || ('
+      + 'has(self.spec.tables) == has(oldSelf.spec.tables) && (!has(self.spec.tables) || self.spec.tables == oldSelf.spec.tables)'
+      + ' && has(self.spec.schema) == has(oldSelf.spec.schema) && (!has(self.spec.schema) || self.spec.schema == oldSelf.spec.schema)'
+      + ' && self.spec.strategy == oldSelf.spec.strategy)',
+    fieldPath: '.spec',
+    message: 'spec.tables, spec.strategy and spec.schema cannot change once the migration has started (status.startedAt): its checkpoints and history belong to them; create a new DataMigration instead',
+  }],
+});

@@ -1,0 +1,455 @@
+// Generated from src/api/datamigration-schema.ts by `npm run generate`. Do not edit.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
+/** DataMigration moves data from a source database to a target database: target schema migrations, a resumable copy, validation, blue-green cutover of a Service, and rollback when validation fails. */
+export interface DataMigration {
+  /** dataops.dev/v1alpha1 */
+  apiVersion?: string;
+  /** DataMigration */
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  /** What to migrate, how, and what must hold before traffic moves. */
+  spec: DataMigrationSpec;
+  /** What the operator observed and did; written only by the operator. */
+  status?: DataMigrationStatus;
+}
+
+/** What the operator observed and did; written only by the operator. */
+export interface DataMigrationStatus {
+  /** Where the migration is: Pending, SchemaMigrating, Copying, Syncing (Trickle), Validating, AwaitingApproval (Manual), CuttingOver, Succeeded; RollingBack, RolledBack; Failed. */
+  phase?: "Pending" | "SchemaMigrating" | "Copying" | "Syncing" | "Validating" | "AwaitingApproval" | "CuttingOver" | "Succeeded" | "RollingBack" | "RolledBack" | "Failed";
+  /** The generation of the spec this status reflects. */
+  observedGeneration?: number;
+  /** A one-line summary of the current state, for people. */
+  message?: string;
+  /** Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them. */
+  runId?: string;
+  /** When the first step started. */
+  startedAt?: string;
+  /** When the migration reached Succeeded, RolledBack or Failed. */
+  completedAt?: string;
+  /** Conditions, one per type. */
+  conditions?: Condition[];
+  /** Copy progress, updated while the copy runs. */
+  progress?: Progress;
+  /** Per-table results. */
+  tables?: TableStatus[];
+  /** The validation report, bounded to fit in status (the full report is in the validate Job's log). */
+  validation?: ValidationStatus;
+  /** The target schema's versions. */
+  schema?: SchemaStatus;
+  /** The selector the cutover Service points at now. */
+  activeSelector?: Record<string, string>;
+  /** activeSelector as text (track=green), for kubectl get. */
+  active?: string;
+  /** The step Jobs. */
+  jobs?: StepJob[];
+}
+
+/** A step Job of this run. */
+export interface StepJob {
+  /** The step. */
+  step: "schema" | "copy" | "sync" | "validate" | "rollback";
+  /** The Job's name. */
+  name: string;
+  /** Running, Succeeded or Failed. */
+  state?: "Running" | "Succeeded" | "Failed";
+  /** The step's failure, bounded. */
+  message?: string;
+}
+
+/** The target schema's versions. */
+export interface SchemaStatus {
+  /** The version before this migration ran (rollback returns here). */
+  versionBefore?: string;
+  /** The version now. */
+  version?: string;
+  /** Tables this migration created (createMissingTables), for rollback. */
+  createdTables?: string[];
+}
+
+/** The validation report, bounded to fit in status (the full report is in the validate Job's log). */
+export interface ValidationStatus {
+  /** Whether every check passed. */
+  passed?: boolean;
+  /** When validation finished. */
+  checkedAt?: string;
+  /** One line: checks passed and failed. */
+  summary?: string;
+  /** Check outcomes (failures first when truncated). */
+  checks?: CheckResult[];
+  /** More checks ran than are listed here. */
+  truncated?: boolean;
+}
+
+/** One check's outcome. */
+export interface CheckResult {
+  /** The rule name, or the table for built-in checks. */
+  name: string;
+  /** RowCount, Checksum, Sample or Rule. */
+  kind: "RowCount" | "Checksum" | "Sample" | "Rule";
+  /** Whether it passed. */
+  passed: boolean;
+  /** The source side's figure. */
+  source?: string;
+  /** The target side's figure. */
+  target?: string;
+  /** The expected value (rules with expect). */
+  expected?: string;
+  /** What differs (keys, columns), bounded. */
+  message?: string;
+}
+
+/** The outcome for one table. */
+export interface TableStatus {
+  /** The source table. */
+  name: string;
+  /** The target table. */
+  target?: string;
+  /** Pending, Copying, Copied or Failed. */
+  state?: "Pending" | "Copying" | "Copied" | "Failed";
+  /** Rows written by the copy. */
+  rowsCopied?: number;
+  /** Rows on the source (validation, where filter applied). */
+  rowsSource?: number;
+  /** Rows on the target (validation). */
+  rowsTarget?: number;
+  /** Match, Mismatch or Skipped. */
+  checksum?: "Match" | "Mismatch" | "Skipped";
+  /** Differences or the error, bounded. */
+  message?: string;
+}
+
+/** Copy progress, updated while the copy runs. */
+export interface Progress {
+  /** Tables to copy. */
+  tablesTotal?: number;
+  /** Tables copied. */
+  tablesDone?: number;
+  /** Rows copied so far. */
+  rowsCopied?: number;
+  /** The source's row estimate (catalog statistics). */
+  rowsEstimated?: number;
+  /** rowsCopied against rowsEstimated, 0 to 100. */
+  percent?: number;
+  /** Recent copy rate. */
+  rowsPerSecond?: number;
+  /** Estimated seconds left. */
+  etaSeconds?: number;
+  /** The progress for people ("45% · 5/12 tables · 4.1M rows"). */
+  summary?: string;
+  /** When progress was last written. */
+  updatedAt?: string;
+}
+
+/** A condition in the Kubernetes shape; conditions are the truth, phase is for display. */
+export interface Condition {
+  /** Ready summarises; SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones. */
+  type: "Ready" | "SchemaReady" | "DataCopied" | "Validated" | "CutOver" | "RolledBack";
+  /** True, False or Unknown. */
+  status: "True" | "False" | "Unknown";
+  /** A CamelCase reason, for programs. */
+  reason: string;
+  /** A message for people. */
+  message: string;
+  /** The generation the condition was set for. */
+  observedGeneration?: number;
+  /** When the status last changed. */
+  lastTransitionTime: string;
+}
+
+/** What to migrate, how, and what must hold before traffic moves. */
+export interface DataMigrationSpec {
+  /** The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it. */
+  source: DatabaseEndpoint;
+  /** The database to write to: schema migrations, copied rows, and the copy's checkpoints go here. */
+  target: DatabaseEndpoint;
+  /** Versioned schema migrations for the target, Flyway style: V<version>__<description>.sql (up) and U<version>__<description>.sql (down). */
+  schema?: SchemaSpec;
+  /** The tables to copy, in order (default: every table of the source's database or schema). */
+  tables?: TableSpec[];
+  /** How the copy is run. Default: {"type":"BigBang"}. */
+  strategy?: StrategySpec;
+  /** What must be true before cutover. A failure stops the migration before any traffic moves (and rolls back when rollback.onValidationFailure). Default: {}. */
+  validation?: ValidationSpec;
+  /** The blue-green switch: after validation passes, the Service's selector changes from fromSelector to toSelector. */
+  cutover?: CutoverSpec;
+  /** What happens when validation fails. The source is never touched. Default: {}. */
+  rollback?: RollbackSpec;
+  /** Overrides for the step Jobs' pods. Security settings (non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp) are not overridable. */
+  jobTemplate?: JobTemplateSpec;
+  /** Pause: no new step starts while true (a running step finishes). Resuming continues where the run stopped. Default: false. */
+  suspend?: boolean;
+}
+
+/** Overrides for the step Jobs' pods. Security settings (non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp) are not overridable. */
+export interface JobTemplateSpec {
+  /** The engine image (default: the operator's own image). */
+  image?: string;
+  /** Always, IfNotPresent or Never. */
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Secrets for pulling the image. */
+  imagePullSecrets?: LocalObjectReference[];
+  /** CPU and memory for the engine container. */
+  resources?: ResourceRequirements;
+  /** The ServiceAccount the pods run as (default: the namespace's default; its token is not mounted unless a step needs it). */
+  serviceAccountName?: string;
+  /** Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry. Default: 3. */
+  backoffLimit?: number;
+  /** Longest a step Job may run, retries included. */
+  activeDeadlineSeconds?: number;
+  /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists). */
+  ttlSecondsAfterFinished?: number;
+  /** Node labels the pods must match. */
+  nodeSelector?: Record<string, string>;
+  /** Tolerations for the pods. */
+  tolerations?: Toleration[];
+  /** Affinity rules for the pods, as in a Pod spec. */
+  affinity?: Record<string, unknown>;
+  /** The pods' PriorityClass. */
+  priorityClassName?: string;
+  /** Annotations added to the pods. */
+  annotations?: Record<string, string>;
+  /** Labels added to the pods. */
+  labels?: Record<string, string>;
+}
+
+/** A toleration, as in a Pod spec. */
+export interface Toleration {
+  /** The taint key. */
+  key?: string;
+  /** Exists or Equal. */
+  operator?: "Exists" | "Equal";
+  /** The taint value (Equal). */
+  value?: string;
+  /** The taint effect to tolerate (empty: all). */
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  /** NoExecute: how long the pod stays bound after the taint appears. */
+  tolerationSeconds?: number;
+}
+
+/** CPU and memory for the engine container. */
+export interface ResourceRequirements {
+  /** Limits, such as cpu: "2", memory: 1Gi. */
+  limits?: Record<string, number | string>;
+  /** Requests, such as cpu: 500m, memory: 256Mi. */
+  requests?: Record<string, number | string>;
+}
+
+/** A Secret in the DataMigration's namespace. */
+export interface LocalObjectReference {
+  /** The Secret's name. */
+  name: string;
+}
+
+/** What happens when validation fails. The source is never touched. */
+export interface RollbackSpec {
+  /** Roll back automatically when validation fails (else stop in Failed, leaving the target for inspection). Default: true. */
+  onValidationFailure?: boolean;
+  /** DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables this migration created; TruncateTables empties the copied tables; None leaves the target as it is. Default: "DownMigrations". */
+  schemaAction?: "DownMigrations" | "DropCreatedTables" | "TruncateTables" | "None";
+  /** Point the Service back at fromSelector if it was switched. Default: true. */
+  restoreService?: boolean;
+}
+
+/** The blue-green switch: after validation passes, the Service's selector changes from fromSelector to toSelector. */
+export interface CutoverSpec {
+  /** The Service in the DataMigration's namespace whose selector is switched. */
+  service: string;
+  /** Selector labels of the old (blue) side, replaced in the Service's selector. */
+  fromSelector: Record<string, string>;
+  /** Selector labels of the new (green) side. */
+  toSelector: Record<string, string>;
+  /** Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true". Default: "Automatic". */
+  approval?: "Automatic" | "Manual";
+  /** Switch only when this Deployment (the green side) is available. */
+  readinessGate?: ReadinessGate;
+}
+
+/** Switch only when this Deployment (the green side) is available. */
+export interface ReadinessGate {
+  /** Name of a Deployment in the DataMigration's namespace. */
+  deployment: string;
+  /** Ready replicas needed (default: all desired replicas). */
+  minReadyReplicas?: number;
+}
+
+/** What must be true before cutover. A failure stops the migration before any traffic moves (and rolls back when rollback.onValidationFailure). */
+export interface ValidationSpec {
+  /** Compare exact row counts per table (with the table's where filter). Default: true. */
+  rowCount?: boolean;
+  /** Compare rows by checksums computed inside both databases per key range; ranges that differ are bisected to the rows. Default: {"mode":"Full"}. */
+  checksum?: ChecksumSpec;
+  /** Rows per table picked at random by key and compared value by value (0: none). Default: 0. */
+  sampleRows?: number;
+  /** Differing keys reported per table. Default: 20. */
+  maxReportedDifferences?: number;
+  /** SQL rules. */
+  rules?: ValidationRule[];
+}
+
+/** A check written in SQL: a query on the source compared with one on the target, or one query compared with an expected value. Queries return one value and run read only. */
+export interface ValidationRule {
+  /** A name for the rule, shown in status. */
+  name: string;
+  /** A query on the source returning one value. */
+  source?: string;
+  /** A query on the target returning one value. */
+  target?: string;
+  /** The value the one query must return (compared as a number when both are numbers, else as text). */
+  expect?: string;
+  /** For numbers: the largest allowed difference, absolute (0.01) or relative to the expected or source value (0.1%). */
+  tolerance?: string;
+}
+
+/** Compare rows by checksums computed inside both databases per key range; ranges that differ are bisected to the rows. */
+export interface ChecksumSpec {
+  /** Full checks every row; Sample checks samplePercent of the key ranges; None skips checksums. Default: "Full". */
+  mode?: "Full" | "Sample" | "None";
+  /** Sample mode: the percentage of key ranges checked. */
+  samplePercent?: number;
+}
+
+/** How the copy is run. */
+export interface StrategySpec {
+  /** BigBang copies every table at once; Phased copies the groups in phases one after another; Trickle copies, then keeps syncing changed rows (by strategy.incremental) until cutover. Default: "BigBang". */
+  type?: "BigBang" | "Phased" | "Trickle";
+  /** Phased: the groups, in order. */
+  phases?: PhaseSpec[];
+  /** Trickle: how changed rows are found after the first copy. */
+  incremental?: IncrementalSpec;
+  /** Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it. Default: 10000. */
+  batchSize?: number;
+  /** Tables, or key-range shards of one large table, copied at once (pods of an Indexed Job). Default: 4. */
+  parallelism?: number;
+  /** What a row whose key already exists in the target does: Fail stops the copy (the target was expected empty), Upsert overwrites it. Trickle syncs always upsert. Default: "Fail". */
+  conflictPolicy?: "Fail" | "Upsert";
+}
+
+/** Trickle: how changed rows are found after the first copy. */
+export interface IncrementalSpec {
+  /** A column that grows on every insert and update (updated_at, a version or sequence number). */
+  column: string;
+  /** Timestamp (the column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) or Sequence (a strictly growing number). Default: "Timestamp". */
+  mode?: "Timestamp" | "Sequence";
+  /** Seconds between sync rounds. Default: 30. */
+  intervalSeconds?: number;
+  /** Timestamp mode: how far back each round re-reads, for commits that landed late. Default: 60. */
+  overlapSeconds?: number;
+}
+
+/** A group of tables copied together. */
+export interface PhaseSpec {
+  /** A name for the phase, shown in status and Events. */
+  name: string;
+  /** The tables of this phase. */
+  tables: string[];
+}
+
+/** One source table to copy. */
+export interface TableSpec {
+  /** The source table: a name or schema.name. */
+  name: string;
+  /** The target table (default: the same name). */
+  target?: string;
+  /** Columns identifying a row (default: the primary key). They order the keyset pagination, the checkpoints, the key ranges of parallel shards, upserts, and the validation's row matching. */
+  key?: string[];
+  /** An SQL condition on the source: only matching rows are copied and validated. */
+  where?: string;
+  /** Per-column mapping; columns not listed copy as they are. */
+  columns?: ColumnMapping[];
+  /** Copy one row per group of source rows that share the values of `by`. */
+  dedupe?: DedupeSpec;
+}
+
+/** Copy one row per group of source rows that share the values of `by`. */
+export interface DedupeSpec {
+  /** Columns whose equal values make rows duplicates. */
+  by: string[];
+  /** Which row of a group is copied: first or latest by orderBy. Default: "first". */
+  keep?: "first" | "latest";
+  /** The column ordering a group (default: the key). Required with keep latest. */
+  orderBy?: string;
+}
+
+/** How one column is copied. Columns not listed are copied to the target column of the same name. */
+export interface ColumnMapping {
+  /** The source column; or, with expression or default, a target column the source does not have. */
+  name: string;
+  /** The target column (default: the same name). */
+  target?: string;
+  /** Do not copy this column. */
+  skip?: boolean;
+  /** An SQL literal for a new column, or for NULLs of an existing one ('n/a', 0, CURRENT_TIMESTAMP). */
+  default?: string;
+  /** An SQL expression evaluated on the source, read only (ROUND(total * 100)). */
+  expression?: string;
+  /** Transforms applied on the source, in order: trim, ltrim, rtrim, lowercase, uppercase, nullIfEmpty, emptyIfNull, sha256 (hex digest, for pseudonymising). */
+  transforms?: ("trim" | "ltrim" | "rtrim" | "lowercase" | "uppercase" | "nullIfEmpty" | "emptyIfNull" | "sha256")[];
+}
+
+/** Versioned schema migrations for the target, Flyway style: V<version>__<description>.sql (up) and U<version>__<description>.sql (down). */
+export interface SchemaSpec {
+  /** A ConfigMap whose keys are migration files (V1__create_orders.sql, U1__create_orders.sql, ...), mounted into the schema Job. */
+  configMapRef?: ConfigMapRef;
+  /** Migrations given inline, instead of a ConfigMap. */
+  migrations?: InlineMigration[];
+  /** Migrate up to this version only (default: the latest). */
+  targetVersion?: string;
+  /** The table on the target that records applied migrations (version, description, checksum, installed by and on, execution time, success). Default: "dataops_schema_history". */
+  historyTable?: string;
+  /** Create target tables that do not exist after the migrations ran, from the source's metadata through the documented type map; indexes and foreign keys are added after the copy. Default: false. */
+  createMissingTables?: boolean;
+}
+
+/** One versioned migration given inline: an up script and, for rollback, its down script. */
+export interface InlineMigration {
+  /** The version, as in Flyway file names: numbers separated by dots or underscores (1, 1.1, 2_0_3). Applied in numeric order. */
+  version: string;
+  /** A short description, recorded in the history table. */
+  description: string;
+  /** SQL that migrates the target schema to this version. */
+  up: string;
+  /** SQL that undoes up (used by rollback with schemaAction DownMigrations). */
+  down?: string;
+}
+
+/** A ConfigMap whose keys are migration files (V1__create_orders.sql, U1__create_orders.sql, ...), mounted into the schema Job. */
+export interface ConfigMapRef {
+  /** Name of a ConfigMap in the DataMigration's namespace. */
+  name: string;
+}
+
+/** The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it. */
+export interface DatabaseEndpoint {
+  /** The database engine: postgres (PostgreSQL 12 or later) or mysql (MySQL 8 or MariaDB 10.6 or later). */
+  engine: "postgres" | "mysql";
+  /** The Secret key holding the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db. */
+  secretRef: SecretKeyRef;
+  /** TLS for the connection. Without it, the URL's own parameters decide. */
+  tls?: TlsSpec;
+}
+
+/** TLS for the connection. Without it, the URL's own parameters decide. */
+export interface TlsSpec {
+  /** libpq's sslmode names: disable, require (encrypted, unverified), verify-ca (the chain is checked), verify-full (chain and host name). */
+  mode: "disable" | "require" | "verify-ca" | "verify-full";
+  /** The Secret key holding the PEM certificate of the CA that signs the server's certificate. */
+  caSecretRef?: CaSecretKeyRef;
+}
+
+/** The Secret key holding the PEM certificate of the CA that signs the server's certificate. */
+export interface CaSecretKeyRef {
+  /** Name of a Secret in the DataMigration's namespace. */
+  name: string;
+  /** Key in the Secret's data. Default: "ca.crt". */
+  key?: string;
+}
+
+/** The Secret key holding the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db. */
+export interface SecretKeyRef {
+  /** Name of a Secret in the DataMigration's namespace. */
+  name: string;
+  /** Key in the Secret's data. Default: "url". */
+  key?: string;
+}
