@@ -12,6 +12,7 @@ declare -A packages=(
   [openssl]=/usr/bin/openssl
   [curl]=/usr/bin/curl
   [util-linux]=/usr/bin/unshare
+  [lua5.4]=/usr/bin/lua5.4 # the Argo CD health check is tested with a real Lua interpreter
 )
 missing=()
 for package in "${!packages[@]}"; do

@@ -1,0 +1,123 @@
+// Argo CD health check for DataMigration (config/argocd/health.lua), run through the real Lua interpreter.
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+
+const LUA = '/usr/bin/lua5.4';
+const HEALTH_KEY = 'resource.customizations.health.dataops.dev_DataMigration';
+const healthScript = readFileSync(new URL('../../config/argocd/health.lua', import.meta.url), 'utf8');
+const cmPatch = readFileSync(new URL('../../config/argocd/argocd-cm-patch.yaml', import.meta.url), 'utf8');
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A Lua string literal; every byte outside printable ASCII (and quote/backslash) becomes a decimal escape. */
+function luaString(value: string): string {
+  let out = '"';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    const printable = byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c;
+    out += printable ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, '0')}`;
+  }
+  return `${out}"`;
+}
+
+/** JSON value as a Lua expression: objects and arrays become table constructors, null becomes nil. */
+function toLua(value: Json): string {
+  if (value === null) return 'nil';
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`not representable in Lua: ${value}`);
+    return String(value);
+  }
+  if (typeof value === 'string') return luaString(value);
+  if (Array.isArray(value)) return `{${value.map(toLua).join(', ')}}`;
+  return `{${Object.entries(value).map(([key, item]) => `[${luaString(key)}] = ${toLua(item)}`).join(', ')}}`;
+}
+
+interface Health { status: string; message: string }
+
+function runHealth(resource: Json): Health {
+  if (!existsSync(LUA)) {
+    throw new Error(`${LUA} not found: install it (apt-get install -y lua5.4) to run the Argo CD health check tests`);
+  }
+  const program = [
+    `obj = ${toLua(resource)}`,
+    'local hs = (function()',
+    healthScript,
+    'end)()',
+    'io.write(hs.status .. "\\t" .. hs.message)',
+    '',
+  ].join('\n');
+  const output = execFileSync(LUA, ['-'], { input: program, encoding: 'utf8' });
+  const tab = output.indexOf('\t');
+  if (tab < 0) throw new Error(`unexpected Lua output: ${JSON.stringify(output)}`);
+  return { status: output.slice(0, tab), message: output.slice(tab + 1) };
+}
+
+function migration(status: Json, options: { generation?: number; suspend?: boolean } = {}): Json {
+  const spec: Record<string, Json> = { source: { ref: 'src' }, target: { ref: 'dst' } };
+  if (options.suspend !== undefined) spec.suspend = options.suspend;
+  const resource: Record<string, Json> = {
+    apiVersion: 'dataops.dev/v1alpha1',
+    kind: 'DataMigration',
+    metadata: { name: 'orders', namespace: 'shop', generation: options.generation ?? 3 },
+    spec,
+  };
+  if (status !== null) resource.status = status;
+  return resource;
+}
+
+const observed = (phase: string | undefined, message?: string): Json => {
+  const status: Record<string, Json> = { observedGeneration: 3, conditions: [{ type: 'Ready', status: 'False' }] };
+  if (phase !== undefined) status.phase = phase;
+  if (message !== undefined) status.message = message;
+  return status;
+};
+
+const APPROVE = ' (approve by setting the annotation dataops.dev/approve)';
+
+const cases: { title: string; resource: Json; status: string; message: string }[] = [
+  { title: 'no status yet', resource: migration(null), status: 'Progressing', message: 'Waiting for the operator to observe generation 3' },
+  { title: 'status without observedGeneration', resource: migration({ phase: 'Succeeded' }), status: 'Progressing', message: 'Waiting for the operator to observe generation 3' },
+  { title: 'generation mismatch', resource: migration(observed('Succeeded'), { generation: 4 }), status: 'Progressing', message: 'Waiting for the operator to observe generation 4' },
+  { title: 'mismatch wins over suspend', resource: migration(observed('Copying'), { generation: 5, suspend: true }), status: 'Progressing', message: 'Waiting for the operator to observe generation 5' },
+  { title: 'suspended', resource: migration(observed('Copying', '3/10 tables'), { suspend: true }), status: 'Suspended', message: 'Suspended' },
+  { title: 'suspend: false is ignored', resource: migration(observed('Copying', '3/10 tables'), { suspend: false }), status: 'Progressing', message: 'Copying: 3/10 tables' },
+  { title: 'Succeeded', resource: migration(observed('Succeeded', 'cut over to dst')), status: 'Healthy', message: 'Succeeded: cut over to dst' },
+  { title: 'Succeeded without message', resource: migration(observed('Succeeded')), status: 'Healthy', message: 'Succeeded' },
+  { title: 'AwaitingApproval', resource: migration(observed('AwaitingApproval', 'validation passed')), status: 'Suspended', message: `AwaitingApproval: validation passed${APPROVE}` },
+  { title: 'AwaitingApproval without message', resource: migration(observed('AwaitingApproval')), status: 'Suspended', message: `AwaitingApproval${APPROVE}` },
+  { title: 'Failed', resource: migration(observed('Failed', 'copy of orders failed')), status: 'Degraded', message: 'Failed: copy of orders failed' },
+  { title: 'RolledBack', resource: migration(observed('RolledBack')), status: 'Degraded', message: 'RolledBack' },
+  { title: 'Pending', resource: migration(observed('Pending')), status: 'Progressing', message: 'Pending' },
+  { title: 'SchemaMigrating', resource: migration(observed('SchemaMigrating', '2 statements')), status: 'Progressing', message: 'SchemaMigrating: 2 statements' },
+  { title: 'Copying', resource: migration(observed('Copying', '3/10 tables')), status: 'Progressing', message: 'Copying: 3/10 tables' },
+  { title: 'Syncing', resource: migration(observed('Syncing', 'lag 2s')), status: 'Progressing', message: 'Syncing: lag 2s' },
+  { title: 'Validating', resource: migration(observed('Validating')), status: 'Progressing', message: 'Validating' },
+  { title: 'CuttingOver', resource: migration(observed('CuttingOver')), status: 'Progressing', message: 'CuttingOver' },
+  { title: 'RollingBack', resource: migration(observed('RollingBack', 'restoring source')), status: 'Progressing', message: 'RollingBack: restoring source' },
+  { title: 'no phase, no message', resource: migration(observed(undefined)), status: 'Progressing', message: 'Waiting for the operator to report a phase' },
+  { title: 'no phase, with message', resource: migration(observed(undefined, 'starting')), status: 'Progressing', message: 'starting' },
+  { title: 'empty message is ignored', resource: migration(observed('Copying', '')), status: 'Progressing', message: 'Copying' },
+  { title: 'non-ASCII message survives', resource: migration(observed('Failed', 'naïve "quote" \\ tab\there')), status: 'Degraded', message: 'Failed: naïve "quote" \\ tab\there' },
+];
+
+for (const c of cases) {
+  test(`health: ${c.title} -> ${c.status}`, (t) => {
+    t.deepEqual(runHealth(c.resource), { status: c.status, message: c.message });
+  });
+}
+
+test('health: script avoids features missing from Lua 5.1 (gopher-lua)', (t) => {
+  t.notRegex(healthScript, /\bgoto\b/);
+  t.notRegex(healthScript, /\/\//);
+  t.notRegex(healthScript, /\butf8\./);
+});
+
+test('argocd-cm patch embeds exactly config/argocd/health.lua', (t) => {
+  const doc = parse(cmPatch) as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; data?: Record<string, unknown> };
+  t.is(doc.kind, 'ConfigMap');
+  t.is(doc.metadata?.name, 'argocd-cm');
+  t.is(doc.metadata?.namespace, 'argocd');
+  t.is(doc.data?.[HEALTH_KEY], healthScript);
+});
