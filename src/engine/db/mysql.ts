@@ -32,6 +32,7 @@ export function mysqlConnectionOptions(url: string, options: ConnectOptions): my
     supportBigNumbers: true,
     bigNumberStrings: true,
     dateStrings: true,
+    jsonStrings: true, // JSON as the server's text, not parsed into objects
     multipleStatements: false,
     connectAttributes: { program_name: options.applicationName ?? 'datamigration' },
     ssl: sslOptions(options.tls),

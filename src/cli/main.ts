@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// dmctl: the engine on a laptop and in a Job.
+//   dmctl plan -f manifest.yaml            what a run would do; writes nothing
+//   dmctl run  -f manifest.yaml            schema, then copy (validation: see README)
+//   dmctl step schema|copy -f manifest.yaml  one step, as a Job runs it
+// Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
+// Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
+// or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { DataMigration } from '../api/types.ts';
+import type { TableProgressState } from '../engine/copy/copy-tables.ts';
+import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
+import type { TlsOptions } from '../engine/db/session.ts';
+import { engineSettings } from '../engine/pipeline/settings.ts';
+import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../engine/pipeline/steps.ts';
+import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
+import { loadManifest } from './manifest.ts';
+import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
+
+const USAGE = `usage: dmctl <plan|run|step schema|step copy> -f manifest.yaml [options]
+  -f, --file <path>        manifest holding the DataMigration
+      --name <name>        which DataMigration, when the file holds several
+      --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
+      --target-url <url>   target connection URL (default: $DMO_TARGET_URL)
+      --migrations-dir <d> directory of V/U migration files (default: $DMO_MIGRATIONS_DIR)
+      --json               JSON lines on stdout (the default when stdout is not a terminal)
+      --skip-validation    run: schema and copy only`;
+
+const OPTIONS = {
+  file: { type: 'string', short: 'f' },
+  name: { type: 'string' },
+  'source-url': { type: 'string' },
+  'target-url': { type: 'string' },
+  'migrations-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  'skip-validation': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** TLS for one side from the manifest; the CA PEM from a file named by the environment (the Job mounts it). */
+function tlsFor(endpoint: DataMigration['spec']['source'], caFileVariable: string): TlsOptions | undefined {
+  if (!endpoint.tls) return undefined;
+  const caFile = process.env[caFileVariable];
+  return { mode: endpoint.tls.mode, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
+}
+
+function endpoint(url: string | undefined, flag: string, variable: string, tls: TlsOptions | undefined): StepContext['source'] {
+  if (!url) throw new CliError(`no ${flag.replace('-url', '')} connection URL: pass --${flag} or set ${variable}`, EXIT.usage);
+  return { url, ...(tls ? { tls } : {}) };
+}
+
+/** Turns the copy's table states into progress events, with rates measured over this run. */
+function progressTracker(reporter: Reporter): (tables: TableProgressState[]) => void {
+  const started = performance.now();
+  const firstSeen = new Map<string, number>();
+  let lastEmit = 0;
+  return (tables) => {
+    const now = performance.now();
+    const allDone = tables.every((t) => t.done);
+    if (now - lastEmit < 1000 && !allDone) return;
+    lastEmit = now;
+    const seconds = Math.max(0.001, (now - started) / 1000);
+    const rows: TableProgress[] = tables.map((t) => {
+      if (!firstSeen.has(t.table)) firstSeen.set(t.table, t.rowsCopied);
+      const rate = (t.rowsCopied - (firstSeen.get(t.table) ?? 0)) / seconds;
+      const left = Math.max(0, t.rowsEstimated - t.rowsCopied);
+      return { table: t.table, rowsCopied: t.rowsCopied, rowsEstimated: t.rowsEstimated, rowsPerSecond: Math.round(rate), done: t.done, ...(rate > 0 && !t.done ? { etaSeconds: Math.round(left / rate) } : {}) };
+    });
+    const rowsCopied = rows.reduce((s, r) => s + r.rowsCopied, 0);
+    const rowsEstimated = rows.reduce((s, r) => s + Math.max(r.rowsEstimated, r.rowsCopied), 0);
+    reporter.emit({
+      event: 'progress', tables: rows, rowsCopied, rowsEstimated,
+      percent: rowsEstimated > 0 ? Math.min(100, Math.round((rowsCopied / rowsEstimated) * 1000) / 10) : 0,
+      rowsPerSecond: rows.reduce((s, r) => s + r.rowsPerSecond, 0),
+    });
+  };
+}
+
+async function runStep<T>(reporter: Reporter, step: string, fn: () => Promise<T>, describe: (result: T) => string): Promise<T> {
+  reporter.emit({ event: 'step', step, state: 'started' });
+  const result = await fn();
+  reporter.emit({ event: 'step', step, state: 'succeeded', message: describe(result) });
+  return result;
+}
+
+export async function main(argv: string[], signal: AbortSignal): Promise<ExitCode> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`, EXIT.usage);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const command = positionals.join(' ');
+  if (!['plan', 'run', 'step schema', 'step copy'].includes(command)) throw new CliError(`unknown command "${command}"\n${USAGE}`, EXIT.usage);
+  if (!values.file) throw new CliError(`-f manifest.yaml is required\n${USAGE}`, EXIT.usage);
+
+  const reporter = values.json || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
+  const migration = await loadManifest(values.file, values.name);
+  const migrationsDir = values['migrations-dir'] ?? process.env.DMO_MIGRATIONS_DIR;
+  const context: StepContext = {
+    source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE')),
+    target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE')),
+    settings: engineSettings(migration),
+    signal,
+    ...(migrationsDir ? { migrationsDir } : {}),
+  };
+
+  try {
+    if (command === 'plan') {
+      const result = await planStep(context);
+      reporter.emit({ event: 'plan', plan: describePlan(result) });
+      reporter.say(formatPlan(result));
+      for (const warning of result.plan.warnings) reporter.emit({ event: 'warning', message: warning });
+      if (result.plan.errors.length > 0) throw new PlanRefusedError(result.plan.errors);
+      return EXIT.ok;
+    }
+    const results: Record<string, unknown> = {};
+    if (command === 'run' || command === 'step schema') {
+      const schema = await runStep(reporter, 'schema', () => schemaStep(context), (r) => `version ${r.versionBefore ?? 'none'} → ${r.version ?? 'none'}, ${String(r.applied.length)} migration(s) applied, ${String(r.createdTables.length)} table(s) created`);
+      for (const warning of schema.warnings) reporter.emit({ event: 'warning', message: warning });
+      results.schema = schema;
+    }
+    if (command === 'run' || command === 'step copy') {
+      const copy = await runStep(reporter, 'copy', () => copyStep(context, progressTracker(reporter)), (r) => `${String(r.rowsThisRun)} rows copied this run, ${String(r.tables.length)} table(s) done`);
+      for (const [column, count] of Object.entries(copy.zeroDates)) reporter.emit({ event: 'warning', message: `${column}: ${String(count)} zero date(s) stored as NULL` });
+      results.copy = copy;
+    }
+    if (command === 'run' && !values['skip-validation']) {
+      // Validation (issue: validation and rollback) is not part of this build yet; say so rather than imply a pass.
+      reporter.emit({ event: 'warning', message: 'validation is not implemented in this version: the copy was not validated' });
+    }
+    reporter.emit({ event: 'result', result: results });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
+    if (signal.aborted) throw new CliError('interrupted; run the same command again to resume', EXIT.interrupted);
+    throw error;
+  } finally {
+    reporter.close();
+  }
+}
+
+function describePlan(result: Awaited<ReturnType<typeof planStep>>): unknown {
+  return {
+    schemaVersion: result.schemaVersion,
+    pendingMigrations: result.pendingMigrations,
+    estimatedRows: result.plan.estimatedRows,
+    tables: result.plan.tables.map((t) => ({
+      source: t.spec.name, target: t.spec.target ?? t.spec.name, estimatedRows: t.source.estimatedRows,
+      key: t.copy?.key ?? t.spec.key ?? t.source.primaryKey, create: t.ddl?.create ?? [], typeMapping: t.typeMapping,
+    })),
+    warnings: result.plan.warnings,
+    errors: result.plan.errors,
+  };
+}
+
+function formatPlan(result: Awaited<ReturnType<typeof planStep>>): string {
+  const lines = [`schema version: ${result.schemaVersion ?? 'none'}; pending migrations: ${result.pendingMigrations.join(', ') || 'none'}`];
+  for (const t of result.plan.tables) {
+    lines.push(`table ${t.spec.name} → ${t.spec.target ?? t.spec.name}: ~${String(t.source.estimatedRows)} rows${t.ddl ? ' (created)' : ''}`);
+    for (const m of t.typeMapping) lines.push(`  ${m.column}: ${m.source} → ${m.target}`);
+    for (const statement of t.ddl?.create ?? []) lines.push(`  ${statement.replaceAll('\n', '\n  ')}`);
+  }
+  for (const error of result.plan.errors) lines.push(`refused: ${error}`);
+  return lines.join('\n');
+}
+
+/** Runs the CLI: exit code from the outcome, secrets scrubbed from anything printed. */
+async function cli(): Promise<void> {
+  const controller = new AbortController();
+  // First signal: stop between batches (a rerun resumes); a second one exits at once.
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(name, () => {
+      if (controller.signal.aborted) process.exit(EXIT.interrupted);
+      controller.abort(new Error(`stopped by ${name}`));
+    });
+  }
+  const secrets = secretsOfUrls([process.env.DMO_SOURCE_URL, process.env.DMO_TARGET_URL, ...process.argv].filter((u): u is string => typeof u === 'string' && u.includes('://')));
+  try {
+    process.exitCode = await main(process.argv.slice(2), controller.signal);
+  } catch (error) {
+    const exitCode = error instanceof CliError ? error.exitCode : EXIT.failed;
+    const message = redactSecrets(error instanceof Error ? error.message : String(error), secrets);
+    const reporter = process.argv.includes('--json') || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
+    reporter.emit({ event: 'error', message, exitCode });
+    process.exitCode = exitCode;
+  }
+}
+
+// Run when executed (node src/cli/main.ts, or the dmctl bin link), not when imported by a test.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await cli();

@@ -1,0 +1,31 @@
+// Reads the DataMigration out of a manifest file (which may also hold its Secrets, ConfigMaps and
+// Services, as the samples do) and gives it the API server's defaults and structural checks.
+import { readFile } from 'node:fs/promises';
+import { parseAllDocuments } from 'yaml';
+import { normalizeDataMigration } from '../api/defaults.ts';
+import { GROUP, KIND } from '../api/constants.ts';
+import type { DataMigration } from '../api/types.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+
+export async function loadManifest(path: string, name?: string): Promise<DataMigration> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, EXIT.usage);
+  }
+  const documents = parseAllDocuments(text);
+  for (const document of documents) {
+    if (document.errors.length > 0) throw new CliError(`${path}: ${document.errors.map((e) => e.message).join('; ')}`, EXIT.usage);
+  }
+  const migrations = documents
+    .map((d) => d.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } } | null)
+    .filter((d) => d?.kind === KIND && d.apiVersion?.startsWith(`${GROUP}/`) && (name === undefined || d.metadata?.name === name));
+  if (migrations.length === 0) throw new CliError(`${path} holds no ${KIND}${name ? ` named ${name}` : ''}`, EXIT.usage);
+  if (migrations.length > 1) throw new CliError(`${path} holds ${String(migrations.length)} ${KIND}s: choose one with --name`, EXIT.usage);
+  try {
+    return normalizeDataMigration(migrations[0]);
+  } catch (error) {
+    throw new CliError(`${path}: ${error instanceof Error ? error.message : String(error)}`, EXIT.usage);
+  }
+}

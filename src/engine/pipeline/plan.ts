@@ -1,0 +1,115 @@
+// The plan: what a run would do, decided from both catalogs before anything is written. Tables,
+// estimated rows, type mapping, DDL for missing target tables, copy order, warnings and every
+// reason the migration could not be correct (which refuses it).
+import type { SqlSession } from '../db/session.ts';
+import { planTableCopy, type TableSpec } from '../copy/planner.ts';
+import type { TableCopyPlan } from '../copy/plan-types.ts';
+import { createTableDdl, type TableDdl } from '../schema/ddl.ts';
+import { introspectTable, listTables } from '../schema/introspect.ts';
+import type { ColumnInfo, TableInfo } from '../schema/model.ts';
+import { valueMapper } from '../schema/typemap.ts';
+import type { EngineSettings } from './settings.ts';
+
+export interface PlannedTable {
+  spec: TableSpec;
+  source: TableInfo;
+  /** The target table as it is now; absent when it does not exist yet. */
+  target?: TableInfo;
+  /** DDL that creates the target table (createMissingTables and the table is missing). */
+  ddl?: TableDdl;
+  copy?: TableCopyPlan;
+  /** Source column → column type on the target. */
+  typeMapping: { column: string; source: string; target: string }[];
+}
+
+export interface MigrationPlan {
+  tables: PlannedTable[];
+  estimatedRows: number;
+  errors: string[];
+  warnings: string[];
+}
+
+/** Zero dates turned into NULL, per "table.column"; filled while the copy runs. */
+export type ZeroDateCounts = Map<string, number>;
+
+export async function planMigration(
+  source: SqlSession, target: SqlSession, settings: EngineSettings, zeroDates: ZeroDateCounts = new Map(),
+  options: { migrationsPending?: boolean } = {},
+): Promise<MigrationPlan> {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const specs: TableSpec[] = settings.tables.length > 0 ? settings.tables : (await listTables(source)).map((name) => ({ name }));
+  if (specs.length === 0) errors.push('the source has no tables to copy');
+  const tables: PlannedTable[] = [];
+  for (const spec of specs) {
+    const sourceInfo = await introspectTable(source, spec.name);
+    if (!sourceInfo) {
+      errors.push(`table ${spec.name} does not exist on the source`);
+      continue;
+    }
+    const targetName = spec.target ?? spec.name;
+    const targetInfo = await introspectTable(target, targetName);
+    const planned: PlannedTable = { spec, source: sourceInfo, typeMapping: [] };
+    let copyTarget = targetInfo;
+    if (targetInfo) {
+      planned.target = targetInfo;
+    } else if (settings.createMissingTables) {
+      const ddl = createTableDdl(sourceInfo, spec, settings.targetEngine);
+      planned.ddl = ddl;
+      errors.push(...ddl.errors);
+      warnings.push(...ddl.warnings);
+      copyTarget = tableOfDdl(sourceInfo, ddl, settings.targetEngine);
+    } else if (options.migrationsPending) {
+      warnings.push(`target table ${targetName} does not exist yet; the pending schema migrations must create it`);
+    } else {
+      errors.push(`target table ${targetName} does not exist: create it with a schema migration or set spec.schema.createMissingTables`);
+    }
+    if (copyTarget) {
+      const mapper = valueMapper((column) => {
+        const key = `${spec.name}.${column}`;
+        zeroDates.set(key, (zeroDates.get(key) ?? 0) + 1);
+      });
+      const outcome = planTableCopy({ spec, source: sourceInfo, target: copyTarget, conflictPolicy: settings.conflictPolicy, mapValue: mapper });
+      errors.push(...outcome.errors);
+      warnings.push(...outcome.warnings);
+      if (outcome.plan) planned.copy = outcome.plan;
+      const targetColumns = new Map(copyTarget.columns.map((c) => [c.name, c]));
+      for (const column of sourceInfo.columns) {
+        const override = spec.columns?.find((c) => c.name === column.name);
+        const mapped = targetColumns.get(override?.target ?? column.name);
+        if (mapped && !override?.skip) planned.typeMapping.push({ column: column.name, source: column.nativeType, target: mapped.nativeType });
+      }
+    }
+    tables.push(planned);
+  }
+  return { tables, estimatedRows: tables.reduce((sum, t) => sum + t.source.estimatedRows, 0), errors, warnings };
+}
+
+/** The target table the DDL would create, shaped for the copy planner. */
+function tableOfDdl(source: TableInfo, ddl: TableDdl, engine: TableInfo['engine']): TableInfo {
+  const columns: ColumnInfo[] = [];
+  for (const column of source.columns) {
+    const name = ddl.columnNames.get(column.name);
+    const type = name === undefined ? undefined : ddl.columnTypes.get(name);
+    if (name === undefined || type === undefined) continue;
+    columns.push({ ...columnOfType(name, type), nullable: column.nullable, autoIncrement: column.autoIncrement, ...(column.generated ? { generated: column.generated } : {}) });
+  }
+  return {
+    engine, schema: '', name: ddl.table, columns,
+    primaryKey: source.primaryKey.map((c) => ddl.columnNames.get(c) ?? c),
+    uniqueKeys: [], indexes: [], foreignKeys: [], estimatedRows: 0,
+    ...(engine === 'mysql' ? { storageEngine: 'InnoDB' } : {}),
+  };
+}
+
+/** A column described by a type as DDL spells it: "bit(8)", "text[]", "varchar(20)". */
+export function columnOfType(name: string, type: string): Pick<ColumnInfo, 'name' | 'nativeType' | 'dataType' | 'length'> {
+  const base = type.replace(/\(.*$/, '').toLowerCase();
+  const length = /\((\d+)\)/.exec(type)?.[1];
+  return {
+    name,
+    nativeType: type,
+    dataType: type.endsWith('[]') ? 'ARRAY' : base,
+    ...(length !== undefined ? { length: Number(length) } : {}),
+  };
+}

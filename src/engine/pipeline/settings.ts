@@ -1,0 +1,56 @@
+// What the engine needs from a DataMigration: the API's shape (capitalised enums, optional
+// fields already defaulted by the API server or src/api/defaults.ts) turned into engine terms.
+import type { DataMigration } from '../../api/types.ts';
+import type { ConflictPolicy } from '../copy/sinks.ts';
+import type { TableSpec } from '../copy/planner.ts';
+import type { TlsOptions } from '../db/session.ts';
+import type { Engine } from '../db/dialect.ts';
+
+export interface EngineSettings {
+  /** Names checkpoints and created-table records: namespace/name of the resource. */
+  migration: string;
+  sourceEngine: Engine;
+  targetEngine: Engine;
+  /** Tables named in the manifest; empty means every table of the source. */
+  tables: TableSpec[];
+  batchSize: number;
+  parallelism: number;
+  conflictPolicy: ConflictPolicy;
+  createMissingTables: boolean;
+  historyTable: string;
+  targetVersion?: string;
+  inlineMigrations: { version: string; description: string; up: string; down?: string }[];
+  /** The manifest names a ConfigMap of migration files (mounted as a directory in the Job). */
+  migrationsFromConfigMap: boolean;
+}
+
+export function engineSettings(migration: DataMigration): EngineSettings {
+  const { spec, metadata } = migration;
+  return {
+    migration: `${metadata?.namespace ?? 'default'}/${metadata?.name ?? 'unnamed'}`,
+    sourceEngine: spec.source.engine,
+    targetEngine: spec.target.engine,
+    tables: (spec.tables ?? []).map((t) => ({
+      name: t.name,
+      ...(t.target ? { target: t.target } : {}),
+      ...(t.key ? { key: t.key } : {}),
+      ...(t.where ? { where: t.where } : {}),
+      ...(t.columns ? { columns: t.columns } : {}),
+      ...(t.dedupe ? { dedupe: { by: t.dedupe.by, keep: t.dedupe.keep ?? 'first', ...(t.dedupe.orderBy ? { orderBy: t.dedupe.orderBy } : {}) } } : {}),
+    })),
+    batchSize: spec.strategy?.batchSize ?? 10000,
+    parallelism: spec.strategy?.parallelism ?? 4,
+    conflictPolicy: spec.strategy?.conflictPolicy === 'Upsert' ? 'upsert' : 'fail',
+    createMissingTables: spec.schema?.createMissingTables ?? false,
+    historyTable: spec.schema?.historyTable ?? 'dataops_schema_history',
+    ...(spec.schema?.targetVersion ? { targetVersion: spec.schema.targetVersion } : {}),
+    inlineMigrations: spec.schema?.migrations ?? [],
+    migrationsFromConfigMap: spec.schema?.configMapRef !== undefined,
+  };
+}
+
+/** TLS settings for one side: the mode from the manifest, the CA from a file the Job mounts. */
+export function tlsOf(mode: TlsOptions['mode'] | undefined, ca: string | undefined): TlsOptions | undefined {
+  if (!mode) return undefined;
+  return { mode, ...(ca ? { ca } : {}) };
+}

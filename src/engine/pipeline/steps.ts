@@ -1,0 +1,170 @@
+// The steps a migration runs, each one a Job in a cluster or a phase of `dmctl run` on a laptop:
+// schema (versioned migrations, then tables created from source metadata) and copy (plan,
+// checkpointed copy, then keys, indexes and foreign keys on the tables this migration created).
+// Every step is safe to run again: it continues from what the target records.
+import { hostname } from 'node:os';
+import { ensureCheckpointTable } from '../copy/checkpoint.ts';
+import type { Endpoint } from '../copy/copy-shard.ts';
+import { copyTables, type TableProgressState } from '../copy/copy-tables.ts';
+import { openSession } from '../db/connect.ts';
+import type { SqlSession } from '../db/session.ts';
+import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
+import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
+import { afterCopyDdl } from '../schema/ddl.ts';
+import { createdTables, ensureCreatedTablesTable, recordCreatedTable } from '../schema/created-tables.ts';
+import { introspectTable } from '../schema/introspect.ts';
+import { planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
+import type { EngineSettings } from './settings.ts';
+
+/** The plan found reasons the migration cannot be correct; nothing was written. */
+export class PlanRefusedError extends Error {
+  readonly reasons: string[];
+  constructor(reasons: string[]) {
+    super(`the plan was refused:\n  ${reasons.join('\n  ')}`);
+    this.reasons = reasons;
+  }
+}
+
+export interface StepContext {
+  source: Endpoint;
+  target: Endpoint;
+  settings: EngineSettings;
+  /** Directory of V/U migration files (the mounted ConfigMap in a Job). */
+  migrationsDir?: string;
+  signal?: AbortSignal;
+}
+
+async function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>): Promise<T> {
+  const tls = (endpoint: Endpoint) => (endpoint.tls ? { tls: endpoint.tls } : {});
+  const source = await openSession(context.source.url, { readOnly: true, applicationName: 'datamigration plan', ...tls(context.source) });
+  try {
+    const target = await openSession(context.target.url, { readOnly: false, applicationName: 'datamigration', ...tls(context.target) });
+    try {
+      return await fn(source, target);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+/** The manifest's migrations: inline ones, or the files of the mounted directory. */
+export async function loadMigrations(context: StepContext): Promise<Migration[]> {
+  if (context.settings.inlineMigrations.length > 0) return migrationsFromInline(context.settings.inlineMigrations);
+  if (context.settings.migrationsFromConfigMap) {
+    if (!context.migrationsDir) throw new Error('spec.schema.configMapRef is set: give the directory holding its files (--migrations-dir, or DMO_MIGRATIONS_DIR in a Job)');
+    return readMigrationDirectory(context.migrationsDir);
+  }
+  return [];
+}
+
+export interface PlanResult {
+  plan: MigrationPlan;
+  schemaVersion: string | null;
+  pendingMigrations: string[];
+}
+
+/** What a run would do, without writing anything. */
+export async function planStep(context: StepContext): Promise<PlanResult> {
+  const migrations = await loadMigrations(context);
+  return withSessions(context, async (source, target) => {
+    const version = await schemaVersion(target, context.settings.historyTable);
+    const pending = migrations.filter((m) => version === null || compareVersions(m.version, version) > 0).map((m) => m.version);
+    const plan = await planMigration(source, target, context.settings, new Map(), { migrationsPending: pending.length > 0 });
+    return { plan, schemaVersion: version, pendingMigrations: pending };
+  });
+}
+
+export interface SchemaStepResult {
+  versionBefore: string | null;
+  version: string | null;
+  applied: string[];
+  createdTables: string[];
+  warnings: string[];
+}
+
+export async function schemaStep(context: StepContext): Promise<SchemaStepResult> {
+  const migrations = await loadMigrations(context);
+  return withSessions(context, async (source, target) => {
+    const { settings } = context;
+    const migrated = migrations.length > 0
+      ? await migrateUp(target, migrations, { historyTable: settings.historyTable, installedBy: `datamigration@${hostname()}`, ...(settings.targetVersion ? { targetVersion: settings.targetVersion } : {}) })
+      : { applied: [], version: await schemaVersion(target, settings.historyTable), versionBefore: await schemaVersion(target, settings.historyTable) };
+    const created: string[] = [];
+    const warnings: string[] = [];
+    if (settings.createMissingTables) {
+      const plan = await planMigration(source, target, settings);
+      if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
+      warnings.push(...plan.warnings);
+      await ensureCreatedTablesTable(target);
+      for (const table of plan.tables) {
+        if (!table.ddl) continue;
+        context.signal?.throwIfAborted();
+        for (const statement of table.ddl.create) await target.query(statement);
+        await recordCreatedTable(target, settings.migration, table.ddl.table);
+        created.push(table.ddl.table);
+      }
+    }
+    return { versionBefore: migrated.versionBefore, version: migrated.version, applied: migrated.applied, createdTables: created, warnings };
+  });
+}
+
+export interface CopyStepResult {
+  tables: TableProgressState[];
+  rowsThisRun: number;
+  /** MySQL zero dates stored as NULL, per source "table.column". */
+  zeroDates: Record<string, number>;
+  /** Indexes, keys and foreign keys added to created tables after the copy. */
+  postCopyStatements: number;
+  warnings: string[];
+}
+
+export async function copyStep(context: StepContext, onProgress?: (tables: TableProgressState[]) => void): Promise<CopyStepResult> {
+  return withSessions(context, async (source, target) => {
+    const { settings } = context;
+    const zeroDates: ZeroDateCounts = new Map();
+    const plan = await planMigration(source, target, settings, zeroDates);
+    if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
+    await ensureCheckpointTable(target);
+    const copied = await copyTables({
+      source: context.source, target: context.target, sourceSession: source, targetSession: target,
+      migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
+      tables: plan.tables.flatMap((t) => (t.copy ? [{
+        plan: t.copy, estimatedRows: t.source.estimatedRows,
+        keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
+      }] : [])),
+      ...(onProgress ? { onProgress } : {}),
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
+    const postCopyStatements = await finishCreatedTables(target, settings, plan);
+    return { tables: copied.tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), postCopyStatements, warnings: plan.warnings };
+  });
+}
+
+/** Keys, indexes, foreign keys and identity restarts for the tables this migration created. */
+async function finishCreatedTables(target: SqlSession, settings: EngineSettings, plan: MigrationPlan): Promise<number> {
+  const created = new Set(await createdTables(target, settings.migration));
+  const tableNames = new Map(plan.tables.map((t) => [t.source.name, t.spec.target ?? t.spec.name]));
+  const statements: string[] = [];
+  // Indexes first, foreign keys last: a foreign key needs the referenced table's unique key.
+  const foreignKeys: string[] = [];
+  for (const table of plan.tables) {
+    const targetName = table.spec.target ?? table.spec.name;
+    if (!created.has(targetName)) continue;
+    const current = await introspectTable(target, targetName);
+    if (!current) continue;
+    const existing = new Set([...current.uniqueKeys, ...current.indexes, ...current.foreignKeys].map((i) => i.name));
+    const ddl = { table: targetName, create: [], columnNames: columnNamesOf(table), columnTypes: new Map<string, string>(), warnings: [], errors: [] };
+    for (const statement of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
+      (/ FOREIGN KEY /.test(statement) ? foreignKeys : statements).push(statement);
+    }
+  }
+  for (const statement of [...statements, ...foreignKeys]) await target.query(statement);
+  return statements.length + foreignKeys.length;
+}
+
+function columnNamesOf(table: MigrationPlan['tables'][number]): Map<string, string> {
+  const overrides = new Map((table.spec.columns ?? []).map((c) => [c.name, c]));
+  return new Map(table.source.columns.filter((c) => !overrides.get(c.name)?.skip).map((c) => [c.name, overrides.get(c.name)?.target ?? c.name]));
+}
