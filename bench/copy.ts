@@ -72,7 +72,7 @@ spec:
   target: {engine: ${targetEngine}, secretRef: {name: target, key: url}}
   tables: [{name: bench}]
   strategy: {type: BigBang, batchSize: 50000, parallelism: ${parallelism}}
-  validation: {rowCount: false, checksum: {mode: none}}
+  validation: {rowCount: false, checksum: {mode: None}}
 `);
   const result = await timeCommand(`${quote(process.execPath)} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
     env: { DMO_SOURCE_URL: source, DMO_TARGET_URL: target }, measureRss: true,

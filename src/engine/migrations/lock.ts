@@ -1,0 +1,72 @@
+// One migrator at a time per database: a session-level lock held while migrations run, so two
+// Jobs (or a Job and a person) starting at once apply each migration exactly once.
+import { createHash } from 'node:crypto';
+import type { SqlSession } from '../db/session.ts';
+
+export const DEFAULT_LOCK_TIMEOUT_SECONDS = 600;
+
+export interface MigrationLockOptions {
+  /** How long to wait for another migrator to finish before giving up. */
+  timeoutSeconds?: number;
+}
+
+/** MySQL lock names are at most 64 characters; longer ones become a prefix plus a hash. */
+export function mysqlLockName(name: string): string {
+  if (name.length <= 64) return name;
+  return `${name.slice(0, 31)}#${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
+}
+
+function errorCode(error: unknown): unknown {
+  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+}
+
+function lockTimeoutError(name: string, seconds: number): Error {
+  return new Error(`timed out after ${seconds} s waiting for the migration lock "${name}": another migration is running against this database`);
+}
+
+async function acquire(session: SqlSession, name: string, seconds: number): Promise<void> {
+  if (session.engine === 'postgres') {
+    // Advisory locks wait forever; lock_timeout bounds the wait and is put back afterwards.
+    const [previous] = await session.query("SELECT current_setting('lock_timeout') AS value");
+    await session.query("SELECT set_config('lock_timeout', $1, false)", [`${Math.max(1, Math.round(seconds * 1000))}ms`]);
+    try {
+      await session.query('SELECT pg_advisory_lock(hashtext($1))', [name]);
+    } catch (error) {
+      if (errorCode(error) === '55P03') throw lockTimeoutError(name, seconds);
+      throw error;
+    } finally {
+      await session.query("SELECT set_config('lock_timeout', $1, false)", [previous?.value?.toString() ?? '0']);
+    }
+    return;
+  }
+  const [row] = await session.query('SELECT GET_LOCK(?, ?) AS acquired', [mysqlLockName(name), seconds]);
+  const acquired = row?.acquired?.toString();
+  if (acquired === '1') return;
+  if (acquired === '0') throw lockTimeoutError(name, seconds);
+  throw new Error(`cannot take the migration lock "${name}": GET_LOCK returned ${acquired ?? 'nothing'}`);
+}
+
+async function release(session: SqlSession, name: string): Promise<void> {
+  if (session.engine === 'postgres') await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
+  else await session.query('SELECT RELEASE_LOCK(?)', [mysqlLockName(name)]);
+}
+
+/**
+ * Runs `fn` holding the lock `name` on this session: PostgreSQL pg_advisory_lock(hashtext(name))
+ * (advisory locks are per database), MySQL GET_LOCK(name, timeout) (per server, so callers put
+ * the database in the name). Fails with a clear error after the timeout; always releases.
+ */
+export async function withMigrationLock<T>(session: SqlSession, name: string, fn: () => Promise<T>, options: MigrationLockOptions = {}): Promise<T> {
+  const seconds = options.timeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
+  await acquire(session, name, seconds);
+  let result: T;
+  try {
+    result = await fn();
+  } catch (error) {
+    // The lock also ends with the connection; a failed release must not hide the real error.
+    await release(session, name).catch(() => undefined);
+    throw error;
+  }
+  await release(session, name);
+  return result;
+}
