@@ -16,7 +16,8 @@ import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../engine/pipeline/steps.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
-import { loadManifest } from './manifest.ts';
+import { loadManifest, parseManifest } from './manifest.ts';
+import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
 const USAGE = `usage: dmctl <plan|run|step schema|step copy> -f manifest.yaml [options]
@@ -99,10 +100,11 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   }
   const command = positionals.join(' ');
   if (!['plan', 'run', 'step schema', 'step copy'].includes(command)) throw new CliError(`unknown command "${command}"\n${USAGE}`, EXIT.usage);
-  if (!values.file) throw new CliError(`-f manifest.yaml is required\n${USAGE}`, EXIT.usage);
+  if (!values.file && !process.env.DMO_MANIFEST) throw new CliError(`-f manifest.yaml is required\n${USAGE}`, EXIT.usage);
 
   const reporter = values.json || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
-  const migration = await loadManifest(values.file, values.name);
+  // In a Job the operator passes the manifest in DMO_MANIFEST (JSON) rather than as a file.
+  const migration = values.file ? await loadManifest(values.file, values.name) : parseManifest(process.env.DMO_MANIFEST ?? '', 'DMO_MANIFEST');
   const migrationsDir = values['migrations-dir'] ?? process.env.DMO_MIGRATIONS_DIR;
   const context: StepContext = {
     source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE')),
@@ -137,6 +139,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       reporter.emit({ event: 'warning', message: 'validation is not implemented in this version: the copy was not validated' });
     }
     reporter.emit({ event: 'result', result: results });
+    if (command.startsWith('step ')) writeTermination(boundedResult(stepResult(command, results)));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
@@ -145,6 +148,16 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   } finally {
     reporter.close();
   }
+}
+
+/** The step's result in the shape the operator reads from the termination message. */
+function stepResult(command: string, results: Record<string, unknown>): Record<string, unknown> {
+  if (command === 'step schema') {
+    const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
+    return { versionBefore: schema.versionBefore, version: schema.version, createdTables: schema.createdTables, applied: schema.applied };
+  }
+  const copy = results.copy as Awaited<ReturnType<typeof copyStep>>;
+  return { tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })), rowsThisRun: copy.rowsThisRun };
 }
 
 function describePlan(result: Awaited<ReturnType<typeof planStep>>): unknown {
@@ -190,6 +203,7 @@ async function cli(): Promise<void> {
     const message = redactSecrets(error instanceof Error ? error.message : String(error), secrets);
     const reporter = process.argv.includes('--json') || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
     reporter.emit({ event: 'error', message, exitCode });
+    writeTermination(message);
     process.exitCode = exitCode;
   }
 }

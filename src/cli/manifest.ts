@@ -14,6 +14,11 @@ export async function loadManifest(path: string, name?: string): Promise<DataMig
   } catch (error) {
     throw new CliError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, EXIT.usage);
   }
+  return parseManifest(text, path, name);
+}
+
+/** The DataMigration in a YAML (or JSON) text; `origin` names it in errors (a path, or DMO_MANIFEST in a Job). */
+export function parseManifest(text: string, path: string, name?: string): DataMigration {
   const documents = parseAllDocuments(text);
   for (const document of documents) {
     if (document.errors.length > 0) throw new CliError(`${path}: ${document.errors.map((e) => e.message).join('; ')}`, EXIT.usage);

@@ -105,3 +105,17 @@ export async function clearCheckpoints(session: SqlSession, migration: string): 
   const d = session.dialect;
   await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)}`, [migration]);
 }
+
+/** Rows committed so far per target table for a migration (empty before the first batch). */
+export async function copiedRowsByTable(session: SqlSession, migration: string): Promise<Map<string, { rowsCopied: number; done: boolean }>> {
+  const d = session.dialect;
+  const rows = await session.query(
+    `SELECT table_name, SUM(rows_copied) AS rows_copied, MIN(CASE WHEN done THEN 1 ELSE 0 END) AS done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} GROUP BY table_name`,
+    [migration],
+  ).catch((error: unknown) => {
+    // No checkpoint table yet: nothing copied.
+    if (/does not exist|doesn't exist/.test(error instanceof Error ? error.message : '')) return [];
+    throw error;
+  });
+  return new Map(rows.map((r) => [asText(r.table_name), { rowsCopied: Number(asText(r.rows_copied)), done: asText(r.done) === '1' }]));
+}

@@ -110,8 +110,15 @@ export async function schemaStep(context: StepContext): Promise<SchemaStepResult
   });
 }
 
+export interface CopiedTable {
+  /** Source table, as the manifest names it. */
+  name: string;
+  target: string;
+  rowsCopied: number;
+}
+
 export interface CopyStepResult {
-  tables: TableProgressState[];
+  tables: CopiedTable[];
   rowsThisRun: number;
   /** MySQL zero dates stored as NULL, per source "table.column". */
   zeroDates: Record<string, number>;
@@ -138,7 +145,9 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
       ...(context.signal ? { signal: context.signal } : {}),
     });
     const postCopyStatements = await finishCreatedTables(target, settings, plan);
-    return { tables: copied.tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), postCopyStatements, warnings: plan.warnings };
+    const sourceOf = new Map(plan.tables.map((t) => [t.spec.target ?? t.spec.name, t.spec.name]));
+    const tables = copied.tables.map((t) => ({ name: sourceOf.get(t.table) ?? t.table, target: t.table, rowsCopied: t.rowsCopied }));
+    return { tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), postCopyStatements, warnings: plan.warnings };
   });
 }
 

@@ -1,0 +1,34 @@
+// A step's result for the operator: the container's termination message (the kubelet keeps at most
+// 4096 bytes), compact JSON in the shape src/controller/decide.ts parses. When the full result does
+// not fit, per-table detail is dropped first, then tables beyond what fits (with truncated: true).
+import { writeFileSync } from 'node:fs';
+
+export const TERMINATION_MESSAGE_LIMIT = 4096;
+
+/** The JSON text of `result`, shortened to fit the limit. */
+export function boundedResult(result: Record<string, unknown>, limit = TERMINATION_MESSAGE_LIMIT): string {
+  let text = JSON.stringify(result);
+  if (Buffer.byteLength(text) <= limit) return text;
+  const shrunk: Record<string, unknown> = { ...result, truncated: true };
+  for (const key of ['checks', 'tables', 'applied', 'createdTables', 'warnings']) {
+    const list = shrunk[key];
+    if (!Array.isArray(list)) continue;
+    const items: unknown[] = (list as unknown[]).slice();
+    while (items.length > 0 && Buffer.byteLength(JSON.stringify({ ...shrunk, [key]: items })) > limit) items.pop();
+    shrunk[key] = items;
+    text = JSON.stringify(shrunk);
+    if (Buffer.byteLength(text) <= limit) return text;
+  }
+  return JSON.stringify({ truncated: true, ...('passed' in result ? { passed: result.passed } : {}) });
+}
+
+/** Writes the termination message when running as a Job step (DMO_TERMINATION_LOG is set). */
+export function writeTermination(text: string): void {
+  const path = process.env.DMO_TERMINATION_LOG;
+  if (!path) return;
+  try {
+    writeFileSync(path, Buffer.from(text).subarray(0, TERMINATION_MESSAGE_LIMIT));
+  } catch {
+    // Not in a pod (or not writable): the result is in the JSON output anyway.
+  }
+}

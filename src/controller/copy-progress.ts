@@ -1,0 +1,71 @@
+// Progress of a running copy, read where it is true: the checkpoints the engine commits with each
+// batch in the target database (read-only session), against the source catalog's row estimates
+// (read once per run). The engine Jobs need no Kubernetes API access for this, and the figures
+// never run ahead of what is committed.
+import type { DataMigration, Progress } from '../api/types.ts';
+import { copiedRowsByTable } from '../engine/copy/checkpoint.ts';
+import { openSession } from '../engine/db/connect.ts';
+import { introspectTable, listTables } from '../engine/schema/introspect.ts';
+import { engineSettings } from '../engine/pipeline/settings.ts';
+
+export interface ProgressSample {
+  progress: Progress;
+  /** For the rate: rows and time of this sample. */
+  rows: number;
+  at: number;
+}
+
+const estimates = new Map<string, Map<string, number>>();
+
+async function sourceEstimates(key: string, sourceUrl: string, tables: { name: string; target: string }[] | undefined): Promise<Map<string, number>> {
+  const cached = estimates.get(key);
+  if (cached) return cached;
+  const session = await openSession(sourceUrl, { readOnly: true, applicationName: 'datamigration operator progress' });
+  try {
+    const names = tables ?? (await listTables(session)).map((name) => ({ name, target: name }));
+    const result = new Map<string, number>();
+    for (const table of names) result.set(table.target, (await introspectTable(session, table.name))?.estimatedRows ?? 0);
+    estimates.set(key, result);
+    return result;
+  } finally {
+    await session.close();
+  }
+}
+
+/** The copy's progress now; `previous` (the last sample) gives the rate and the ETA. */
+export async function readCopyProgress(migration: DataMigration, urls: { source: string; target: string }, previous: ProgressSample | undefined, now = Date.now()): Promise<ProgressSample> {
+  const settings = engineSettings(migration);
+  const tables = settings.tables.length > 0 ? settings.tables.map((t) => ({ name: t.name, target: t.target ?? t.name })) : undefined;
+  const estimated = await sourceEstimates(`${migration.metadata?.uid ?? ''}/${migration.status?.runId ?? ''}`, urls.source, tables);
+  const session = await openSession(urls.target, { readOnly: true, applicationName: 'datamigration operator progress' });
+  try {
+    const copied = await copiedRowsByTable(session, settings.migration);
+    let rows = 0;
+    let rowsEstimated = 0;
+    let done = 0;
+    for (const [table, estimate] of estimated) {
+      const state = copied.get(table);
+      rows += state?.rowsCopied ?? 0;
+      rowsEstimated += Math.max(estimate, state?.rowsCopied ?? 0);
+      if (state?.done) done++;
+    }
+    const seconds = previous ? (now - previous.at) / 1000 : 0;
+    const rate = previous && seconds > 0 ? Math.max(0, Math.round((rows - previous.rows) / seconds)) : undefined;
+    const percent = rowsEstimated > 0 ? Math.min(100, Math.floor((rows / rowsEstimated) * 100)) : 0;
+    const progress: Progress = {
+      tablesTotal: estimated.size, tablesDone: done, rowsCopied: rows, rowsEstimated, percent,
+      summary: `${String(percent)}% · ${String(done)}/${String(estimated.size)} tables · ${String(rows)} rows`,
+      updatedAt: new Date(now).toISOString(),
+      ...(rate !== undefined ? { rowsPerSecond: rate } : {}),
+      ...(rate ? { etaSeconds: Math.round(Math.max(0, rowsEstimated - rows) / rate) } : {}),
+    };
+    return { progress, rows, at: now };
+  } finally {
+    await session.close();
+  }
+}
+
+/** Forgets a finished run's estimates. */
+export function forgetEstimates(uid: string): void {
+  for (const key of estimates.keys()) if (key.startsWith(`${uid}/`)) estimates.delete(key);
+}

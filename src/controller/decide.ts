@@ -1,0 +1,923 @@
+// The operator's decision: given a DataMigration, the Jobs it owns and what the preflight found,
+// what should the status say and what should happen next. A pure function: no I/O, no client, no
+// clock (time is an input), no mutation of its input. The reconciler around it observes, calls
+// decide, carries out the actions in order, and writes the status.
+//
+// Phase machine:
+//
+//   Pending ─▶ SchemaMigrating (only when spec.schema has migrations, a ConfigMap or createMissingTables)
+//           ─▶ Copying ─▶ Syncing (Trickle only) ─▶ Validating
+//           ─▶ AwaitingApproval (cutover.approval Manual, until the approve annotation is "true" or the generation)
+//           ─▶ CuttingOver (until the observed Service selects toSelector) ─▶ Succeeded
+//   validation failed ─▶ RollingBack (rollback.onValidationFailure, the default) ─▶ RolledBack
+//                     ─▶ Failed (rollback.onValidationFailure false: the target is left for inspection)
+//   a step Job failed (retries exhausted) ─▶ Failed. The spec only asks for rollback on validation
+//     failure, so a failed schema/copy/sync/validate Job stops in Failed without touching anything.
+//   the rollback Job failed ─▶ Failed (reason RollbackFailed).
+//
+// Decisions worth knowing:
+// - Terminal phases (Succeeded, Failed, RolledBack) are final: nothing is ever created, patched or
+//   deleted again. A spec change after completion only moves observedGeneration and says on the
+//   Ready condition that a new DataMigration is needed (steps are not safely re-runnable against a
+//   target that a finished run already wrote, and the CRD forbids changing tables/schema/strategy
+//   once started anyway).
+// - A spec change while running keeps the run (same runId); later steps use the new spec.
+// - One run per DataMigration: runId is status.runId, else the run of Jobs found (a status that was
+//   lost is rebuilt from the Jobs' results), else `g<generation>` when the run starts. Running Jobs
+//   of another run are deleted; Jobs of another run are otherwise ignored.
+// - "Requested" is recorded on the step's condition (reason JobRunning): a Job asked for but not yet
+//   in the informer cache is waited for, not created again; if it still has not appeared after
+//   JOB_APPEAR_GRACE_SECONDS (or it vanished, deleted by hand), createJob is emitted again — Job
+//   names are deterministic, so the reconciler must treat AlreadyExists as success.
+// - Trickle: the sync Job catches up with the rows changed since the copy and exits when caught up;
+//   then validation runs. The Manual approval gate is after validation for every strategy.
+// - Preflight (missing Secrets, keys, ConfigMaps, the Service, the readiness Deployment) gates the
+//   start and every new step; a running Job is left alone. Readiness of the gate Deployment gates
+//   only the Service switch.
+// - spec.suspend: no new Job and no Service switch; a running Job finishes and its result is
+//   recorded. Restoring the Service during a rollback is not held back by suspend.
+// - Events: one per phase change, plus one whenever the Ready reason changes (so a missing Secret
+//   warns once, not on every reconcile). Feeding the returned status back in with the same Jobs and
+//   time yields no actions besides requeue.
+import { APPROVE_ANNOTATION, CHECK_KINDS, CHECK_OUTCOMES, REASONS, STEPS, TABLE_STATES, TERMINAL_PHASES } from '../api/constants.ts';
+import type { ConditionType, Phase, Reason, Step } from '../api/constants.ts';
+import type {
+  CheckResult, Condition, CutoverSpec, DataMigration, DataMigrationSpec, DataMigrationStatus, Progress, SchemaStatus,
+  StepJob, TableStatus, ValidationStatus,
+} from '../api/types.generated.ts';
+import { conditionIs, findCondition, removeCondition, setCondition } from './conditions.ts';
+import type { ConditionStatus } from './conditions.ts';
+
+// ---- input ----------------------------------------------------------------------------------
+
+export type JobState = 'Running' | 'Succeeded' | 'Failed';
+
+/** A step Job this migration owns, reduced to what decisions need. */
+export interface ObservedJob {
+  name: string;
+  step: Step;
+  /** The Job's run label. */
+  runId: string;
+  state: JobState;
+  /** The parsed JSON termination message of the step's container, when there is one. */
+  result?: unknown;
+  /** Why the Job failed (condition message, termination message), when it failed. */
+  failureMessage?: string;
+}
+
+export type PreflightKind = 'Secret' | 'SecretKey' | 'ConfigMap' | 'Service' | 'Deployment';
+
+/** An object the spec refers to that does not exist (for SecretKey: the Secret exists, the key does not). */
+export interface MissingObject {
+  kind: PreflightKind;
+  name: string;
+  key?: string;
+}
+
+export interface Preflight {
+  missing: readonly MissingObject[];
+  /** The cutover readiness gate's Deployment has enough ready replicas (undefined: no gate, or unknown). */
+  deploymentReady?: boolean;
+}
+
+export interface ObservedService {
+  selector: Record<string, string>;
+}
+
+export interface DecideInput {
+  migration: DataMigration;
+  jobs: readonly ObservedJob[];
+  preflight: Preflight;
+  /** The cutover Service as observed now (only when spec.cutover is set and the Service exists). */
+  service?: ObservedService;
+  /** The current time, RFC 3339. */
+  now: string;
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+export interface CreateJobAction { kind: 'createJob'; step: Step; runId: string }
+/** Delete a Job (with its pods, propagationPolicy Background). */
+export interface DeleteJobAction { kind: 'deleteJob'; name: string }
+/** Replace the Service's spec.selector with exactly `selector` (a JSON patch replace, not a merge). */
+export interface PatchServiceSelectorAction { kind: 'patchServiceSelector'; service: string; selector: Record<string, string> }
+export type EventReason = Reason | Phase;
+export interface EventAction { kind: 'event'; type: 'Normal' | 'Warning'; reason: EventReason; message: string }
+export type Action = CreateJobAction | DeleteJobAction | PatchServiceSelectorAction | EventAction;
+
+export interface Decision {
+  /** The complete new status. */
+  status: DataMigrationStatus;
+  /** To be carried out in order. */
+  actions: Action[];
+  /** Reconcile again after this many seconds (absent: only when something changes). */
+  requeueAfterSeconds?: number;
+}
+
+// ---- timings --------------------------------------------------------------------------------
+
+/** A created Job not yet observed after this long is created again (AlreadyExists is success). */
+export const JOB_APPEAR_GRACE_SECONDS = 60;
+/** A Service switch not yet observed after this long is patched again. */
+export const SWITCH_GRACE_SECONDS = 30;
+export const REQUEUE = {
+  /** Safety net while a Job runs (its completion is watched anyway). */
+  jobRunning: 30,
+  /** Waiting for a just-created Job to show up. */
+  jobStarting: 10,
+  /** Waiting for a Service patch to show up. */
+  switching: 5,
+  /** Waiting for the gate Deployment (not watched). */
+  deploymentNotReady: 15,
+  /** Preflight backoff: the wait so far, between these bounds (so each check doubles the wait). */
+  preflightMin: 30,
+  preflightMax: 300,
+} as const;
+
+const MAX_STATUS_MESSAGE = 1024;
+const MAX_JOB_MESSAGE = 2048;
+const MAX_CHECKS = 64;
+const MAX_FIGURE = 256;
+/** More rounds than phases: a bound that keeps a bug from looping. */
+const PHASE_COUNT = 16;
+
+// ---- small helpers --------------------------------------------------------------------------
+
+const bound = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isTerminal = (phase: Phase): boolean => TERMINAL_PHASES.includes(phase);
+
+/** Seconds from `from` to `to`; Infinity when either is not a time (so a grace period is over). */
+function secondsBetween(from: string, to: string): number {
+  const elapsed = (Date.parse(to) - Date.parse(from)) / 1000;
+  return Number.isNaN(elapsed) ? Number.POSITIVE_INFINITY : elapsed;
+}
+
+export function selectorText(selector: Record<string, string>): string {
+  return Object.keys(selector).sort().map((key) => `${key}=${selector[key] ?? ''}`).join(',');
+}
+
+/** `current` with the labels of `from` replaced by those of `to` (other labels are kept). */
+export function replaceSelector(current: Record<string, string>, from: Record<string, string>, to: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(current)) if (!(key in from)) out[key] = value;
+  for (const [key, value] of Object.entries(to)) out[key] = value;
+  return out;
+}
+
+/** `selector` selects the `to` side: every label of `to`, and no label of `from` that `to` does not set. */
+export function selectsSide(selector: Record<string, string>, side: Record<string, string>, other: Record<string, string>): boolean {
+  for (const [key, value] of Object.entries(side)) if (selector[key] !== value) return false;
+  for (const key of Object.keys(other)) if (!(key in side) && key in selector) return false;
+  return true;
+}
+
+export function schemaStepRequired(spec: DataMigrationSpec): boolean {
+  const schema = spec.schema;
+  if (schema === undefined) return false;
+  return (schema.migrations?.length ?? 0) > 0 || schema.configMapRef !== undefined || schema.createMissingTables === true;
+}
+
+/** Whether a Manual cutover is approved: the annotation is "true" or the current generation. */
+export function isApproved(migration: DataMigration): boolean {
+  const value = migration.metadata?.annotations?.[APPROVE_ANNOTATION]?.trim();
+  return value === 'true' || (value !== undefined && value === String(migration.metadata?.generation ?? 0));
+}
+
+const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {
+  Secret: REASONS.SecretNotFound,
+  SecretKey: REASONS.SecretKeyNotFound,
+  ConfigMap: REASONS.ConfigMapNotFound,
+  Service: REASONS.ServiceNotFound,
+  Deployment: REASONS.DeploymentNotFound,
+};
+
+function describeMissing(missing: MissingObject): string {
+  if (missing.kind === 'SecretKey') return `key "${missing.key ?? ''}" not found in Secret "${missing.name}"`;
+  return `${missing.kind} "${missing.name}" not found`;
+}
+
+const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
+  REASONS.SecretNotFound, REASONS.SecretKeyNotFound, REASONS.ConfigMapNotFound, REASONS.ServiceNotFound,
+  REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobFailed, REASONS.PlanRefused,
+  REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack,
+]);
+
+/** The condition that records a step, and the status it has while the step's Job is requested or running. */
+const STEP_MARKERS: Record<Step, { type: ConditionType; status: ConditionStatus }> = {
+  schema: { type: 'SchemaReady', status: 'False' },
+  copy: { type: 'DataCopied', status: 'False' },
+  // After the copy DataCopied is False/InProgress; Unknown while syncing, so its transition time is the sync's start.
+  sync: { type: 'DataCopied', status: 'Unknown' },
+  validate: { type: 'Validated', status: 'False' },
+  rollback: { type: 'RolledBack', status: 'False' },
+};
+
+const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };
+
+// ---- the context of one decision ------------------------------------------------------------
+
+interface Context {
+  readonly input: DecideInput;
+  readonly migration: DataMigration;
+  readonly spec: DataMigrationSpec;
+  readonly generation: number;
+  readonly now: string;
+  readonly runId: string;
+  /** This run's Jobs by step. */
+  readonly runJobs: ReadonlyMap<Step, ObservedJob>;
+  /** Ready as it was before this decision. */
+  readonly readyBefore: Condition | undefined;
+  status: DataMigrationStatus;
+  actions: Action[];
+  requeue: number | undefined;
+}
+
+const JOB_STATE_RANK: Record<JobState, number> = { Running: 0, Failed: 1, Succeeded: 2 };
+
+function chooseRunId(migration: DataMigration, jobs: readonly ObservedJob[], generation: number): string {
+  const current = migration.status?.runId;
+  if (current !== undefined && current !== '') return current;
+  const runs = [...new Set(jobs.map((job) => job.runId))];
+  if (runs.length === 0) return `g${generation}`;
+  if (runs.includes(`g${generation}`)) return `g${generation}`;
+  return runs.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1) ?? `g${generation}`;
+}
+
+function createContext(input: DecideInput): Context {
+  const migration = input.migration;
+  const generation = migration.metadata?.generation ?? 0;
+  const runId = chooseRunId(migration, input.jobs, generation);
+  const runJobs = new Map<Step, ObservedJob>();
+  for (const job of input.jobs) {
+    if (job.runId !== runId) continue;
+    const seen = runJobs.get(job.step);
+    // Names are deterministic, so there is one per step and run; if not, the most final state wins.
+    if (seen === undefined || JOB_STATE_RANK[job.state] > JOB_STATE_RANK[seen.state]) runJobs.set(job.step, job);
+  }
+  const status = structuredClone(migration.status ?? {});
+  return {
+    input, migration, spec: migration.spec, generation, now: input.now, runId, runJobs,
+    readyBefore: findCondition(status.conditions, 'Ready'), status, actions: [], requeue: undefined,
+  };
+}
+
+function requeueAfter(ctx: Context, seconds: number): void {
+  ctx.requeue = ctx.requeue === undefined ? seconds : Math.min(ctx.requeue, seconds);
+}
+
+function setCond(ctx: Context, type: ConditionType, status: ConditionStatus, reason: Reason, message: string): void {
+  ctx.status.conditions = setCondition(ctx.status.conditions, { type, status, reason, message, observedGeneration: ctx.generation }, ctx.now);
+}
+
+function ready(ctx: Context, status: ConditionStatus, reason: Reason, message: string): void {
+  setCond(ctx, 'Ready', status, reason, message);
+  ctx.status.message = bound(message, MAX_STATUS_MESSAGE);
+}
+
+function event(ctx: Context, type: EventAction['type'], reason: EventReason, message: string): void {
+  ctx.actions.push({ kind: 'event', type, reason, message: bound(message, MAX_STATUS_MESSAGE) });
+}
+
+function transition(ctx: Context, phase: Phase, reason: EventReason, message: string, type: EventAction['type'] = 'Normal'): void {
+  const from = ctx.status.phase ?? 'Pending';
+  ctx.status.phase = phase;
+  event(ctx, type, reason, `${from} → ${phase}: ${message}`);
+}
+
+function succeed(ctx: Context, message: string): void {
+  transition(ctx, 'Succeeded', REASONS.Succeeded, message);
+  ctx.status.completedAt = ctx.now;
+  ready(ctx, 'True', REASONS.Succeeded, message);
+}
+
+function fail(ctx: Context, reason: Reason, message: string): void {
+  transition(ctx, 'Failed', reason, message, 'Warning');
+  ctx.status.completedAt = ctx.now;
+  ready(ctx, 'False', reason, message);
+}
+
+/** Whether something new may start now; if not, Ready says why (and the requeue is set). */
+function mayStart(ctx: Context, what: string): boolean {
+  if (ctx.spec.suspend === true) {
+    ready(ctx, 'False', REASONS.Suspended, `Suspended before ${what}; set spec.suspend to false to continue`);
+    return false;
+  }
+  const missing = ctx.input.preflight.missing;
+  const first = missing[0];
+  if (first !== undefined) {
+    ready(ctx, 'False', PREFLIGHT_REASONS[first.kind], `${what} waits for: ${missing.map(describeMissing).join('; ')}`);
+    // Backoff: the time already waited (Ready False since), between the bounds.
+    const waited = ctx.readyBefore?.status === 'False' ? secondsBetween(ctx.readyBefore.lastTransitionTime, ctx.now) : 0;
+    const delay = Number.isFinite(waited) ? Math.round(waited) : REQUEUE.preflightMin;
+    requeueAfter(ctx, Math.min(REQUEUE.preflightMax, Math.max(REQUEUE.preflightMin, delay)));
+    return false;
+  }
+  return true;
+}
+
+// ---- steps ----------------------------------------------------------------------------------
+
+type StepOutcome =
+  | { kind: 'wait' }
+  | { kind: 'done'; job: ObservedJob }
+  | { kind: 'failed'; job: ObservedJob; message: string };
+
+/** Drives one step's Job: create it once, wait while it runs, report how it ended. */
+function runStep(ctx: Context, step: Step): StepOutcome {
+  const marker = STEP_MARKERS[step];
+  const title = STEP_TITLES[step];
+  const job = ctx.runJobs.get(step);
+  if (job !== undefined) {
+    if (job.state === 'Succeeded') return { kind: 'done', job };
+    if (job.state === 'Failed') {
+      const why = job.failureMessage !== undefined && job.failureMessage !== '' ? job.failureMessage : 'the Job failed';
+      return { kind: 'failed', job, message: `the ${title} Job ${job.name} failed: ${why}` };
+    }
+    setCond(ctx, marker.type, marker.status, REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
+    if (ctx.spec.suspend === true) {
+      ready(ctx, 'False', REASONS.Suspended, `Suspended: the running ${title} Job ${job.name} finishes, no new step starts`);
+    } else {
+      ready(ctx, 'False', REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
+    }
+    requeueAfter(ctx, REQUEUE.jobRunning);
+    return { kind: 'wait' };
+  }
+  const starting = `The ${title} Job of run ${ctx.runId} is starting`;
+  const requested = findCondition(ctx.status.conditions, marker.type);
+  if (requested !== undefined && requested.status === marker.status && requested.reason === REASONS.JobRunning
+    && secondsBetween(requested.lastTransitionTime, ctx.now) < JOB_APPEAR_GRACE_SECONDS) {
+    ready(ctx, 'False', REASONS.JobRunning, starting);
+    requeueAfter(ctx, REQUEUE.jobStarting);
+    return { kind: 'wait' };
+  }
+  if (!mayStart(ctx, `the ${title} step`)) return { kind: 'wait' };
+  ctx.actions.push({ kind: 'createJob', step, runId: ctx.runId });
+  setCond(ctx, marker.type, marker.status, REASONS.JobRunning, starting);
+  ready(ctx, 'False', REASONS.JobRunning, starting);
+  requeueAfter(ctx, REQUEUE.jobStarting);
+  return { kind: 'wait' };
+}
+
+// ---- step results (the Jobs' termination messages; unknown input, read defensively) ---------
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+class Reader {
+  readonly errors: string[] = [];
+  readonly where: string;
+  constructor(where: string) {
+    this.where = where;
+  }
+
+  record(value: unknown, path: string): Record<string, unknown> | undefined {
+    if (isRecord(value)) return value;
+    this.errors.push(`${path} is not an object`);
+    return undefined;
+  }
+
+  string(object: Record<string, unknown>, key: string, path: string, max = MAX_FIGURE, numbersToo = false): string | undefined {
+    const value = object[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'string') return bound(value, max);
+    if (numbersToo && typeof value === 'number' && Number.isFinite(value)) return String(value);
+    this.errors.push(`${path}.${key} is not a string`);
+    return undefined;
+  }
+
+  count(object: Record<string, unknown>, key: string, path: string): number | undefined {
+    const value = object[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+    this.errors.push(`${path}.${key} is not a non-negative integer`);
+    return undefined;
+  }
+
+  boolean(object: Record<string, unknown>, key: string, path: string): boolean | undefined {
+    const value = object[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'boolean') return value;
+    this.errors.push(`${path}.${key} is not true or false`);
+    return undefined;
+  }
+
+  array(object: Record<string, unknown>, key: string, path: string): unknown[] | undefined {
+    const value = object[key];
+    if (value === undefined || value === null) return undefined;
+    if (Array.isArray(value)) return value as unknown[];
+    this.errors.push(`${path}.${key} is not a list`);
+    return undefined;
+  }
+
+  oneOf<T extends string>(object: Record<string, unknown>, key: string, path: string, allowed: readonly T[]): T | undefined {
+    const value = object[key];
+    if (value === undefined || value === null) return undefined;
+    const found = allowed.find((item) => item === value);
+    if (found === undefined) this.errors.push(`${path}.${key} is not one of ${allowed.join(', ')}`);
+    return found;
+  }
+
+  done<T>(value: T): Parsed<T> {
+    return this.errors.length === 0 ? { ok: true, value } : { ok: false, error: `the ${this.where} result is unreadable: ${this.errors.slice(0, 3).join('; ')}` };
+  }
+}
+
+/** The result object, or undefined when there is none; anything else is an error. */
+function resultObject(reader: Reader, result: unknown): Record<string, unknown> | undefined {
+  if (result === undefined || result === null) return undefined;
+  return reader.record(result, 'result');
+}
+
+export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
+  const reader = new Reader('schema');
+  const object = resultObject(reader, result);
+  const out: SchemaStatus = {};
+  if (object !== undefined) {
+    const versionBefore = reader.string(object, 'versionBefore', 'result', 32, true);
+    const version = reader.string(object, 'version', 'result', 32, true);
+    const created = reader.array(object, 'createdTables', 'result');
+    if (versionBefore !== undefined) out.versionBefore = versionBefore;
+    if (version !== undefined) out.version = version;
+    if (created !== undefined) {
+      const names = created.filter((name): name is string => typeof name === 'string');
+      if (names.length !== created.length) reader.errors.push('result.createdTables holds something other than table names');
+      out.createdTables = names;
+    }
+  }
+  return reader.done(out);
+}
+
+export interface CopyOutcome { tables: TableStatus[]; progress?: Progress; failedTables: string[] }
+
+export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
+  const reader = new Reader('copy');
+  const object = resultObject(reader, result);
+  const tables: TableStatus[] = [];
+  const failedTables: string[] = [];
+  if (object !== undefined) {
+    (reader.array(object, 'tables', 'result') ?? []).forEach((item, index) => {
+      const path = `result.tables[${index}]`;
+      const table = reader.record(item, path);
+      if (table === undefined) return;
+      const name = reader.string(table, 'name', path);
+      if (name === undefined) { reader.errors.push(`${path}.name is missing`); return; }
+      const entry: TableStatus = { name, state: reader.oneOf(table, 'state', path, TABLE_STATES) ?? 'Copied' };
+      const target = reader.string(table, 'target', path);
+      const rowsCopied = reader.count(table, 'rowsCopied', path);
+      const message = reader.string(table, 'message', path, MAX_JOB_MESSAGE);
+      if (target !== undefined) entry.target = target;
+      if (rowsCopied !== undefined) entry.rowsCopied = rowsCopied;
+      if (message !== undefined) entry.message = message;
+      if (entry.state === 'Failed') failedTables.push(message === undefined ? name : `${name} (${message})`);
+      tables.push(entry);
+    });
+  }
+  const out: CopyOutcome = { tables, failedTables };
+  if (tables.length > 0) {
+    const rowsCopied = tables.reduce((sum, table) => sum + (table.rowsCopied ?? 0), 0);
+    const done = tables.filter((table) => table.state === 'Copied').length;
+    out.progress = {
+      tablesTotal: tables.length, tablesDone: done, rowsCopied,
+      percent: Math.round((100 * done) / tables.length),
+      summary: `${done}/${tables.length} tables · ${rowsCopied} rows`,
+    };
+  }
+  return reader.done(out);
+}
+
+export interface SyncOutcome { rounds?: number; rowsSynced?: number }
+
+export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
+  const reader = new Reader('sync');
+  const object = resultObject(reader, result);
+  const out: SyncOutcome = {};
+  if (object !== undefined) {
+    const rounds = reader.count(object, 'rounds', 'result');
+    const rowsSynced = reader.count(object, 'rowsSynced', 'result');
+    if (rounds !== undefined) out.rounds = rounds;
+    if (rowsSynced !== undefined) out.rowsSynced = rowsSynced;
+  }
+  return reader.done(out);
+}
+
+export interface ValidationOutcome { validation: ValidationStatus & { passed: boolean }; tables: TableStatus[] }
+
+/** The validate step's result: `passed` is required (without it nothing can be decided). */
+export function parseValidationResult(result: unknown): Parsed<ValidationOutcome> {
+  const reader = new Reader('validation');
+  if (result === undefined || result === null) return { ok: false, error: 'the validation Job left no result (termination message)' };
+  const object = reader.record(result, 'result');
+  if (object === undefined) return reader.done({ validation: { passed: false }, tables: [] });
+  const passed = reader.boolean(object, 'passed', 'result');
+  if (passed === undefined && reader.errors.length === 0) reader.errors.push('result.passed is missing');
+  const checks: CheckResult[] = [];
+  (reader.array(object, 'checks', 'result') ?? []).forEach((item, index) => {
+    const path = `result.checks[${index}]`;
+    const check = reader.record(item, path);
+    if (check === undefined) return;
+    const name = reader.string(check, 'name', path);
+    const kind = reader.oneOf(check, 'kind', path, CHECK_KINDS);
+    const checkPassed = reader.boolean(check, 'passed', path);
+    if (name === undefined || kind === undefined || checkPassed === undefined) {
+      reader.errors.push(`${path} needs name, kind and passed`);
+      return;
+    }
+    const entry: CheckResult = { name, kind, passed: checkPassed };
+    for (const key of ['source', 'target', 'expected'] as const) {
+      const value = reader.string(check, key, path, MAX_FIGURE, true);
+      if (value !== undefined) entry[key] = value;
+    }
+    const message = reader.string(check, 'message', path, MAX_JOB_MESSAGE);
+    if (message !== undefined) entry.message = message;
+    checks.push(entry);
+  });
+  const tables: TableStatus[] = [];
+  (reader.array(object, 'tables', 'result') ?? []).forEach((item, index) => {
+    const path = `result.tables[${index}]`;
+    const table = reader.record(item, path);
+    if (table === undefined) return;
+    const name = reader.string(table, 'name', path);
+    if (name === undefined) { reader.errors.push(`${path}.name is missing`); return; }
+    const entry: TableStatus = { name };
+    const rowsSource = reader.count(table, 'rowsSource', path);
+    const rowsTarget = reader.count(table, 'rowsTarget', path);
+    const checksum = reader.oneOf(table, 'checksum', path, CHECK_OUTCOMES);
+    const message = reader.string(table, 'message', path, MAX_JOB_MESSAGE);
+    if (rowsSource !== undefined) entry.rowsSource = rowsSource;
+    if (rowsTarget !== undefined) entry.rowsTarget = rowsTarget;
+    if (checksum !== undefined) entry.checksum = checksum;
+    if (message !== undefined) entry.message = message;
+    tables.push(entry);
+  });
+  const failedCount = checks.filter((check) => !check.passed).length;
+  // Failures first, so truncation never hides one.
+  const ordered = [...checks.filter((check) => !check.passed), ...checks.filter((check) => check.passed)];
+  const validation: ValidationStatus & { passed: boolean } = { passed: passed ?? false };
+  const summary = reader.string(object, 'summary', 'result', MAX_STATUS_MESSAGE)
+    ?? (checks.length > 0 ? `${checks.length - failedCount}/${checks.length} checks passed` : undefined);
+  if (summary !== undefined) validation.summary = summary;
+  if (ordered.length > 0) validation.checks = ordered.slice(0, MAX_CHECKS);
+  if (ordered.length > MAX_CHECKS || reader.boolean(object, 'truncated', 'result') === true) validation.truncated = true;
+  return reader.done({ validation, tables });
+}
+
+export function parseRollbackResult(result: unknown): Parsed<{ version?: string }> {
+  const reader = new Reader('rollback');
+  const object = resultObject(reader, result);
+  const out: { version?: string } = {};
+  if (object !== undefined) {
+    const version = reader.string(object, 'version', 'result', 32, true);
+    if (version !== undefined) out.version = version;
+  }
+  return reader.done(out);
+}
+
+function mergeTables(current: readonly TableStatus[] | undefined, updates: readonly TableStatus[]): TableStatus[] {
+  const out = (current ?? []).map((table) => ({ ...table }));
+  for (const update of updates) {
+    const index = out.findIndex((table) => table.name === update.name);
+    if (index === -1) out.push({ ...update });
+    else out[index] = { ...out[index], ...update };
+  }
+  return out;
+}
+
+// ---- phases ---------------------------------------------------------------------------------
+
+type Next = 'continue' | 'stop';
+
+function specProblem(spec: DataMigrationSpec): string | undefined {
+  if (spec.strategy?.type === 'Trickle' && spec.strategy.incremental === undefined) {
+    return 'spec.strategy.incremental is required when spec.strategy.type is Trickle';
+  }
+  return undefined;
+}
+
+function pending(ctx: Context): Next {
+  const problem = specProblem(ctx.spec);
+  if (problem !== undefined) {
+    ready(ctx, 'False', REASONS.InvalidSpec, problem);
+    return 'stop';
+  }
+  if (!mayStart(ctx, 'the migration')) return 'stop';
+  ctx.status.runId = ctx.runId;
+  ctx.status.startedAt ??= ctx.now;
+  if (schemaStepRequired(ctx.spec)) transition(ctx, 'SchemaMigrating', 'SchemaMigrating', `run ${ctx.runId} started: migrating the target schema`);
+  else transition(ctx, 'Copying', 'Copying', `run ${ctx.runId} started: copying (no schema step needed)`);
+  return 'continue';
+}
+
+function schemaMigrating(ctx: Context): Next {
+  const outcome = runStep(ctx, 'schema');
+  if (outcome.kind === 'wait') return 'stop';
+  if (outcome.kind === 'failed') return stepFailed(ctx, 'SchemaReady', outcome.message);
+  const parsed = parseSchemaResult(outcome.job.result);
+  if (!parsed.ok) return stepFailed(ctx, 'SchemaReady', parsed.error);
+  ctx.status.schema = { ...ctx.status.schema, ...parsed.value };
+  const version = parsed.value.version === undefined ? '' : ` at version ${parsed.value.version}`;
+  setCond(ctx, 'SchemaReady', 'True', REASONS.Succeeded, `The target schema is ready${version}`);
+  transition(ctx, 'Copying', 'Copying', `the target schema is ready${version}`);
+  return 'continue';
+}
+
+function stepFailed(ctx: Context, type: ConditionType, message: string): Next {
+  setCond(ctx, type, 'False', REASONS.JobFailed, message);
+  fail(ctx, REASONS.JobFailed, message);
+  return 'stop';
+}
+
+function copying(ctx: Context): Next {
+  const outcome = runStep(ctx, 'copy');
+  if (outcome.kind === 'wait') return 'stop';
+  const parsed = parseCopyResult(outcome.job.result);
+  // Whatever the copy reported is worth keeping, even from a failed Job.
+  if (parsed.ok && parsed.value.tables.length > 0) ctx.status.tables = mergeTables(ctx.status.tables, parsed.value.tables);
+  if (outcome.kind === 'failed') return stepFailed(ctx, 'DataCopied', outcome.message);
+  if (!parsed.ok) return stepFailed(ctx, 'DataCopied', parsed.error);
+  const { failedTables, progress, tables } = parsed.value;
+  if (failedTables.length > 0) return stepFailed(ctx, 'DataCopied', `the copy Job ${outcome.job.name} reported failed tables: ${failedTables.join(', ')}`);
+  if (progress !== undefined) ctx.status.progress = { ...progress, updatedAt: ctx.now };
+  const count = tables.length > 0 ? ` (${tables.length} tables)` : '';
+  if (ctx.spec.strategy?.type === 'Trickle') {
+    setCond(ctx, 'DataCopied', 'False', REASONS.InProgress, `The initial copy is done${count}; syncing changed rows`);
+    transition(ctx, 'Syncing', 'Syncing', `the initial copy is done${count}; syncing changed rows until caught up`);
+  } else {
+    setCond(ctx, 'DataCopied', 'True', REASONS.Succeeded, `The data is copied${count}`);
+    transition(ctx, 'Validating', 'Validating', `the data is copied${count}`);
+  }
+  return 'continue';
+}
+
+function syncing(ctx: Context): Next {
+  const outcome = runStep(ctx, 'sync');
+  if (outcome.kind === 'wait') return 'stop';
+  if (outcome.kind === 'failed') return stepFailed(ctx, 'DataCopied', outcome.message);
+  const parsed = parseSyncResult(outcome.job.result);
+  if (!parsed.ok) return stepFailed(ctx, 'DataCopied', parsed.error);
+  const rows = parsed.value.rowsSynced === undefined ? '' : ` (${parsed.value.rowsSynced} changed rows synced)`;
+  setCond(ctx, 'DataCopied', 'True', REASONS.Succeeded, `The data is copied and caught up${rows}`);
+  transition(ctx, 'Validating', 'Validating', `the data is copied and caught up${rows}`);
+  return 'continue';
+}
+
+function needsApproval(cutover: CutoverSpec | undefined): boolean {
+  return cutover?.approval === 'Manual';
+}
+
+function validating(ctx: Context): Next {
+  const outcome = runStep(ctx, 'validate');
+  if (outcome.kind === 'wait') return 'stop';
+  const parsed = parseValidationResult(outcome.job.result);
+  // A validate Job that exits non-zero with a readable "passed: false" is a validation failure; any
+  // other failure of the Job (or an unreadable result) is a step failure.
+  const validationFailed = parsed.ok && !parsed.value.validation.passed;
+  if (outcome.kind === 'failed' && !validationFailed) return stepFailed(ctx, 'Validated', outcome.message);
+  if (!parsed.ok) return stepFailed(ctx, 'Validated', parsed.error);
+  const { validation, tables } = parsed.value;
+  ctx.status.validation = { ...validation, checkedAt: ctx.now };
+  if (tables.length > 0) ctx.status.tables = mergeTables(ctx.status.tables, tables);
+  const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
+  if (validation.passed) {
+    setCond(ctx, 'Validated', 'True', REASONS.ValidationPassed, `Validation passed${summary}`);
+    const cutover = ctx.spec.cutover;
+    if (cutover === undefined) {
+      succeed(ctx, `Validation passed${summary}; no cutover configured`);
+      return 'stop';
+    }
+    if (needsApproval(cutover)) transition(ctx, 'AwaitingApproval', REASONS.ApprovalPending, `validation passed${summary}; the cutover waits for approval`);
+    else transition(ctx, 'CuttingOver', 'CuttingOver', `validation passed${summary}; switching Service ${cutover.service}`);
+    return 'continue';
+  }
+  const failedChecks = (validation.checks ?? []).filter((check) => !check.passed);
+  const reason = failedChecks.length > 0 && failedChecks.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+  const names = failedChecks.slice(0, 5).map((check) => check.name).join(', ');
+  const message = `Validation failed${summary}${names === '' ? '' : ` (failed: ${names})`}`;
+  setCond(ctx, 'Validated', 'False', reason, message);
+  if (ctx.spec.rollback?.onValidationFailure ?? true) {
+    transition(ctx, 'RollingBack', reason, `${message}; rolling back`, 'Warning');
+    return 'continue';
+  }
+  fail(ctx, reason, `${message}; rollback.onValidationFailure is false, the target is left as it is`);
+  return 'stop';
+}
+
+function awaitingApproval(ctx: Context): Next {
+  const cutover = ctx.spec.cutover;
+  if (cutover === undefined) {
+    succeed(ctx, 'Validation passed; no cutover configured');
+    return 'stop';
+  }
+  if (!needsApproval(cutover) || isApproved(ctx.migration)) {
+    transition(ctx, 'CuttingOver', 'CuttingOver', `cutover approved; switching Service ${cutover.service}`);
+    return 'continue';
+  }
+  ready(ctx, 'False', REASONS.ApprovalPending,
+    `Validation passed; waiting for approval: set the annotation ${APPROVE_ANNOTATION} to "true" or "${ctx.generation}"`);
+  return 'stop';
+}
+
+function cuttingOver(ctx: Context): Next {
+  const cutover = ctx.spec.cutover;
+  if (cutover === undefined) {
+    succeed(ctx, 'No cutover configured');
+    return 'stop';
+  }
+  const service = ctx.input.service;
+  const target = selectorText(cutover.toSelector);
+  if (service !== undefined && selectsSide(service.selector, cutover.toSelector, cutover.fromSelector)) {
+    setCond(ctx, 'CutOver', 'True', REASONS.ServiceSwitched, `Service ${cutover.service} selects ${target}`);
+    event(ctx, 'Normal', REASONS.ServiceSwitched, `Service ${cutover.service} now selects ${target}`);
+    succeed(ctx, `Migration complete: Service ${cutover.service} selects ${target}`);
+    return 'stop';
+  }
+  if (!mayStart(ctx, `the switch of Service ${cutover.service}`)) return 'stop';
+  if (service === undefined) {
+    ready(ctx, 'False', REASONS.ServiceNotFound, `Service ${cutover.service} not found`);
+    requeueAfter(ctx, REQUEUE.preflightMin);
+    return 'stop';
+  }
+  const gate = cutover.readinessGate;
+  if (gate !== undefined && ctx.input.preflight.deploymentReady !== true) {
+    ready(ctx, 'False', REASONS.DeploymentNotReady, `Waiting for Deployment ${gate.deployment} to be ready before switching Service ${cutover.service}`);
+    requeueAfter(ctx, REQUEUE.deploymentNotReady);
+    return 'stop';
+  }
+  const message = `Switching Service ${cutover.service} to ${target}`;
+  const switching = findCondition(ctx.status.conditions, 'CutOver');
+  const requested = switching !== undefined && switching.status === 'False' && switching.reason === REASONS.InProgress
+    && secondsBetween(switching.lastTransitionTime, ctx.now) < SWITCH_GRACE_SECONDS;
+  if (!requested) {
+    ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector: replaceSelector(service.selector, cutover.fromSelector, cutover.toSelector) });
+  }
+  setCond(ctx, 'CutOver', 'False', REASONS.InProgress, message);
+  ready(ctx, 'False', REASONS.InProgress, message);
+  requeueAfter(ctx, REQUEUE.switching);
+  return 'stop';
+}
+
+/** Rollback's Service part: point it back at fromSelector if it selects toSelector. True when nothing is left to do. */
+function restoreService(ctx: Context): boolean {
+  const cutover = ctx.spec.cutover;
+  const service = ctx.input.service;
+  if (cutover === undefined || service === undefined || ctx.spec.rollback?.restoreService === false) return true;
+  const source = selectorText(cutover.fromSelector);
+  if (selectsSide(service.selector, cutover.toSelector, cutover.fromSelector)) {
+    const restoring = findCondition(ctx.status.conditions, 'CutOver');
+    const requested = restoring !== undefined && restoring.status === 'Unknown' && restoring.reason === REASONS.InProgress
+      && secondsBetween(restoring.lastTransitionTime, ctx.now) < SWITCH_GRACE_SECONDS;
+    if (!requested) {
+      ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector: replaceSelector(service.selector, cutover.toSelector, cutover.fromSelector) });
+    }
+    setCond(ctx, 'CutOver', 'Unknown', REASONS.InProgress, `Restoring Service ${cutover.service} to ${source}`);
+    requeueAfter(ctx, REQUEUE.switching);
+    return false;
+  }
+  if (conditionIs(ctx.status.conditions, 'CutOver', 'Unknown', REASONS.InProgress)) {
+    setCond(ctx, 'CutOver', 'False', REASONS.ServiceRestored, `Service ${cutover.service} selects ${source} again`);
+    event(ctx, 'Normal', REASONS.ServiceRestored, `Service ${cutover.service} selects ${source} again`);
+  }
+  return true;
+}
+
+function rollingBack(ctx: Context): Next {
+  const serviceDone = restoreService(ctx);
+  const action = ctx.spec.rollback?.schemaAction ?? 'DownMigrations';
+  let rollbackDone = false;
+  if (action === 'None') {
+    rollbackDone = true;
+  } else {
+    const outcome = runStep(ctx, 'rollback');
+    if (outcome.kind === 'failed') {
+      setCond(ctx, 'RolledBack', 'False', REASONS.RollbackFailed, outcome.message);
+      fail(ctx, REASONS.RollbackFailed, outcome.message);
+      return 'stop';
+    }
+    if (outcome.kind === 'done') {
+      const parsed = parseRollbackResult(outcome.job.result);
+      if (!parsed.ok) {
+        setCond(ctx, 'RolledBack', 'False', REASONS.RollbackFailed, parsed.error);
+        fail(ctx, REASONS.RollbackFailed, parsed.error);
+        return 'stop';
+      }
+      if (parsed.value.version !== undefined) ctx.status.schema = { ...ctx.status.schema, version: parsed.value.version };
+      rollbackDone = true;
+    }
+  }
+  if (!rollbackDone) return 'stop';
+  if (!serviceDone) {
+    const name = ctx.spec.cutover?.service ?? '';
+    ready(ctx, 'False', REASONS.InProgress, `Rolling back: restoring Service ${name}`);
+    return 'stop';
+  }
+  const what = action === 'None' ? 'the target was left as it is (schemaAction None)' : `target rolled back (${action})`;
+  const validation = findCondition(ctx.status.conditions, 'Validated')?.message ?? 'Validation failed';
+  setCond(ctx, 'RolledBack', 'True', REASONS.RolledBack, `Rolled back: ${what}`);
+  transition(ctx, 'RolledBack', REASONS.RolledBack, `${validation}; ${what}`, 'Warning');
+  ctx.status.completedAt = ctx.now;
+  ready(ctx, 'False', REASONS.RolledBack, `${validation}; rolled back: ${what}`);
+  return 'stop';
+}
+
+const HANDLERS: Record<Exclude<Phase, 'Succeeded' | 'Failed' | 'RolledBack'>, (ctx: Context) => Next> = {
+  Pending: pending,
+  SchemaMigrating: schemaMigrating,
+  Copying: copying,
+  Syncing: syncing,
+  Validating: validating,
+  AwaitingApproval: awaitingApproval,
+  CuttingOver: cuttingOver,
+  RollingBack: rollingBack,
+};
+
+// ---- the whole decision ---------------------------------------------------------------------
+
+/** Conditions that apply get a value on the first reconcile (Unknown until known), as the conventions ask. */
+function initialiseConditions(ctx: Context): void {
+  const add = (type: ConditionType, status: ConditionStatus, reason: Reason, message: string): void => {
+    if (findCondition(ctx.status.conditions, type) === undefined) setCond(ctx, type, status, reason, message);
+  };
+  add('Ready', 'Unknown', REASONS.Initializing, 'The operator has not acted on this migration yet');
+  if (schemaStepRequired(ctx.spec)) add('SchemaReady', 'Unknown', REASONS.NotStarted, 'The schema step has not started');
+  else add('SchemaReady', 'True', REASONS.NotRequired, 'No schema migrations to run');
+  add('DataCopied', 'Unknown', REASONS.NotStarted, 'The copy has not started');
+  add('Validated', 'Unknown', REASONS.NotStarted, 'Validation has not started');
+  if (ctx.spec.cutover !== undefined) add('CutOver', 'Unknown', REASONS.NotStarted, 'The cutover has not started');
+  else if (conditionIs(ctx.status.conditions, 'CutOver', 'Unknown', REASONS.NotStarted)) {
+    ctx.status.conditions = removeCondition(ctx.status.conditions, 'CutOver');
+  }
+}
+
+function recordJobs(ctx: Context): void {
+  const byStep = new Map<Step, StepJob>((ctx.status.jobs ?? []).map((job) => [job.step, job]));
+  for (const job of ctx.runJobs.values()) {
+    const entry: StepJob = { step: job.step, name: job.name, state: job.state };
+    if (job.state === 'Failed' && job.failureMessage !== undefined) entry.message = bound(job.failureMessage, MAX_JOB_MESSAGE);
+    byStep.set(job.step, entry);
+  }
+  if (byStep.size > 0) ctx.status.jobs = STEPS.flatMap((step) => { const job = byStep.get(step); return job === undefined ? [] : [job]; });
+}
+
+function recordService(ctx: Context): void {
+  const service = ctx.input.service;
+  if (ctx.spec.cutover === undefined || service === undefined) return;
+  ctx.status.activeSelector = { ...service.selector };
+  ctx.status.active = bound(selectorText(service.selector), 512);
+}
+
+function finish(ctx: Context): Decision {
+  ctx.status.observedGeneration = ctx.generation;
+  const readyNow = findCondition(ctx.status.conditions, 'Ready');
+  const before = ctx.readyBefore;
+  if (readyNow !== undefined && readyNow.reason !== REASONS.Initializing
+    && (before === undefined || before.reason !== readyNow.reason || before.status !== readyNow.status)) {
+    const reason = readyNow.reason as Reason;
+    const already = ctx.actions.some((action) => action.kind === 'event' && action.reason === reason);
+    if (!already) event(ctx, WARNING_REASONS.has(reason) ? 'Warning' : 'Normal', reason, readyNow.message);
+  }
+  const decision: Decision = { status: ctx.status, actions: ctx.actions };
+  if (ctx.requeue !== undefined) decision.requeueAfterSeconds = ctx.requeue;
+  return decision;
+}
+
+function decideTerminal(ctx: Context): Decision {
+  const previous = ctx.status.observedGeneration;
+  if (previous !== undefined && previous !== ctx.generation) {
+    const ready = findCondition(ctx.status.conditions, 'Ready');
+    const outcome = ctx.status.message ?? ctx.status.phase ?? '';
+    const note = `The spec changed (generation ${ctx.generation}) after the migration finished; a finished DataMigration is never run again: create a new DataMigration to migrate again`;
+    ctx.status.conditions = setCondition(ctx.status.conditions, {
+      type: 'Ready', status: ready?.status ?? 'Unknown', reason: (ready?.reason ?? REASONS.NotStarted) as Reason,
+      message: outcome === '' ? note : `${outcome}. ${note}`, observedGeneration: ctx.generation,
+    }, ctx.now);
+  }
+  recordJobs(ctx);
+  recordService(ctx);
+  ctx.status.observedGeneration = ctx.generation;
+  return { status: ctx.status, actions: [] };
+}
+
+/** What should happen next for this migration. */
+export function decide(input: DecideInput): Decision {
+  const ctx = createContext(input);
+  if (isTerminal(ctx.status.phase ?? 'Pending')) return decideTerminal(ctx);
+
+  ctx.status.phase ??= 'Pending';
+  recordJobs(ctx);
+  recordService(ctx);
+  initialiseConditions(ctx);
+  // A Running Job of another run would write the same target: stop it.
+  for (const job of input.jobs) {
+    if (job.runId !== ctx.runId && job.state === 'Running') ctx.actions.push({ kind: 'deleteJob', name: job.name });
+  }
+
+  // Each handler either settles (stop) or moves the phase on; a bound keeps a bug from looping.
+  for (let round = 0; round < PHASE_COUNT; round++) {
+    const phase = ctx.status.phase ?? 'Pending';
+    if (isTerminal(phase)) break;
+    const handler = HANDLERS[phase as keyof typeof HANDLERS];
+    if (handler(ctx) === 'stop') break;
+  }
+  // Conditions describe this generation.
+  ctx.status.conditions = (ctx.status.conditions ?? []).map((condition) => ({ ...condition, observedGeneration: ctx.generation }));
+  return finish(ctx);
+}

@@ -1,0 +1,120 @@
+// The Job of one step of one run, built from the DataMigration alone (pure): a deterministic name,
+// an owner reference, labels, the engine's command, connection URLs from the referenced Secrets,
+// the schema ConfigMap mounted, the user's jobTemplate applied over secure defaults. The engine
+// needs no Kubernetes API access, so the pod gets no service account token.
+import { createHash } from 'node:crypto';
+import type * as k8s from '@kubernetes/client-node';
+import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
+import type { DataMigration } from '../api/types.ts';
+
+export interface EngineConfig {
+  /** The engine image: by default the operator's own. */
+  image: string;
+  /** The engine's entry point in that image; `step <name>` is appended. */
+  command: string[];
+  /** A ServiceAccount with no permissions, for when jobTemplate names none. */
+  serviceAccountName?: string;
+}
+
+export const MIGRATIONS_DIR = '/migrations';
+/** Where the Dockerfile puts the compiled CLI. */
+export const DEFAULT_ENGINE_COMMAND = ['node', '/app/dist/cli/main.js'];
+const CA_DIR = '/etc/datamigration/ca';
+const NON_ROOT_UID = 65532;
+
+/** `<migration>-<run>-<step>`, at most 63 characters (a label value), unique by a hash when shortened. */
+export function stepJobName(migration: string, runId: string, step: Step): string {
+  const name = `${migration}-${runId}-${step}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  const suffix = `-${runId}-${step}`.slice(-40);
+  return `${migration.slice(0, 63 - suffix.length - 9).replace(/-+$/, '')}-${hash}${suffix}`;
+}
+
+/** The manifest the engine step runs (spec, name, namespace): what `dmctl step` reads from DMO_MANIFEST. */
+export function engineManifest(migration: DataMigration): string {
+  return JSON.stringify({
+    apiVersion: API_VERSION, kind: KIND,
+    metadata: { name: migration.metadata?.name, namespace: migration.metadata?.namespace, generation: migration.metadata?.generation },
+    spec: migration.spec,
+  });
+}
+
+export function buildStepJob(migration: DataMigration, step: Step, runId: string, engine: EngineConfig, extraEnv: k8s.V1EnvVar[] = []): k8s.V1Job {
+  const name = migration.metadata?.name ?? '';
+  const namespace = migration.metadata?.namespace ?? 'default';
+  const { spec } = migration;
+  const template = spec.jobTemplate ?? {};
+  const labels = { [LABELS.migration]: name, [LABELS.step]: step, [LABELS.run]: runId, [LABELS.managedBy]: MANAGED_BY };
+
+  const env: k8s.V1EnvVar[] = [
+    { name: 'DMO_SOURCE_URL', valueFrom: { secretKeyRef: { name: spec.source.secretRef.name, key: spec.source.secretRef.key ?? 'url' } } },
+    { name: 'DMO_TARGET_URL', valueFrom: { secretKeyRef: { name: spec.target.secretRef.name, key: spec.target.secretRef.key ?? 'url' } } },
+    { name: 'DMO_MANIFEST', value: engineManifest(migration) },
+    { name: 'DMO_TERMINATION_LOG', value: '/dev/termination-log' },
+    { name: 'HOME', value: '/tmp' },
+    ...extraEnv,
+  ];
+  const volumes: k8s.V1Volume[] = [{ name: 'scratch', emptyDir: { sizeLimit: '256Mi' } }];
+  const mounts: k8s.V1VolumeMount[] = [{ name: 'scratch', mountPath: '/tmp' }];
+  if (spec.schema?.configMapRef && (step === 'schema' || step === 'rollback')) {
+    volumes.push({ name: 'migrations', configMap: { name: spec.schema.configMapRef.name } });
+    mounts.push({ name: 'migrations', mountPath: MIGRATIONS_DIR, readOnly: true });
+    env.push({ name: 'DMO_MIGRATIONS_DIR', value: MIGRATIONS_DIR });
+  }
+  for (const [side, endpoint] of [['source', spec.source], ['target', spec.target]] as const) {
+    const ca = endpoint.tls?.caSecretRef;
+    if (!ca) continue;
+    volumes.push({ name: `${side}-ca`, secret: { secretName: ca.name, items: [{ key: ca.key ?? 'ca.crt', path: 'ca.crt' }] } });
+    mounts.push({ name: `${side}-ca`, mountPath: `${CA_DIR}/${side}`, readOnly: true });
+    env.push({ name: `DMO_${side.toUpperCase()}_CA_FILE`, value: `${CA_DIR}/${side}/ca.crt` });
+  }
+
+  const serviceAccountName = template.serviceAccountName ?? engine.serviceAccountName;
+  const podSpec: k8s.V1PodSpec = {
+    restartPolicy: 'Never',
+    // The engine talks to databases only; a user-chosen account may need its token (cloud IAM).
+    automountServiceAccountToken: template.serviceAccountName !== undefined,
+    ...(serviceAccountName ? { serviceAccountName } : {}),
+    securityContext: { runAsNonRoot: true, runAsUser: NON_ROOT_UID, runAsGroup: NON_ROOT_UID, fsGroup: NON_ROOT_UID, seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [{
+      name: 'engine',
+      image: template.image ?? engine.image,
+      ...(template.imagePullPolicy ? { imagePullPolicy: template.imagePullPolicy } : {}),
+      command: [...engine.command, 'step', step],
+      env,
+      volumeMounts: mounts,
+      ...(template.resources ? { resources: template.resources as k8s.V1ResourceRequirements } : {}),
+      terminationMessagePolicy: 'FallbackToLogsOnError',
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+    }],
+    volumes,
+    ...(template.nodeSelector ? { nodeSelector: template.nodeSelector } : {}),
+    ...(template.tolerations ? { tolerations: template.tolerations } : {}),
+    ...(template.affinity ? { affinity: template.affinity } : {}),
+    ...(template.priorityClassName ? { priorityClassName: template.priorityClassName } : {}),
+    ...(template.imagePullSecrets ? { imagePullSecrets: template.imagePullSecrets } : {}),
+  };
+
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: stepJobName(name, runId, step),
+      namespace,
+      labels,
+      ownerReferences: [{
+        apiVersion: API_VERSION, kind: KIND, name, uid: migration.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true,
+      }],
+    },
+    spec: {
+      backoffLimit: template.backoffLimit ?? 3,
+      ...(template.activeDeadlineSeconds !== undefined ? { activeDeadlineSeconds: template.activeDeadlineSeconds } : {}),
+      ...(template.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: template.ttlSecondsAfterFinished } : {}),
+      template: {
+        metadata: { labels: { ...template.labels, ...labels }, ...(template.annotations ? { annotations: template.annotations } : {}) },
+        spec: podSpec,
+      },
+    },
+  };
+}

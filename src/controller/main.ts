@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// The operator process: configuration from the environment (set by the Helm chart or the
+// kustomize manager Deployment), then the operator until SIGTERM/SIGINT, which stops it gracefully
+// (in-flight reconciles finish, the Lease is released so a standby takes over at once).
+import { hostname } from 'node:os';
+import * as k8s from '@kubernetes/client-node';
+import { DEFAULT_ENGINE_COMMAND } from './job-builder.ts';
+import { createLogger } from './logger.ts';
+import { startOperator } from './operator.ts';
+
+const env = process.env;
+const logger = createLogger(env.LOG_LEVEL ?? 'info');
+const kc = new k8s.KubeConfig();
+kc.loadFromDefault(); // in a pod: the service account; outside: KUBECONFIG
+
+const identity = env.POD_NAME ?? `${hostname()}-${String(process.pid)}`;
+const image = env.ENGINE_IMAGE;
+if (!image) {
+  logger.error('ENGINE_IMAGE is not set: the operator needs the image its engine Jobs run (the chart sets it to the operator\'s own)');
+  process.exit(2);
+}
+const leaderElection = env.LEADER_ELECTION !== 'false';
+const operator = await startOperator({
+  kc, logger, identity,
+  engine: {
+    image,
+    command: env.ENGINE_COMMAND ? (JSON.parse(env.ENGINE_COMMAND) as string[]) : DEFAULT_ENGINE_COMMAND,
+    ...(env.ENGINE_SERVICE_ACCOUNT ? { serviceAccountName: env.ENGINE_SERVICE_ACCOUNT } : {}),
+  },
+  ...(env.WATCH_NAMESPACE ? { watchNamespace: env.WATCH_NAMESPACE } : {}),
+  httpPort: Number(env.METRICS_PORT ?? 8080),
+  workers: Number(env.WORKERS ?? 2),
+  ...(leaderElection ? {
+    leaderElection: {
+      namespace: env.LEADER_ELECTION_NAMESPACE ?? env.POD_NAMESPACE ?? 'default',
+      name: env.LEADER_ELECTION_LEASE ?? 'datamigration-operator',
+      identity,
+    },
+  } : {}),
+});
+logger.info('operator started', { identity, watchNamespace: env.WATCH_NAMESPACE || 'all', leaderElection });
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    operator.stop().then(() => process.exit(0), (error: unknown) => {
+      logger.error('unclean stop', { error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    });
+  });
+}

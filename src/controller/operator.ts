@@ -1,0 +1,179 @@
+// The running operator: informers (list+watch caches) for DataMigrations, the Jobs they own and
+// Services; a rate-limited work queue keyed by namespace/name; workers calling the reconciler;
+// leader election (only the leader reconciles); /healthz, /readyz, /metrics; graceful stop.
+import type { Server } from 'node:http';
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, LABELS, MANAGED_BY, PHASES, PLURAL, VERSION } from '../api/constants.ts';
+import type { DataMigration } from '../api/types.ts';
+import { startHttpServer } from './http-server.ts';
+import type { EngineConfig } from './job-builder.ts';
+import { startLeaderElection, type LeaderElector } from './leader-election.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics, type OperatorMetrics } from './metrics.ts';
+import { Reconciler } from './reconciler.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface OperatorConfig {
+  kc: k8s.KubeConfig;
+  logger: Logger;
+  engine: EngineConfig;
+  /** Watch one namespace (Role-scoped install) or, when empty, all. */
+  watchNamespace?: string;
+  workers?: number;
+  /** Port for /healthz, /readyz and /metrics; 0 picks a free one; undefined: no server. */
+  httpPort?: number;
+  leaderElection?: { namespace: string; name: string; identity: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
+  identity: string;
+}
+
+export interface RunningOperator {
+  readonly metrics: OperatorMetrics;
+  readonly httpServer?: Server;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+/** Informer restart delay after a watch error (client-node leaves a failed watch stopped). */
+const INFORMER_RESTART_MS = 2000;
+
+type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
+
+export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
+  const { kc, logger } = config;
+  const metrics = createMetrics();
+  const queue = new WorkQueue();
+  const ns = config.watchNamespace;
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const jobSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
+  const path = (group: string, resource: string): string => (ns ? `${group}/namespaces/${ns}/${resource}` : `${group}/${resource}`);
+
+  const migrations = k8s.makeInformer<DataMigration>(kc, path(`/apis/${GROUP}/${VERSION}`, PLURAL), async () => (ns
+    ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
+    : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<DataMigration>>);
+  const jobs = k8s.makeInformer<k8s.V1Job>(kc, path('/apis/batch/v1', 'jobs'), () => (ns
+    ? batch.listNamespacedJob({ namespace: ns, labelSelector: jobSelector })
+    : batch.listJobForAllNamespaces({ labelSelector: jobSelector })), jobSelector);
+  const services = k8s.makeInformer<k8s.V1Service>(kc, path('/api/v1', 'services'), () => (ns
+    ? core.listNamespacedService({ namespace: ns })
+    : core.listServiceForAllNamespaces()));
+
+  const keyOf = (obj: k8s.KubernetesObject): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  const enqueueMigration = (obj: DataMigration): void => { queue.add(keyOf(obj)); };
+  for (const verb of ['add', 'update', 'delete'] as const) migrations.on(verb, enqueueMigration);
+  // A Job's change wakes its migration (by label: the owner's name).
+  const enqueueOwner = (job: k8s.V1Job): void => {
+    const owner = job.metadata?.labels?.[LABELS.migration];
+    if (owner) queue.add(`${job.metadata?.namespace ?? ''}/${owner}`);
+  };
+  for (const verb of ['add', 'update', 'delete'] as const) jobs.on(verb, enqueueOwner);
+  // A cutover Service's change wakes the migrations that switch it.
+  const enqueueServiceUsers = (service: k8s.V1Service): void => {
+    for (const migration of migrations.list(service.metadata?.namespace)) {
+      if (migration.spec.cutover?.service === service.metadata?.name) queue.add(keyOf(migration));
+    }
+  };
+  for (const verb of ['add', 'update', 'delete'] as const) services.on(verb, enqueueServiceUsers);
+
+  const informers: [string, Cached<DataMigration> | Cached<k8s.V1Job> | Cached<k8s.V1Service>][] = [['datamigrations', migrations], ['jobs', jobs], ['services', services]];
+  const synced = new Set<string>();
+  let stopping = false;
+  for (const [name, informer] of informers) {
+    informer.on('connect', () => { synced.add(name); });
+    informer.on('error', (error: unknown) => {
+      synced.delete(name);
+      if (stopping) return;
+      logger.warn('informer stopped; restarting', { informer: name, error: error instanceof Error ? error.message : String(error) });
+      setTimeout(() => { if (!stopping) informer.start().catch(() => undefined); }, INFORMER_RESTART_MS);
+    });
+  }
+  await Promise.all(informers.map(([, informer]) => informer.start()));
+
+  const reconciler = new Reconciler({
+    kc, migrations, jobs, services, engine: config.engine, logger, metrics, reportingInstance: config.identity,
+  });
+
+  // Workers: one key at a time each; the queue never hands one key to two workers.
+  let leading = config.leaderElection === undefined;
+  let lastWorkerTick = Date.now();
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      lastWorkerTick = Date.now();
+      metrics.queueDepth.set(queue.length);
+      if (!leading) {
+        queue.done(key); // a standby keeps its caches warm; the leader reconciles
+        continue;
+      }
+      const timer = metrics.reconcileDuration.startTimer();
+      try {
+        const result = await reconciler.reconcile(key);
+        queue.forget(key);
+        if (result.requeueAfterSeconds !== undefined) queue.addAfter(key, result.requeueAfterSeconds * 1000);
+        metrics.reconcileTotal.inc({ result: result.requeueAfterSeconds !== undefined ? 'requeue' : 'done' });
+      } catch (error) {
+        metrics.reconcileErrors.inc();
+        metrics.reconcileTotal.inc({ result: 'error' });
+        const [namespace, name] = key.split('/');
+        logger.warn('reconcile failed; retrying with backoff', { namespace, name, error: error instanceof Error ? error.message : String(error), failures: queue.failures(key) });
+        queue.addRateLimited(key);
+      } finally {
+        timer();
+        queue.done(key);
+      }
+    }
+  };
+  const workers = Array.from({ length: config.workers ?? 2 }, () => worker());
+
+  const phaseGauge = setInterval(() => {
+    const counts = new Map<string, number>(PHASES.map((phase) => [phase, 0]));
+    for (const migration of migrations.list()) {
+      const phase = migration.status?.phase ?? 'Pending';
+      counts.set(phase, (counts.get(phase) ?? 0) + 1);
+    }
+    for (const [phase, count] of counts) metrics.migrationsByPhase.set({ phase }, count);
+    metrics.queueDepth.set(queue.length);
+  }, 5000);
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection) {
+    elector = startLeaderElection(kc, {
+      ...config.leaderElection, logger,
+      onStartedLeading: () => {
+        leading = true;
+        metrics.leader.set(1);
+        for (const migration of migrations.list()) queue.add(keyOf(migration)); // take over every key
+      },
+      onStoppedLeading: () => {
+        leading = false;
+        metrics.leader.set(0);
+      },
+    });
+  } else {
+    metrics.leader.set(1);
+    for (const migration of migrations.list()) queue.add(keyOf(migration));
+  }
+
+  const httpServer = config.httpPort === undefined ? undefined : await startHttpServer(config.httpPort, metrics.registry, {
+    // Alive unless a worker holds one key for over ten minutes with work waiting (wedged).
+    healthy: () => queue.length === 0 || Date.now() - lastWorkerTick < 600_000,
+    ready: () => informers.every(([name]) => synced.has(name)),
+  });
+
+  return {
+    metrics,
+    ...(httpServer ? { httpServer } : {}),
+    isLeader: () => leading,
+    async stop() {
+      stopping = true;
+      clearInterval(phaseGauge);
+      queue.shutDown();
+      await Promise.all(workers); // in-flight reconciles finish
+      await elector?.stop();
+      for (const [, informer] of informers) await informer.stop();
+      await new Promise<void>((resolve) => { if (httpServer) httpServer.close(() => { resolve(); }); else resolve(); });
+    },
+  };
+}

@@ -1,0 +1,224 @@
+// The I/O around decide(): observe (the resource and its Jobs from the informer caches, the
+// Jobs' pods for results, the preflight objects, the cutover Service, copy progress), decide,
+// act (create/delete Jobs, switch the Service selector, Events) and write the status. Nothing here
+// chooses what happens next; that is decide()'s job.
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, LABELS, PLURAL, VERSION, type Step } from '../api/constants.ts';
+import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
+import { readCopyProgress, forgetEstimates, type ProgressSample } from './copy-progress.ts';
+import { decide, type Action, type ObservedJob, type ObservedService } from './decide.ts';
+import { buildStepJob, type EngineConfig } from './job-builder.ts';
+import { microTime } from './leader-election.ts';
+import { registerSecret, type Logger } from './logger.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { observeJob } from './observe.ts';
+import { runPreflight, statusCode } from './preflight.ts';
+
+export interface ReconcileResult {
+  /** Reconcile again after this many seconds; absent when only a change should wake it. */
+  requeueAfterSeconds?: number;
+}
+
+export interface ReconcilerDeps {
+  kc: k8s.KubeConfig;
+  /** Informer caches. */
+  migrations: k8s.ObjectCache<DataMigration>;
+  jobs: k8s.ObjectCache<k8s.V1Job>;
+  services: k8s.ObjectCache<k8s.V1Service>;
+  engine: EngineConfig;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  /** Where Events say they come from. */
+  reportingInstance: string;
+  now?: () => Date;
+}
+
+/** How often progress of a running copy reaches status (the issue's bound is 10 s). */
+const PROGRESS_SECONDS = 10;
+
+export class Reconciler {
+  private readonly core: k8s.CoreV1Api;
+  private readonly apps: k8s.AppsV1Api;
+  private readonly batch: k8s.BatchV1Api;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly events: k8s.EventsV1Api;
+  private readonly deps: ReconcilerDeps;
+  private readonly progress = new Map<string, ProgressSample>();
+  private readonly results = new Map<string, ObservedJob>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+    this.core = deps.kc.makeApiClient(k8s.CoreV1Api);
+    this.apps = deps.kc.makeApiClient(k8s.AppsV1Api);
+    this.batch = deps.kc.makeApiClient(k8s.BatchV1Api);
+    this.custom = deps.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.events = deps.kc.makeApiClient(k8s.EventsV1Api);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const migration = this.deps.migrations.get(name, namespace);
+    if (!migration) {
+      this.progress.delete(key);
+      return {}; // deleted: its Jobs go with it (owner references)
+    }
+    const log = this.deps.logger.child({ namespace, name, generation: migration.metadata?.generation, phase: migration.status?.phase });
+    const now = (this.deps.now ?? (() => new Date()))();
+
+    const jobs = await this.observeJobs(migration);
+    const preflight = await runPreflight({ core: this.core, apps: this.apps }, migration);
+    const service = this.observeService(migration);
+    const decision = decide({ migration, jobs, preflight, ...(service ? { service } : {}), now: now.toISOString() });
+
+    for (const action of decision.actions) await this.act(migration, action, decision.status, log);
+    const status = decision.status;
+    let requeue = decision.requeueAfterSeconds;
+    if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
+      const sample = await this.copyProgress(migration, key).catch((error: unknown) => {
+        log.warn('could not read copy progress', { error: error instanceof Error ? error.message : String(error) });
+        return undefined;
+      });
+      if (sample) status.progress = sample.progress;
+      requeue = Math.min(requeue ?? PROGRESS_SECONDS, PROGRESS_SECONDS);
+    } else if (migration.metadata?.uid && (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack')) {
+      this.progress.delete(key);
+      forgetEstimates(migration.metadata.uid);
+    }
+
+    if (JSON.stringify(status) !== JSON.stringify(migration.status ?? {})) {
+      await this.writeStatus(migration, status);
+      if (status.phase !== migration.status?.phase) {
+        log.info('phase changed', { from: migration.status?.phase ?? 'none', to: status.phase, message: status.message });
+        this.deps.metrics.lastPhaseChange.set({ namespace, name, phase: status.phase ?? 'Pending' }, now.getTime() / 1000);
+      }
+    }
+    if (status.progress?.rowsCopied !== undefined) this.deps.metrics.rowsCopied.set({ namespace, name }, status.progress.rowsCopied);
+    return requeue !== undefined ? { requeueAfterSeconds: requeue } : {};
+  }
+
+  private async observeJobs(migration: DataMigration): Promise<ObservedJob[]> {
+    const name = migration.metadata?.name ?? '';
+    const namespace = migration.metadata?.namespace ?? '';
+    const owned = this.deps.jobs.list(namespace).filter((job) => job.metadata?.labels?.[LABELS.migration] === name
+      && job.metadata.ownerReferences?.some((o) => o.uid === migration.metadata?.uid));
+    const observed: ObservedJob[] = [];
+    for (const job of owned) {
+      const uid = job.metadata?.uid ?? '';
+      const cached = this.results.get(uid);
+      if (cached) {
+        observed.push(cached);
+        continue;
+      }
+      const finished = (job.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+      // A finished Job's result is read once from its pods (termination message) and kept.
+      const pods = finished
+        ? (await this.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job.metadata?.name ?? ''}` })).items
+        : [];
+      const result = observeJob(job, pods);
+      if (!result) continue;
+      if (finished) this.results.set(uid, result);
+      observed.push(result);
+    }
+    return observed;
+  }
+
+  private observeService(migration: DataMigration): ObservedService | undefined {
+    const cutover = migration.spec.cutover;
+    if (!cutover) return undefined;
+    const service = this.deps.services.get(cutover.service, migration.metadata?.namespace);
+    return service ? { selector: service.spec?.selector ?? {} } : undefined;
+  }
+
+  private async secretValue(namespace: string, name: string, key: string): Promise<string> {
+    const secret = await this.core.readNamespacedSecret({ name, namespace });
+    const data = secret.data?.[key];
+    const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : secret.stringData?.[key] ?? '';
+    registerSecret(value); // never logged, whatever error quotes it
+    return value;
+  }
+
+  private async copyProgress(migration: DataMigration, key: string): Promise<ProgressSample> {
+    const namespace = migration.metadata?.namespace ?? '';
+    const { source, target } = migration.spec;
+    const urls = {
+      source: await this.secretValue(namespace, source.secretRef.name, source.secretRef.key ?? 'url'),
+      target: await this.secretValue(namespace, target.secretRef.name, target.secretRef.key ?? 'url'),
+    };
+    const sample = await readCopyProgress(migration, urls, this.progress.get(key));
+    this.progress.set(key, sample);
+    return sample;
+  }
+
+  private async act(migration: DataMigration, action: Action, status: DataMigrationStatus, log: Logger): Promise<void> {
+    const namespace = migration.metadata?.namespace ?? '';
+    switch (action.kind) {
+      case 'createJob': {
+        const job = buildStepJob(migration, action.step, action.runId, this.deps.engine, stepEnv(action.step, status, migration));
+        try {
+          await this.batch.createNamespacedJob({ namespace, body: job });
+          log.info('created Job', { job: job.metadata?.name, step: action.step });
+        } catch (error) {
+          // Deterministic names: the Job exists already (an earlier reconcile created it).
+          if (statusCode(error) !== 409) throw error;
+        }
+        return;
+      }
+      case 'deleteJob':
+        try {
+          await this.batch.deleteNamespacedJob({ name: action.name, namespace, propagationPolicy: 'Background' });
+        } catch (error) {
+          if (statusCode(error) !== 404) throw error;
+        }
+        return;
+      case 'patchServiceSelector':
+        await this.core.patchNamespacedService({
+          name: action.service, namespace, body: [{ op: 'replace', path: '/spec/selector', value: action.selector }],
+        }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+        log.info('switched Service selector', { service: action.service, selector: action.selector });
+        return;
+      case 'event':
+        await this.emitEvent(migration, action).catch((error: unknown) => {
+          log.warn('could not record an Event', { error: error instanceof Error ? error.message : String(error) });
+        });
+        return;
+    }
+  }
+
+  private async emitEvent(migration: DataMigration, event: Extract<Action, { kind: 'event' }>): Promise<void> {
+    const namespace = migration.metadata?.namespace ?? '';
+    const now = (this.deps.now ?? (() => new Date()))();
+    await this.events.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${migration.metadata?.name ?? 'dm'}.`, namespace },
+        eventTime: microTime(now) as unknown as Date, // client-node's Date serialiser drops the microseconds the server requires
+        reportingController: `${GROUP}/datamigration-operator`,
+        reportingInstance: this.deps.reportingInstance,
+        action: event.reason,
+        reason: event.reason,
+        type: event.type,
+        note: event.message.slice(0, 1024),
+        regarding: {
+          apiVersion: `${GROUP}/${VERSION}`, kind: 'DataMigration', name: migration.metadata?.name ?? '', namespace,
+          uid: migration.metadata?.uid ?? '', resourceVersion: migration.metadata?.resourceVersion ?? '',
+        },
+      },
+    });
+  }
+
+  private async writeStatus(migration: DataMigration, status: DataMigrationStatus): Promise<void> {
+    // Optimistic concurrency: the resourceVersion we decided on; a conflict retries from fresh state.
+    await this.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: migration.metadata?.namespace ?? '', name: migration.metadata?.name ?? '',
+      body: { ...migration, status },
+    });
+  }
+}
+
+/** What a step's engine needs beyond the manifest: the rollback's target schema version. */
+function stepEnv(step: Step, status: DataMigrationStatus, migration: DataMigration): k8s.V1EnvVar[] {
+  if (step !== 'rollback') return [];
+  const before = status.schema?.versionBefore ?? migration.status?.schema?.versionBefore;
+  return [{ name: 'DMO_ROLLBACK_TO_VERSION', value: before ?? '' }];
+}
+
