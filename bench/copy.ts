@@ -43,7 +43,8 @@ async function generate(servers: Servers, n: number, suffix: string): Promise<{ 
   await psql(servers.pgUrl, `CREATE DATABASE bench_src${suffix}`);
   await psql(pgSource, `${PG_TABLE}; INSERT INTO bench SELECT g, g % 1000, 'name-' || g, (g % 100000) / 100.0, (ARRAY['new','paid','shipped'])[g % 3 + 1], g % 2 = 1,
     timestamp '2020-01-01' + g * interval '1 second', timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second', CASE WHEN g % 5 = 0 THEN NULL ELSE repeat('x', g % 50) END
-    FROM generate_series(1, ${n}) g; VACUUM ANALYZE bench`);
+    FROM generate_series(1, ${n}) g`);
+  await psql(pgSource, 'VACUUM ANALYZE bench'); // not inside psql -c's implicit transaction
   return { mysqlSource, pgSource, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -128,6 +129,9 @@ async function main(): Promise<void> {
   console.log(`mysql→mysql: ours ${round(mysqlOurs.seconds)} s, mariadb-dump|mariadb ${round(dumpPipe.seconds)} s`);
 
   report.peak_rss_mb = round(Math.max(pgOurs.peakRssMb, mysqlPgOurs.peakRssMb, mysqlOurs.peakRssMb), 0);
+  report.pg_to_pg_peak_rss_mb = round(pgOurs.peakRssMb, 0);
+  report.mysql_to_pg_peak_rss_mb = round(mysqlPgOurs.peakRssMb, 0);
+  report.mysql_to_mysql_peak_rss_mb = round(mysqlOurs.peakRssMb, 0);
   if (scaleRows > 0) {
     // Memory must not grow with the table: the same copy on a larger table.
     console.log(`generating ${scaleRows} rows for the memory check`);
