@@ -6,9 +6,13 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENGINE_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { benchServers, mysqlCliArgs, round, runExitCleanups, timeCommand, withDatabase, type Servers } from './support.ts';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, 'scale-rows': { type: 'string', default: '0' }, parallelism: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, 'scale-rows': { type: 'string', default: '0' }, parallelism: { type: 'string', default: '2' }, 'ours-only': { type: 'boolean', default: false } } });
+// --ours-only: just our three copies (for profiling; no reference tools, no ratios).
+const oursOnly = values['ours-only'];
+const SKIPPED = { seconds: Number.NaN, peakRssMb: Number.NaN };
 const rows = Number(values.rows);
 const scaleRows = Number(values['scale-rows']);
 const parallelism = Number(values.parallelism);
@@ -75,7 +79,7 @@ spec:
   strategy: {type: BigBang, batchSize: 50000, parallelism: ${parallelism}}
   validation: {rowCount: false, checksum: {mode: None}}
 `);
-  const result = await timeCommand(`${quote(process.execPath)} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
+  const result = await timeCommand(`${quote(process.execPath)} ${ENGINE_NODE_FLAGS.join(' ')} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
     env: { DMO_SOURCE_URL: source, DMO_TARGET_URL: target }, measureRss: true,
   });
   return { seconds: result.seconds, peakRssMb: result.peakRssMb ?? Number.NaN };
@@ -92,7 +96,7 @@ async function main(): Promise<void> {
 
   // PostgreSQL → PostgreSQL
   const psqlTarget = await freshTarget(servers, 'postgres', 'bench_psql', true);
-  const psqlPipe = await timeCommand(`psql -q ${quote(data.pgSource)} -c "COPY bench (${COLUMNS}) TO STDOUT" | psql -q ${quote(psqlTarget)} -c "COPY bench (${COLUMNS}) FROM STDIN"`);
+  const psqlPipe = oursOnly ? SKIPPED : await timeCommand(`psql -q ${quote(data.pgSource)} -c "COPY bench (${COLUMNS}) TO STDOUT" | psql -q ${quote(psqlTarget)} -c "COPY bench (${COLUMNS}) FROM STDIN"`);
   const pgTarget = await freshTarget(servers, 'postgres', 'bench_pg_ours', true);
   const pgOurs = await ours(data.pgSource, pgTarget, 'postgres', 'postgres', 'pg-pg');
   report.psql_pipe_rows_per_s = rate(psqlPipe.seconds);
@@ -102,10 +106,10 @@ async function main(): Promise<void> {
 
   // MySQL → PostgreSQL
   const pgloaderTarget = await freshTarget(servers, 'postgres', 'bench_pgloader', false);
-  const pgloader = await timeCommand(`pgloader --no-ssl-cert-verification ${quote(data.mysqlSource)} ${quote(pgloaderTarget.replace(/^postgres:/, 'postgresql:'))}`, { measureRss: true });
+  const pgloader = oursOnly ? SKIPPED : await timeCommand(`pgloader --no-ssl-cert-verification ${quote(data.mysqlSource)} ${quote(pgloaderTarget.replace(/^postgres:/, 'postgresql:'))}`, { measureRss: true });
   const cliTarget = await freshTarget(servers, 'postgres', 'bench_mycli', true);
   const { args, env } = mysqlCliArgs(data.mysqlSource);
-  const mysqlCliPipe = await timeCommand(`mariadb ${args.map(quote).join(' ')} --batch --quick --skip-column-names -e "SELECT ${COLUMNS} FROM bench" | psql -q ${quote(cliTarget)} -c "COPY bench (${COLUMNS}) FROM STDIN WITH (NULL 'NULL')"`, { env });
+  const mysqlCliPipe = oursOnly ? SKIPPED : await timeCommand(`mariadb ${args.map(quote).join(' ')} --batch --quick --skip-column-names -e "SELECT ${COLUMNS} FROM bench" | psql -q ${quote(cliTarget)} -c "COPY bench (${COLUMNS}) FROM STDIN WITH (NULL 'NULL')"`, { env });
   const mysqlPgTarget = await freshTarget(servers, 'postgres', 'bench_my_pg_ours', true);
   const mysqlPgOurs = await ours(data.mysqlSource, mysqlPgTarget, 'mysql', 'postgres', 'my-pg');
   report.mysql_to_pg_rows_per_s = rate(mysqlPgOurs.seconds);
@@ -120,7 +124,7 @@ async function main(): Promise<void> {
   const dumpTarget = await freshTarget(servers, 'mysql', 'bench_dump', false);
   const dumpSource = mysqlCliArgs(data.mysqlSource);
   const dumpInto = mysqlCliArgs(dumpTarget);
-  const dumpPipe = await timeCommand(`mariadb-dump ${dumpSource.args.map(quote).join(' ')} --single-transaction --quick bench | MYSQL_PWD=${quote(dumpInto.env.MYSQL_PWD ?? '')} mariadb ${dumpInto.args.map(quote).join(' ')}`, { env: dumpSource.env });
+  const dumpPipe = oursOnly ? SKIPPED : await timeCommand(`mariadb-dump ${dumpSource.args.map(quote).join(' ')} --single-transaction --quick bench | MYSQL_PWD=${quote(dumpInto.env.MYSQL_PWD ?? '')} mariadb ${dumpInto.args.map(quote).join(' ')}`, { env: dumpSource.env });
   const mysqlTarget = await freshTarget(servers, 'mysql', 'bench_my_ours', true);
   const mysqlOurs = await ours(data.mysqlSource, mysqlTarget, 'mysql', 'mysql', 'my-my');
   report.mysql_to_mysql_rows_per_s = rate(mysqlOurs.seconds);

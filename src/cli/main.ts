@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
 // dmctl: the engine on a laptop and in a Job.
 //   dmctl plan -f manifest.yaml            what a run would do; writes nothing
 //   dmctl run  -f manifest.yaml            schema, then copy (validation: see README)

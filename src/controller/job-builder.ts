@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
+import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 
 export interface EngineConfig {
   /** The engine image: by default the operator's own. */
@@ -18,7 +19,7 @@ export interface EngineConfig {
 
 export const MIGRATIONS_DIR = '/migrations';
 /** Where the Dockerfile puts the compiled CLI. */
-export const DEFAULT_ENGINE_COMMAND = ['node', '/app/dist/cli/main.js'];
+export const DEFAULT_ENGINE_COMMAND = ['node', ...ENGINE_NODE_FLAGS, '/app/dist/cli/main.js'];
 const CA_DIR = '/etc/datamigration/ca';
 const NON_ROOT_UID = 65532;
 

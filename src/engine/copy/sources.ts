@@ -50,8 +50,8 @@ export async function beginMysqlSnapshot(connection: MysqlConnection): Promise<v
   await run('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
 }
 
-const BLOCK_ROWS = 2000;
-const MAX_QUEUED_BLOCKS = 8;
+const BLOCK_ROWS = 500;
+const MAX_QUEUED_BLOCKS = 4;
 
 /**
  * Rows of a streaming MySQL query, in blocks. The connection is paused while the consumer is

@@ -1,0 +1,78 @@
+// The step Job built from a DataMigration: deterministic names, ownership, Secrets as env, the
+// schema ConfigMap, secure defaults and the user's jobTemplate.
+import test from 'ava';
+import type { DataMigration } from '../../src/api/types.ts';
+import { buildStepJob, stepJobName } from '../../src/controller/job-builder.ts';
+
+const engine = { image: 'ghcr.io/example/datamigration-operator:1.0.0', command: ['node', '/app/dist/cli/main.js'], serviceAccountName: 'dmo-engine' };
+
+const migration: DataMigration = {
+  apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration',
+  metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: 2 },
+  spec: {
+    source: { engine: 'mysql', secretRef: { name: 'legacy', key: 'dsn' } },
+    target: { engine: 'postgres', secretRef: { name: 'new' }, tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca' } } },
+    schema: { configMapRef: { name: 'orders-schema' } },
+    jobTemplate: { backoffLimit: 1, activeDeadlineSeconds: 3600, nodeSelector: { pool: 'batch' }, labels: { team: 'data' }, resources: { limits: { memory: '512Mi' } } },
+  },
+};
+
+test('names are deterministic, at most 63 characters and distinct when shortened', (t) => {
+  t.is(stepJobName('orders', 'g2', 'copy'), 'orders-g2-copy');
+  const long = 'a'.repeat(60);
+  const one = stepJobName(long, 'g2', 'copy');
+  const two = stepJobName(`${long}b`, 'g2', 'copy');
+  t.true(one.length <= 63 && two.length <= 63);
+  t.not(one, two);
+  t.true(one.endsWith('-g2-copy'));
+  t.is(stepJobName(long, 'g2', 'copy'), one);
+});
+
+test('the Job is owned by the migration, labelled, and runs the engine step with URLs from the Secrets', (t) => {
+  const job = buildStepJob(migration, 'schema', 'g2', engine);
+  t.is(job.metadata?.name, 'orders-g2-schema');
+  t.deepEqual(job.metadata?.ownerReferences?.[0], { apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', name: 'orders', uid: 'uid-1', controller: true, blockOwnerDeletion: true });
+  t.is(job.metadata?.labels?.['dataops.dev/step'], 'schema');
+  t.is(job.metadata?.labels?.['dataops.dev/run'], 'g2');
+  const container = job.spec?.template.spec?.containers[0];
+  t.deepEqual(container?.command, ['node', '/app/dist/cli/main.js', 'step', 'schema']);
+  const env = new Map(container?.env?.map((e) => [e.name, e]));
+  t.deepEqual(env.get('DMO_SOURCE_URL')?.valueFrom?.secretKeyRef, { name: 'legacy', key: 'dsn' });
+  t.deepEqual(env.get('DMO_TARGET_URL')?.valueFrom?.secretKeyRef, { name: 'new', key: 'url' });
+  t.is(env.get('DMO_MIGRATIONS_DIR')?.value, '/migrations');
+  t.is(env.get('DMO_TARGET_CA_FILE')?.value, '/etc/datamigration/ca/target/ca.crt');
+  t.false(JSON.stringify(job).includes('password'));
+  const manifest = JSON.parse(env.get('DMO_MANIFEST')?.value ?? '{}') as DataMigration;
+  t.deepEqual(manifest.spec, migration.spec);
+  t.true(job.spec?.template.spec?.volumes?.some((v) => v.configMap?.name === 'orders-schema'));
+});
+
+test('secure defaults: non-root, read-only root, no capabilities, RuntimeDefault seccomp, no API token', (t) => {
+  const job = buildStepJob(migration, 'copy', 'g2', engine);
+  const pod = job.spec?.template.spec;
+  t.is(pod?.automountServiceAccountToken, false);
+  t.is(pod?.serviceAccountName, 'dmo-engine');
+  t.true(pod?.securityContext?.runAsNonRoot);
+  t.is(pod?.securityContext?.seccompProfile?.type, 'RuntimeDefault');
+  const security = pod?.containers[0]?.securityContext;
+  t.true(security?.readOnlyRootFilesystem);
+  t.false(security?.allowPrivilegeEscalation);
+  t.deepEqual(security?.capabilities?.drop, ['ALL']);
+  t.true(pod?.volumes?.some((v) => v.name === 'scratch' && v.emptyDir !== undefined));
+  t.false(pod?.volumes?.some((v) => v.configMap !== undefined), 'only schema and rollback mount the migrations');
+  t.is(pod?.restartPolicy, 'Never');
+});
+
+test('jobTemplate overrides apply', (t) => {
+  const job = buildStepJob(migration, 'validate', 'g2', engine);
+  t.is(job.spec?.backoffLimit, 1);
+  t.is(job.spec?.activeDeadlineSeconds, 3600);
+  t.deepEqual(job.spec?.template.spec?.nodeSelector, { pool: 'batch' });
+  t.is(job.spec?.template.metadata?.labels?.team, 'data');
+  t.is(job.spec?.template.metadata?.labels?.['dataops.dev/step'], 'validate', 'the operator\'s labels win over the template\'s');
+  t.deepEqual(job.spec?.template.spec?.containers[0]?.resources, { limits: { memory: '512Mi' } });
+  const custom = buildStepJob({ ...migration, spec: { ...migration.spec, jobTemplate: { serviceAccountName: 'cloud-iam', image: 'mine:1' } } }, 'copy', 'g2', engine);
+  t.is(custom.spec?.template.spec?.serviceAccountName, 'cloud-iam');
+  t.true(custom.spec?.template.spec?.automountServiceAccountToken);
+  t.is(custom.spec?.template.spec?.containers[0]?.image, 'mine:1');
+});
