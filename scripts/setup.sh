@@ -12,6 +12,8 @@ declare -A packages=(
   [openssl]=/usr/bin/openssl
   [curl]=/usr/bin/curl
   [util-linux]=/usr/bin/unshare
+  [shellcheck]=/usr/bin/shellcheck # scripts/*.sh are checked by test/e2e/packaging.test.ts
+  [pgloader]=/usr/bin/pgloader # the copy benchmark compares against it
   [lua5.4]=/usr/bin/lua5.4 # the Argo CD health check is tested with a real Lua interpreter
 )
 missing=()
@@ -34,4 +36,5 @@ fi
 npm ci --no-audit --no-fund
 
 bash scripts/build-controlplane.sh >/dev/null
+bash scripts/build-tools.sh >/dev/null # helm and kustomize for test/e2e/packaging.test.ts
 echo "setup done: run \`npm test\`"

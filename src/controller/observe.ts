@@ -10,8 +10,10 @@ const isStep = (value: string | undefined): value is Step => STEPS.some((step) =
 export function jobState(job: k8s.V1Job): ObservedJob['state'] {
   const conditions = job.status?.conditions ?? [];
   const isTrue = (type: string): boolean => conditions.some((c) => c.type === type && c.status === 'True');
-  if (isTrue('Complete') || isTrue('SuccessCriteriaMet')) return 'Succeeded';
-  if (isTrue('Failed') || isTrue('FailureTarget')) return 'Failed';
+  // Only the final conditions: SuccessCriteriaMet and FailureTarget come first, while pods are still
+  // being cleaned up, and a result read then could miss the last pod's termination message.
+  if (isTrue('Complete')) return 'Succeeded';
+  if (isTrue('Failed')) return 'Failed';
   return 'Running';
 }
 

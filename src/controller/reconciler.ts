@@ -2,6 +2,7 @@
 // Jobs' pods for results, the preflight objects, the cutover Service, copy progress), decide,
 // act (create/delete Jobs, switch the Service selector, Events) and write the status. Nothing here
 // chooses what happens next; that is decide()'s job.
+import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, LABELS, PLURAL, VERSION, type Step } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
@@ -88,7 +89,7 @@ export class Reconciler {
     if (JSON.stringify(status) !== JSON.stringify(migration.status ?? {})) {
       await this.writeStatus(migration, status);
       if (status.phase !== migration.status?.phase) {
-        log.info('phase changed', { from: migration.status?.phase ?? 'none', to: status.phase, message: status.message });
+        log.info('phase changed', { from: migration.status?.phase ?? 'none', to: status.phase, detail: status.message });
         this.deps.metrics.lastPhaseChange.set({ namespace, name, phase: status.phase ?? 'Pending' }, now.getTime() / 1000);
       }
     }
@@ -190,7 +191,8 @@ export class Reconciler {
     await this.events.createNamespacedEvent({
       namespace,
       body: {
-        metadata: { generateName: `${migration.metadata?.name ?? 'dm'}.`, namespace },
+        // Named like client-go names Events: the object's name, a dot, a unique suffix.
+        metadata: { name: `${migration.metadata?.name ?? 'dm'}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace },
         eventTime: microTime(now) as unknown as Date, // client-node's Date serialiser drops the microseconds the server requires
         reportingController: `${GROUP}/datamigration-operator`,
         reportingInstance: this.deps.reportingInstance,

@@ -238,16 +238,26 @@ export async function startNodeStandIn(kc: k8s.KubeConfig, options: NodeStandInO
 
   /** Wraps argv so that it runs in a private mount namespace with the pod's volumes bind-mounted. */
   function inMountNamespace(argv: string[], mounts: Mount[]): [string, string[]] {
-    const script: string[] = ['set -e'];
-    mounts.forEach((mount, index) => {
+    // Every source is first bound into a staging directory, so that a volume mounted over a parent
+    // of the stand-in's own directory (an emptyDir on /tmp) cannot hide the sources mounted after
+    // it; then targets are mounted parents first.
+    const ordered = [...mounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length);
+    // The staging tmpfs exists only in this pod's mount namespace: nothing is left behind.
+    const script: string[] = ['set -e', 'stage=/run/dmo-standin-stage', 'mkdir -p "$stage"', 'mount -t tmpfs tmpfs "$stage"'];
+    ordered.forEach((mount, index) => {
       const source = `"\${M${index}S}"`;
+      script.push(`if [ -d ${source} ]; then mkdir -p "$stage/${index}"; else : > "$stage/${index}"; fi`);
+      script.push(`mount --bind ${source} "$stage/${index}"`);
+    });
+    ordered.forEach((mount, index) => {
+      const staged = `"$stage/${index}"`;
       const target = `"\${M${index}T}"`;
-      script.push(`if [ -d ${source} ]; then mkdir -p ${target}; else mkdir -p "$(dirname ${target})"; [ -e ${target} ] || : > ${target}; fi`);
-      script.push(`mount --bind ${source} ${target}`);
+      script.push(`if [ -d ${staged} ]; then mkdir -p ${target}; else mkdir -p "$(dirname ${target})"; [ -e ${target} ] || : > ${target}; fi`);
+      script.push(`mount --bind ${staged} ${target}`);
       if (mount.readOnly) script.push(`mount -o remount,bind,ro ${target}`);
     });
     script.push('exec "$@"');
-    const env = mounts.flatMap((mount, index) => [`M${index}S=${mount.source}`, `M${index}T=${mount.target}`]);
+    const env = ordered.flatMap((mount, index) => [`M${index}S=${mount.source}`, `M${index}T=${mount.target}`]);
     return ['unshare', ['--mount', '--propagation', 'private', 'env', ...env, 'sh', '-c', script.join('\n'), 'sh', ...argv]];
   }
 
