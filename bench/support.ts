@@ -1,6 +1,7 @@
 // Shared by the benchmarks: servers (throwaway ones from the test platform, or PG_URL /
 // MYSQL_URL), timing of commands and of child processes with their peak memory.
 import { spawn } from 'node:child_process';
+import { redactSecrets, secretsOfUrls } from '../src/engine/db/redact.ts';
 import { startMariadb } from '../test/support/mariadb-server.ts';
 import { startPostgres } from '../test/support/postgres-server.ts';
 import { onExit, runExitCleanups } from '../test/support/process.ts';
@@ -58,7 +59,7 @@ export function timeCommand(command: string, options: { env?: Record<string, str
     child.on('close', (code) => {
       const seconds = (performance.now() - started) / 1000;
       if (code !== 0) {
-        reject(new Error(`command failed (${code}): ${command.slice(0, 200)}\n${stderr.slice(-2000)}`));
+        reject(new Error(`command failed (${code}): ${redactSecrets(command, secretsOfUrls(command.match(/[a-z]+:\/\/[^\s']+/g) ?? [])).slice(0, 200)}\n${stderr.slice(-2000)}`));
         return;
       }
       const rss = /DMO_MAXRSS_KB=(\d+)/.exec(stderr)?.[1];

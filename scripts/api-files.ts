@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { dataMigrationCrd } from '../src/api/crd.ts';
 import { dataMigrationSchema } from '../src/api/datamigration-schema.ts';
-import { generateReference, withReference } from '../src/api/reference.ts';
+import { generateReference, withGeneratedSection } from '../src/api/reference.ts';
+import { TYPE_MAP } from '../src/engine/schema/typemap.ts';
 import { generateTypes } from '../src/api/generate-types.ts';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -18,12 +19,20 @@ export function crdYaml(): string {
   return YAML_HEADER + stringify(dataMigrationCrd(), { lineWidth: 0, version: '1.1' });
 }
 
+/** The README's type map table, from the one the engine uses (src/engine/schema/typemap.ts). */
+export function typeMapMarkdown(): string {
+  const rows = (from: 'mysql' | 'postgres'): string[] => TYPE_MAP.filter((r) => r.from === from)
+    .map((r) => `| \`${r.source}\` | \`${r.target}\` | ${r.notes} |`);
+  return ['MySQL/MariaDB → PostgreSQL:', '', '| source | target | notes |', '| --- | --- | --- |', ...rows('mysql'), '',
+    'PostgreSQL → MySQL/MariaDB:', '', '| source | target | notes |', '| --- | --- | --- |', ...rows('postgres'), ''].join('\n');
+}
+
 /** Repository-relative path → the content it must have. */
 export async function generatedFiles(): Promise<Map<string, string>> {
   const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
   return new Map([
     ['crds/dataops.dev_datamigrations.yaml', crdYaml()],
     ['src/api/types.generated.ts', generateTypes(dataMigrationSchema)],
-    ['README.md', withReference(readme, generateReference(dataMigrationSchema))],
+    ['README.md', withGeneratedSection(withGeneratedSection(readme, 'api-reference', generateReference(dataMigrationSchema)), 'type-map', typeMapMarkdown())],
   ]);
 }

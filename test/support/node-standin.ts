@@ -244,7 +244,7 @@ export async function startNodeStandIn(kc: k8s.KubeConfig, options: NodeStandInO
     const ordered = [...mounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length);
     // The staging tmpfs exists only in this pod's mount namespace: nothing is left behind.
     const script: string[] = ['set -e', 'stage=/run/dmo-standin-stage', 'mkdir -p "$stage"', 'mount -t tmpfs tmpfs "$stage"'];
-    ordered.forEach((mount, index) => {
+    ordered.forEach((_mount, index) => {
       const source = `"\${M${index}S}"`;
       script.push(`if [ -d ${source} ]; then mkdir -p "$stage/${index}"; else : > "$stage/${index}"; fi`);
       script.push(`mount --bind ${source} "$stage/${index}"`);

@@ -1,0 +1,222 @@
+// The packaging on the real control plane: `helm lint` is clean; `helm template` in cluster-wide
+// and single-namespace modes and `kustomize build config/default` apply server-side; the applied
+// RBAC grants the operator's ServiceAccount what it needs and nothing more (asked of the API
+// server with `kubectl auth can-i --as`), and the namespaces' default ServiceAccount, which the
+// engine Jobs run as, none of it; the kustomize
+// build and the chart with default values hold the same objects; shellcheck passes on scripts/.
+// helm and kustomize come from scripts/build-tools.sh (cached by version; test/support/tools.ts).
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import test, { type ExecutionContext } from 'ava';
+import { parseAllDocuments } from 'yaml';
+import { repoRoot } from '../support/platform.ts';
+import { freshNamespace, kubectl } from '../support/kube.ts';
+import { run } from '../support/process.ts';
+import { chartDir, checked, helmTemplate, tool } from '../support/tools.ts';
+
+type Manifest = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
+
+const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Namespace']);
+
+const parseManifests = (text: string): Manifest[] =>
+  parseAllDocuments(text).map((doc) => doc.toJS() as Manifest | null).filter((m): m is Manifest => m !== null);
+
+/** Server-side apply; returns the `kind/name` lines kubectl printed. */
+async function apply(t: ExecutionContext, manifests: string): Promise<string[]> {
+  const result = await kubectl(['apply', '--server-side', '--field-manager=packaging-test', '-o', 'name', '-f', '-'], { input: manifests });
+  t.is(result.code, 0, result.stderr);
+  return result.stdout.trim().split('\n').filter(Boolean);
+}
+
+/** Deletes the cluster-scoped objects of a manifest set when the test ends (never the CRD, which every test shares). */
+function deleteClusterScopedAfter(t: ExecutionContext, manifests: Manifest[]): void {
+  const names = manifests.filter((m) => CLUSTER_SCOPED.has(m.kind) && m.kind !== 'CustomResourceDefinition')
+    .map((m) => `${m.kind.toLowerCase()}.${m.apiVersion.includes('/') ? m.apiVersion.split('/')[0] ?? '' : ''}/${m.metadata.name}`.replace('./', '/'));
+  t.teardown(async () => {
+    if (names.length > 0) await kubectl(['delete', '--ignore-not-found', '--wait=false', ...names]);
+  });
+}
+
+/** `kubectl auth can-i` as a ServiceAccount: the API server's RBAC authorizer answers. */
+async function can(serviceAccount: string, verb: string, resource: string, namespace?: string): Promise<boolean> {
+  const [base, subresource] = resource.split('/');
+  const result = await kubectl(['auth', 'can-i', verb, base ?? resource, ...(subresource ? [`--subresource=${subresource}`] : []),
+    `--as=system:serviceaccount:${serviceAccount}`, ...(namespace ? ['--namespace', namespace] : ['--all-namespaces'])]);
+  if (result.stdout.trim() !== 'yes' && result.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i: ${result.stderr}`);
+  return result.stdout.trim() === 'yes';
+}
+
+// What the operator needs (every rule of the contract, sampled per resource) and what it must not have.
+const OPERATOR_CAN: [string, string][] = [
+  ['watch', 'datamigrations.dataops.dev'], ['patch', 'datamigrations.dataops.dev'], ['update', 'datamigrations.dataops.dev/status'],
+  ['update', 'datamigrations.dataops.dev/finalizers'], ['create', 'jobs.batch'], ['delete', 'jobs.batch'], ['watch', 'pods'],
+  ['get', 'pods/log'], ['get', 'secrets'], ['watch', 'configmaps'], ['patch', 'services'], ['watch', 'deployments.apps'],
+  ['create', 'events'], ['patch', 'events.events.k8s.io'],
+];
+const OPERATOR_CANNOT: [string, string][] = [
+  ['list', 'secrets'], ['watch', 'secrets'], ['create', 'secrets'], ['create', 'datamigrations.dataops.dev'],
+  ['delete', 'datamigrations.dataops.dev'], ['update', 'jobs.batch'], ['delete', 'pods'], ['create', 'pods'],
+  ['create', 'pods/exec'], ['update', 'services'], ['delete', 'services'], ['patch', 'deployments.apps'],
+  ['update', 'configmaps'], ['create', 'serviceaccounts'], ['create', 'rolebindings.rbac.authorization.k8s.io'],
+];
+
+async function assertOperatorAccess(t: ExecutionContext, account: string, namespace: string | undefined, label: string): Promise<void> {
+  const answers = await Promise.all([
+    ...OPERATOR_CAN.map(async ([verb, resource]) => [verb, resource, true, await can(account, verb, resource, namespace)] as const),
+    ...OPERATOR_CANNOT.map(async ([verb, resource]) => [verb, resource, false, await can(account, verb, resource, namespace)] as const),
+  ]);
+  for (const [verb, resource, expected, actual] of answers) t.is(actual, expected, `${label}: ${account} ${expected ? 'can' : 'cannot'} ${verb} ${resource}`);
+}
+
+async function assertLeaderElectionAccess(t: ExecutionContext, account: string, leaseNamespace: string, elsewhere: string): Promise<void> {
+  for (const verb of ['get', 'create', 'patch']) t.true(await can(account, verb, 'leases.coordination.k8s.io', leaseNamespace), `${verb} leases in ${leaseNamespace}`);
+  for (const verb of ['update', 'delete']) t.false(await can(account, verb, 'leases.coordination.k8s.io', leaseNamespace), `no ${verb} on leases`);
+  t.false(await can(account, 'create', 'leases.coordination.k8s.io', elsewhere), 'leases only in the operator\'s namespace');
+}
+
+/**
+ * The engine Jobs run as their namespace's `default` ServiceAccount (no token mounted; see
+ * src/controller/job-builder.ts): installing the operator must grant it none of the operator's permissions.
+ */
+async function assertEngineHasNoAccess(t: ExecutionContext, namespace: string): Promise<void> {
+  const account = `${namespace}:default`;
+  const answers = await Promise.all([...OPERATOR_CAN, ['create', 'leases.coordination.k8s.io'] as [string, string]]
+    .map(async ([verb, resource]) => [verb, resource, await can(account, verb, resource, namespace)] as const));
+  for (const [verb, resource, allowed] of answers) t.false(allowed, `${account} (the engine Jobs) cannot ${verb} ${resource}`);
+}
+
+const NO_ENGINE_OBJECTS = (manifests: Manifest[]): string[] =>
+  manifests.filter((m) => /engine/i.test(m.metadata.name) || m.metadata.labels?.['app.kubernetes.io/component'] === 'engine').map((m) => `${m.kind}/${m.metadata.name}`);
+
+const envOf = (manifests: Manifest[]): Record<string, unknown> => {
+  const deployment = manifests.find((m) => m.kind === 'Deployment') as { spec: { template: { spec: { containers: { env: { name: string; value?: string; valueFrom?: unknown }[] }[] } } } } | undefined;
+  return Object.fromEntries((deployment?.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+};
+
+test('helm lint is clean with default values and with every option on', async (t) => {
+  const variants = [[], ['watchNamespace=apps', 'replicaCount=3', 'networkPolicy.enabled=true', 'metrics.serviceMonitor.enabled=true',
+    'networkPolicy.databaseEgress[0].ports[0].port=5433', 'image.digest=sha256:' + '0'.repeat(64), 'leaderElection.enabled=false']];
+  for (const set of variants) {
+    const result = await run(tool('helm'), ['lint', '--strict', chartDir, ...set.flatMap((s) => ['--set', s])], { cwd: repoRoot });
+    t.is(result.code, 0, result.stdout + result.stderr);
+    t.regex(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    t.notRegex(result.stdout, /\[(WARNING|ERROR)\]/, result.stdout);
+  }
+  const invalid = await run(tool('helm'), ['lint', chartDir, '--set', 'logLevel=loud'], { cwd: repoRoot });
+  t.not(invalid.code, 0, 'values.schema.json rejects an unknown log level');
+});
+
+test('cluster-wide: helm template applies server-side; ClusterRole grants exactly the operator\'s verbs', async (t) => {
+  const namespace = await freshNamespace(t, 'pkg-cluster');
+  const other = await freshNamespace(t, 'pkg-other');
+  const release = `cw-${randomBytes(3).toString('hex')}`;
+  const text = await helmTemplate(release, namespace);
+  const manifests = parseManifests(text);
+  deleteClusterScopedAfter(t, manifests);
+  const fullname = `${release}-datamigration-operator`;
+  t.deepEqual(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort(), [
+    `ClusterRole/${fullname}`, `ClusterRoleBinding/${fullname}`, 'CustomResourceDefinition/datamigrations.dataops.dev',
+    `Deployment/${fullname}`, `Role/${fullname}-leader-election`, `RoleBinding/${fullname}-leader-election`,
+    `Service/${fullname}-metrics`, `ServiceAccount/${fullname}`,
+  ]);
+  t.deepEqual(NO_ENGINE_OBJECTS(manifests), [], 'no engine ServiceAccount, Role or binding');
+  const env = envOf(manifests);
+  t.is(env.WATCH_NAMESPACE, '');
+  t.is(env.ENGINE_IMAGE, 'datamigration-operator:0.1.0', 'the engine runs the operator\'s image');
+  t.false('ENGINE_SERVICE_ACCOUNT' in env, 'the engine Jobs use their namespace\'s default ServiceAccount');
+
+  const applied = await apply(t, text);
+  t.is(applied.length, manifests.length, applied.join(', '));
+  const account = `${namespace}:${fullname}`;
+  await assertOperatorAccess(t, account, other, 'another namespace');
+  await assertOperatorAccess(t, account, undefined, 'all namespaces');
+  await assertLeaderElectionAccess(t, account, namespace, other);
+  await assertEngineHasNoAccess(t, namespace);
+  await assertEngineHasNoAccess(t, other);
+  const rollout = await kubectl(['get', 'deployment', fullname, '-o', 'jsonpath={.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}'], { namespace });
+  t.is(rollout.stdout, 'true');
+});
+
+test('single-namespace: a Role in the watched namespace only, nothing cluster-scoped; PDB and NetworkPolicy apply', async (t) => {
+  const namespace = await freshNamespace(t, 'pkg-single');
+  const other = await freshNamespace(t, 'pkg-elsewhere');
+  const release = `sn-${randomBytes(3).toString('hex')}`;
+  const text = await helmTemplate(release, namespace, [`watchNamespace=${namespace}`, 'replicaCount=2', 'networkPolicy.enabled=true']);
+  const manifests = parseManifests(text);
+  deleteClusterScopedAfter(t, manifests);
+  const fullname = `${release}-datamigration-operator`;
+  t.deepEqual(manifests.filter((m) => CLUSTER_SCOPED.has(m.kind)).map((m) => m.kind), ['CustomResourceDefinition'], 'only the CRD is cluster-scoped');
+  t.deepEqual(manifests.map((m) => `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`).sort(), [
+    'CustomResourceDefinition//datamigrations.dataops.dev', `Deployment/${namespace}/${fullname}`, `NetworkPolicy/${namespace}/${fullname}`,
+    `PodDisruptionBudget/${namespace}/${fullname}`, `Role/${namespace}/${fullname}`, `Role/${namespace}/${fullname}-leader-election`,
+    `RoleBinding/${namespace}/${fullname}`, `RoleBinding/${namespace}/${fullname}-leader-election`, `Service/${namespace}/${fullname}-metrics`,
+    `ServiceAccount/${namespace}/${fullname}`,
+  ].sort());
+  t.deepEqual(NO_ENGINE_OBJECTS(manifests), [], 'no engine ServiceAccount, Role or binding');
+  t.is(envOf(manifests).WATCH_NAMESPACE, namespace);
+  t.false('ENGINE_SERVICE_ACCOUNT' in envOf(manifests));
+  // The NetworkPolicy keeps DNS and the API server, and lets the operator reach the databases
+  // (it reads copy progress from the engine's checkpoint table).
+  const policy = manifests.find((m) => m.kind === 'NetworkPolicy') as { spec: { egress: { ports?: { port: number | string; protocol: string }[] }[] } } | undefined;
+  const egressPorts = (policy?.spec.egress ?? []).flatMap((rule) => (rule.ports ?? []).map((p) => `${p.protocol}/${p.port}`));
+  for (const port of ['UDP/53', 'TCP/53', 'TCP/443', 'TCP/6443', 'TCP/5432', 'TCP/3306']) t.true(egressPorts.includes(port), `egress to ${port}: ${egressPorts.join(', ')}`);
+
+  const applied = await apply(t, text);
+  t.is(applied.length, manifests.length, applied.join(', '));
+  const account = `${namespace}:${fullname}`;
+  await assertOperatorAccess(t, account, namespace, 'the watched namespace');
+  for (const [verb, resource] of OPERATOR_CAN) t.false(await can(account, verb, resource, other), `no ${verb} ${resource} outside the watched namespace`);
+  t.false(await can(account, 'list', 'datamigrations.dataops.dev'), 'no cluster-wide list');
+  await assertLeaderElectionAccess(t, account, namespace, other);
+  await assertEngineHasNoAccess(t, namespace);
+  await assertEngineHasNoAccess(t, other);
+  const pdb = await kubectl(['get', 'pdb', fullname, '-o', 'jsonpath={.spec.minAvailable}'], { namespace });
+  t.is(pdb.stdout, '1');
+});
+
+test('kustomize build config/default applies server-side and holds the same objects as the chart\'s defaults', async (t) => {
+  const built = await checked(tool('kustomize'), ['build', join(repoRoot, 'config', 'default')]);
+  const kustomized = parseManifests(built);
+  const namespace = kustomized.find((m) => m.kind === 'Namespace')?.metadata.name;
+  if (!namespace) throw new Error('config/default has no Namespace');
+  const charted = parseManifests(await helmTemplate('datamigration-operator', namespace));
+
+  // Helm's own labels aside, each object of the chart is in the kustomize build, equal field for field.
+  const key = (m: Manifest): string => `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`;
+  const withoutHelmLabels = (m: Manifest): Manifest => {
+    const copy = structuredClone(m);
+    if (copy.metadata.labels) {
+      delete copy.metadata.labels['helm.sh/chart'];
+      delete copy.metadata.labels['app.kubernetes.io/managed-by'];
+    }
+    return copy;
+  };
+  const fromKustomize = new Map(kustomized.map((m) => [key(m), m]));
+  t.deepEqual([...fromKustomize.keys()].filter((k) => !k.startsWith('Namespace/')).sort(), charted.map(key).sort());
+  for (const object of charted.map(withoutHelmLabels)) {
+    const other = fromKustomize.get(key(object));
+    t.true(isDeepStrictEqual(object, other), `${key(object)} differs:\nhelm: ${JSON.stringify(object)}\nkustomize: ${JSON.stringify(other)}`);
+  }
+
+  t.teardown(async () => {
+    await kubectl(['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']);
+  });
+  deleteClusterScopedAfter(t, kustomized);
+  const applied = await apply(t, built);
+  t.is(applied.length, kustomized.length, applied.join(', '));
+  const account = `${namespace}:datamigration-operator`;
+  await assertOperatorAccess(t, account, undefined, 'all namespaces');
+  t.deepEqual(NO_ENGINE_OBJECTS(kustomized), [], 'no engine ServiceAccount, Role or binding');
+  await assertEngineHasNoAccess(t, namespace);
+});
+
+test('shellcheck passes on every script', async (t) => {
+  const shellcheck = '/usr/bin/shellcheck';
+  if (!existsSync(shellcheck)) throw new Error('shellcheck is missing: run `bash scripts/build-tools.sh` (it installs the Debian package)');
+  const scripts = readdirSync(join(repoRoot, 'scripts')).filter((name) => name.endsWith('.sh')).sort().map((name) => join('scripts', name));
+  t.true(scripts.includes(join('scripts', 'kind-e2e.sh')) && scripts.includes(join('scripts', 'build-tools.sh')), scripts.join(', '));
+  const result = await run(shellcheck, ['--severity=style', '--external-sources', ...scripts], { cwd: repoRoot });
+  t.is(result.code, 0, result.stdout + result.stderr);
+});
