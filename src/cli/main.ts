@@ -1,8 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=32
 // dmctl: the engine on a laptop and in a Job.
-//   dmctl plan -f manifest.yaml            what a run would do; writes nothing
-//   dmctl run  -f manifest.yaml            schema, then copy (validation: see README)
-//   dmctl step schema|copy -f manifest.yaml  one step, as a Job runs it
+//   dmctl plan -f manifest.yaml       what a run would do; writes nothing
+//   dmctl run  -f manifest.yaml       schema, copy, then validation
+//   dmctl validate -f manifest.yaml   validation only (read only on both sides)
+//   dmctl step schema|copy|validate|rollback -f manifest.yaml   one step, as a Job runs it
 // Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
 // Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
 // or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
@@ -15,19 +16,25 @@ import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
 import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../engine/pipeline/steps.ts';
+import { rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
+import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
+import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|step schema|step copy> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step validate|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
       --target-url <url>   target connection URL (default: $DMO_TARGET_URL)
       --migrations-dir <d> directory of V/U migration files (default: $DMO_MIGRATIONS_DIR)
       --json               JSON lines on stdout (the default when stdout is not a terminal)
-      --skip-validation    run: schema and copy only`;
+      --skip-validation    run: schema and copy only
+      --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)`;
+
+const COMMANDS = ['plan', 'run', 'validate', 'step schema', 'step copy', 'step validate', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -37,6 +44,7 @@ const OPTIONS = {
   'migrations-dir': { type: 'string' },
   json: { type: 'boolean', default: false },
   'skip-validation': { type: 'boolean', default: false },
+  'to-version': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -99,7 +107,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     return EXIT.ok;
   }
   const command = positionals.join(' ');
-  if (!['plan', 'run', 'step schema', 'step copy'].includes(command)) throw new CliError(`unknown command "${command}"\n${USAGE}`, EXIT.usage);
+  if (!COMMANDS.includes(command)) throw new CliError(`unknown command "${command}"\n${USAGE}`, EXIT.usage);
   if (!values.file && !process.env.DMO_MANIFEST) throw new CliError(`-f manifest.yaml is required\n${USAGE}`, EXIT.usage);
 
   const reporter = values.json || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
@@ -134,13 +142,24 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       for (const [column, count] of Object.entries(copy.zeroDates)) reporter.emit({ event: 'warning', message: `${column}: ${String(count)} zero date(s) stored as NULL` });
       results.copy = copy;
     }
-    if (command === 'run' && !values['skip-validation']) {
-      // Validation (issue: validation and rollback) is not part of this build yet; say so rather than imply a pass.
-      reporter.emit({ event: 'warning', message: 'validation is not implemented in this version: the copy was not validated' });
+    let exitCode: ExitCode = EXIT.ok;
+    if ((command === 'run' && !values['skip-validation']) || command === 'validate' || command === 'step validate') {
+      const report = await runStep(reporter, 'validate', () => validateStep(context, validateOptionsOf(migration.spec.validation)), (r) => r.summary);
+      results.validation = report;
+      if (!report.passed) {
+        reporter.emit({ event: 'warning', message: `validation failed: ${report.summary}` });
+        exitCode = EXIT.validationFailed;
+      }
+    }
+    if (command === 'step rollback') {
+      const toVersion = values['to-version'] ?? process.env.DMO_ROLLBACK_TO_VERSION ?? '';
+      results.rollback = await runStep(reporter, 'rollback', () => rollbackStep(context, {
+        versionBefore: toVersion === '' ? null : toVersion, action: migration.spec.rollback?.schemaAction ?? 'DownMigrations',
+      }), (r) => `${r.action}: version ${r.versionBefore ?? 'none'} → ${r.version ?? 'none'}${r.droppedTables.length ? `, dropped ${r.droppedTables.join(', ')}` : ''}`);
     }
     reporter.emit({ event: 'result', result: results });
     if (command.startsWith('step ')) writeTermination(boundedResult(stepResult(command, results)));
-    return EXIT.ok;
+    return exitCode;
   } catch (error) {
     if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
     if (signal.aborted) throw new CliError('interrupted; run the same command again to resume', EXIT.interrupted);
@@ -150,14 +169,27 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   }
 }
 
-/** The step's result in the shape the operator reads from the termination message. */
+/** The step's result in the shape the operator reads from the termination message (src/controller/decide.ts). */
 function stepResult(command: string, results: Record<string, unknown>): Record<string, unknown> {
-  if (command === 'step schema') {
-    const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
-    return { versionBefore: schema.versionBefore, version: schema.version, createdTables: schema.createdTables, applied: schema.applied };
+  switch (command) {
+    case 'step schema': {
+      const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
+      return { versionBefore: schema.versionBefore, version: schema.version, createdTables: schema.createdTables, applied: schema.applied };
+    }
+    case 'step copy': {
+      const copy = results.copy as Awaited<ReturnType<typeof copyStep>>;
+      return { tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })), rowsThisRun: copy.rowsThisRun };
+    }
+    case 'step validate': {
+      const report = results.validation as ValidationReport;
+      // Failures first in the checks, so the bound never hides one.
+      return { ...summarizeForStatus(report), tables: tableStatuses(report) };
+    }
+    default: {
+      const rollback = results.rollback as RollbackResult;
+      return { version: rollback.version, reverted: rollback.reverted, droppedTables: rollback.droppedTables };
+    }
   }
-  const copy = results.copy as Awaited<ReturnType<typeof copyStep>>;
-  return { tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })), rowsThisRun: copy.rowsThisRun };
 }
 
 function describePlan(result: Awaited<ReturnType<typeof planStep>>): unknown {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
+import { EXIT } from '../cli/exit-codes.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 
 export interface EngineConfig {
@@ -110,6 +111,9 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
     },
     spec: {
       backoffLimit: template.backoffLimit ?? 3,
+      // A bad manifest (2), a refused plan (3) or failed validation (4) fails the same way every
+      // time: fail the Job at once instead of retrying it (src/cli/exit-codes.ts).
+      podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } }] },
       ...(template.activeDeadlineSeconds !== undefined ? { activeDeadlineSeconds: template.activeDeadlineSeconds } : {}),
       ...(template.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: template.ttlSecondsAfterFinished } : {}),
       template: {

@@ -18,7 +18,7 @@ export function createMetrics(): OperatorMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'datamigration_operator_' });
   return {
     registry,
-    reconcileTotal: new Counter({ name: 'datamigration_reconcile_total', help: 'Reconciles, by result (done, requeue, error, terminal).', labelNames: ['result'], registers: [registry] }),
+    reconcileTotal: new Counter({ name: 'datamigration_reconcile_total', help: 'Reconciles, by result (done, requeue, conflict, error).', labelNames: ['result'], registers: [registry] }),
     reconcileErrors: new Counter({ name: 'datamigration_reconcile_errors_total', help: 'Reconciles that returned an error.', registers: [registry] }),
     reconcileDuration: new Histogram({
       name: 'datamigration_reconcile_duration_seconds', help: 'Time of one reconcile.',

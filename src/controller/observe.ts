@@ -26,6 +26,15 @@ export function terminationMessage(pods: readonly k8s.V1Pod[], wantSucceeded: bo
   return finished[0]?.terminated?.message ?? undefined;
 }
 
+function parseResult(message: string): Record<string, unknown> | undefined {
+  try {
+    const parsed = JSON.parse(message) as unknown;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A Job this migration owns as decide() sees it; undefined for a Job without step labels. */
 export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): ObservedJob | undefined {
   const labels = job.metadata?.labels ?? {};
@@ -36,17 +45,14 @@ export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): Observed
   const observed: ObservedJob = { name: job.metadata?.name ?? '', step, runId, state };
   if (state === 'Succeeded') {
     const message = terminationMessage(pods, true);
-    if (message !== undefined) {
-      try {
-        observed.result = JSON.parse(message) as unknown;
-      } catch {
-        observed.result = message; // decide() reports an unreadable result
-      }
-    }
+    if (message !== undefined) observed.result = parseResult(message) ?? message; // decide() reports an unreadable result
   } else if (state === 'Failed') {
     const condition = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
     const message = terminationMessage(pods, false);
-    observed.failureMessage = [condition?.reason, condition?.message, message].filter(Boolean).join(': ') || 'the Job failed';
+    // A step that ran to a verdict (validation failed: exit 4) leaves its result as JSON.
+    const result = message === undefined ? undefined : parseResult(message);
+    if (result !== undefined) observed.result = result;
+    observed.failureMessage = [condition?.reason, condition?.message, result === undefined ? message : undefined].filter(Boolean).join(': ') || 'the Job failed';
   }
   return observed;
 }

@@ -10,6 +10,7 @@ import type { EngineConfig } from './job-builder.ts';
 import { startLeaderElection, type LeaderElector } from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
+import { describeError, statusCode } from './preflight.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -84,7 +85,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     informer.on('error', (error: unknown) => {
       synced.delete(name);
       if (stopping) return;
-      logger.warn('informer stopped; restarting', { informer: name, error: error instanceof Error ? error.message : String(error) });
+      logger.warn('informer stopped; restarting', { informer: name, error: describeError(error) });
       setTimeout(() => { if (!stopping) informer.start().catch(() => undefined); }, INFORMER_RESTART_MS);
     });
   }
@@ -114,11 +115,18 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         if (result.requeueAfterSeconds !== undefined) queue.addAfter(key, result.requeueAfterSeconds * 1000);
         metrics.reconcileTotal.inc({ result: result.requeueAfterSeconds !== undefined ? 'requeue' : 'done' });
       } catch (error) {
-        metrics.reconcileErrors.inc();
-        metrics.reconcileTotal.inc({ result: 'error' });
         const [namespace, name] = key.split('/');
-        logger.warn('reconcile failed; retrying with backoff', { namespace, name, error: error instanceof Error ? error.message : String(error), failures: queue.failures(key) });
-        queue.addRateLimited(key);
+        if (statusCode(error) === 409) {
+          // Our cache was behind the object we wrote a moment ago: decide again on the fresh copy.
+          logger.debug('status write conflicted; retrying', { namespace, name });
+          metrics.reconcileTotal.inc({ result: 'conflict' });
+          queue.addAfter(key, 200);
+        } else {
+          metrics.reconcileErrors.inc();
+          metrics.reconcileTotal.inc({ result: 'error' });
+          logger.warn('reconcile failed; retrying with backoff', { namespace, name, error: describeError(error), failures: queue.failures(key) });
+          queue.addRateLimited(key);
+        }
       } finally {
         timer();
         queue.done(key);

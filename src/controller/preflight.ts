@@ -16,6 +16,21 @@ export function statusCode(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** An API error in one line: the HTTP code and the Status message, never the whole response. */
+export function describeError(error: unknown): string {
+  if (error instanceof k8s.ApiException) {
+    let message: string;
+    try {
+      const body = (typeof error.body === 'string' ? JSON.parse(error.body) : error.body) as { message?: string; reason?: string } | undefined;
+      message = [body?.reason, body?.message].filter(Boolean).join(': ');
+    } catch {
+      message = ''; // not a Status object: the code says enough
+    }
+    return `HTTP ${String(error.code)}${message ? ` ${message}` : ''}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
 async function orMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
   try {
     return await read();

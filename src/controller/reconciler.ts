@@ -13,7 +13,7 @@ import { microTime } from './leader-election.ts';
 import { registerSecret, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { observeJob } from './observe.ts';
-import { runPreflight, statusCode } from './preflight.ts';
+import { describeError, runPreflight, statusCode } from './preflight.ts';
 
 export interface ReconcileResult {
   /** Reconcile again after this many seconds; absent when only a change should wake it. */
@@ -76,7 +76,7 @@ export class Reconciler {
     let requeue = decision.requeueAfterSeconds;
     if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
       const sample = await this.copyProgress(migration, key).catch((error: unknown) => {
-        log.warn('could not read copy progress', { error: error instanceof Error ? error.message : String(error) });
+        log.warn('could not read copy progress', { error: describeError(error) });
         return undefined;
       });
       if (sample) status.progress = sample.progress;
@@ -179,7 +179,7 @@ export class Reconciler {
         return;
       case 'event':
         await this.emitEvent(migration, action).catch((error: unknown) => {
-          log.warn('could not record an Event', { error: error instanceof Error ? error.message : String(error) });
+          log.warn('could not record an Event', { error: describeError(error) });
         });
         return;
     }

@@ -2,9 +2,16 @@
 // become step Jobs that the node stand-in runs (the engine CLI as a local process against real
 // PostgreSQL and MariaDB); phases, conditions, Events, the blue-green Service switch, manual
 // approval, rollback on failed validation, and preflight that waits for a missing Secret.
+//
+// Least privilege, proven: the operator runs with the Helm chart's ServiceAccount (a token for it
+// from the TokenRequest API, not the admin certificate) under RBAC authorization, with leader
+// election on. Any permission the chart lacks fails these tests; the packaging tests check that
+// the chart grants no more than src/controller uses.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import test from 'ava';
 import * as k8s from '@kubernetes/client-node';
-import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { GROUP, PLURAL, VERSION } from '../../src/api/constants.ts';
 import type { DataMigration } from '../../src/api/types.ts';
 import { createLogger } from '../../src/controller/logger.ts';
@@ -12,7 +19,8 @@ import { startOperator, type RunningOperator } from '../../src/controller/operat
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
-import { freshNamespace, testKubeConfig } from '../support/kube.ts';
+import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
+import { helmTemplate } from '../support/tools.ts';
 import { repoRoot } from '../support/platform.ts';
 import { waitFor } from '../support/process.ts';
 
@@ -21,18 +29,47 @@ const core = kc.makeApiClient(k8s.CoreV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const events = kc.makeApiClient(k8s.EventsV1Api);
 let operator: RunningOperator | undefined;
+const release = `dmo-${randomBytes(3).toString('hex')}`;
+const releaseNamespace = `${release}-system`;
+
+/** The chart's RBAC objects applied, and a kubeconfig holding a token of the operator's ServiceAccount. */
+async function operatorKubeConfig(): Promise<k8s.KubeConfig> {
+  await core.createNamespace({ body: { metadata: { name: releaseNamespace } } });
+  const rendered = parseAllDocuments(await helmTemplate(release, releaseNamespace))
+    .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null)
+    .filter((m) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(m?.kind ?? ''));
+  const applied = await kubectl(['apply', '--server-side', '-f', '-'], { input: rendered.map((m) => JSON.stringify(m)).join('\n') });
+  if (applied.code !== 0) throw new Error(applied.stderr);
+  const account = rendered.find((m) => m?.kind === 'ServiceAccount')?.metadata?.name ?? '';
+  const token = await waitFor('a token for the operator ServiceAccount', async () => (await core.createNamespacedServiceAccountToken({
+    name: account, namespace: releaseNamespace, body: { spec: { expirationSeconds: 3600 } },
+  }).catch(() => undefined))?.status?.token, 30_000, 200);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the test kubeconfig has no cluster');
+  const scoped = new k8s.KubeConfig();
+  scoped.loadFromOptions({
+    clusters: [{ ...cluster, name: 'test' }], users: [{ name: account, token }],
+    contexts: [{ name: 'operator', cluster: 'test', user: account }], currentContext: 'operator',
+  });
+  return scoped;
+}
 
 test.before(async () => {
+  const scoped = await operatorKubeConfig();
   operator = await startOperator({
-    kc, logger: createLogger(process.env.DMO_TEST_LOG_LEVEL ?? 'warn'), identity: 'e2e-operator',
+    kc: scoped, logger: createLogger(process.env.DMO_TEST_LOG_LEVEL ?? 'warn'), identity: 'e2e-operator',
     // The node stand-in runs the command on this machine: the engine CLI from the source tree.
     engine: { image: 'datamigration-operator:e2e', command: [process.execPath, join(repoRoot, 'src/cli/main.ts')] },
     workers: 4,
+    leaderElection: { namespace: releaseNamespace, name: 'datamigration-operator', identity: 'e2e-operator' },
   });
+  await waitFor('the operator leads', () => Promise.resolve(operator?.isLeader() ? true : undefined), 30_000, 100);
 });
 
 test.after.always(async () => {
   await operator?.stop();
+  await core.deleteNamespace({ name: releaseNamespace }).catch(() => undefined);
+  for (const kind of ['clusterrolebinding', 'clusterrole']) await kubectl(['delete', kind, '-l', `app.kubernetes.io/instance=${release}`, '--ignore-not-found']);
 });
 
 async function getMigration(namespace: string, name: string): Promise<DataMigration> {

@@ -1,0 +1,431 @@
+// Checksums per key range computed inside both databases, bisection of the ranges that differ,
+// and the value-by-value comparison of the rows left in them (see bisect.ts for the ranges and
+// canonical.ts for what is hashed). Source and target queries run at the same time.
+import type { SqlSession, SqlValue } from '../db/session.ts';
+import { keyAfter, sqlLiteral } from '../copy/source-query.ts';
+import type { KeyValue } from '../copy/checkpoint.ts';
+import {
+  addToBucket, bucketCount, differingBuckets, HASH_LEVELS, isLeaf, levelZeroIds, levelZeroRange, levelZeroWidth, sampleIndexes,
+  subRange, subWidth, totalRows, type BisectTuning, type BucketFigures, type BucketMap, type HashSegment, type Segment,
+} from './bisect.ts';
+import { clientCanonical, hash60, hash60Sql, hashBucketSql, rowText } from './canonical.ts';
+import type { RowDifference } from './report.ts';
+import type { SideSql, TableCheckPlan } from './table-plan.ts';
+
+export interface Sessions {
+  source: SqlSession;
+  target: SqlSession;
+}
+
+/** One fetched row: its key's canonical values and every compared column's canonical value. */
+export interface FetchedRow {
+  key: (string | null)[];
+  values: (string | null)[];
+}
+
+const text = (value: SqlValue | undefined): string | null => (value === null || value === undefined ? null : typeof value === 'string' ? value : value.toString('utf8'));
+const MAX_BIGINT = (1n << 63n) - 1n;
+const CLIENT_PAGE = 5000;
+
+/** Rows differing between the two sides, matched by key (order does not matter). */
+export function compareRows(source: readonly FetchedRow[], target: readonly FetchedRow[], columns: readonly string[]): RowDifference[] {
+  const id = (row: FetchedRow): string => JSON.stringify(row.key);
+  const targets = new Map(target.map((row) => [id(row), row]));
+  const differences: RowDifference[] = [];
+  const seen = new Set<string>();
+  for (const row of source) {
+    const k = id(row);
+    seen.add(k);
+    const other = targets.get(k);
+    if (!other) {
+      differences.push({ kind: 'missing', key: row.key });
+      continue;
+    }
+    const differing = columns.filter((_, i) => (row.values[i] ?? null) !== (other.values[i] ?? null));
+    if (differing.length > 0) differences.push({ kind: 'different', key: row.key, columns: differing });
+  }
+  for (const row of target) {
+    if (!seen.has(id(row))) differences.push({ kind: 'extra', key: row.key });
+  }
+  return differences;
+}
+
+function whereOf(conditions: readonly string[]): string {
+  return conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+}
+
+function integerLiteral(value: bigint): string {
+  return value.toString();
+}
+
+/** key BETWEEN lo AND hi on the first key column. */
+function rangeCondition(side: SideSql, lo: bigint, hi: bigint): string {
+  return `${side.rangeColumn} BETWEEN ${integerLiteral(lo)} AND ${integerLiteral(hi)}`;
+}
+
+/** The first-level bucket of an integer key: key DIV width (truncating, the same on both engines). */
+export function levelZeroBucketSql(side: SideSql, width: bigint): string {
+  if (side.engine === 'mysql') return `(${side.rangeColumn} DIV ${integerLiteral(width)})`;
+  return side.rangeNumeric || width > MAX_BIGINT
+    ? `div(${side.rangeColumn}::numeric, ${integerLiteral(width)}::numeric)`
+    : `(${side.rangeColumn} / ${integerLiteral(width)}::bigint)`;
+}
+
+/** The sub-range of [lo, …] a key falls in: (key - lo) DIV width, in decimal arithmetic (no overflow). */
+export function subBucketSql(side: SideSql, lo: bigint, width: bigint): string {
+  return side.engine === 'mysql'
+    ? `((CAST(${side.rangeColumn} AS DECIMAL(21,0)) - ${integerLiteral(lo)}) DIV ${integerLiteral(width)})`
+    : `div(${side.rangeColumn}::numeric - ${integerLiteral(lo)}::numeric, ${integerLiteral(width)}::numeric)`;
+}
+
+export interface ChecksumRun {
+  /** Buckets per side at the first level. */
+  source: BucketMap;
+  target: BucketMap;
+  ranges: number;
+  rangesChecked: number;
+  rangesDiffering: number;
+  bisectQueries: number;
+  rowsCompared: number;
+  differences: RowDifference[];
+  differenceCount: number;
+  truncated: boolean;
+  /** Whether the first level covered every row (Full mode): its totals are the exact row counts. */
+  complete: boolean;
+}
+
+interface Segmented {
+  segment: Segment;
+  rows: bigint;
+}
+
+export class TableChecksum {
+  private readonly plan: TableCheckPlan;
+  private readonly sessions: Sessions;
+  private readonly tuning: BisectTuning;
+  private readonly maxDifferences: number;
+  private readonly columnNames: string[];
+  private readonly sqlColumns: number[];
+  private readonly clientColumns: number[];
+  bisectQueries = 0;
+  rowsCompared = 0;
+
+  constructor(plan: TableCheckPlan, sessions: Sessions, tuning: BisectTuning, maxDifferences: number) {
+    this.plan = plan;
+    this.sessions = sessions;
+    this.tuning = tuning;
+    this.maxDifferences = maxDifferences;
+    this.columnNames = plan.columns.map((c) => c.name);
+    this.sqlColumns = plan.columns.flatMap((c, i) => (c.client ? [] : [i]));
+    this.clientColumns = plan.columns.flatMap((c, i) => (c.client ? [i] : []));
+  }
+
+  private both<T>(fn: (side: SideSql, session: SqlSession) => Promise<T>): Promise<[T, T]> {
+    return Promise.all([fn(this.plan.source, this.sessions.source), fn(this.plan.targetSide, this.sessions.target)]);
+  }
+
+  /** Per bucket: rows and the sum of row hashes (SQL columns), plus the client's hashes of json columns. */
+  private async aggregate(side: SideSql, session: SqlSession, bucket: string, conditions: readonly string[]): Promise<BucketMap> {
+    const all = [...side.conditions, ...conditions];
+    const rows = await session.query(`SELECT ${bucket} AS b, count(*) AS n, sum(${hash60Sql(side.engine, side.rowText)}) AS s FROM ${side.from}${whereOf(all)} GROUP BY 1`);
+    const map: BucketMap = new Map();
+    for (const row of rows) addToBucket(map, text(row.b) ?? 'NULL', BigInt(text(row.n) ?? '0'), BigInt(text(row.s) ?? '0'));
+    if (this.clientColumns.length > 0) await this.addClientHashes(side, session, bucket, all, map);
+    return map;
+  }
+
+  /** json columns across engines: read key and values page by page, hash them here, add per bucket. */
+  private async addClientHashes(side: SideSql, session: SqlSession, bucket: string, conditions: readonly string[], map: BucketMap): Promise<void> {
+    const keyCount = side.keyRaw.length;
+    const select = [
+      `${bucket} AS b`,
+      ...side.keyRaw.map((k, i) => `${k} AS r${i}`),
+      ...side.keyCanonical.map((k, i) => `${k} AS k${i}`),
+      ...side.clientRaw.map((c, i) => `${c} AS j${i}`),
+    ].join(', ');
+    let after: KeyValue[] | undefined;
+    const keyNames = side.keyRaw.map((k) => k);
+    for (;;) {
+      const page = [...conditions, ...(after ? [keyAfterQuoted(side, keyNames, after)] : [])];
+      const rows = await session.query(`SELECT ${select} FROM ${side.from}${whereOf(page)} ORDER BY ${side.keyRaw.join(', ')} LIMIT ${CLIENT_PAGE}`);
+      for (const row of rows) {
+        const key = side.keyCanonical.map((_, i) => text(row[`k${i}`]));
+        const values = this.clientColumns.map((column, i) => ({ kind: this.plan.columns[column]?.kind ?? 'json', value: clientCanonical(this.plan.columns[column]?.kind ?? 'json', row[`j${i}`]) }));
+        addToBucket(map, text(row.b) ?? 'NULL', 0n, hash60(`${JSON.stringify(key)}|${rowText(values)}`));
+      }
+      const last = rows.at(-1);
+      if (rows.length < CLIENT_PAGE || !last) break;
+      after = Array.from({ length: keyCount }, (_, i) => {
+        const value = last[`r${i}`];
+        return value === null || value === undefined ? '' : value;
+      });
+    }
+  }
+
+  /** Fetches the rows of a segment on one side, canonical. */
+  private async fetch(side: SideSql, session: SqlSession, conditions: readonly string[]): Promise<FetchedRow[]> {
+    const select = [
+      ...side.keyCanonical.map((k, i) => `${k} AS k${i}`),
+      ...side.fields.map((f, i) => `${f} AS c${i}`),
+      ...side.clientRaw.map((c, i) => `${c} AS j${i}`),
+    ].join(', ');
+    const rows = await session.query(`SELECT ${select} FROM ${side.from}${whereOf([...side.conditions, ...conditions])}`);
+    return rows.map((row) => {
+      const values: (string | null)[] = new Array<string | null>(this.plan.columns.length).fill(null);
+      this.sqlColumns.forEach((column, i) => { values[column] = text(row[`c${i}`]); });
+      this.clientColumns.forEach((column, i) => { values[column] = clientCanonical(this.plan.columns[column]?.kind ?? 'json', row[`j${i}`]); });
+      return { key: side.keyCanonical.map((_, i) => text(row[`k${i}`])), values };
+    });
+  }
+
+  /** Hash bucket expressions of levels 0..depth-1 on one side. */
+  private hashColumns(side: SideSql, depth: number, levels: HashLevels): string[] {
+    return Array.from({ length: depth }, (_, level) => hashBucketSql(side.engine, side.keyText, level, levels.modulus(level)));
+  }
+
+  /** Rows in any of the hash segments (all of one depth): (b0, b1, …) IN ((…), …), each hash computed once per row. */
+  private hashCondition(side: SideSql, segments: readonly HashSegment[], levels: HashLevels): string {
+    const depth = segments[0]?.path.length ?? 0;
+    const columns = this.hashColumns(side, depth, levels);
+    if (depth === 1) return `${columns[0] ?? ''} IN (${segments.map((x) => x.path[0] ?? 0).join(', ')})`;
+    return `(${columns.join(', ')}) IN (${segments.map((x) => `(${x.path.join(', ')})`).join(', ')})`;
+  }
+
+  /** Compares the rows of segments value by value: one range, or several hash segments of one depth at once. */
+  private async compareSegments(segments: readonly Segment[], levels: HashLevels): Promise<RowDifference[]> {
+    const first = segments[0];
+    if (!first) return [];
+    const condition = (side: SideSql): string => (first.kind === 'range'
+      ? rangeCondition(side, first.lo, first.hi)
+      : this.hashCondition(side, segments.filter((x) => x.kind === 'hash'), levels));
+    const [source, target] = await this.both((side, session) => this.fetch(side, session, [condition(side)]));
+    this.rowsCompared += source.length + target.length;
+    return compareRows(source, target, this.columnNames);
+  }
+
+  /** Splits differing segments one level down (one range, or hash segments of one depth together); returns the differing parts. */
+  private async split(segments: readonly Segment[], levels: HashLevels): Promise<Segmented[]> {
+    const first = segments[0];
+    if (!first) return [];
+    this.bisectQueries++;
+    if (first.kind === 'range') {
+      const width = subWidth(first.lo, first.hi, this.tuning.fanout);
+      const [s, t] = await this.both((side, session) => this.aggregate(side, session, subBucketSql(side, first.lo, width), [rangeCondition(side, first.lo, first.hi)]));
+      return differingBuckets(s, t).map((d) => {
+        const range = subRange(first.lo, first.hi, width, BigInt(d.id));
+        return { segment: { kind: 'range', lo: range.lo, hi: range.hi, depth: first.depth + 1 }, rows: maxOf(d.sourceRows, d.targetRows) };
+      });
+    }
+    const hashes = segments.filter((x) => x.kind === 'hash');
+    const depth = first.path.length;
+    // The bucket id is the whole path, "b0/b1/…/bn", so one query splits every segment of this depth.
+    const bucket = (side: SideSql): string => {
+      const columns = this.hashColumns(side, depth + 1, levels);
+      return side.engine === 'postgres' ? columns.map((c) => `${c}::text`).join(` || '/' || `) : `CONCAT_WS('/', ${columns.join(', ')})`;
+    };
+    const [s, t] = await this.both((side, session) => this.aggregate(side, session, bucket(side), [this.hashCondition(side, hashes, levels)]));
+    return differingBuckets(s, t).map((d) => ({
+      segment: { kind: 'hash', path: d.id.split('/').map(Number), depth: first.depth + 1 },
+      rows: maxOf(d.sourceRows, d.targetRows),
+    }));
+  }
+
+  /**
+   * Bisects the differing first-level segments down to rows, level by level; stops once
+   * maxDifferences are found. Ranges are read one by one through the key index; hash buckets
+   * (no index) of one level are read together, one scan per level.
+   */
+  async locate(start: Segmented[], levels: HashLevels): Promise<{ differences: RowDifference[]; count: number; truncated: boolean }> {
+    const differences: RowDifference[] = [];
+    let frontier = start;
+    let truncated = false;
+    const enough = (): boolean => differences.length >= this.maxDifferences;
+    while (frontier.length > 0) {
+      if (enough()) {
+        truncated = true;
+        break;
+      }
+      const leaves = frontier.filter((x) => isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
+      const splits = frontier.filter((x) => !isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
+      const next: Segmented[] = [];
+      const work = [...batches(leaves).map((group) => ({ leaf: true, group })), ...batches(splits).map((group) => ({ leaf: false, group }))];
+      for (const { leaf, group } of work) {
+        if (enough()) {
+          truncated = true; // segments left unexplored may hold more
+          break;
+        }
+        if (leaf) differences.push(...await this.compareSegments(group, levels));
+        else next.push(...await this.split(group, levels));
+      }
+      frontier = next;
+    }
+    if (differences.length > this.maxDifferences) truncated = true;
+    return { differences: differences.slice(0, this.maxDifferences), count: differences.length, truncated };
+  }
+
+  /** The first level (all ranges in Full mode, `samplePercent` of them in Sample mode), then bisection. */
+  async run(mode: 'Full' | 'Sample', samplePercent: number, random: () => number): Promise<ChecksumRun> {
+    const plan = this.plan;
+    let source: BucketMap;
+    let target: BucketMap;
+    let ranges: number;
+    let rangesChecked: number;
+    let toSegment: (id: string, rows: bigint) => Segmented;
+    let levels: HashLevels;
+    if (plan.partitioning === 'key-range') {
+      const [s, t] = await this.both(async (side, session) => {
+        const [row] = await session.query(`SELECT min(${side.rangeColumn}) AS lo, max(${side.rangeColumn}) AS hi FROM ${side.from}${whereOf(side.conditions)}`);
+        const lo = text(row?.lo);
+        const hi = text(row?.hi);
+        return lo === null || hi === null ? undefined : { lo: BigInt(lo), hi: BigInt(hi) };
+      });
+      const bounds = [s, t].filter((b) => b !== undefined);
+      if (bounds.length === 0) return emptyRun();
+      const min = bounds.map((b) => b.lo).reduce((a, b) => (a < b ? a : b));
+      const max = bounds.map((b) => b.hi).reduce((a, b) => (a > b ? a : b));
+      const span = max - min + 1n;
+      const spanBuckets = span > BigInt(this.tuning.maxBuckets * this.tuning.bucketRows) ? this.tuning.maxBuckets : Number((span + BigInt(this.tuning.bucketRows) - 1n) / BigInt(this.tuning.bucketRows));
+      const buckets = Math.min(this.tuning.maxBuckets, Math.max(bucketCount(plan.estimatedRows, this.tuning), spanBuckets));
+      const width = levelZeroWidth(min, max, buckets);
+      const ids = levelZeroIds(min, max, width);
+      levels = hashLevels(1, this.tuning.fanout);
+      ranges = ids.length;
+      toSegment = (id, rows) => {
+        const range = levelZeroRange(BigInt(id), width, min, max);
+        return { segment: { kind: 'range', lo: range.lo, hi: range.hi, depth: 0 }, rows };
+      };
+      if (mode === 'Full') {
+        rangesChecked = ranges;
+        [source, target] = await this.both((side, session) => this.aggregate(side, session, levelZeroBucketSql(side, width), []));
+      } else {
+        const chosen = sampleIndexes(ids.length, samplePercent, random).map((i) => ids[i] ?? 0n);
+        rangesChecked = chosen.length;
+        source = new Map();
+        target = new Map();
+        for (let i = 0; i < chosen.length; i += 64) {
+          const batch = chosen.slice(i, i + 64).map((id) => levelZeroRange(id, width, min, max));
+          const [s2, t2] = await this.both((side, session) => this.aggregate(side, session, levelZeroBucketSql(side, width), [`(${batch.map((r) => rangeCondition(side, r.lo, r.hi)).join(' OR ')})`]));
+          for (const [id, f] of s2) addToBucket(source, id, f.rows, f.sum);
+          for (const [id, f] of t2) addToBucket(target, id, f.rows, f.sum);
+        }
+      }
+    } else {
+      let estimate = plan.estimatedRows;
+      if (estimate <= 0) {
+        const [row] = await this.sessions.source.query(`SELECT count(*) AS n FROM ${plan.source.from}${whereOf(plan.source.conditions)}`);
+        estimate = Number(text(row?.n) ?? '0');
+      }
+      const buckets = bucketCount(estimate, this.tuning);
+      levels = hashLevels(buckets, this.tuning.fanout);
+      ranges = buckets;
+      toSegment = (id, rows) => ({ segment: { kind: 'hash', path: [Number(id)], depth: 0 }, rows });
+      const bucketOf = (side: SideSql): string => hashBucketSql(side.engine, side.keyText, 0, buckets);
+      if (mode === 'Full') {
+        rangesChecked = buckets;
+        [source, target] = await this.both((side, session) => this.aggregate(side, session, bucketOf(side), []));
+      } else {
+        const chosen = sampleIndexes(buckets, samplePercent, random);
+        rangesChecked = chosen.length;
+        [source, target] = chosen.length === 0
+          ? [new Map<string, BucketFigures>(), new Map<string, BucketFigures>()]
+          : await this.both((side, session) => this.aggregate(side, session, bucketOf(side), [`${bucketOf(side)} IN (${chosen.join(', ')})`]));
+      }
+    }
+    const differing = differingBuckets(source, target);
+    const located = await this.locate(differing.map((d) => toSegment(d.id, maxOf(d.sourceRows, d.targetRows))), levels);
+    return {
+      source, target, ranges, rangesChecked, rangesDiffering: differing.length, bisectQueries: this.bisectQueries, rowsCompared: this.rowsCompared,
+      differences: located.differences, differenceCount: located.count, truncated: located.truncated, complete: mode === 'Full',
+    };
+  }
+
+  /**
+   * Random keys of the source compared value by value with the target's rows of the same keys
+   * (finds missing and different rows; extra target rows need the checksum).
+   */
+  async sample(rows: number): Promise<{ picked: number; differences: RowDifference[] }> {
+    const { source, targetSide } = this.plan;
+    const random = source.engine === 'postgres' ? 'random()' : 'RAND()';
+    const picked = await this.sessions.source.query(
+      `SELECT ${[...source.keyRaw.map((k, i) => `${k} AS r${i}`), ...source.keyCanonical.map((k, i) => `${k} AS k${i}`)].join(', ')} FROM ${source.from}${whereOf(source.conditions)} ORDER BY ${random} LIMIT ${Math.max(0, Math.floor(rows))}`,
+    );
+    const differences: RowDifference[] = [];
+    for (let i = 0; i < picked.length; i += 500) {
+      const chunk = picked.slice(i, i + 500);
+      const sourceKeys = chunk.map((row) => source.keyRaw.map((_, j) => literalOf(source, row[`r${j}`])));
+      // The target is looked up by the canonical key text (valid literal text on both engines), bytes keys by their raw value.
+      const targetKeys = chunk.map((row) => targetSide.keyRaw.map((_, j) => (this.plan.keyKinds[j] === 'bytes'
+        ? literalOf(targetSide, row[`r${j}`])
+        : literalOf(targetSide, row[`k${j}`]))));
+      const [s, t] = await Promise.all([
+        this.fetch(source, this.sessions.source, [inList(source.keyRaw, sourceKeys)]),
+        this.fetch(targetSide, this.sessions.target, [inList(targetSide.keyRaw, targetKeys)]),
+      ]);
+      this.rowsCompared += s.length + t.length;
+      differences.push(...compareRows(s, t, this.columnNames).filter((d) => d.kind !== 'extra'));
+    }
+    return { picked: picked.length, differences };
+  }
+
+  /** Exact row counts (a scan per side) when the checksum did not count them. */
+  async counts(): Promise<[number, number]> {
+    const [s, t] = await this.both(async (side, session) => {
+      const [row] = await session.query(`SELECT count(*) AS n FROM ${side.from}${whereOf(side.conditions)}`);
+      return Number(text(row?.n) ?? '0');
+    });
+    return [s, t];
+  }
+}
+
+function literalOf(side: SideSql, value: SqlValue | undefined): string {
+  if (value === null || value === undefined) return 'NULL';
+  return sqlLiteral(side.dialect, value);
+}
+
+function inList(columns: readonly string[], keys: readonly string[][]): string {
+  if (keys.length === 0) return '1 = 0';
+  if (columns.length === 1) return `${columns[0] ?? ''} IN (${keys.map((k) => k[0] ?? 'NULL').join(', ')})`;
+  return `(${columns.join(', ')}) IN (${keys.map((k) => `(${k.join(', ')})`).join(', ')})`;
+}
+
+/** keyAfter over already-quoted key expressions. */
+function keyAfterQuoted(side: SideSql, quotedKeys: readonly string[], values: readonly KeyValue[]): string {
+  const identity = { ...side.dialect, quoteIdent: (name: string) => name };
+  return keyAfter(identity, quotedKeys, values);
+}
+
+/** Ranges one by one; hash segments of one depth together (at most 500 per query). */
+function batches(segments: readonly Segment[]): Segment[][] {
+  const groups: Segment[][] = [];
+  const hashes = new Map<number, HashSegment[]>();
+  for (const segment of segments) {
+    if (segment.kind === 'range') groups.push([segment]);
+    else hashes.set(segment.path.length, [...(hashes.get(segment.path.length) ?? []), segment]);
+  }
+  for (const group of hashes.values()) {
+    for (let i = 0; i < group.length; i += 500) groups.push(group.slice(i, i + 500));
+  }
+  return groups;
+}
+
+function maxOf(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+/** Moduli of the hash levels: the first-level count, then fanout. */
+export interface HashLevels {
+  modulus(level: number): number;
+}
+
+function hashLevels(first: number, fanout: number): HashLevels {
+  return { modulus: (level) => (level === 0 ? first : Math.max(2, fanout)) };
+}
+
+function emptyRun(): ChecksumRun {
+  return {
+    source: new Map(), target: new Map(), ranges: 0, rangesChecked: 0, rangesDiffering: 0, bisectQueries: 0, rowsCompared: 0,
+    differences: [], differenceCount: 0, truncated: false, complete: true,
+  };
+}
+
+export { totalRows, HASH_LEVELS };

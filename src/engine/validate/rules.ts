@@ -1,0 +1,152 @@
+// SQL rules: a query on the source compared with one on the target, or one query compared with
+// an expected value. Numbers compare exactly as decimals (no binary float rounding), within a
+// tolerance that is absolute ("0.01") or relative to the expected or source value ("0.1%").
+// Rules run on read-only sessions only (the caller opens them so).
+import type { ValidationRule } from '../../api/types.ts';
+import type { SqlSession, SqlValue } from '../db/session.ts';
+import type { RuleReport } from './report.ts';
+
+/** An exact decimal: value = digits × 10^-scale. */
+export interface Decimal {
+  digits: bigint;
+  scale: number;
+}
+
+const NUMBER = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/;
+
+/** Parses decimal or scientific notation exactly; undefined when the text is not a number. */
+export function parseDecimal(text: string): Decimal | undefined {
+  const match = NUMBER.exec(text);
+  if (!match) return undefined;
+  const [, sign = '', whole = '', fraction = '', exponent = '0'] = match;
+  if (whole === '' && fraction === '') return undefined;
+  let digits = BigInt(`${whole}${fraction}` || '0');
+  let scale = fraction.length - Number(exponent);
+  if (scale < 0) {
+    digits *= 10n ** BigInt(-scale);
+    scale = 0;
+  }
+  return { digits: sign === '-' ? -digits : digits, scale };
+}
+
+function align(a: Decimal, b: Decimal): [bigint, bigint, number] {
+  const scale = Math.max(a.scale, b.scale);
+  return [a.digits * 10n ** BigInt(scale - a.scale), b.digits * 10n ** BigInt(scale - b.scale), scale];
+}
+
+const abs = (n: bigint): bigint => (n < 0n ? -n : n);
+
+export interface Tolerance {
+  amount: Decimal;
+  relative: boolean;
+}
+
+export function parseTolerance(text: string | undefined): Tolerance | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const relative = text.trim().endsWith('%');
+  const amount = parseDecimal(relative ? text.trim().slice(0, -1) : text);
+  if (!amount || amount.digits < 0n) throw new Error(`tolerance ${JSON.stringify(text)} is not a non-negative number or percentage`);
+  return { amount, relative };
+}
+
+/**
+ * Whether `actual` is within the tolerance of `reference`: |actual - reference| ≤ amount, or
+ * ≤ amount% of |reference| when relative. Exact decimal arithmetic.
+ */
+export function withinTolerance(actual: Decimal, reference: Decimal, tolerance: Tolerance | undefined): boolean {
+  const [a, r, scale] = align(actual, reference);
+  const difference = abs(a - r);
+  if (!tolerance) return difference === 0n;
+  if (!tolerance.relative) {
+    const [d, t] = align({ digits: difference, scale }, tolerance.amount);
+    return d <= t;
+  }
+  // |a - r| ≤ |r| × p / 100  ⇔  100 × |a - r| × 10^ps ≤ |r| × p_digits (all at the same scale).
+  const [d, ref] = [difference, abs(r)];
+  const p = tolerance.amount;
+  return 100n * d * 10n ** BigInt(p.scale) <= ref * p.digits;
+}
+
+export interface ValueComparison {
+  equal: boolean;
+  comparedAs: 'number' | 'text';
+  /** The difference (numbers) for the message. */
+  difference?: string;
+}
+
+function decimalText(value: Decimal): string {
+  const negative = value.digits < 0n;
+  const digits = abs(value.digits).toString().padStart(value.scale + 1, '0');
+  const whole = digits.slice(0, digits.length - value.scale);
+  const fraction = value.scale > 0 ? digits.slice(digits.length - value.scale).replace(/0+$/, '') : '';
+  return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
+}
+
+/** Compares two query values: as numbers when both are numbers (with tolerance), else as text. NULL equals only NULL. */
+export function compareValues(actual: string | null, reference: string | null, tolerance: Tolerance | undefined): ValueComparison {
+  if (actual === null || reference === null) return { equal: actual === reference, comparedAs: 'text' };
+  const a = parseDecimal(actual);
+  const r = parseDecimal(reference);
+  if (a && r) {
+    const [x, y, scale] = align(a, r);
+    return { equal: withinTolerance(a, r, tolerance), comparedAs: 'number', difference: decimalText({ digits: x - y, scale }) };
+  }
+  return { equal: actual === reference, comparedAs: 'text' };
+}
+
+function valueText(value: SqlValue | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+/** The first column of the first row, or null when there is no row. */
+export async function queryValue(session: SqlSession, sql: string): Promise<string | null> {
+  const rows = await session.query(sql);
+  const first = rows[0];
+  if (!first) return null;
+  const [value] = Object.values(first);
+  return valueText(value);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs one rule on read-only sessions and compares its values. */
+export async function runRule(rule: ValidationRule, sessions: { source: SqlSession; target: SqlSession }): Promise<RuleReport> {
+  const base: RuleReport = {
+    name: rule.name, passed: false,
+    ...(rule.expect !== undefined ? { expected: rule.expect } : {}),
+    ...(rule.tolerance !== undefined ? { tolerance: rule.tolerance } : {}),
+  };
+  try {
+    if (rule.source === undefined && rule.target === undefined) throw new Error('the rule has neither a source nor a target query');
+    const tolerance = parseTolerance(rule.tolerance);
+    const [source, target] = await Promise.all([
+      rule.source !== undefined ? queryValue(sessions.source, rule.source) : Promise.resolve(undefined),
+      rule.target !== undefined ? queryValue(sessions.target, rule.target) : Promise.resolve(undefined),
+    ]);
+    const report: RuleReport = { ...base, ...(source !== undefined ? { source } : {}), ...(target !== undefined ? { target } : {}) };
+    const failures: string[] = [];
+    let comparedAs: 'number' | 'text' = 'text';
+    const check = (label: string, actual: string | null, reference: string | null, referenceLabel: string): void => {
+      const outcome = compareValues(actual, reference, tolerance);
+      comparedAs = outcome.comparedAs;
+      if (!outcome.equal) {
+        const by = outcome.comparedAs === 'number' && outcome.difference !== undefined ? ` (difference ${outcome.difference}${rule.tolerance ? `, tolerance ${rule.tolerance}` : ''})` : '';
+        failures.push(`${label} ${actual ?? 'NULL'} ≠ ${referenceLabel} ${reference ?? 'NULL'}${by}`);
+      }
+    };
+    if (rule.expect !== undefined) {
+      if (source !== undefined) check('source', source, rule.expect, 'expected');
+      if (target !== undefined) check('target', target, rule.expect, 'expected');
+    } else if (source !== undefined && target !== undefined) {
+      check('target', target, source, 'source');
+    } else {
+      throw new Error('a rule with one query needs expect');
+    }
+    return { ...report, passed: failures.length === 0, comparedAs, ...(failures.length > 0 ? { message: failures.join('; ') } : {}) };
+  } catch (error) {
+    return { ...base, passed: false, error: messageOf(error) };
+  }
+}

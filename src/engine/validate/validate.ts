@@ -1,0 +1,158 @@
+// Validation of a migration: per table exact row counts, checksums per key range (bisected to
+// the rows that differ), a random sample compared value by value, then the SQL rules. Every
+// query is a read: the caller passes read-only sessions on both sides.
+import type { ValidationRule, ValidationSpec } from '../../api/types.ts';
+import type { SqlSession } from '../db/session.ts';
+import type { MigrationPlan } from '../pipeline/plan.ts';
+import { introspectTable } from '../schema/introspect.ts';
+import { DEFAULT_TUNING, totalRows, type BisectTuning } from './bisect.ts';
+import type { MysqlFlavor } from './canonical.ts';
+import { TableChecksum } from './checksum.ts';
+import { summaryLine, type RowDifference, type TableReport, type ValidationReport, type RuleReport } from './report.ts';
+import { runRule } from './rules.ts';
+import { tableCheckPlan } from './table-plan.ts';
+
+export interface ValidateOptions {
+  /** Compare exact row counts (default true). */
+  rowCount: boolean;
+  checksum: { mode: 'Full' | 'Sample' | 'None'; samplePercent?: number };
+  /** Random source keys per table compared value by value (0: none). */
+  sampleRows: number;
+  /** Differing keys reported per table (default 20); the search stops there. */
+  maxReportedDifferences: number;
+  rules: ValidationRule[];
+  /** Only these source tables (default: every table of the plan). */
+  tables?: string[];
+  tuning: BisectTuning;
+  random?: () => number;
+}
+
+export const DEFAULT_VALIDATE_OPTIONS: ValidateOptions = {
+  rowCount: true, checksum: { mode: 'Full' }, sampleRows: 0, maxReportedDifferences: 20, rules: [], tuning: DEFAULT_TUNING,
+};
+
+/** The engine's options from the manifest's spec.validation (defaults as the API documents them). */
+export function validateOptionsOf(spec: ValidationSpec | undefined, overrides: Partial<ValidateOptions> = {}): ValidateOptions {
+  const checksum = spec?.checksum;
+  return {
+    rowCount: spec?.rowCount ?? true,
+    checksum: {
+      mode: checksum?.mode ?? 'Full',
+      ...(checksum?.samplePercent !== undefined ? { samplePercent: checksum.samplePercent } : {}),
+    },
+    sampleRows: spec?.sampleRows ?? 0,
+    maxReportedDifferences: spec?.maxReportedDifferences ?? 20,
+    rules: spec?.rules ?? [],
+    tuning: DEFAULT_TUNING,
+    ...overrides,
+  };
+}
+
+async function flavorOf(session: SqlSession): Promise<MysqlFlavor | undefined> {
+  if (session.engine !== 'mysql') return undefined;
+  const [row] = await session.query('SELECT VERSION() AS v');
+  return /mariadb/i.test(row?.v?.toString() ?? '') ? 'mariadb' : 'mysql';
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sortDifferences(differences: RowDifference[]): RowDifference[] {
+  const order = { missing: 0, extra: 1, different: 2 } as const;
+  return [...differences].sort((a, b) => order[a.kind] - order[b.kind]);
+}
+
+/** Validates one planned table. */
+async function validateTable(sessions: { source: SqlSession; target: SqlSession }, planned: MigrationPlan['tables'][number], options: ValidateOptions, flavors: { source?: MysqlFlavor; target?: MysqlFlavor }): Promise<TableReport> {
+  const started = performance.now();
+  const targetName = planned.spec.target ?? planned.spec.name;
+  const report: TableReport = { table: planned.spec.name, target: targetName, key: [], passed: false, differences: [], differenceCount: 0, differencesTruncated: false, notes: [], seconds: 0 };
+  try {
+    const current = await introspectTable(sessions.target, targetName);
+    if (!current) throw new Error(`target table ${targetName} does not exist`);
+    const plan = tableCheckPlan({ planned, target: current, flavors });
+    report.key = plan.key;
+    report.notes.push(...plan.notes);
+    const checker = new TableChecksum(plan, sessions, options.tuning, options.maxReportedDifferences);
+    const differences: RowDifference[] = [];
+    let truncated = false;
+    let count = 0;
+    let counted: [number, number] | undefined;
+    if (options.checksum.mode !== 'None') {
+      const mode = options.checksum.mode;
+      const run = await checker.run(mode, options.checksum.samplePercent ?? 10, options.random ?? Math.random);
+      if (run.complete) counted = [Number(totalRows(run.source)), Number(totalRows(run.target))];
+      differences.push(...run.differences);
+      count += run.differenceCount;
+      truncated ||= run.truncated;
+      report.checksum = {
+        passed: run.rangesDiffering === 0 && run.differenceCount === 0,
+        mode, partitioning: plan.partitioning, ranges: run.ranges, rangesChecked: run.rangesChecked, rangesDiffering: run.rangesDiffering,
+        bisectQueries: run.bisectQueries, rowsCompared: run.rowsCompared,
+        columns: plan.columns.map((c) => c.name),
+        computedColumns: plan.columns.filter((c) => c.computed).map((c) => c.name),
+        clientColumns: plan.columns.filter((c) => c.client).map((c) => c.name),
+        uncomparedColumns: plan.uncompared,
+      };
+      if (run.rangesDiffering > 0 && run.differenceCount === 0 && !run.truncated) {
+        report.notes.push('checksums differ but the rows compared equal value by value: a hash collision across rows, or data changing while validating');
+      }
+    }
+    if (options.rowCount) {
+      const [source, target] = counted ?? await checker.counts();
+      report.rowCount = { passed: source === target, source, target };
+    }
+    if (options.sampleRows > 0) {
+      const sampled = await checker.sample(options.sampleRows);
+      const known = new Set(differences.map((d) => JSON.stringify([d.kind, d.key])));
+      const fresh = sampled.differences.filter((d) => !known.has(JSON.stringify([d.kind, d.key])));
+      report.sample = { passed: sampled.differences.length === 0, rows: sampled.picked };
+      differences.push(...fresh);
+      count += fresh.length;
+    }
+    report.differences = sortDifferences(differences).slice(0, options.maxReportedDifferences);
+    report.differenceCount = count;
+    report.differencesTruncated = truncated || count > report.differences.length;
+    report.passed = (report.rowCount?.passed ?? true) && (report.checksum?.passed ?? true) && (report.sample?.passed ?? true);
+  } catch (error) {
+    report.error = messageOf(error);
+    report.passed = false;
+  }
+  report.seconds = Math.round(performance.now() - started) / 1000;
+  return report;
+}
+
+/**
+ * Validates the planned tables and runs the rules. `sessions` must be read only (the source
+ * always is; the caller opens a read-only session on the target too).
+ */
+export async function validateMigration(
+  sessions: { source: SqlSession; target: SqlSession }, plan: MigrationPlan, options: ValidateOptions, migration = '',
+): Promise<ValidationReport> {
+  const startedAt = new Date();
+  const flavors = {
+    ...(await flavorOf(sessions.source).then((f) => (f ? { source: f } : {}))),
+    ...(await flavorOf(sessions.target).then((f) => (f ? { target: f } : {}))),
+  };
+  const wanted = options.tables ? new Set(options.tables) : undefined;
+  const tables: TableReport[] = [];
+  for (const planned of plan.tables) {
+    if (wanted && !wanted.has(planned.spec.name)) continue;
+    if (options.checksum.mode === 'None' && !options.rowCount && options.sampleRows <= 0) continue;
+    tables.push(await validateTable(sessions, planned, options, flavors));
+  }
+  const rules: RuleReport[] = [];
+  for (const rule of options.rules) rules.push(await runRule(rule, sessions));
+  const finishedAt = new Date();
+  return {
+    migration,
+    passed: tables.every((t) => t.passed) && rules.every((r) => r.passed),
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    seconds: Math.round(finishedAt.getTime() - startedAt.getTime()) / 1000,
+    tables,
+    rules,
+    summary: summaryLine(tables, rules),
+  };
+}
