@@ -1,9 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=32
 // dmctl: the engine on a laptop and in a Job.
 //   dmctl plan -f manifest.yaml       what a run would do; writes nothing
-//   dmctl run  -f manifest.yaml       schema, copy, then validation
+//   dmctl run  -f manifest.yaml       schema, copy, (Trickle) sync, then validation
 //   dmctl validate -f manifest.yaml   validation only (read only on both sides)
-//   dmctl step schema|copy|validate|rollback -f manifest.yaml   one step, as a Job runs it
+//   dmctl step schema|copy|sync|validate|rollback -f manifest.yaml   one step, as a Job runs it
 // Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
 // Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
 // or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
@@ -15,7 +15,7 @@ import type { TableProgressState } from '../engine/copy/copy-tables.ts';
 import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
 import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
-import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../engine/pipeline/steps.ts';
+import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type StepContext } from '../engine/pipeline/steps.ts';
 import { rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
@@ -24,7 +24,7 @@ import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step validate|step rollback> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
@@ -34,7 +34,7 @@ const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step valida
       --skip-validation    run: schema and copy only
       --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)`;
 
-const COMMANDS = ['plan', 'run', 'validate', 'step schema', 'step copy', 'step validate', 'step rollback'];
+const COMMANDS = ['plan', 'run', 'validate', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -142,6 +142,9 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       for (const [column, count] of Object.entries(copy.zeroDates)) reporter.emit({ event: 'warning', message: `${column}: ${String(count)} zero date(s) stored as NULL` });
       results.copy = copy;
     }
+    if ((command === 'run' && context.settings.incremental) || command === 'step sync') {
+      results.sync = await runStep(reporter, 'sync', () => syncStep(context), (r) => `${String(r.rowsSynced)} changed rows in ${String(r.rounds)} round(s)${r.caughtUp ? ', caught up' : ', not caught up yet'}`);
+    }
     let exitCode: ExitCode = EXIT.ok;
     if ((command === 'run' && !values['skip-validation']) || command === 'validate' || command === 'step validate') {
       const report = await runStep(reporter, 'validate', () => validateStep(context, validateOptionsOf(migration.spec.validation)), (r) => r.summary);
@@ -179,6 +182,10 @@ function stepResult(command: string, results: Record<string, unknown>): Record<s
     case 'step copy': {
       const copy = results.copy as Awaited<ReturnType<typeof copyStep>>;
       return { tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })), rowsThisRun: copy.rowsThisRun };
+    }
+    case 'step sync': {
+      const sync = results.sync as Awaited<ReturnType<typeof syncStep>>;
+      return { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
     }
     case 'step validate': {
       const report = results.validation as ValidationReport;

@@ -17,6 +17,10 @@ export interface EngineSettings {
   parallelism: number;
   conflictPolicy: ConflictPolicy;
   createMissingTables: boolean;
+  /** Phased: source table names per phase, copied one phase after another; empty: all at once. */
+  phases: string[][];
+  /** Trickle: the column that grows on every change, and how to read it. */
+  incremental?: { column: string; mode: 'Timestamp' | 'Sequence'; overlapSeconds: number };
   historyTable: string;
   targetVersion?: string;
   inlineMigrations: { version: string; description: string; up: string; down?: string }[];
@@ -42,6 +46,14 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     parallelism: spec.strategy?.parallelism ?? 4,
     conflictPolicy: spec.strategy?.conflictPolicy === 'Upsert' ? 'upsert' : 'fail',
     createMissingTables: spec.schema?.createMissingTables ?? false,
+    phases: spec.strategy?.type === 'Phased' ? (spec.strategy.phases ?? []).map((p) => p.tables) : [],
+    ...(spec.strategy?.type === 'Trickle' && spec.strategy.incremental ? {
+      incremental: {
+        column: spec.strategy.incremental.column,
+        mode: spec.strategy.incremental.mode ?? 'Timestamp',
+        overlapSeconds: spec.strategy.incremental.overlapSeconds ?? 60,
+      },
+    } : {}),
     historyTable: spec.schema?.historyTable ?? 'dataops_schema_history',
     ...(spec.schema?.targetVersion ? { targetVersion: spec.schema.targetVersion } : {}),
     inlineMigrations: spec.schema?.migrations ?? [],

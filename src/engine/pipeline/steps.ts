@@ -13,6 +13,7 @@ import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
 import { afterCopyDdl } from '../schema/ddl.ts';
 import { createdTables, ensureCreatedTablesTable, recordCreatedTable } from '../schema/created-tables.ts';
 import { introspectTable } from '../schema/introspect.ts';
+import { syncTables, type SyncTable } from '../sync/sync.ts';
 import { planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 
@@ -134,20 +135,64 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     const plan = await planMigration(source, target, settings, zeroDates);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
     await ensureCheckpointTable(target);
-    const copied = await copyTables({
-      source: context.source, target: context.target, sourceSession: source, targetSession: target,
-      migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
-      tables: plan.tables.flatMap((t) => (t.copy ? [{
-        plan: t.copy, estimatedRows: t.source.estimatedRows,
-        keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
-      }] : [])),
-      ...(onProgress ? { onProgress } : {}),
-      ...(context.signal ? { signal: context.signal } : {}),
-    });
+    const toCopy = plan.tables.flatMap((t) => (t.copy ? [{
+      plan: t.copy, estimatedRows: t.source.estimatedRows, sourceName: t.spec.name,
+      keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
+    }] : []));
+    // Phased: one phase after another (a phase's tables in parallel); otherwise one phase of all.
+    const phases = settings.phases.length > 0 ? settings.phases : [toCopy.map((t) => t.sourceName)];
+    const copied = { tables: [] as TableProgressState[], rowsThisRun: 0 };
+    const done: TableProgressState[] = [];
+    for (const phase of phases) {
+      const result = await copyTables({
+        source: context.source, target: context.target, sourceSession: source, targetSession: target,
+        migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
+        tables: toCopy.filter((t) => phase.includes(t.sourceName)),
+        ...(onProgress ? { onProgress: (tables: TableProgressState[]) => { onProgress([...done, ...tables]); } } : {}),
+        ...(context.signal ? { signal: context.signal } : {}),
+      });
+      done.push(...result.tables);
+      copied.rowsThisRun += result.rowsThisRun;
+    }
+    copied.tables = done;
     const postCopyStatements = await finishCreatedTables(target, settings, plan);
     const sourceOf = new Map(plan.tables.map((t) => [t.spec.target ?? t.spec.name, t.spec.name]));
     const tables = copied.tables.map((t) => ({ name: sourceOf.get(t.table) ?? t.table, target: t.table, rowsCopied: t.rowsCopied }));
     return { tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), postCopyStatements, warnings: plan.warnings };
+  });
+}
+
+export interface SyncStepResult {
+  rounds: number;
+  rowsSynced: number;
+  caughtUp: boolean;
+}
+
+/** Trickle: copies the rows changed since the copy, in rounds, until caught up (see engine/sync). */
+export async function syncStep(context: StepContext): Promise<SyncStepResult> {
+  const { settings } = context;
+  const incremental = settings.incremental;
+  if (!incremental) throw new PlanRefusedError(['the sync step needs strategy.type Trickle with strategy.incremental']);
+  return withSessions(context, async (source, target) => {
+    const plan = await planMigration(source, target, { ...settings, conflictPolicy: 'upsert' });
+    const errors = [...plan.errors];
+    const tables: SyncTable[] = [];
+    for (const table of plan.tables) {
+      if (!table.copy) continue;
+      if (!table.source.columns.some((c) => c.name === incremental.column)) {
+        errors.push(`table ${table.spec.name} has no column ${incremental.column} (strategy.incremental.column)`);
+        continue;
+      }
+      const override = table.spec.columns?.find((c) => c.name === incremental.column);
+      tables.push({ plan: table.copy, sourceColumn: incremental.column, targetColumn: override?.target ?? incremental.column });
+    }
+    if (errors.length > 0) throw new PlanRefusedError(errors);
+    await ensureCheckpointTable(target);
+    return syncTables({
+      source: context.source, target: context.target, sourceSession: source, targetSession: target, migration: settings.migration,
+      tables, mode: incremental.mode, overlapSeconds: incremental.overlapSeconds, batchSize: settings.batchSize,
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
   });
 }
 
