@@ -244,3 +244,35 @@ test('a missing Secret holds the migration in Pending with a reason and an Event
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '1000');
 });
+
+test('while the copy runs, status.progress reports the committed rows', async (t) => {
+  const namespace = await freshNamespace(t, 'op-progress');
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'postgres');
+  const rows = 1_000_000;
+  await seedOrders('postgres', source, rows);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await apply(namespace, {
+    metadata: { name: 'big' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true },
+      tables: [{ name: 'orders' }],
+      strategy: { batchSize: 500, parallelism: 1 },
+      validation: { rowCount: true, checksum: { mode: 'None' } },
+    },
+  });
+  const samples: { rows: number; summary: string }[] = [];
+  const done = await waitFor('the migration to finish', async () => {
+    const migration = await getMigration(namespace, 'big');
+    const progress = migration.status?.progress;
+    if (migration.status?.phase === 'Copying' && progress?.rowsCopied !== undefined) samples.push({ rows: progress.rowsCopied, summary: progress.summary ?? '' });
+    return ['Succeeded', 'Failed'].includes(migration.status?.phase ?? '') ? migration : undefined;
+  }, 180_000, 200);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+  const partial = samples.filter((s) => s.rows > 0 && s.rows < rows);
+  t.true(partial.length > 0, `progress seen while copying: ${JSON.stringify(samples.slice(0, 5))}`);
+  t.regex(partial[0]?.summary ?? '', /% · 0\/1 tables · \d+ rows/);
+});
