@@ -25,7 +25,7 @@ export function formatLoadDataLine(values: readonly (string | Buffer | null)[]):
 }
 
 /** The statement that loads a stream into `table` (already quoted), columns in file order. */
-export function loadDataStatement(table: string, columns: readonly { quoted: string; binary: boolean; expression?: (variable: string) => string }[], replace: boolean): string {
+export function loadDataStatement(table: string, columns: readonly { quoted: string; binary: boolean; expression?: (variable: string) => string }[]): string {
   const targets: string[] = [];
   const sets: string[] = [];
   columns.forEach((column, index) => {
@@ -39,6 +39,6 @@ export function loadDataStatement(table: string, columns: readonly { quoted: str
     sets.push(`${column.quoted} = ${column.expression ? column.expression(raw) : raw}`);
   });
   const set = sets.length > 0 ? ` SET ${sets.join(', ')}` : '';
-  return `LOAD DATA LOCAL INFILE 'dataops-batch' ${replace ? 'REPLACE ' : ''}INTO TABLE ${table} CHARACTER SET utf8mb4 `
+  return `LOAD DATA LOCAL INFILE 'dataops-batch' INTO TABLE ${table} CHARACTER SET utf8mb4 `
     + `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${targets.join(', ')})${set}`;
 }

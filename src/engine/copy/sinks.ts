@@ -92,18 +92,29 @@ export function postgresSink(client: pg.Client, table: string, columns: readonly
   };
 }
 
+let stageCounter = 0;
+
 export function mysqlSink(connection: MysqlPromiseConnection, table: string, columns: readonly TargetColumn[], policy: ConflictPolicy): BatchSink {
   const session = mysqlSession(connection);
   const d = session.dialect;
+  // Upsert loads into a session-private staging table, then merges with ON DUPLICATE KEY UPDATE.
+  // (LOAD DATA ... REPLACE would delete and re-insert the row, which fires ON DELETE CASCADE
+  // foreign keys of child tables: rows the copy never meant to touch.)
+  const stage = d.quoteIdent(`dataops_stage_${String(stageCounter++)}`);
+  const columnList = columns.map((c) => d.quoteIdent(c.name)).join(', ');
   const statement = loadDataStatement(
-    d.quoteQualified(table),
+    policy === 'upsert' ? stage : d.quoteQualified(table),
     columns.map((c) => ({ quoted: d.quoteIdent(c.name), binary: c.binary, ...(c.loadExpression ? { expression: c.loadExpression } : {}) })),
-    policy === 'upsert',
   );
+  let stageReady = false;
   let input: PassThrough | undefined;
   let load: Promise<unknown> | undefined;
   return {
     async begin() {
+      if (policy === 'upsert' && !stageReady) {
+        await connection.query(`CREATE TEMPORARY TABLE ${stage} LIKE ${d.quoteQualified(table)}`);
+        stageReady = true;
+      }
       await connection.query('START TRANSACTION');
       const stream = new PassThrough({ highWaterMark: 1 << 20 });
       stream.on('error', () => undefined); // surfaced through write() and commit()
@@ -128,6 +139,11 @@ export function mysqlSink(connection: MysqlPromiseConnection, table: string, col
         const [warnings] = await connection.query('SHOW WARNINGS LIMIT 5');
         const detail = (warnings as { Message: string }[]).map((w) => w.Message).join('; ');
         throw new Error(`LOAD DATA stored ${header.affectedRows} rows of a batch of ${rows} with ${header.warningStatus} warnings${detail ? `: ${detail}` : ''}`);
+      }
+      if (policy === 'upsert') {
+        const updates = columns.map((c) => `${d.quoteIdent(c.name)} = VALUES(${d.quoteIdent(c.name)})`).join(', ');
+        await connection.query(`INSERT INTO ${d.quoteQualified(table)} (${columnList}) SELECT ${columnList} FROM ${stage} ON DUPLICATE KEY UPDATE ${updates}`);
+        await connection.query(`DELETE FROM ${stage}`);
       }
       await writeCheckpoint(session, id, checkpoint);
       await connection.query('COMMIT');

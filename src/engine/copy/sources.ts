@@ -94,18 +94,24 @@ export async function* mysqlRowBlocks(connection: MysqlConnection, select: strin
     state.done = true;
     notify();
   });
-  for (;;) {
-    const next = queue.shift();
-    if (next) {
-      if (state.paused && queue.length < MAX_QUEUED_BLOCKS / 2) {
-        state.paused = false;
-        connection.resume();
+  try {
+    for (;;) {
+      const next = queue.shift();
+      if (next) {
+        if (state.paused && queue.length < MAX_QUEUED_BLOCKS / 2) {
+          state.paused = false;
+          connection.resume();
+        }
+        yield next;
+        continue;
       }
-      yield next;
-      continue;
+      if (state.failure) throw state.failure;
+      if (state.done) return;
+      await new Promise<void>((resolve) => { wake = resolve; });
     }
-    if (state.failure) throw state.failure;
-    if (state.done) return;
-    await new Promise<void>((resolve) => { wake = resolve; });
+  } finally {
+    // Left early (an error or an abort downstream): a paused query never ends, and ending the
+    // connection would wait for it forever. Drop the connection; the copy is failing anyway.
+    if (!state.done) connection.destroy();
   }
 }
