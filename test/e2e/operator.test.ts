@@ -19,6 +19,7 @@ import { startOperator, type RunningOperator } from '../../src/controller/operat
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
+import { scalar } from '../support/sql.ts';
 import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 import { helmTemplate } from '../support/tools.ts';
 import { repoRoot } from '../support/platform.ts';
@@ -103,15 +104,6 @@ async function seedOrders(engine: Engine, url: string, rows: number): Promise<vo
   }
 }
 
-async function scalar(url: string, sql: string): Promise<string> {
-  const session = await openSession(url, { readOnly: true });
-  try {
-    const [row] = await session.query(sql);
-    return String(Object.values(row ?? {})[0] ?? '');
-  } finally {
-    await session.close();
-  }
-}
 
 async function createSecret(namespace: string, name: string, url: string): Promise<void> {
   await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { url } } });

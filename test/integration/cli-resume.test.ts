@@ -11,6 +11,7 @@ import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
 import { repoRoot } from '../support/platform.ts';
+import { scalar } from '../support/sql.ts';
 
 const CLI = join(repoRoot, 'src/cli/main.ts');
 const ROWS = 400_000;
@@ -43,15 +44,6 @@ function dmctl(args: string[], env: Record<string, string>, killWhen?: () => Pro
   });
 }
 
-async function scalar(url: string, sql: string): Promise<string> {
-  const session = await openSession(url, { readOnly: true });
-  try {
-    const [row] = await session.query(sql);
-    return String(Object.values(row ?? {})[0] ?? '');
-  } finally {
-    await session.close();
-  }
-}
 
 async function manifestFile(body: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dmctl-'));

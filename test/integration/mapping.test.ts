@@ -10,15 +10,8 @@ import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep } from '../../src/engine/pipeline/steps.ts';
 import { introspectTable } from '../../src/engine/schema/introspect.ts';
 import { freshDatabase } from '../support/databases.ts';
+import { execSql } from '../support/sql.ts';
 
-async function exec(url: string, statements: string[]): Promise<void> {
-  const session = await openSession(url, { readOnly: false });
-  try {
-    for (const statement of statements) await session.query(statement);
-  } finally {
-    await session.close();
-  }
-}
 
 async function rows(url: string, sql: string): Promise<unknown[][]> {
   const session = await openSession(url, { readOnly: true });
@@ -71,7 +64,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
   test(`${from} → ${to}: quoted identifiers, renames, transforms, skip, where; keys, indexes, foreign keys and identities on created tables`, async (t) => {
     const source = await freshDatabase(t, from);
     const target = await freshDatabase(t, to);
-    await exec(source, seedStatements(from));
+    await execSql(source, seedStatements(from));
     const context = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to)) };
     // Customers has a unique e-mail: the transforms make two rows collide, which the copy must refuse loudly, not merge.
     const schema = await schemaStep(context);

@@ -8,15 +8,8 @@ import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep, syncStep } from '../../src/engine/pipeline/steps.ts';
 import { freshDatabase } from '../support/databases.ts';
+import { execSql } from '../support/sql.ts';
 
-async function exec(url: string, statements: string[]): Promise<void> {
-  const session = await openSession(url, { readOnly: false });
-  try {
-    for (const statement of statements) await session.query(statement);
-  } finally {
-    await session.close();
-  }
-}
 
 async function snapshot(url: string): Promise<string> {
   const session = await openSession(url, { readOnly: true });
@@ -53,7 +46,7 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'mysql']] as const
   test(`${from} → ${to}: Trickle syncs updates and inserts made after the copy, then is caught up`, async (t) => {
     const source = await freshDatabase(t, from);
     const target = await freshDatabase(t, to);
-    await exec(source, seed(from));
+    await execSql(source, seed(from));
     const context = {
       source: { url: source }, target: { url: target },
       settings: engineSettings(manifest(from, to, { type: 'Trickle', incremental: { column: 'updated_at', mode: 'Timestamp', overlapSeconds: 5 } })),
@@ -64,7 +57,7 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'mysql']] as const
 
     // The application keeps writing: updates and inserts, each stamping updated_at.
     const now = from === 'postgres' ? 'now()' : 'UTC_TIMESTAMP(6)';
-    await exec(source, [
+    await execSql(source, [
       `UPDATE orders SET status = 'paid', qty = qty + 1, updated_at = ${now} WHERE id % 10 = 0`,
       from === 'postgres'
         ? `INSERT INTO orders SELECT g, 'new', g, ${now} FROM generate_series(3001, 3200) g`
@@ -85,7 +78,7 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'mysql']] as const
 test('Phased copies the phases one after another', async (t) => {
   const source = await freshDatabase(t, 'postgres');
   const target = await freshDatabase(t, 'postgres');
-  await exec(source, [...seed('postgres'), 'CREATE TABLE customers (id int PRIMARY KEY, name text)', "INSERT INTO customers VALUES (1, 'a'), (2, 'b')"]);
+  await execSql(source, [...seed('postgres'), 'CREATE TABLE customers (id int PRIMARY KEY, name text)', "INSERT INTO customers VALUES (1, 'a'), (2, 'b')"]);
   const context = {
     source: { url: source }, target: { url: target },
     settings: engineSettings(manifest('postgres', 'postgres', { type: 'Phased', phases: [{ name: 'first', tables: ['customers'] }, { name: 'second', tables: ['orders'] }] }, [{ name: 'orders' }, { name: 'customers' }])),
