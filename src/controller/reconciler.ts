@@ -4,7 +4,7 @@
 // chooses what happens next; that is decide()'s job.
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, LABELS, PLURAL, VERSION, type Step } from '../api/constants.ts';
+import { FINALIZER, GROUP, LABELS, PLURAL, VERSION, type Step } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
 import { readCopyProgress, forgetEstimates, type ProgressSample } from './copy-progress.ts';
 import { decide, type Action, type ObservedJob, type ObservedService } from './decide.ts';
@@ -64,6 +64,17 @@ export class Reconciler {
       return {}; // deleted: its Jobs go with it (owner references)
     }
     const log = this.deps.logger.child({ namespace, name, generation: migration.metadata?.generation, phase: migration.status?.phase });
+    if (migration.metadata?.deletionTimestamp) {
+      await this.finalize(migration, log);
+      return {};
+    }
+    if (!migration.metadata?.finalizers?.includes(FINALIZER)) {
+      // The update this causes brings the migration back through the informer.
+      await this.patchMigration(migration, migration.metadata?.finalizers
+        ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
+        : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]);
+      return {};
+    }
     const now = (this.deps.now ?? (() => new Date()))();
 
     const jobs = await this.observeJobs(migration);
@@ -81,7 +92,7 @@ export class Reconciler {
       });
       if (sample) status.progress = sample.progress;
       requeue = Math.min(requeue ?? PROGRESS_SECONDS, PROGRESS_SECONDS);
-    } else if (migration.metadata?.uid && (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack')) {
+    } else if (migration.metadata.uid && (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack')) {
       this.progress.delete(key);
       forgetEstimates(migration.metadata.uid);
     }
@@ -97,11 +108,42 @@ export class Reconciler {
     return requeue !== undefined ? { requeueAfterSeconds: requeue } : {};
   }
 
-  private async observeJobs(migration: DataMigration): Promise<ObservedJob[]> {
-    const name = migration.metadata?.name ?? '';
+  /**
+   * Deletion: the migration's Jobs (and so their pods) go first, then the finalizer. The databases
+   * are never touched: a deleted DataMigration leaves source and target as they are.
+   */
+  private async finalize(migration: DataMigration, log: Logger): Promise<void> {
     const namespace = migration.metadata?.namespace ?? '';
-    const owned = this.deps.jobs.list(namespace).filter((job) => job.metadata?.labels?.[LABELS.migration] === name
+    for (const job of this.ownedJobs(migration)) {
+      await this.batch.deleteNamespacedJob({ name: job.metadata?.name ?? '', namespace, propagationPolicy: 'Background' }).catch((error: unknown) => {
+        if (statusCode(error) !== 404) throw error;
+      });
+    }
+    const index = migration.metadata?.finalizers?.indexOf(FINALIZER) ?? -1;
+    if (index >= 0) {
+      await this.patchMigration(migration, [
+        { op: 'test', path: `/metadata/finalizers/${String(index)}`, value: FINALIZER },
+        { op: 'remove', path: `/metadata/finalizers/${String(index)}` },
+      ]);
+    }
+    log.info('finalized: its Jobs are deleted, the databases are left as they are');
+  }
+
+  private async patchMigration(migration: DataMigration, operations: object[]): Promise<void> {
+    await this.custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: migration.metadata?.namespace ?? '', name: migration.metadata?.name ?? '', body: operations,
+    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+  }
+
+  private ownedJobs(migration: DataMigration): k8s.V1Job[] {
+    const name = migration.metadata?.name ?? '';
+    return this.deps.jobs.list(migration.metadata?.namespace ?? '').filter((job) => job.metadata?.labels?.[LABELS.migration] === name
       && job.metadata.ownerReferences?.some((o) => o.uid === migration.metadata?.uid));
+  }
+
+  private async observeJobs(migration: DataMigration): Promise<ObservedJob[]> {
+    const namespace = migration.metadata?.namespace ?? '';
+    const owned = this.ownedJobs(migration);
     const observed: ObservedJob[] = [];
     for (const job of owned) {
       const uid = job.metadata?.uid ?? '';

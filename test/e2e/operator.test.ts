@@ -3,76 +3,26 @@
 // PostgreSQL and MariaDB); phases, conditions, Events, the blue-green Service switch, manual
 // approval, rollback on failed validation, and preflight that waits for a missing Secret.
 //
-// Least privilege, proven: the operator runs with the Helm chart's ServiceAccount (a token for it
-// from the TokenRequest API, not the admin certificate) under RBAC authorization, with leader
-// election on. Any permission the chart lacks fails these tests; the packaging tests check that
-// the chart grants no more than src/controller uses.
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import test from 'ava';
+// Least privilege, proven: each test runs its own operator with the Helm chart's ServiceAccount
+// (a token from the TokenRequest API, not the admin certificate) under RBAC authorization, with
+// leader election on (test/support/operator.ts). Any permission the chart lacks fails these tests;
+// the packaging tests check that the chart grants no more than src/controller uses.
+import test, { type ExecutionContext } from 'ava';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { GROUP, PLURAL, VERSION } from '../../src/api/constants.ts';
 import type { DataMigration } from '../../src/api/types.ts';
-import { createLogger } from '../../src/controller/logger.ts';
-import { startOperator, type RunningOperator } from '../../src/controller/operator.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
 import { scalar } from '../support/sql.ts';
 import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
-import { helmTemplate } from '../support/tools.ts';
-import { repoRoot } from '../support/platform.ts';
+import { runOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const events = kc.makeApiClient(k8s.EventsV1Api);
-let operator: RunningOperator | undefined;
-const release = `dmo-${randomBytes(3).toString('hex')}`;
-const releaseNamespace = `${release}-system`;
-
-/** The chart's RBAC objects applied, and a kubeconfig holding a token of the operator's ServiceAccount. */
-async function operatorKubeConfig(): Promise<k8s.KubeConfig> {
-  await core.createNamespace({ body: { metadata: { name: releaseNamespace } } });
-  const rendered = parseAllDocuments(await helmTemplate(release, releaseNamespace))
-    .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null)
-    .filter((m) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(m?.kind ?? ''));
-  const applied = await kubectl(['apply', '--server-side', '-f', '-'], { input: rendered.map((m) => JSON.stringify(m)).join('\n') });
-  if (applied.code !== 0) throw new Error(applied.stderr);
-  const account = rendered.find((m) => m?.kind === 'ServiceAccount')?.metadata?.name ?? '';
-  const token = await waitFor('a token for the operator ServiceAccount', async () => (await core.createNamespacedServiceAccountToken({
-    name: account, namespace: releaseNamespace, body: { spec: { expirationSeconds: 3600 } },
-  }).catch(() => undefined))?.status?.token, 30_000, 200);
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the test kubeconfig has no cluster');
-  const scoped = new k8s.KubeConfig();
-  scoped.loadFromOptions({
-    clusters: [{ ...cluster, name: 'test' }], users: [{ name: account, token }],
-    contexts: [{ name: 'operator', cluster: 'test', user: account }], currentContext: 'operator',
-  });
-  return scoped;
-}
-
-test.before(async () => {
-  const scoped = await operatorKubeConfig();
-  operator = await startOperator({
-    kc: scoped, logger: createLogger(process.env.DMO_TEST_LOG_LEVEL ?? 'warn'), identity: 'e2e-operator',
-    // The node stand-in runs the command on this machine: the engine CLI from the source tree.
-    engine: { image: 'datamigration-operator:e2e', command: [process.execPath, join(repoRoot, 'src/cli/main.ts')] },
-    workers: 4,
-    leaderElection: { namespace: releaseNamespace, name: 'datamigration-operator', identity: 'e2e-operator' },
-  });
-  await waitFor('the operator leads', () => Promise.resolve(operator?.isLeader() ? true : undefined), 30_000, 100);
-});
-
-test.after.always(async () => {
-  await operator?.stop();
-  await core.deleteNamespace({ name: releaseNamespace }).catch(() => undefined);
-  for (const kind of ['clusterrolebinding', 'clusterrole']) await kubectl(['delete', kind, '-l', `app.kubernetes.io/instance=${release}`, '--ignore-not-found']);
-});
-
 async function getMigration(namespace: string, name: string): Promise<DataMigration> {
   return await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
 }
@@ -120,6 +70,7 @@ async function eventReasons(namespace: string, name: string): Promise<string[]> 
 
 test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, approval, Service switched, Succeeded', async (t) => {
   const namespace = await freshNamespace(t, 'op-happy');
+  await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
   const target = await freshDatabase(t, 'mysql');
   await seedOrders('postgres', source, 20_000);
@@ -171,6 +122,7 @@ test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, app
 
 test('failed validation rolls back: down migrations run, the Service stays on blue, the source is untouched', async (t) => {
   const namespace = await freshNamespace(t, 'op-rollback');
+  await runOperator(t, namespace);
   const source = await freshDatabase(t, 'mysql');
   const target = await freshDatabase(t, 'postgres');
   await seedOrders('mysql', source, 5_000);
@@ -203,6 +155,7 @@ test('failed validation rolls back: down migrations run, the Service stays on bl
 
 test('a missing Secret holds the migration in Pending with a reason and an Event; it proceeds when the Secret appears', async (t) => {
   const namespace = await freshNamespace(t, 'op-preflight');
+  await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
   const target = await freshDatabase(t, 'postgres');
   await seedOrders('postgres', source, 1_000);
@@ -239,6 +192,7 @@ test('a missing Secret holds the migration in Pending with a reason and an Event
 
 test('while the copy runs, status.progress reports the committed rows', async (t) => {
   const namespace = await freshNamespace(t, 'op-progress');
+  await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
   const target = await freshDatabase(t, 'postgres');
   const rows = 1_000_000;
@@ -267,4 +221,169 @@ test('while the copy runs, status.progress reports the committed rows', async (t
   const partial = samples.filter((s) => s.rows > 0 && s.rows < rows);
   t.true(partial.length > 0, `progress seen while copying: ${JSON.stringify(samples.slice(0, 5))}`);
   t.regex(partial[0]?.summary ?? '', /% · 0\/1 tables · \d+ rows/);
+});
+
+/** Passwords of the URLs: none may appear in status, Events or the operator's log. */
+function assertNoPasswords(t: ExecutionContext, texts: string[], urls: string[]): void {
+  for (const url of urls) {
+    const password = decodeURIComponent(new URL(url).password);
+    for (const text of texts) t.false(text.includes(password), 'a password leaked');
+  }
+}
+
+async function jobsByStep(namespace: string): Promise<Record<string, number>> {
+  const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace });
+  const counts: Record<string, number> = {};
+  for (const job of jobs.items) {
+    const step = job.metadata?.labels?.['dataops.dev/step'] ?? '?';
+    counts[step] = (counts[step] ?? 0) + 1;
+  }
+  return counts;
+}
+
+test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, green, `kubectl wait --for=condition=Ready` returns', async (t) => {
+  const namespace = await freshNamespace(t, 'op-bigbang');
+  const operator = await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'mysql');
+  const target = await freshDatabase(t, 'postgres');
+  await seedOrders('mysql', source, 10_000);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
+  await apply(namespace, {
+    metadata: { name: 'orders-to-pg' },
+    spec: {
+      source: { engine: 'mysql', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { migrations: [{ version: '1', description: 'orders', up: 'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(10,2))', down: 'DROP TABLE orders' }] },
+      tables: [{ name: 'orders', columns: [{ name: 'customer', transforms: ['uppercase'] }] }],
+      validation: { rowCount: true, rules: [{ name: 'revenue', source: 'SELECT sum(amount) FROM orders', target: 'SELECT sum(amount) FROM orders' }] },
+      cutover: { service: 'shop', fromSelector: { track: 'blue' }, toSelector: { track: 'green' } },
+    },
+  });
+  const wait = await kubectl(['wait', '--for=condition=Ready', 'dm/orders-to-pg', '--timeout=120s'], { namespace });
+  t.is(wait.code, 0, wait.stderr);
+  const done = await getMigration(namespace, 'orders-to-pg');
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+  t.deepEqual((await core.readNamespacedService({ name: 'shop', namespace })).spec?.selector, { app: 'shop', track: 'green' });
+  t.is(done.status?.schema?.version, '1');
+  t.is(done.status?.tables?.find((table) => table.name === 'orders')?.rowsCopied, 10_000);
+  t.is(done.status?.progress?.percent, 100);
+  t.true(done.status?.validation?.passed);
+  t.is(await scalar(target, "SELECT count(*) FROM orders WHERE customer = upper(customer) AND customer LIKE 'CUSTOMER %'"), '10000');
+  const reasons = await eventReasons(namespace, 'orders-to-pg');
+  t.true(reasons.includes('Succeeded'), reasons.join(', '));
+  assertNoPasswords(t, [JSON.stringify(done), reasons.join(), operator.logs()], [source, target]);
+});
+
+test('a step that keeps failing is retried per backoffLimit, then Failed with the step and the reason; no Job twice', async (t) => {
+  const namespace = await freshNamespace(t, 'op-failing');
+  const operator = await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'postgres');
+  await seedOrders('postgres', source, 100);
+  const unreachable = 'postgres://app:n0t-the-real-one@127.0.0.1:1/shop';
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', unreachable);
+  await apply(namespace, {
+    metadata: { name: 'unlucky' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true },
+      tables: [{ name: 'orders' }],
+      jobTemplate: { backoffLimit: 1 },
+    },
+  });
+  const failed = await waitForPhase(namespace, 'unlucky', ['Failed', 'Succeeded']);
+  t.is(failed.status?.phase, 'Failed');
+  t.regex(failed.status?.message ?? '', /schema Job .* failed: BackoffLimitExceeded/);
+  t.regex(failed.status?.message ?? '', /cannot connect to postgres/);
+  t.deepEqual(await jobsByStep(namespace), { schema: 1 });
+  const pods = await core.listNamespacedPod({ namespace, labelSelector: 'dataops.dev/step=schema' });
+  t.is(pods.items.length, 2, 'one try and one retry (backoffLimit 1)');
+  t.true((await eventReasons(namespace, 'unlucky')).includes('JobFailed'));
+  assertNoPasswords(t, [JSON.stringify(failed), operator.logs()], [source, unreachable]);
+});
+
+test('an operator restarted during the copy finds its Jobs, creates none twice, and finishes', async (t) => {
+  const namespace = await freshNamespace(t, 'op-restart');
+  const operator = await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'mysql');
+  await seedOrders('postgres', source, 400_000);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await apply(namespace, {
+    metadata: { name: 'survivor' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'mysql', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true },
+      tables: [{ name: 'orders' }],
+      strategy: { batchSize: 1000, parallelism: 1 },
+      validation: { rowCount: true },
+    },
+  });
+  await waitForPhase(namespace, 'survivor', ['Copying']);
+  await operator.restart();
+  const done = await waitForPhase(namespace, 'survivor', ['Succeeded', 'Failed'], 180_000);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+  t.deepEqual(await jobsByStep(namespace), { schema: 1, copy: 1, validate: 1 });
+  t.is(await scalar(target, 'SELECT count(*) FROM orders'), '400000');
+});
+
+test('suspend holds a migration before its first Job; resuming lets it run', async (t) => {
+  const namespace = await freshNamespace(t, 'op-suspend');
+  await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'postgres');
+  await seedOrders('postgres', source, 500);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await apply(namespace, {
+    metadata: { name: 'later' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true },
+      tables: [{ name: 'orders' }],
+      suspend: true,
+    },
+  });
+  const held = await waitFor('Suspended', async () => {
+    const migration = await getMigration(namespace, 'later');
+    return migration.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'Suspended' ? migration : undefined;
+  }, 60_000, 250);
+  t.is(held.status?.phase, 'Pending');
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  t.deepEqual(await jobsByStep(namespace), {}, 'no Job while suspended');
+  await custom.patchNamespacedCustomObject({
+    group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'later', body: { spec: { suspend: false } },
+  }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  const done = await waitForPhase(namespace, 'later', ['Succeeded', 'Failed']);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+});
+
+test('deleting a DataMigration removes its Jobs through the finalizer and leaves the databases alone', async (t) => {
+  const namespace = await freshNamespace(t, 'op-delete');
+  await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'postgres');
+  await seedOrders('postgres', source, 500);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await apply(namespace, {
+    metadata: { name: 'short-lived' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
+    },
+  });
+  const done = await waitForPhase(namespace, 'short-lived', ['Succeeded', 'Failed']);
+  t.deepEqual(done.metadata?.finalizers, ['dataops.dev/cleanup']);
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'short-lived' });
+  await waitFor('the DataMigration is gone', async () => (await getMigration(namespace, 'short-lived').then(() => undefined, () => true)), 60_000, 250);
+  await waitFor('its Jobs are gone', async () => (Object.keys(await jobsByStep(namespace)).length === 0 ? true : undefined), 60_000, 250);
+  t.is(await scalar(target, 'SELECT count(*) FROM orders'), '500', 'the target keeps its data');
 });
