@@ -67,7 +67,7 @@ async function freshTarget(servers: Servers, engine: 'postgres' | 'mysql', name:
 }
 
 /** Our copy through the product's own path: `dmctl run` on a manifest, in a child process. */
-async function ours(source: string, target: string, sourceEngine: string, targetEngine: string, label: string): Promise<{ seconds: number; peakRssMb: number }> {
+async function ours(source: string, target: string, sourceEngine: string, targetEngine: string, label: string, extraEnv: Record<string, string> = {}): Promise<{ seconds: number; peakRssMb: number }> {
   const manifest = join(tmpdir(), `bench-${label}-${process.pid}.yaml`);
   await writeFile(manifest, `apiVersion: dataops.dev/v1alpha1
 kind: DataMigration
@@ -80,7 +80,7 @@ spec:
   validation: {rowCount: false, checksum: {mode: None}}
 `);
   const result = await timeCommand(`${quote(process.execPath)} ${ENGINE_NODE_FLAGS.join(' ')} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
-    env: { DMO_SOURCE_URL: source, DMO_TARGET_URL: target }, measureRss: true,
+    env: { DMO_SOURCE_URL: source, DMO_TARGET_URL: target, ...extraEnv }, measureRss: true,
   });
   return { seconds: result.seconds, peakRssMb: result.peakRssMb ?? Number.NaN };
 }
@@ -131,6 +131,12 @@ async function main(): Promise<void> {
   report.mysqldump_pipe_rows_per_s = rate(dumpPipe.seconds);
   report.ratio_vs_mysqldump = round(dumpPipe.seconds / mysqlOurs.seconds);
   console.log(`mysql→mysql: ours ${round(mysqlOurs.seconds)} s, mariadb-dump|mariadb ${round(dumpPipe.seconds)} s`);
+  // The other MySQL bulk path, measured on the same copy: multi-row INSERT instead of LOAD DATA.
+  const insertTarget = await freshTarget(servers, 'mysql', 'bench_my_insert', true);
+  const mysqlInsert = await ours(data.mysqlSource, insertTarget, 'mysql', 'mysql', 'my-my-insert', { DMO_MYSQL_BULK: 'insert' });
+  report.mysql_to_mysql_insert_rows_per_s = rate(mysqlInsert.seconds);
+  report.load_data_vs_insert = round(mysqlInsert.seconds / mysqlOurs.seconds);
+  console.log(`mysql→mysql through multi-row INSERT: ${round(mysqlInsert.seconds)} s (LOAD DATA ${round(mysqlOurs.seconds)} s)`);
 
   report.peak_rss_mb = round(Math.max(pgOurs.peakRssMb, mysqlPgOurs.peakRssMb, mysqlOurs.peakRssMb), 0);
   report.pg_to_pg_peak_rss_mb = round(pgOurs.peakRssMb, 0);

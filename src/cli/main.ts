@@ -117,7 +117,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   const context: StepContext = {
     source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE')),
     target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE')),
-    settings: engineSettings(migration),
+    settings: { ...engineSettings(migration), ...(process.env.DMO_MYSQL_BULK === 'insert' ? { mysqlBulk: 'insert' as const } : {}) },
     signal,
     ...(migrationsDir ? { migrationsDir } : {}),
   };

@@ -3,7 +3,7 @@
 // Progress is aggregated per table for the reporter and the operator's status.
 import type { SqlSession } from '../db/session.ts';
 import { readTableCheckpoints } from './checkpoint.ts';
-import { copyShard, type Endpoint, type ShardProgress } from './copy-shard.ts';
+import { copyShard, type Endpoint, type MysqlBulk, type ShardProgress } from './copy-shard.ts';
 import type { TableCopyPlan } from './plan-types.ts';
 import { planShards } from './shards.ts';
 
@@ -38,6 +38,7 @@ export interface CopyTablesOptions {
   minRowsToShard?: number;
   onProgress?: (tables: TableProgressState[]) => void;
   signal?: AbortSignal;
+  mysqlBulk?: MysqlBulk;
 }
 
 export interface CopyTablesResult {
@@ -101,6 +102,7 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
         const result = await copyShard({
           source: options.source, target: options.target, plan, migration: options.migration, shard, boundaries,
           batchSize: options.batchSize, onProgress: report, ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.mysqlBulk ? { mysqlBulk: options.mysqlBulk } : {}),
         });
         rowsThisRun += result.rowsThisRun;
         report(result);

@@ -5,6 +5,7 @@ import type { ConflictPolicy } from '../copy/sinks.ts';
 import type { TableSpec } from '../copy/planner.ts';
 import type { TlsOptions } from '../db/session.ts';
 import type { Engine } from '../db/dialect.ts';
+import type { MysqlBulk } from '../copy/copy-shard.ts';
 
 export interface EngineSettings {
   /** Names checkpoints and created-table records: namespace/name of the resource. */
@@ -19,6 +20,8 @@ export interface EngineSettings {
   createMissingTables: boolean;
   /** Phased: source table names per phase, copied one phase after another; empty: all at once. */
   phases: string[][];
+  /** How batches go into a MySQL target (dmctl: DMO_MYSQL_BULK=insert for multi-row INSERT). */
+  mysqlBulk?: MysqlBulk;
   /** Trickle: the column that grows on every change, and how to read it. */
   incremental?: { column: string; mode: 'Timestamp' | 'Sequence'; overlapSeconds: number };
   historyTable: string;

@@ -148,6 +148,7 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
         source: context.source, target: context.target, sourceSession: source, targetSession: target,
         migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
         tables: toCopy.filter((t) => phase.includes(t.sourceName)),
+        ...(settings.mysqlBulk ? { mysqlBulk: settings.mysqlBulk } : {}),
         ...(onProgress ? { onProgress: (tables: TableProgressState[]) => { onProgress([...done, ...tables]); } } : {}),
         ...(context.signal ? { signal: context.signal } : {}),
       });
