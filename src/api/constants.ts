@@ -68,6 +68,9 @@ export const REASONS = {
   ServiceRestored: 'ServiceRestored',
   RollbackFailed: 'RollbackFailed',
   RolledBack: 'RolledBack',
+  // people's requests (annotations)
+  Aborted: 'Aborted',
+  Retrying: 'Retrying',
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
@@ -82,6 +85,13 @@ export const JOB_STATES = ['Running', 'Succeeded', 'Failed'] as const;
 
 /** Set to "true" (or to the generation it approves) to let a Manual cutover proceed. */
 export const APPROVE_ANNOTATION = `${GROUP}/approve`;
+/** Set to "true" (or to the current generation) to abort a running migration: phase Failed, reason Aborted. */
+export const ABORT_ANNOTATION = `${GROUP}/abort`;
+/**
+ * Set to a new token (a-z and 0-9 are kept, the last 8 of them) to run the failed step of a migration
+ * that failed in a step Job (or was aborted) again, under the run id `<run>-r<token>`.
+ */
+export const RETRY_ANNOTATION = `${GROUP}/retry`;
 export const FINALIZER = `${GROUP}/cleanup`;
 export const LABELS = {
   migration: `${GROUP}/migration`,

@@ -14,17 +14,51 @@
 //   a step Job failed (retries exhausted) ─▶ Failed. The spec only asks for rollback on validation
 //     failure, so a failed schema/copy/sync/validate Job stops in Failed without touching anything.
 //   the rollback Job failed ─▶ Failed (reason RollbackFailed).
+//   any non-terminal phase + the abort annotation ─▶ Failed (reason Aborted).
+//   Failed (JobFailed, RollbackFailed or Aborted) + a new retry token ─▶ the phase of the step that
+//     stopped, under a new run id.
 //
 // Decisions worth knowing:
-// - Terminal phases (Succeeded, Failed, RolledBack) are final: nothing is ever created, patched or
-//   deleted again. A spec change after completion only moves observedGeneration and says on the
-//   Ready condition that a new DataMigration is needed (steps are not safely re-runnable against a
-//   target that a finished run already wrote, and the CRD forbids changing tables/schema/strategy
-//   once started anyway).
+// - Terminal phases (Succeeded, Failed, RolledBack) are final, except for a retry: nothing is ever
+//   created, patched or deleted again. A spec change after completion only moves observedGeneration
+//   and says on the Ready condition that a new DataMigration is needed (or a retry, when one is
+//   possible): steps are not safely re-runnable against a target that a finished run already wrote,
+//   and the CRD forbids changing tables/schema/strategy once started anyway.
+// - A step Job that failed (retries exhausted, or failed at once by the podFailurePolicy) fails the
+//   migration with a message naming the step, the Job, the Job's failure reason and the engine's
+//   last message (ObservedJob.failureMessage, bounded so the whole fits status.message).
+// - Abort: the annotation dataops.dev/abort set to "true" or to the current generation (the approve
+//   convention). On a non-terminal migration: this run's running Job is deleted (and one requested
+//   but not yet in the cache, by its deterministic name), no step starts, a Service that was
+//   switched (or whose switch was just requested) is patched back to fromSelector unless
+//   rollback.restoreService is false, the stopped step's condition gets reason Aborted, and the
+//   phase is Failed (reason Aborted, a Warning Event) at once: the reconciler carries out the
+//   actions before writing the status, so Failed is recorded only after they succeeded. Abort does
+//   NOT run the rollback Job: the target is left as it is. To get it rolled back, retry after fixing
+//   the cause, or run `dmctl step rollback` by hand. The abort annotation on a terminal migration
+//   does nothing, and it must be removed before a retry (a retry is refused while it is set).
+// - Retry: the annotation dataops.dev/retry set to a token (any text; a-z and 0-9 are kept, the last
+//   8 of them, e.g. `date +%s | tail -c 7`). It applies only to phase Failed with Ready reason
+//   JobFailed, RollbackFailed or Aborted (never to Succeeded, RolledBack or a validation failure):
+//   the step that stopped is found from the conditions (the latest step whose condition is not True
+//   with one of those reasons; DataCopied is the sync's when a sync Job is recorded or it is
+//   Unknown; an aborted cutover resumes at the approval gate; an abort before start at Pending).
+//   The new run id is `<run without its retry suffix>-r<token>`, so a token is handled once
+//   status.runId ends with `-r<token>`: no status field is needed, feeding the status back is a
+//   fixed point, and the same token never retries twice. A token whose run has Jobs already is
+//   refused (use a new one). The retry clears completedAt, sets the step's condition to reason
+//   Retrying, drops the step's old entry from status.jobs, emits a Normal Retrying Event, and the
+//   phase handler creates the step's Job under the new run. Steps are idempotent (the copy resumes
+//   from its checkpoints), so earlier steps are not run again. A refused retry is explained on the
+//   Ready condition (no Event, no action).
+// - Cutover: the CutOver condition and the Events say which selector the Service had before
+//   ("switched from app=x,track=blue to app=x,track=green"); status.activeSelector/active are always
+//   the selector observed now.
 // - A spec change while running keeps the run (same runId); later steps use the new spec.
-// - One run per DataMigration: runId is status.runId, else the run of Jobs found (a status that was
-//   lost is rebuilt from the Jobs' results), else `g<generation>` when the run starts. Running Jobs
-//   of another run are deleted; Jobs of another run are otherwise ignored.
+// - One run at a time per DataMigration: runId is status.runId, else the run of Jobs found (a
+//   status that was lost is rebuilt from the Jobs' results; this generation's runs and their retries
+//   first, one with a running Job first, else the latest), else `g<generation>` when the run starts.
+//   Running Jobs of another run are deleted; Jobs of another run are otherwise ignored.
 // - "Requested" is recorded on the step's condition (reason JobRunning): a Job asked for but not yet
 //   in the informer cache is waited for, not created again; if it still has not appeared after
 //   JOB_APPEAR_GRACE_SECONDS (or it vanished, deleted by hand), createJob is emitted again — Job
@@ -39,7 +73,9 @@
 // - Events: one per phase change, plus one whenever the Ready reason changes (so a missing Secret
 //   warns once, not on every reconcile). Feeding the returned status back in with the same Jobs and
 //   time yields no actions besides requeue.
-import { APPROVE_ANNOTATION, CHECK_KINDS, CHECK_OUTCOMES, REASONS, STEPS, TABLE_STATES, TERMINAL_PHASES } from '../api/constants.ts';
+import {
+  ABORT_ANNOTATION, APPROVE_ANNOTATION, CHECK_KINDS, CHECK_OUTCOMES, REASONS, RETRY_ANNOTATION, STEPS, TABLE_STATES, TERMINAL_PHASES,
+} from '../api/constants.ts';
 import type { ConditionType, Phase, Reason, Step } from '../api/constants.ts';
 import type {
   CheckResult, Condition, CutoverSpec, DataMigration, DataMigrationSpec, DataMigrationStatus, Progress, SchemaStatus,
@@ -47,6 +83,7 @@ import type {
 } from '../api/types.generated.ts';
 import { conditionIs, findCondition, removeCondition, setCondition } from './conditions.ts';
 import type { ConditionStatus } from './conditions.ts';
+import { stepJobName } from './job-builder.ts';
 
 // ---- input ----------------------------------------------------------------------------------
 
@@ -178,10 +215,38 @@ export function schemaStepRequired(spec: DataMigrationSpec): boolean {
   return (schema.migrations?.length ?? 0) > 0 || schema.configMapRef !== undefined || schema.createMissingTables === true;
 }
 
+/** Whether the annotation is "true" or the current generation (the convention of approve and abort). */
+function annotationSaysYes(migration: DataMigration, annotation: string): boolean {
+  const value = migration.metadata?.annotations?.[annotation]?.trim();
+  return value === 'true' || (value !== undefined && value === String(migration.metadata?.generation ?? 0));
+}
+
 /** Whether a Manual cutover is approved: the annotation is "true" or the current generation. */
 export function isApproved(migration: DataMigration): boolean {
-  const value = migration.metadata?.annotations?.[APPROVE_ANNOTATION]?.trim();
-  return value === 'true' || (value !== undefined && value === String(migration.metadata?.generation ?? 0));
+  return annotationSaysYes(migration, APPROVE_ANNOTATION);
+}
+
+/** Whether an abort is asked for: the abort annotation is "true" or the current generation. */
+export function isAbortRequested(migration: DataMigration): boolean {
+  return annotationSaysYes(migration, ABORT_ANNOTATION);
+}
+
+/** Longest retry token kept: run ids end up in Job names and label values (63 characters). */
+export const MAX_RETRY_TOKEN = 8;
+/** The suffix a retry adds to the run id it retries. */
+const RETRY_SUFFIX = new RegExp(`-r[a-z0-9]{1,${MAX_RETRY_TOKEN}}$`);
+
+/** The retry annotation's token: lower-cased, only a-z and 0-9, the last 8 of them (undefined when none is left). */
+export function retryToken(migration: DataMigration): string | undefined {
+  const value = migration.metadata?.annotations?.[RETRY_ANNOTATION];
+  if (value === undefined) return undefined;
+  const token = value.toLowerCase().replace(/[^a-z0-9]/g, '').slice(-MAX_RETRY_TOKEN);
+  return token === '' ? undefined : token;
+}
+
+/** The run a run id retries (itself when it is not a retry): `g1-r123` → `g1`. */
+export function baseRunId(runId: string): string {
+  return runId.replace(RETRY_SUFFIX, '');
 }
 
 const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {
@@ -200,7 +265,7 @@ function describeMissing(missing: MissingObject): string {
 const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.SecretNotFound, REASONS.SecretKeyNotFound, REASONS.ConfigMapNotFound, REASONS.ServiceNotFound,
   REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobFailed, REASONS.PlanRefused,
-  REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack,
+  REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
 ]);
 
 /** The condition that records a step, and the status it has while the step's Job is requested or running. */
@@ -215,6 +280,11 @@ const STEP_MARKERS: Record<Step, { type: ConditionType; status: ConditionStatus 
 
 const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };
 
+/** The step whose Job a phase runs. */
+const PHASE_STEPS: Partial<Record<Phase, Step>> = {
+  SchemaMigrating: 'schema', Copying: 'copy', Syncing: 'sync', Validating: 'validate', RollingBack: 'rollback',
+};
+
 // ---- the context of one decision ------------------------------------------------------------
 
 interface Context {
@@ -223,9 +293,10 @@ interface Context {
   readonly spec: DataMigrationSpec;
   readonly generation: number;
   readonly now: string;
-  readonly runId: string;
+  /** Changes only when a retry starts a new run. */
+  runId: string;
   /** This run's Jobs by step. */
-  readonly runJobs: ReadonlyMap<Step, ObservedJob>;
+  runJobs: ReadonlyMap<Step, ObservedJob>;
   /** Ready as it was before this decision. */
   readonly readyBefore: Condition | undefined;
   status: DataMigrationStatus;
@@ -240,21 +311,30 @@ function chooseRunId(migration: DataMigration, jobs: readonly ObservedJob[], gen
   if (current !== undefined && current !== '') return current;
   const runs = [...new Set(jobs.map((job) => job.runId))];
   if (runs.length === 0) return `g${generation}`;
-  if (runs.includes(`g${generation}`)) return `g${generation}`;
-  return runs.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1) ?? `g${generation}`;
+  // This generation's run or its retries (g3, g3-r…), else any; one with a running Job first, then the latest.
+  const ofGeneration = runs.filter((run) => baseRunId(run) === `g${generation}`);
+  const candidates = ofGeneration.length > 0 ? ofGeneration : runs;
+  const running = candidates.filter((run) => jobs.some((job) => job.runId === run && job.state === 'Running'));
+  const pool = running.length > 0 ? running : candidates;
+  return pool.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1) ?? `g${generation}`;
+}
+
+function jobsOfRun(jobs: readonly ObservedJob[], runId: string): Map<Step, ObservedJob> {
+  const runJobs = new Map<Step, ObservedJob>();
+  for (const job of jobs) {
+    if (job.runId !== runId) continue;
+    const seen = runJobs.get(job.step);
+    // Names are deterministic, so there is one per step and run; if not, the most final state wins.
+    if (seen === undefined || JOB_STATE_RANK[job.state] > JOB_STATE_RANK[seen.state]) runJobs.set(job.step, job);
+  }
+  return runJobs;
 }
 
 function createContext(input: DecideInput): Context {
   const migration = input.migration;
   const generation = migration.metadata?.generation ?? 0;
   const runId = chooseRunId(migration, input.jobs, generation);
-  const runJobs = new Map<Step, ObservedJob>();
-  for (const job of input.jobs) {
-    if (job.runId !== runId) continue;
-    const seen = runJobs.get(job.step);
-    // Names are deterministic, so there is one per step and run; if not, the most final state wins.
-    if (seen === undefined || JOB_STATE_RANK[job.state] > JOB_STATE_RANK[seen.state]) runJobs.set(job.step, job);
-  }
+  const runJobs = jobsOfRun(input.jobs, runId);
   const status = structuredClone(migration.status ?? {});
   return {
     input, migration, spec: migration.spec, generation, now: input.now, runId, runJobs,
@@ -323,6 +403,19 @@ type StepOutcome =
   | { kind: 'done'; job: ObservedJob }
   | { kind: 'failed'; job: ObservedJob; message: string };
 
+/** Room for the Job's failure (its reason and the engine's last message) in a status message of MAX_STATUS_MESSAGE. */
+const MAX_FAILURE_IN_MESSAGE = 640;
+
+/**
+ * Why a step's Job failed, for status and Events: the step, the Job, the Job's failure reason and
+ * the engine's last message (both in failureMessage), bounded, and what to do about it.
+ */
+export function jobFailureMessage(step: Step, job: ObservedJob): string {
+  const why = job.failureMessage !== undefined && job.failureMessage.trim() !== '' ? job.failureMessage.trim() : 'the Job failed (no reason recorded)';
+  const next = step === 'rollback' ? 'read its log and run `dmctl step rollback` by hand, or fix the cause and retry' : 'fix the cause, then retry';
+  return `the ${STEP_TITLES[step]} Job ${job.name} failed: ${bound(why, MAX_FAILURE_IN_MESSAGE)}; ${next} (set the annotation ${RETRY_ANNOTATION} to a new token)`;
+}
+
 /** Drives one step's Job: create it once, wait while it runs, report how it ended. */
 function runStep(ctx: Context, step: Step): StepOutcome {
   const marker = STEP_MARKERS[step];
@@ -330,10 +423,7 @@ function runStep(ctx: Context, step: Step): StepOutcome {
   const job = ctx.runJobs.get(step);
   if (job !== undefined) {
     if (job.state === 'Succeeded') return { kind: 'done', job };
-    if (job.state === 'Failed') {
-      const why = job.failureMessage !== undefined && job.failureMessage !== '' ? job.failureMessage : 'the Job failed';
-      return { kind: 'failed', job, message: `the ${title} Job ${job.name} failed: ${why}` };
-    }
+    if (job.state === 'Failed') return { kind: 'failed', job, message: jobFailureMessage(step, job) };
     setCond(ctx, marker.type, marker.status, REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
     if (ctx.spec.suspend === true) {
       ready(ctx, 'False', REASONS.Suspended, `Suspended: the running ${title} Job ${job.name} finishes, no new step starts`);
@@ -723,11 +813,11 @@ function cuttingOver(ctx: Context): Next {
     return 'stop';
   }
   const service = ctx.input.service;
-  const target = selectorText(cutover.toSelector);
   if (service !== undefined && selectsSide(service.selector, cutover.toSelector, cutover.fromSelector)) {
-    setCond(ctx, 'CutOver', 'True', REASONS.ServiceSwitched, `Service ${cutover.service} selects ${target}`);
-    event(ctx, 'Normal', REASONS.ServiceSwitched, `Service ${cutover.service} now selects ${target}`);
-    succeed(ctx, `Migration complete: Service ${cutover.service} selects ${target}`);
+    const switched = `Service ${cutover.service} switched from ${selectorText(previousSelector(ctx, service.selector, cutover))} to ${selectorText(service.selector)}`;
+    setCond(ctx, 'CutOver', 'True', REASONS.ServiceSwitched, switched);
+    event(ctx, 'Normal', REASONS.ServiceSwitched, switched);
+    succeed(ctx, `Migration complete: ${switched}`);
     return 'stop';
   }
   if (!mayStart(ctx, `the switch of Service ${cutover.service}`)) return 'stop';
@@ -742,17 +832,26 @@ function cuttingOver(ctx: Context): Next {
     requeueAfter(ctx, REQUEUE.deploymentNotReady);
     return 'stop';
   }
-  const message = `Switching Service ${cutover.service} to ${target}`;
+  const selector = replaceSelector(service.selector, cutover.fromSelector, cutover.toSelector);
+  const message = `Switching Service ${cutover.service} from ${selectorText(service.selector)} to ${selectorText(selector)}`;
   const switching = findCondition(ctx.status.conditions, 'CutOver');
   const requested = switching !== undefined && switching.status === 'False' && switching.reason === REASONS.InProgress
     && secondsBetween(switching.lastTransitionTime, ctx.now) < SWITCH_GRACE_SECONDS;
-  if (!requested) {
-    ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector: replaceSelector(service.selector, cutover.fromSelector, cutover.toSelector) });
-  }
+  if (!requested) ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
   setCond(ctx, 'CutOver', 'False', REASONS.InProgress, message);
   ready(ctx, 'False', REASONS.InProgress, message);
   requeueAfter(ctx, REQUEUE.switching);
   return 'stop';
+}
+
+/**
+ * The selector the Service had before the switch: the one recorded in status.activeSelector before
+ * this decision when it was still the `from` side, else the switch undone (`to` labels back to `from`).
+ */
+function previousSelector(ctx: Context, current: Record<string, string>, cutover: CutoverSpec): Record<string, string> {
+  const recorded = ctx.migration.status?.activeSelector;
+  if (recorded !== undefined && !selectsSide(recorded, cutover.toSelector, cutover.fromSelector)) return recorded;
+  return replaceSelector(current, cutover.toSelector, cutover.fromSelector);
 }
 
 /** Rollback's Service part: point it back at fromSelector if it selects toSelector. True when nothing is left to do. */
@@ -829,6 +928,141 @@ const HANDLERS: Record<Exclude<Phase, 'Succeeded' | 'Failed' | 'RolledBack'>, (c
   RollingBack: rollingBack,
 };
 
+// ---- abort and retry (annotations) ----------------------------------------------------------
+
+/** Abort's Service part: point a switched Service (or one whose switch was just requested) back at fromSelector. */
+function abortService(ctx: Context): string | undefined {
+  const cutover = ctx.spec.cutover;
+  const service = ctx.input.service;
+  if (cutover === undefined || service === undefined) return undefined;
+  const switched = selectsSide(service.selector, cutover.toSelector, cutover.fromSelector);
+  // A switch patched by an earlier reconcile may not be in the informer cache yet: restore anyway.
+  const switchRequested = ctx.status.phase === 'CuttingOver' && conditionIs(ctx.status.conditions, 'CutOver', 'False', REASONS.InProgress);
+  if (!switched && !switchRequested) return undefined;
+  if (ctx.spec.rollback?.restoreService === false) {
+    return switched ? `Service ${cutover.service} left on ${selectorText(service.selector)} (rollback.restoreService is false)` : undefined;
+  }
+  const selector = replaceSelector(service.selector, cutover.toSelector, cutover.fromSelector);
+  ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
+  const restored = `Service ${cutover.service} set back from ${selectorText(service.selector)} to ${selectorText(selector)}`;
+  event(ctx, 'Normal', REASONS.ServiceRestored, `${restored} (abort)`);
+  return restored;
+}
+
+/**
+ * Abort: delete this run's running Job (and one requested but not yet observed), start nothing,
+ * restore a switched Service, mark the aborted step (so a retry knows where to resume), → Failed.
+ * The rollback Job is not run: the target is left as it is.
+ */
+function abort(ctx: Context): void {
+  const phase = ctx.status.phase ?? 'Pending';
+  const deleted = [...ctx.runJobs.values()].filter((job) => job.state === 'Running').map((job) => job.name);
+  const step = PHASE_STEPS[phase];
+  if (step !== undefined) {
+    const marker = STEP_MARKERS[step];
+    // Requested by an earlier reconcile, not in the cache yet: delete it by its deterministic name (absent is fine).
+    if (!ctx.runJobs.has(step) && conditionIs(ctx.status.conditions, marker.type, marker.status, REASONS.JobRunning)) {
+      deleted.push(stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, step));
+    }
+  }
+  for (const name of deleted) ctx.actions.push({ kind: 'deleteJob', name });
+  const service = abortService(ctx);
+  const done = [
+    ...(deleted.length > 0 ? [`deleted Job ${deleted.join(', ')}`] : []),
+    ...(service === undefined ? [] : [service]),
+  ];
+  const what = done.length > 0 ? done.join('; ') : 'nothing was running';
+  if (step !== undefined) {
+    const marker = STEP_MARKERS[step];
+    setCond(ctx, marker.type, marker.status, REASONS.Aborted, `The ${STEP_TITLES[step]} step of run ${ctx.runId} was aborted`);
+  }
+  if (ctx.spec.cutover !== undefined && (phase === 'AwaitingApproval' || phase === 'CuttingOver')) {
+    setCond(ctx, 'CutOver', 'False', REASONS.Aborted, `The cutover was aborted${service === undefined ? '' : `: ${service}`}`);
+  } else if (service !== undefined && ctx.actions.some((action) => action.kind === 'patchServiceSelector')) {
+    setCond(ctx, 'CutOver', 'False', REASONS.ServiceRestored, service);
+  }
+  fail(ctx, REASONS.Aborted,
+    `Aborted (annotation ${ABORT_ANNOTATION}) during ${phase}: ${what}; no rollback Job runs, the target is left as it is. `
+    + `To resume, remove the annotation and set ${RETRY_ANNOTATION} to a new token`);
+}
+
+/** Where a retry resumes: the phase, and the step (with its condition) that runs again. */
+interface RetryPoint { phase: Phase; step?: Step }
+
+/** Ready reasons of a Failed migration that a retry may resume. */
+const RETRYABLE_REASONS: ReadonlySet<string> = new Set<string>([REASONS.JobFailed, REASONS.RollbackFailed, REASONS.Aborted]);
+
+/** Which step failed (or was aborted), from the conditions, the latest step first; undefined when not retryable. */
+function retryPoint(status: DataMigrationStatus): RetryPoint | undefined {
+  const conditions = status.conditions;
+  const ready = findCondition(conditions, 'Ready');
+  if (status.phase !== 'Failed' || ready === undefined || !RETRYABLE_REASONS.has(ready.reason)) return undefined;
+  const stopped = (type: ConditionType): Condition | undefined => {
+    const condition = findCondition(conditions, type);
+    return condition !== undefined && condition.status !== 'True' && RETRYABLE_REASONS.has(condition.reason) ? condition : undefined;
+  };
+  if (stopped('RolledBack') !== undefined) return { phase: 'RollingBack', step: 'rollback' };
+  // An aborted cutover resumes at the approval gate, which passes straight on when approved or Automatic.
+  if (stopped('CutOver') !== undefined) return { phase: 'AwaitingApproval' };
+  if (stopped('Validated') !== undefined) return { phase: 'Validating', step: 'validate' };
+  const copied = stopped('DataCopied');
+  if (copied !== undefined) {
+    // DataCopied records both; the sync ran only if there is a sync Job (or it was aborted while syncing: Unknown).
+    const syncing = copied.status === 'Unknown' || (status.jobs ?? []).some((job) => job.step === 'sync');
+    return syncing ? { phase: 'Syncing', step: 'sync' } : { phase: 'Copying', step: 'copy' };
+  }
+  if (stopped('SchemaReady') !== undefined) return { phase: 'SchemaMigrating', step: 'schema' };
+  // Aborted before anything started.
+  return ready.reason === REASONS.Aborted ? { phase: 'Pending' } : undefined;
+}
+
+type RetryVerdict =
+  | { kind: 'none' }
+  | { kind: 'refused'; token: string; why: string }
+  | { kind: 'start'; token: string; runId: string; point: RetryPoint };
+
+/** What the retry annotation asks of a terminal migration. A token is handled once the run id ends with `-r<token>`. */
+function retryVerdict(ctx: Context): RetryVerdict {
+  const token = retryToken(ctx.migration);
+  if (token === undefined || (ctx.status.runId ?? '').endsWith(`-r${token}`)) return { kind: 'none' };
+  const phase = ctx.status.phase ?? 'Pending';
+  if (phase !== 'Failed') return { kind: 'refused', token, why: `a ${phase} migration is never retried; create a new DataMigration to migrate again` };
+  const point = retryPoint(ctx.status);
+  if (point === undefined) {
+    return { kind: 'refused', token, why: 'only a migration that failed in a step Job, or was aborted, can be retried; create a new DataMigration to migrate again' };
+  }
+  if (isAbortRequested(ctx.migration)) return { kind: 'refused', token, why: `the annotation ${ABORT_ANNOTATION} is still set: remove it` };
+  const runId = `${baseRunId(ctx.runId)}-r${token}`;
+  if (ctx.input.jobs.some((job) => job.runId === runId)) return { kind: 'refused', token, why: `run ${runId} exists already: use a new token` };
+  return { kind: 'start', token, runId, point };
+}
+
+/** Moves a Failed migration back to the failed step's phase under a new run; the phase handler then creates its Job. */
+function startRetry(ctx: Context, verdict: Extract<RetryVerdict, { kind: 'start' }>): void {
+  const { point, runId, token } = verdict;
+  const from = ctx.runId;
+  ctx.runId = runId;
+  ctx.runJobs = jobsOfRun(ctx.input.jobs, runId);
+  ctx.status.runId = runId;
+  delete ctx.status.completedAt;
+  const what = point.step === undefined ? (point.phase === 'Pending' ? 'the migration' : 'the cutover') : `the ${STEP_TITLES[point.step]} step`;
+  const why = `(annotation ${RETRY_ANNOTATION}=${token}; run ${from} stopped)`;
+  if (point.step !== undefined) {
+    const marker = STEP_MARKERS[point.step];
+    // Not the step's requested status: the Job request that follows must be a transition (its time
+    // is what "requested, not yet observed" is measured from), and JobRunning would read as requested.
+    setCond(ctx, marker.type, marker.status === 'Unknown' ? 'False' : 'Unknown', REASONS.Retrying, `Retrying ${what} as run ${runId}`);
+    const jobs = (ctx.status.jobs ?? []).filter((job) => job.step !== point.step);
+    if (jobs.length > 0) ctx.status.jobs = jobs;
+    else delete ctx.status.jobs;
+  } else if (point.phase === 'AwaitingApproval') {
+    setCond(ctx, 'CutOver', 'Unknown', REASONS.Retrying, `Retrying the cutover as run ${runId}`);
+  }
+  transition(ctx, point.phase, REASONS.Retrying, `retrying ${what} as run ${runId} ${why}`);
+  // The phase handler that runs next says what happens now; this stays only if none does.
+  ready(ctx, 'False', REASONS.Retrying, `Retrying ${what} as run ${runId} ${why}`);
+}
+
 // ---- the whole decision ---------------------------------------------------------------------
 
 /** Conditions that apply get a value on the first reconcile (Unknown until known), as the conventions ask. */
@@ -879,12 +1113,18 @@ function finish(ctx: Context): Decision {
   return decision;
 }
 
-function decideTerminal(ctx: Context): Decision {
+function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
+  const notes: string[] = [];
   const previous = ctx.status.observedGeneration;
   if (previous !== undefined && previous !== ctx.generation) {
+    const again = retryPoint(ctx.status) === undefined ? '' : `, or set the annotation ${RETRY_ANNOTATION} to a new token to run the failed step again with this spec`;
+    notes.push(`The spec changed (generation ${ctx.generation}) after the migration finished; a finished DataMigration does not run again by itself: create a new DataMigration to migrate again${again}`);
+  }
+  if (retry.kind === 'refused') notes.push(`Retry "${retry.token}" not started: ${retry.why}`);
+  if (notes.length > 0) {
     const ready = findCondition(ctx.status.conditions, 'Ready');
     const outcome = ctx.status.message ?? ctx.status.phase ?? '';
-    const note = `The spec changed (generation ${ctx.generation}) after the migration finished; a finished DataMigration is never run again: create a new DataMigration to migrate again`;
+    const note = notes.join('. ');
     ctx.status.conditions = setCondition(ctx.status.conditions, {
       type: 'Ready', status: ready?.status ?? 'Unknown', reason: (ready?.reason ?? REASONS.NotStarted) as Reason,
       message: outcome === '' ? note : `${outcome}. ${note}`, observedGeneration: ctx.generation,
@@ -899,7 +1139,11 @@ function decideTerminal(ctx: Context): Decision {
 /** What should happen next for this migration. */
 export function decide(input: DecideInput): Decision {
   const ctx = createContext(input);
-  if (isTerminal(ctx.status.phase ?? 'Pending')) return decideTerminal(ctx);
+  if (isTerminal(ctx.status.phase ?? 'Pending')) {
+    const retry = retryVerdict(ctx);
+    if (retry.kind !== 'start') return decideTerminal(ctx, retry);
+    startRetry(ctx, retry);
+  }
 
   ctx.status.phase ??= 'Pending';
   recordJobs(ctx);
@@ -909,13 +1153,16 @@ export function decide(input: DecideInput): Decision {
   for (const job of input.jobs) {
     if (job.runId !== ctx.runId && job.state === 'Running') ctx.actions.push({ kind: 'deleteJob', name: job.name });
   }
-
-  // Each handler either settles (stop) or moves the phase on; a bound keeps a bug from looping.
-  for (let round = 0; round < PHASE_COUNT; round++) {
-    const phase = ctx.status.phase ?? 'Pending';
-    if (isTerminal(phase)) break;
-    const handler = HANDLERS[phase as keyof typeof HANDLERS];
-    if (handler(ctx) === 'stop') break;
+  if (isAbortRequested(ctx.migration)) {
+    abort(ctx);
+  } else {
+    // Each handler either settles (stop) or moves the phase on; a bound keeps a bug from looping.
+    for (let round = 0; round < PHASE_COUNT; round++) {
+      const phase = ctx.status.phase ?? 'Pending';
+      if (isTerminal(phase)) break;
+      const handler = HANDLERS[phase as keyof typeof HANDLERS];
+      if (handler(ctx) === 'stop') break;
+    }
   }
   // Conditions describe this generation.
   ctx.status.conditions = (ctx.status.conditions ?? []).map((condition) => ({ ...condition, observedGeneration: ctx.generation }));

@@ -387,3 +387,43 @@ test('deleting a DataMigration removes its Jobs through the finalizer and leaves
   await waitFor('its Jobs are gone', async () => (Object.keys(await jobsByStep(namespace)).length === 0 ? true : undefined), 60_000, 250);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '500', 'the target keeps its data');
 });
+
+test('abort stops a running copy (Failed, reason Aborted); retry resumes it from its checkpoints to Succeeded', async (t) => {
+  const namespace = await freshNamespace(t, 'op-abort');
+  await runOperator(t, namespace);
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'postgres');
+  await seedOrders('postgres', source, 600_000);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  await apply(namespace, {
+    metadata: { name: 'second-thoughts' },
+    spec: {
+      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
+      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
+      strategy: { batchSize: 500, parallelism: 1 },
+      validation: { rowCount: true },
+    },
+  });
+  await waitForPhase(namespace, 'second-thoughts', ['Copying']);
+  const annotate = (annotations: Record<string, string | null>): Promise<unknown> => custom.patchNamespacedCustomObject({
+    group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'second-thoughts', body: { metadata: { annotations } },
+  }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  await annotate({ 'dataops.dev/abort': 'true' });
+  const aborted = await waitForPhase(namespace, 'second-thoughts', ['Failed', 'Succeeded']);
+  t.is(aborted.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'Aborted');
+  const copiedBefore = Number(await scalar(target, 'SELECT count(*) FROM orders'));
+  t.true(copiedBefore < 600_000, `the copy stopped part way (${String(copiedBefore)} rows)`);
+
+  await annotate({ 'dataops.dev/abort': null, 'dataops.dev/retry': '1' });
+  // Until the retry is taken the migration is still Failed: wait for the retried run to finish.
+  const done = await waitFor('the retried run to finish', async () => {
+    const migration = await getMigration(namespace, 'second-thoughts');
+    return migration.status?.runId?.endsWith('-r1') && ['Succeeded', 'Failed'].includes(migration.status.phase ?? '') ? migration : undefined;
+  }, 180_000, 250);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+  t.regex(done.status?.runId ?? '', /-r1$/);
+  t.is(await scalar(target, 'SELECT count(*) FROM orders'), '600000');
+  t.true((await eventReasons(namespace, 'second-thoughts')).includes('Retrying'));
+});

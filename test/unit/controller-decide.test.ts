@@ -1,12 +1,13 @@
 // The controller's pure decision function: every transition of the phase machine, driven directly.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { APPROVE_ANNOTATION, REASONS } from '../../src/api/constants.ts';
-import type { ConditionType, Phase, Step } from '../../src/api/constants.ts';
+import { ABORT_ANNOTATION, APPROVE_ANNOTATION, REASONS, RETRY_ANNOTATION } from '../../src/api/constants.ts';
+import type { ConditionType, Phase, Reason, Step } from '../../src/api/constants.ts';
 import type { Condition, DataMigration, DataMigrationSpec, DataMigrationStatus, SchemaSpec } from '../../src/api/types.generated.ts';
 import { findCondition, removeCondition, setCondition } from '../../src/controller/conditions.ts';
 import {
-  decide, JOB_APPEAR_GRACE_SECONDS, parseCopyResult, parseSchemaResult, parseValidationResult, replaceSelector, selectsSide,
+  baseRunId, decide, isAbortRequested, JOB_APPEAR_GRACE_SECONDS, parseCopyResult, parseSchemaResult, parseValidationResult, replaceSelector,
+  retryToken, selectsSide,
 } from '../../src/controller/decide.ts';
 import type { Action, DecideInput, Decision, MissingObject, ObservedJob } from '../../src/controller/decide.ts';
 
@@ -673,4 +674,308 @@ test('result parsers accept absent results where they carry no decision, and bou
     t.true(parsed.value.validation.truncated);
     t.is(parsed.value.validation.summary, '69/70 checks passed');
   }
+});
+
+// ---- abort ----------------------------------------------------------------------------------
+
+const TRICKLE: Partial<DataMigrationSpec> = { strategy: { type: 'Trickle', incremental: { column: 'updated_at' } } };
+const abortAnnotation = { [ABORT_ANNOTATION]: 'true' };
+
+interface AbortCase {
+  label: string;
+  spec: Partial<DataMigrationSpec>;
+  /** Where the migration is when the abort comes. */
+  phase: Phase;
+  jobs?: ObservedJob[];
+  selector?: Record<string, string>;
+  deletes: string[];
+  /** The selector patched back, if any. */
+  patch?: Record<string, string>;
+  /** The condition that records where it stopped. */
+  stopped?: [ConditionType, Condition['status'], string];
+}
+
+const abortCases: AbortCase[] = [
+  { label: 'a running schema Job', spec: { schema: { createMissingTables: true } }, phase: 'SchemaMigrating', jobs: [job('schema', 'Running')], deletes: ['orders-g1-schema'], stopped: ['SchemaReady', 'False', REASONS.Aborted] },
+  { label: 'a running copy Job', spec: {}, phase: 'Copying', jobs: [job('copy', 'Running')], deletes: ['orders-g1-copy'], stopped: ['DataCopied', 'False', REASONS.Aborted] },
+  { label: 'a copy Job requested but not yet observed (deleted by its deterministic name)', spec: {}, phase: 'Copying', jobs: [], deletes: ['orders-g1-copy'], stopped: ['DataCopied', 'False', REASONS.Aborted] },
+  { label: 'a running sync Job', spec: TRICKLE, phase: 'Syncing', jobs: [job('copy', 'Succeeded', { tables: [] }), job('sync', 'Running')], deletes: ['orders-g1-sync'], stopped: ['DataCopied', 'Unknown', REASONS.Aborted] },
+  { label: 'a running validate Job', spec: {}, phase: 'Validating', jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Running')], deletes: ['orders-g1-validate'], stopped: ['Validated', 'False', REASONS.Aborted] },
+  { label: 'a running rollback Job and a Service still switched', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], selector: GREEN, deletes: ['orders-g1-rollback'], patch: BLUE, stopped: ['RolledBack', 'False', REASONS.Aborted] },
+  { label: 'a running rollback Job (the Service is not switched)', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], selector: BLUE, deletes: ['orders-g1-rollback'], stopped: ['RolledBack', 'False', REASONS.Aborted] },
+  { label: 'approval pending', spec: cutover('Manual'), phase: 'AwaitingApproval', jobs: [job('validate', 'Succeeded', { passed: true })], selector: BLUE, deletes: [], stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a cutover already observed (the Service is restored)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: GREEN, deletes: [], patch: BLUE, stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a cutover requested but not yet observed (restored anyway)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: BLUE, deletes: [], patch: BLUE, stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a switched Service with rollback.restoreService false (left alone)', spec: { ...cutover(), rollback: { restoreService: false } }, phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: GREEN, deletes: [], stopped: ['CutOver', 'False', REASONS.Aborted] },
+];
+
+/** walkTo, and for RollingBack a failed validation first. */
+function reach(spec: Partial<DataMigrationSpec>, phase: Phase): DataMigration {
+  if (phase !== 'RollingBack') return walkTo(spec, phase);
+  return step(walkTo(spec, 'Validating'), { jobs: [job('validate', 'Succeeded', { passed: false })], selector: BLUE }).m;
+}
+
+for (const c of abortCases) {
+  test(`abort during ${c.phase} with ${c.label}: ${c.deletes.length > 0 ? 'Job deleted, ' : ''}${c.patch ? 'Service restored, ' : ''}nothing started, → Failed (Aborted)`, (t) => {
+    const walked = reach(c.spec, c.phase);
+    t.is(walked.status?.phase, c.phase);
+    const m = withMeta(walked, { annotations: abortAnnotation });
+    const observe: Observe = { jobs: c.jobs ?? [], now: T1, ...(c.selector ? { selector: c.selector } : {}) };
+    const { d, m: aborted } = step(m, observe);
+    t.is(d.status.phase, 'Failed');
+    t.is(d.status.completedAt, T1);
+    t.is(cond(d, 'Ready')?.status, 'False');
+    t.is(cond(d, 'Ready')?.reason, REASONS.Aborted);
+    t.deepEqual(creates(d), [], 'never another step');
+    t.deepEqual(d.actions.flatMap((a) => (a.kind === 'deleteJob' ? [a.name] : [])), c.deletes);
+    const patches = d.actions.flatMap((a) => (a.kind === 'patchServiceSelector' ? [a.selector] : []));
+    t.deepEqual(patches, c.patch ? [c.patch] : []);
+    t.is(kinds(d).includes('event:Normal:ServiceRestored'), c.patch !== undefined);
+    t.is(kinds(d).filter((k) => k === 'event:Warning:Aborted').length, 1, 'one Warning Event');
+    t.regex(d.status.message ?? '', /no rollback Job runs/);
+    if (c.stopped) t.like(cond(d, c.stopped[0]), { status: c.stopped[1], reason: c.stopped[2] });
+    if (c.patch && c.phase !== 'CuttingOver') t.like(cond(d, 'CutOver'), { status: 'False', reason: REASONS.ServiceRestored });
+    assertIdempotent(t, aborted, { ...observe, now: LATER }, 'aborted');
+  });
+}
+
+test('abort during Pending (preflight waiting): nothing to delete, → Failed (Aborted)', (t) => {
+  const { m } = step(migration(), { missing: [{ kind: 'Secret', name: 'legacy-db' }] });
+  t.is(m.status?.phase, 'Pending');
+  const { d } = step(withMeta(m, { annotations: abortAnnotation }), { missing: [{ kind: 'Secret', name: 'legacy-db' }], now: T1 });
+  t.is(d.status.phase, 'Failed');
+  t.deepEqual(nonEvents(d), []);
+  t.is(cond(d, 'Ready')?.reason, REASONS.Aborted);
+  t.regex(d.status.message ?? '', /nothing was running/);
+});
+
+for (const [label, value, generation, aborts] of [
+  ['"true"', 'true', 1, true],
+  ['the current generation', '2', 2, true],
+  ['an older generation', '1', 2, false],
+  ['"false"', 'false', 1, false],
+  ['empty', '', 1, false],
+] as const) {
+  test(`abort annotation set to ${label}: ${aborts ? 'aborts' : 'ignored'}`, (t) => {
+    const { m } = step(migration());
+    const annotated = withMeta(m, { generation, annotations: { [ABORT_ANNOTATION]: value } });
+    t.is(isAbortRequested(annotated), aborts);
+    const { d } = step(annotated, { jobs: [job('copy', 'Running')], now: T1 });
+    t.is(d.status.phase, aborts ? 'Failed' : 'Copying');
+    t.is(d.actions.some((a) => a.kind === 'deleteJob'), aborts);
+  });
+}
+
+for (const phase of ['Succeeded', 'Failed', 'RolledBack'] as const) {
+  test(`abort on a terminal ${phase} migration does nothing`, (t) => {
+    const conditions = setCondition([], { type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: REASONS.Succeeded, message: 'done', observedGeneration: 1 }, T0);
+    const status: DataMigrationStatus = { phase, observedGeneration: 1, runId: 'g1', message: 'done', conditions, completedAt: T0 };
+    const d = decide(input(migration(cutover(), { status, annotations: abortAnnotation }), { jobs: [job('copy', 'Running')], selector: GREEN, now: T1 }));
+    t.deepEqual(d.actions, []);
+    t.is(d.status.phase, phase);
+    t.is(cond(d, 'Ready')?.message, 'done');
+  });
+}
+
+// ---- retry ----------------------------------------------------------------------------------
+
+const retryAnnotation = (token: string): Record<string, string> => ({ [RETRY_ANNOTATION]: token });
+
+interface RetryCase {
+  label: string;
+  spec: Partial<DataMigrationSpec>;
+  /** The phase the failure happens in, the Jobs that make it fail. */
+  phase: Phase;
+  jobs: ObservedJob[];
+  /** Aborted instead of a failed Job (the abort annotation is removed for the retry). */
+  abort?: boolean;
+  failedReason: string;
+  resumes: Phase;
+  creates: Step[];
+  condition?: [ConditionType, Condition['status']];
+}
+
+const boom = { failureMessage: 'BackoffLimitExceeded: Job has reached the specified backoff limit: connection refused' };
+const retryCases: RetryCase[] = [
+  { label: 'a failed schema Job', spec: { schema: { createMissingTables: true } }, phase: 'SchemaMigrating', jobs: [job('schema', 'Failed', undefined, boom)], failedReason: REASONS.JobFailed, resumes: 'SchemaMigrating', creates: ['schema'], condition: ['SchemaReady', 'False'] },
+  { label: 'a failed copy Job', spec: {}, phase: 'Copying', jobs: [job('copy', 'Failed', undefined, boom)], failedReason: REASONS.JobFailed, resumes: 'Copying', creates: ['copy'], condition: ['DataCopied', 'False'] },
+  { label: 'a copy that reported failed tables', spec: {}, phase: 'Copying', jobs: [job('copy', 'Succeeded', { tables: [{ name: 'a', state: 'Failed', message: 'bad date' }] })], failedReason: REASONS.JobFailed, resumes: 'Copying', creates: ['copy'], condition: ['DataCopied', 'False'] },
+  { label: 'a failed sync Job', spec: TRICKLE, phase: 'Syncing', jobs: [job('copy', 'Succeeded', { tables: [] }), job('sync', 'Failed', undefined, boom)], failedReason: REASONS.JobFailed, resumes: 'Syncing', creates: ['sync'], condition: ['DataCopied', 'Unknown'] },
+  { label: 'a failed validate Job', spec: {}, phase: 'Validating', jobs: [job('validate', 'Failed', undefined, boom)], failedReason: REASONS.JobFailed, resumes: 'Validating', creates: ['validate'], condition: ['Validated', 'False'] },
+  { label: 'a failed rollback Job', spec: {}, phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Failed', undefined, boom)], failedReason: REASONS.RollbackFailed, resumes: 'RollingBack', creates: ['rollback'], condition: ['RolledBack', 'False'] },
+  { label: 'an aborted copy', spec: {}, phase: 'Copying', jobs: [job('copy', 'Running')], abort: true, failedReason: REASONS.Aborted, resumes: 'Copying', creates: ['copy'], condition: ['DataCopied', 'False'] },
+  { label: 'an aborted sync', spec: TRICKLE, phase: 'Syncing', jobs: [job('copy', 'Succeeded', { tables: [] })], abort: true, failedReason: REASONS.Aborted, resumes: 'Syncing', creates: ['sync'], condition: ['DataCopied', 'Unknown'] },
+  { label: 'an aborted Manual approval (still approved: straight to the switch)', spec: cutover('Manual'), phase: 'AwaitingApproval', jobs: [job('validate', 'Succeeded', { passed: true })], abort: true, failedReason: REASONS.Aborted, resumes: 'CuttingOver', creates: [] },
+];
+
+/** A migration Failed as the case says, with the Jobs observed then. */
+function failedBy(c: RetryCase): { m: DataMigration; jobs: ObservedJob[] } {
+  const walked = reach(c.spec, c.phase);
+  const { m } = step(c.abort ? withMeta(walked, { annotations: abortAnnotation }) : walked, { jobs: c.jobs, selector: BLUE, now: T1 });
+  return { m: c.abort ? withMeta(m, { annotations: {} }) : m, jobs: c.jobs.map((j) => (j.state === 'Running' ? { ...j, state: 'Failed' as const, failureMessage: 'DeadlineExceeded' } : j)) };
+}
+
+for (const c of retryCases) {
+  test(`retry after ${c.label}: → ${c.resumes} under run g1-r<token>, the step runs again`, (t) => {
+    const { m: failed, jobs } = failedBy(c);
+    t.is(failed.status?.phase, 'Failed');
+    t.is(cond(failed, 'Ready')?.reason, c.failedReason);
+    const annotations = { ...(c.spec.cutover?.approval === 'Manual' ? { [APPROVE_ANNOTATION]: 'true' } : {}), ...retryAnnotation('1712345') };
+    const observe: Observe = { jobs, selector: BLUE, now: T2 };
+    const { d, m: retried } = step(withMeta(failed, { annotations }), observe);
+    t.is(d.status.runId, 'g1-r1712345');
+    t.is(d.status.phase, c.resumes);
+    t.is(d.status.completedAt, undefined);
+    t.deepEqual(d.actions.flatMap((a) => (a.kind === 'createJob' ? [`${a.step}@${a.runId}`] : [])), c.creates.map((s) => `${s}@g1-r1712345`));
+    if (c.resumes === 'CuttingOver') t.deepEqual(nonEvents(d), [{ kind: 'patchServiceSelector', service: 'orders-api', selector: GREEN }]);
+    t.true(kinds(d).includes('event:Normal:Retrying'));
+    t.false(d.actions.some((a) => a.kind === 'deleteJob'));
+    if (c.condition) {
+      t.like(cond(d, c.condition[0]), { status: c.condition[1], reason: REASONS.JobRunning, lastTransitionTime: T2 });
+      const stepName = c.creates[0];
+      t.false((d.status.jobs ?? []).some((j) => j.step === stepName), 'the old Job of the step is no longer listed');
+    }
+    t.is(cond(d, 'Ready')?.status, 'False');
+    assertIdempotent(t, retried, observe, 'retry requested');
+    // The new run's Job shows up: it is waited for, then its result counts.
+    const stepName = c.creates[0];
+    if (stepName !== undefined) {
+      const running = job(stepName, 'Running', undefined, { name: `orders-g1-r1712345-${stepName}`, runId: 'g1-r1712345' });
+      const { d: waiting } = step(retried, { ...observe, jobs: [...jobs, running] });
+      t.deepEqual(waiting.actions, []);
+      t.deepEqual(waiting.status.jobs?.find((j) => j.step === stepName), { step: stepName, name: `orders-g1-r1712345-${stepName}`, state: 'Running' });
+    }
+  });
+}
+
+test('retry end to end: copy fails, is retried, the retried copy succeeds and the migration completes', (t) => {
+  const { m: copying } = step(migration());
+  const failedCopy = job('copy', 'Failed', undefined, boom);
+  const { m: failed } = step(copying, { jobs: [failedCopy], now: T1 });
+  t.is(failed.status?.phase, 'Failed');
+  const annotated = withMeta(failed, { annotations: retryAnnotation('42') });
+  const { m: retried } = step(annotated, { jobs: [failedCopy], now: T2 });
+  const copied = job('copy', 'Succeeded', { tables: [{ name: 'orders', rowsCopied: 7 }] }, { name: 'orders-g1-r42-copy', runId: 'g1-r42' });
+  const { d: validating, m: v } = step(retried, { jobs: [failedCopy, copied], now: T2 });
+  t.is(validating.status.phase, 'Validating');
+  t.deepEqual(validating.actions.find((a) => a.kind === 'createJob'), { kind: 'createJob', step: 'validate', runId: 'g1-r42' });
+  const validated = job('validate', 'Succeeded', { passed: true }, { name: 'orders-g1-r42-validate', runId: 'g1-r42' });
+  const { d: done, m: succeeded } = step(v, { jobs: [failedCopy, copied, validated], now: LATER });
+  t.is(done.status.phase, 'Succeeded');
+  t.deepEqual(done.status.jobs?.map((j) => `${j.name}:${j.state ?? ''}`), ['orders-g1-r42-copy:Succeeded', 'orders-g1-r42-validate:Succeeded']);
+  // The token stays on the object: handled, so nothing happens.
+  assertIdempotent(t, succeeded, { jobs: [failedCopy, copied, validated], now: LATER }, 'succeeded after a retry');
+});
+
+test('retry of a retried run: the new token replaces the old suffix; the same token never retries twice', (t) => {
+  const conditions = [
+    ...setCondition([], { type: 'Ready', status: 'False', reason: REASONS.JobFailed, message: 'the copy Job failed', observedGeneration: 1 }, T0),
+    ...setCondition([], { type: 'DataCopied', status: 'False', reason: REASONS.JobFailed, message: 'the copy Job failed', observedGeneration: 1 }, T0),
+  ];
+  const status: DataMigrationStatus = { phase: 'Failed', observedGeneration: 1, runId: 'g1-rabc', message: 'the copy Job failed', conditions, completedAt: T0 };
+  const jobs = [job('copy', 'Failed', undefined, { name: 'orders-g1-rabc-copy', runId: 'g1-rabc' })];
+  const same = decide(input(migration({}, { status, annotations: retryAnnotation('abc') }), { jobs, now: T1 }));
+  t.deepEqual(same.actions, [], 'token abc is the current run: handled');
+  t.is(same.status.phase, 'Failed');
+  const next = decide(input(migration({}, { status, annotations: retryAnnotation('def') }), { jobs, now: T1 }));
+  t.is(next.status.runId, 'g1-rdef');
+  t.deepEqual(creates(next), ['copy']);
+});
+
+interface RefusedCase { label: string; status: DataMigrationStatus; annotations?: Record<string, string>; jobs?: ObservedJob[]; why: RegExp }
+
+const terminalStatus = (phase: Phase, reason: Reason, extra: Condition[] = [], runId = 'g1'): DataMigrationStatus => ({
+  phase, observedGeneration: 1, runId, message: `ended: ${reason}`, completedAt: T0,
+  conditions: [...setCondition([], { type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason, message: `ended: ${reason}`, observedGeneration: 1 }, T0), ...extra],
+});
+const copyFailedCondition = setCondition([], { type: 'DataCopied', status: 'False', reason: REASONS.JobFailed, message: 'x', observedGeneration: 1 }, T0);
+
+const refusedCases: RefusedCase[] = [
+  { label: 'Succeeded', status: terminalStatus('Succeeded', REASONS.Succeeded), why: /a Succeeded migration is never retried/ },
+  { label: 'RolledBack', status: terminalStatus('RolledBack', REASONS.RolledBack), why: /a RolledBack migration is never retried/ },
+  { label: 'Failed by validation (rollback off)', status: terminalStatus('Failed', REASONS.ValidationFailed), why: /only a migration that failed in a step Job/ },
+  { label: 'Failed by a Job while the abort annotation is still set', status: terminalStatus('Failed', REASONS.JobFailed, copyFailedCondition), annotations: abortAnnotation, why: /dataops\.dev\/abort is still set/ },
+  { label: 'Failed by a Job, with a token whose run exists already', status: terminalStatus('Failed', REASONS.JobFailed, copyFailedCondition, 'g1-r8'), jobs: [job('copy', 'Failed', undefined, { name: 'orders-g1-r7-copy', runId: 'g1-r7' })], annotations: {}, why: /run g1-r7 exists already/ },
+];
+
+for (const c of refusedCases) {
+  test(`retry refused on ${c.label}: no action, the phase stays, Ready says why`, (t) => {
+    const m = migration({}, { status: c.status, annotations: { ...retryAnnotation('7'), ...c.annotations } });
+    const observe: Observe = { jobs: c.jobs ?? [], now: T1 };
+    const { d, m: after } = step(m, observe);
+    t.deepEqual(d.actions, []);
+    t.is(d.status.phase, c.status.phase);
+    t.is(d.status.runId, c.status.runId);
+    t.regex(cond(d, 'Ready')?.message ?? '', c.why);
+    t.regex(cond(d, 'Ready')?.message ?? '', /^ended: /, 'the outcome is kept');
+    t.is(cond(d, 'Ready')?.lastTransitionTime, T0);
+    t.is(d.status.message, c.status.message);
+    assertIdempotent(t, after, observe, 'refused');
+  });
+}
+
+for (const [value, token] of [
+  ['1712345', '1712345'],
+  ['1712345678', '12345678'],
+  ['2025-01-01T00:00:00Z', 't000000z'],
+  ['A-b_C', 'abc'],
+  ['  ', undefined],
+  ['!!!', undefined],
+] as const) {
+  test(`retry token from ${JSON.stringify(value)}: ${token ?? 'none'}`, (t) => {
+    t.is(retryToken(migration({}, { annotations: retryAnnotation(value) })), token);
+  });
+}
+
+test('run ids: baseRunId strips one retry suffix; a lost status adopts this generation\'s latest run with a running Job', (t) => {
+  t.is(baseRunId('g1'), 'g1');
+  t.is(baseRunId('g1-r1712345'), 'g1');
+  t.is(baseRunId('g12-rabc'), 'g12');
+  const jobs = [job('copy', 'Failed'), job('copy', 'Running', undefined, { name: 'orders-g1-r5-copy', runId: 'g1-r5' })];
+  const d = decide(input(migration(), { jobs }));
+  t.is(d.status.runId, 'g1-r5');
+  t.deepEqual(d.actions.filter((a) => a.kind !== 'event'), []);
+});
+
+// ---- failure messages and the cutover record ------------------------------------------------
+
+for (const [label, failureMessage, expected] of [
+  ['backoff limit with the engine message', 'BackoffLimitExceeded: Job has reached the specified backoff limit: ECONNREFUSED 10.0.0.5:5432', /the copy Job orders-g1-copy failed: BackoffLimitExceeded: .*ECONNREFUSED 10\.0\.0\.5:5432; fix the cause, then retry/],
+  ['a deadline', 'DeadlineExceeded: Job was active longer than specified deadline', /the copy Job orders-g1-copy failed: DeadlineExceeded/],
+  ['no message at all', undefined, /the copy Job orders-g1-copy failed: the Job failed \(no reason recorded\)/],
+  ['a huge engine message', `PodFailurePolicy: exit 1: ${'x'.repeat(5000)}`, /the copy Job orders-g1-copy failed: PodFailurePolicy: exit 1: x+…; fix the cause/],
+] as const) {
+  test(`a Job that exhausted its retries → Failed, the message names step, Job, reason and engine message (${label}), bounded`, (t) => {
+    const { m } = step(migration());
+    const failed = job('copy', 'Failed', undefined, failureMessage === undefined ? {} : { failureMessage });
+    const { d } = step(m, { jobs: [failed], now: T1 });
+    t.is(d.status.phase, 'Failed');
+    t.is(cond(d, 'Ready')?.reason, REASONS.JobFailed);
+    t.regex(d.status.message ?? '', expected);
+    t.regex(d.status.message ?? '', /dataops\.dev\/retry/);
+    t.true((d.status.message ?? '').length <= 1024);
+    t.is(cond(d, 'DataCopied')?.message, d.status.message);
+    const warning = d.actions.find((a) => a.kind === 'event' && a.reason === REASONS.JobFailed);
+    t.regex(warning?.kind === 'event' ? warning.message : '', /Copying → Failed: the copy Job orders-g1-copy failed/);
+  });
+}
+
+test('the cutover records the previous selector: "switched from … to …"; activeSelector is what the Service selects now', (t) => {
+  const m = walkTo(cutover(), 'Validating');
+  const jobs = [job('validate', 'Succeeded', { passed: true })];
+  const { d: switching, m: requested } = step(m, { jobs, selector: BLUE, now: T1 });
+  t.is(cond(switching, 'CutOver')?.message, 'Switching Service orders-api from app=orders,track=blue to app=orders,track=green');
+  t.deepEqual(switching.status.activeSelector, BLUE);
+  const { d: done } = step(requested, { jobs, selector: GREEN, now: T2 });
+  t.is(cond(done, 'CutOver')?.message, 'Service orders-api switched from app=orders,track=blue to app=orders,track=green');
+  t.regex(done.status.message ?? '', /switched from app=orders,track=blue to app=orders,track=green/);
+  t.deepEqual(done.status.activeSelector, GREEN);
+  t.is(done.status.active, 'app=orders,track=green');
+  const event = done.actions.find((a) => a.kind === 'event' && a.reason === REASONS.ServiceSwitched);
+  t.regex(event?.kind === 'event' ? event.message : '', /from app=orders,track=blue/);
+  // Without a recorded selector (status lost), the previous one is the switch undone.
+  const withoutRecord = structuredClone(requested.status ?? {});
+  delete withoutRecord.activeSelector;
+  const { d: rebuilt } = step({ ...requested, status: withoutRecord }, { jobs, selector: { ...GREEN, tier: 'web' }, now: T2 });
+  t.is(cond(rebuilt, 'CutOver')?.message, 'Service orders-api switched from app=orders,tier=web,track=blue to app=orders,tier=web,track=green');
 });
