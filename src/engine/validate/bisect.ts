@@ -8,7 +8,7 @@
 //
 // Any other key (text, uuid, dates, composite keys starting with one): the engines order text
 // differently (collations), so ranges of values would not hold the same rows on both sides.
-// Rows are bucketed by a hash of the key's canonical text instead: 32-bit slices of its md5,
+// Rows are bucketed by a hash of the key's canonical text instead: 32-bit slices of its sha256,
 // modulo the bucket count at the first level and modulo `fanout` at each further level.
 
 export interface RangeSegment {
@@ -41,7 +41,7 @@ export interface BisectTuning {
 
 export const DEFAULT_TUNING: BisectTuning = { bucketRows: 2000, leafRows: 256, fanout: 16, maxBuckets: 20_000 };
 
-/** md5 has 32 hex digits: four 32-bit slices, so hash bucketing has four levels. */
+/** Hash bucketing uses four 32-bit slices of the key's sha256: four levels. */
 export const HASH_LEVELS = 4;
 
 /** How many first-level ranges for a table of about `rows` rows. */

@@ -1,13 +1,13 @@
 // Canonical text of a value, built in SQL, that is the same on PostgreSQL and MySQL/MariaDB for
-// the same data: both engines hash a row's canonical text (md5), and a key range's checksum is
-// the exact sum of a 60-bit slice of those hashes, so ranges compare without shipping rows.
+// the same data: both engines hash a row's canonical text (sha256: MariaDB's md5 is several times
+// slower), and a key range's checksum is the exact sum of a 60-bit slice of those hashes, so ranges compare without shipping rows.
 //
 // Per kind (decided from the target column's type and the source column's, see columnKind):
 //   int       decimal text                       decimal  trailing fractional zeros trimmed
-//   float     the shortest text that reads back as the same double (both engines print it, and
-//             lay it out alike from 1e-4 up); below 1e-4 <mantissa>p<exponent>, exact
+//   float     exact: integer part and 52-bit fraction, or the shortest round-trip text, or
+//             mantissa and power of two, by magnitude (see pgFloat)
 //   bool      1 / 0                              char     trailing spaces dropped (CHAR semantics)
-//   text      as is (trailing spaces count)      bytes    hex (up to 64 bytes), else m + md5 of the bytes
+//   text      as is (trailing spaces count)      bytes    hex (up to 64 bytes), else s + sha256 of the bytes
 //   date      YYYY-MM-DD                         timestamp  YYYY-MM-DD HH:MM:SS[.f], UTC, zeros trimmed
 //   time      HH:MM:SS[.f], zeros trimmed        bits     the bits as a signed 64-bit integer
 //   set       labels joined by commas (MySQL SET = PostgreSQL text[])
@@ -32,9 +32,17 @@ export interface CanonicalOptions {
   flavor?: MysqlFlavor;
   /** The other side is another engine (json is then canonicalised by the client). */
   crossEngine?: boolean;
+  /**
+   * Both sides have this many fractional digits (decimal scale, or fractional seconds): values
+   * are written as the engines print them (no trimming of trailing zeros, which costs on MySQL).
+   */
+  fixedFraction?: number;
 }
 
-/** Binary values up to this many bytes are written as hex, longer ones as their md5. */
+const TWO_52 = '4503599627370496';
+const TWO_53 = '9007199254740992';
+
+/** Binary values up to this many bytes are written as hex, longer ones as their sha256. */
 const SHORT_BYTES = 64;
 
 const PG_INTEGER = new Set(['smallint', 'integer', 'bigint', 'int2', 'int4', 'int8']);
@@ -129,12 +137,17 @@ function pgExactFloat(v: string): string {
 }
 
 /**
- * Floats: both engines print the shortest text that reads back as the same double, and agree on
- * its layout from 1e-4 up (fixed notation below 1e15, "1.5e30" above; PostgreSQL writes "e+30").
- * Below 1e-4 they lay it out differently, so those values are written exactly (see pgExactFloat).
+ * Floats, exactly, in the cheapest form each magnitude allows (the same on both engines, since
+ * the value alone picks the form and the arithmetic is exact):
+ *   1 ≤ |v| < 2^53   "<floor>:<fraction × 2^52>", two integers (the fraction has at most 52 bits)
+ *   other ≥ 1e-4    the shortest text that reads back as the same double: both engines print it
+ *                   alike from 1e-4 up (PostgreSQL writes "1e+22" where MariaDB writes "1e22")
+ *   below 1e-4      "<53-bit mantissa>p<exponent>" (the engines lay small numbers out differently)
  */
 function pgFloat(v: string): string {
-  return `CASE WHEN ${v} = 0 THEN '0' WHEN abs(${v}) < 1e-4 THEN ${pgExactFloat(v)} ELSE replace(${v}::text, 'e+', 'e') END`;
+  return `CASE WHEN ${v} = 0 THEN '0' `
+    + `WHEN abs(${v}) >= 1 AND abs(${v}) < ${TWO_53}::float8 THEN floor(${v})::bigint::text || ':' || ((${v} - floor(${v})) * ${TWO_52}::float8)::bigint::text `
+    + `WHEN abs(${v}) < 1e-4 THEN ${pgExactFloat(v)} ELSE replace(${v}::text, 'e+', 'e') END`;
 }
 
 function pgCanonical(kind: CanonicalKind, sql: string, options: CanonicalOptions): string {
@@ -143,19 +156,17 @@ function pgCanonical(kind: CanonicalKind, sql: string, options: CanonicalOptions
   const e = `(${sql})`;
   switch (kind) {
     case 'int': return column && PG_INTEGER.has(type ?? '') ? `${e}::text` : `trim_scale(${e}::numeric)::text`;
-    case 'decimal': return `trim_scale(${e}::numeric)::text`;
+    case 'decimal': return options.fixedFraction !== undefined && column ? `${e}::text` : `trim_scale(${e}::numeric)::text`;
     case 'float': return pgFloat(`${e}::float8`);
     case 'bool': return `CASE WHEN ${e}::boolean THEN '1' WHEN NOT ${e}::boolean THEN '0' END`;
     case 'char': return `rtrim(${e}::text, ' ')`;
     case 'text': return `${e}::text`;
     case 'bytes': {
       const b = column ? e : `${e}::bytea`;
-      return `CASE WHEN octet_length(${b}) <= ${SHORT_BYTES} THEN encode(${b}, 'hex') ELSE 'm' || md5(${b}) END`;
+      return `CASE WHEN octet_length(${b}) <= ${SHORT_BYTES} THEN encode(${b}, 'hex') ELSE 's' || encode(sha256(${b}), 'hex') END`;
     }
     case 'date': return column ? `${e}::text` : `${e}::date::text`;
-    case 'timestamp':
-      if (type === 'timestamp without time zone') return `${e}::text`;
-      return `(${e}::timestamptz AT TIME ZONE 'UTC')::text`;
+    case 'timestamp': return type === 'timestamp without time zone' ? `${e}::text` : `(${e}::timestamptz AT TIME ZONE 'UTC')::text`;
     case 'time': return column ? `${e}::text` : `${e}::time::text`;
     case 'json': return options.crossEngine ? `${e}::text` : `${e}::jsonb::text`;
     case 'bits': return type === 'bit' && column?.length !== undefined && column.length > 64 ? `${e}::text` : `${e}::bigint::text`;
@@ -177,7 +188,9 @@ function mysqlExactFloat(v: string): string {
 
 /** See pgFloat. MySQL FLOAT prints 6 digits only, so every float is read as a double first. */
 function mysqlFloat(v: string): string {
-  return `CASE WHEN ${v} = 0 THEN '0' WHEN ABS(${v}) < 1e-4 THEN ${mysqlExactFloat(v)} ELSE CAST(${v} AS CHAR) END`;
+  return `CASE WHEN ${v} = 0 THEN '0' `
+    + `WHEN ABS(${v}) >= 1 AND ABS(${v}) < ${TWO_53} THEN CONCAT(CAST(FLOOR(${v}) AS SIGNED), ':', CAST((${v} - FLOOR(${v})) * ${TWO_52} AS UNSIGNED)) `
+    + `WHEN ABS(${v}) < 1e-4 THEN ${mysqlExactFloat(v)} ELSE CAST(${v} AS CHAR) END`;
 }
 
 /** Drops trailing fractional zeros (and a bare point) of a decimal text. */
@@ -196,21 +209,26 @@ function mysqlCanonical(kind: CanonicalKind, sql: string, options: CanonicalOpti
   const type = column?.dataType.toLowerCase();
   const e = `(${sql})`;
   const fsp = column?.datetimePrecision ?? 0;
-  const zeroDate = (value: string): string => (options.zeroDatesAsNull && column ? `IF(MONTH(${e}) = 0 OR DAYOFMONTH(${e}) = 0, NULL, ${value})` : value);
+  // TO_DAYS is NULL for NULL and for every date with a zero part (0000-00-00, 2020-00-15, 2020-01-00).
+  const zeroDate = (value: string): string => (options.zeroDatesAsNull && column ? `IF(TO_DAYS(${e}) IS NULL, NULL, ${value})` : value);
   switch (kind) {
-    case 'int': return column && MYSQL_INTEGER.has(type ?? '') ? `CAST(${e} AS CHAR)` : mysqlTrimFraction(`CAST(${e} AS CHAR)`, true);
+    // Integers are their own decimal text (CONCAT and the text protocol spell them so).
+    case 'int': return column && MYSQL_INTEGER.has(type ?? '') ? e : mysqlTrimFraction(`CAST(${e} AS CHAR)`, true);
     case 'decimal':
-      if (column && (type === 'decimal' || type === 'numeric')) return (column.scale ?? 0) > 0 ? mysqlTrimFraction(`CAST(${e} AS CHAR)`, false) : `CAST(${e} AS CHAR)`;
+      if (column && (type === 'decimal' || type === 'numeric')) {
+        return (column.scale ?? 0) > 0 && options.fixedFraction === undefined ? mysqlTrimFraction(`CAST(${e} AS CHAR)`, false) : `CAST(${e} AS CHAR)`;
+      }
       return mysqlTrimFraction(`CAST(${e} AS CHAR)`, true);
-    case 'float': return mysqlFloat(`(${e} + 0e0)`);
-    case 'bool': return column ? `CAST(${e} AS CHAR)` : `CASE WHEN ${e} THEN '1' WHEN NOT ${e} THEN '0' END`;
+    case 'float': return mysqlFloat(type === 'double' || type === 'real' ? e : `(${e} + 0e0)`);
+    case 'bool': return column ? e : `CASE WHEN ${e} THEN '1' WHEN NOT ${e} THEN '0' END`;
     case 'char': return `TRIM(TRAILING ' ' FROM ${column && isUtf8(column) && MYSQL_TEXT.has(type ?? '') ? e : `CONVERT(${e} USING utf8mb4)`})`;
     case 'text': case 'set': return column && isUtf8(column) && MYSQL_TEXT.has(type ?? '') ? e : `CONVERT(${e} USING utf8mb4)`;
-    case 'bytes': return `IF(LENGTH(${e}) <= ${SHORT_BYTES}, LOWER(HEX(${e})), CONCAT('m', MD5(${e})))`;
+    case 'bytes': return `IF(LENGTH(${e}) <= ${SHORT_BYTES}, LOWER(HEX(${e})), CONCAT('s', SHA2(${e}, 256)))`;
     case 'date': return zeroDate(column ? `CAST(${e} AS CHAR)` : `CAST(CAST(${e} AS DATE) AS CHAR)`);
     case 'timestamp':
       if (!column) return mysqlTrimFraction(`CAST(CAST(${e} AS DATETIME(6)) AS CHAR)`, false);
-      return zeroDate(fsp > 0 ? mysqlTrimFraction(`CAST(${e} AS CHAR)`, false) : `CAST(${e} AS CHAR)`);
+      // PostgreSQL drops trailing fractional zeros (to_char could pad, but costs more there than trimming here).
+      return zeroDate(fsp > 0 && (options.crossEngine || options.fixedFraction === undefined) ? mysqlTrimFraction(`CAST(${e} AS CHAR)`, false) : `CAST(${e} AS CHAR)`);
     case 'time':
       if (!column) return mysqlTrimFraction(`CAST(CAST(${e} AS TIME(6)) AS CHAR)`, false);
       return fsp > 0 ? mysqlTrimFraction(`CAST(${e} AS CHAR)`, false) : `CAST(${e} AS CHAR)`;
@@ -237,45 +255,50 @@ export interface RowField {
 
 /**
  * One row's canonical text: fields joined by "|", NULL as "N", free text as "<bytes>:<text>"
- * (so no value can run into the next one, and NULL differs from every value).
+ * (NULL free text as "N:"), so no value can run into the next one and NULL differs from every
+ * value. One flat concatenation (nested ones cost on MySQL).
  */
 export function rowTextSql(engine: Engine, fields: readonly RowField[]): string {
   if (fields.length === 0) return "''";
-  const parts = fields.map((field) => {
-    const orNull = (sql: string): string => (field.notNull ? sql : `COALESCE(${sql}, 'N')`);
-    if (!isFreeText(field.kind)) return orNull(field.sql);
-    return orNull(engine === 'postgres'
-      ? `octet_length(${field.sql})::text || ':' || ${field.sql}`
-      : `CONCAT(LENGTH(${field.sql}), ':', ${field.sql})`);
+  const pg = engine === 'postgres';
+  const parts: string[] = [];
+  fields.forEach((field, i) => {
+    if (i > 0) parts.push("'|'");
+    if (!isFreeText(field.kind)) {
+      parts.push(field.notNull ? field.sql : `COALESCE(${field.sql}, 'N')`);
+      return;
+    }
+    const length = pg ? `octet_length(${field.sql})::text` : `LENGTH(${field.sql})`;
+    parts.push(field.notNull ? length : `COALESCE(${length}, 'N')`, "':'", field.notNull ? field.sql : `COALESCE(${field.sql}, '')`);
   });
-  if (engine === 'postgres') return parts.join(` || '|' || `);
-  return `CONCAT(${parts.join(", '|', ")})`;
+  return pg ? parts.join(' || ') : `CONCAT(${parts.join(', ')})`;
 }
 
-/** The first 60 bits of md5(text) as a non-negative integer: summed exactly by both engines. */
+/** The first 60 bits of sha256(text) as a non-negative integer: summed exactly by both engines. */
 export function hash60Sql(engine: Engine, textSql: string): string {
   return engine === 'postgres'
-    ? `('x' || substr(md5(${textSql}), 1, 15))::bit(60)::bigint`
-    : `CAST(CONV(SUBSTRING(MD5(${textSql}), 1, 15), 16, 10) AS UNSIGNED)`;
+    ? `('x' || substr(encode(sha256(convert_to(${textSql}, 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint`
+    : `CAST(CONV(SUBSTRING(SHA2(${textSql}, 256), 1, 15), 16, 10) AS UNSIGNED)`;
 }
 
-/** 32 bits of md5(text) starting at hex digit `slice` × 8, reduced modulo `modulus`. */
+/** 32 bits of sha256(text) starting at hex digit `slice` × 8, reduced modulo `modulus`. */
 export function hashBucketSql(engine: Engine, textSql: string, slice: number, modulus: number): string {
   const start = slice * 8 + 1;
   return engine === 'postgres'
-    ? `(('x' || substr(md5(${textSql}), ${start}, 8))::bit(32)::bigint % ${modulus})`
-    : `(CAST(CONV(SUBSTRING(MD5(${textSql}), ${start}, 8), 16, 10) AS UNSIGNED) % ${modulus})`;
+    ? `(('x' || substr(encode(sha256(convert_to(${textSql}, 'UTF8')), 'hex'), ${start}, 8))::bit(32)::bigint % ${modulus})`
+    : `(CAST(CONV(SUBSTRING(SHA2(${textSql}, 256), ${start}, 8), 16, 10) AS UNSIGNED) % ${modulus})`;
 }
+
+const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** The client's side of hash60Sql. */
 export function hash60(text: string): bigint {
-  return BigInt(`0x${createHash('md5').update(text, 'utf8').digest('hex').slice(0, 15)}`);
+  return BigInt(`0x${sha256(text).slice(0, 15)}`);
 }
 
 /** The client's side of hashBucketSql. */
 export function hashBucket(text: string, slice: number, modulus: number): number {
-  const hex = createHash('md5').update(text, 'utf8').digest('hex').slice(slice * 8, slice * 8 + 8);
-  return Number(BigInt(`0x${hex}`) % BigInt(modulus));
+  return Number(BigInt(`0x${sha256(text).slice(slice * 8, slice * 8 + 8)}`) % BigInt(modulus));
 }
 
 function sortedJson(value: unknown): unknown {
@@ -306,7 +329,7 @@ export function clientCanonical(kind: CanonicalKind, value: string | Buffer | nu
 /** The client's side of rowTextSql for the same field kinds (values already canonical, null = NULL). */
 export function rowText(values: readonly { kind: CanonicalKind; value: string | null }[]): string {
   return values.map(({ kind, value }) => {
-    if (value === null) return 'N';
-    return isFreeText(kind) ? `${Buffer.byteLength(value, 'utf8')}:${value}` : value;
+    if (!isFreeText(kind)) return value ?? 'N';
+    return value === null ? 'N:' : `${Buffer.byteLength(value, 'utf8')}:${value}`;
   }).join('|');
 }

@@ -5,8 +5,8 @@ import type { SqlSession, SqlValue } from '../db/session.ts';
 import { keyAfter, sqlLiteral } from '../copy/source-query.ts';
 import type { KeyValue } from '../copy/checkpoint.ts';
 import {
-  addToBucket, bucketCount, differingBuckets, HASH_LEVELS, isLeaf, levelZeroIds, levelZeroRange, levelZeroWidth, sampleIndexes,
-  subRange, subWidth, totalRows, type BisectTuning, type BucketFigures, type BucketMap, type HashSegment, type Segment,
+  addToBucket, bucketCount, differingBuckets, isLeaf, levelZeroIds, levelZeroRange, levelZeroWidth, sampleIndexes,
+  subRange, subWidth, type BisectTuning, type BucketFigures, type BucketMap, type HashSegment, type Segment,
 } from './bisect.ts';
 import { clientCanonical, hash60, hash60Sql, hashBucketSql, rowText } from './canonical.ts';
 import type { RowDifference } from './report.ts';
@@ -231,34 +231,28 @@ export class TableChecksum {
   }
 
   /**
-   * Bisects the differing first-level segments down to rows, level by level; stops once
-   * maxDifferences are found. Ranges are read one by one through the key index; hash buckets
-   * (no index) of one level are read together, one scan per level.
+   * Bisects differing segments down to rows, depth first (so the first differences come early
+   * and the search stops at maxDifferences without reading the rest). Ranges are read one by
+   * one through the key index; hash buckets (no index) are read a batch at a time, one scan each.
    */
   async locate(start: Segmented[], levels: HashLevels): Promise<{ differences: RowDifference[]; count: number; truncated: boolean }> {
     const differences: RowDifference[] = [];
-    let frontier = start;
     let truncated = false;
-    const enough = (): boolean => differences.length >= this.maxDifferences;
-    while (frontier.length > 0) {
-      if (enough()) {
-        truncated = true;
-        break;
-      }
-      const leaves = frontier.filter((x) => isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
-      const splits = frontier.filter((x) => !isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
-      const next: Segmented[] = [];
+    const explore = async (segments: readonly Segmented[]): Promise<void> => {
+      const leaves = segments.filter((x) => isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
+      const splits = segments.filter((x) => !isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
       const work = [...batches(leaves).map((group) => ({ leaf: true, group })), ...batches(splits).map((group) => ({ leaf: false, group }))];
       for (const { leaf, group } of work) {
-        if (enough()) {
+        if (truncated) return;
+        if (differences.length >= this.maxDifferences) {
           truncated = true; // segments left unexplored may hold more
-          break;
+          return;
         }
         if (leaf) differences.push(...await this.compareSegments(group, levels));
-        else next.push(...await this.split(group, levels));
+        else await explore(await this.split(group, levels));
       }
-      frontier = next;
-    }
+    };
+    await explore(start);
     if (differences.length > this.maxDifferences) truncated = true;
     return { differences: differences.slice(0, this.maxDifferences), count: differences.length, truncated };
   }
@@ -428,4 +422,3 @@ function emptyRun(): ChecksumRun {
   };
 }
 
-export { totalRows, HASH_LEVELS };

@@ -68,6 +68,27 @@ function integral(column: ColumnInfo | undefined): boolean {
   return (type === 'numeric' || type === 'decimal') && column.precision !== undefined && (column.scale ?? 0) === 0;
 }
 
+const DECIMALS = new Set(['numeric', 'decimal']);
+const TIMESTAMPS = new Set(['timestamp without time zone', 'timestamp with time zone', 'datetime', 'timestamp']);
+
+/**
+ * The fractional digits both columns of a pair always have (same decimal scale, same
+ * fractional-seconds precision): their values are then written with exactly that many digits.
+ */
+export function fixedFraction(kind: CanonicalKind, source: ColumnInfo | undefined, target: ColumnInfo): number | undefined {
+  if (!source) return undefined;
+  const s = source.dataType.toLowerCase();
+  const t = target.dataType.toLowerCase();
+  if (kind === 'decimal' && DECIMALS.has(s) && DECIMALS.has(t) && source.precision !== undefined && target.precision !== undefined) {
+    return (source.scale ?? 0) === (target.scale ?? 0) ? source.scale ?? 0 : undefined;
+  }
+  if (kind === 'timestamp' && TIMESTAMPS.has(s) && TIMESTAMPS.has(t)) {
+    const p = source.datetimePrecision ?? 0;
+    return p === (target.datetimePrecision ?? 0) ? p : undefined;
+  }
+  return undefined;
+}
+
 /** FROM and conditions that select exactly the rows the copy reads (see copy/source-query.ts). */
 export function sourceRows(d: Dialect, table: string, key: readonly string[], where: string | undefined, dedupe: PlannedTable['spec']['dedupe']): { from: string; conditions: string[] } {
   const quoted = d.quoteQualified(table);
@@ -117,11 +138,13 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
     const client = isClientSide(kind, cross);
     const computed = sourceColumn === undefined;
     columns.push({ name: targetColumn.name, kind, client, computed });
+    const fixed = fixedFraction(kind, sourceColumn, column);
+    const fraction = fixed !== undefined ? { fixedFraction: fixed } : {};
     const sourceSql = canonicalSql(from, kind, select, {
       ...(sourceColumn ? { column: sourceColumn } : {}), zeroDatesAsNull: from === 'mysql' && to === 'postgres',
-      crossEngine: cross, ...(input.flavors.source ? { flavor: input.flavors.source } : {}),
+      crossEngine: cross, ...(input.flavors.source ? { flavor: input.flavors.source } : {}), ...fraction,
     });
-    const targetSql = canonicalSql(to, kind, td.quoteIdent(column.name), { column, crossEngine: cross, ...(input.flavors.target ? { flavor: input.flavors.target } : {}) });
+    const targetSql = canonicalSql(to, kind, td.quoteIdent(column.name), { column, crossEngine: cross, ...(input.flavors.target ? { flavor: input.flavors.target } : {}), ...fraction });
     if (client) {
       sourceClient.push(sourceSql);
       targetClient.push(targetSql);

@@ -1,0 +1,75 @@
+// Validation rules: exact decimal comparison with absolute and relative tolerance, and how rule
+// outcomes are decided (both queries, or one query against expect).
+import test from 'ava';
+import { compareValues, parseDecimal, parseTolerance, runRule, withinTolerance } from '../../src/engine/validate/rules.ts';
+import type { SqlSession } from '../../src/engine/db/session.ts';
+import { postgresDialect } from '../../src/engine/db/dialect.ts';
+
+const d = (text: string) => {
+  const value = parseDecimal(text);
+  if (!value) throw new Error(text);
+  return value;
+};
+
+test('decimals parse exactly, scientific notation too', (t) => {
+  t.deepEqual(parseDecimal('12.50'), { digits: 1250n, scale: 2 });
+  t.deepEqual(parseDecimal('-0.001'), { digits: -1n, scale: 3 });
+  t.deepEqual(parseDecimal('1.5e3'), { digits: 1500n, scale: 0 });
+  t.deepEqual(parseDecimal('2E-2'), { digits: 2n, scale: 2 });
+  t.deepEqual(parseDecimal('99999999999999999999.000000001'), { digits: 99999999999999999999000000001n, scale: 9 });
+  t.is(parseDecimal('abc'), undefined);
+  t.is(parseDecimal(''), undefined);
+  t.is(parseDecimal('.'), undefined);
+});
+
+test('tolerance: absolute and relative, exact at the boundary', (t) => {
+  t.true(withinTolerance(d('10.004'), d('10'), parseTolerance('0.005')));
+  t.true(withinTolerance(d('10.005'), d('10'), parseTolerance('0.005')));
+  t.false(withinTolerance(d('10.0051'), d('10'), parseTolerance('0.005')));
+  t.true(withinTolerance(d('1001'), d('1000'), parseTolerance('0.1%')));
+  t.false(withinTolerance(d('1001.01'), d('1000'), parseTolerance('0.1%')));
+  t.true(withinTolerance(d('-1001'), d('-1000'), parseTolerance('0.1%')));
+  t.true(withinTolerance(d('0.1'), d('0.10'), undefined), 'equal without tolerance');
+  t.false(withinTolerance(d('0.1'), d('0.10000000000000001'), undefined), 'no float rounding');
+  t.throws(() => parseTolerance('-1'));
+  t.is(parseTolerance(undefined), undefined);
+});
+
+test('values compare as numbers when both are numbers, else as text; NULL equals only NULL', (t) => {
+  t.deepEqual(compareValues('100.50', '100.5', undefined), { equal: true, comparedAs: 'number', difference: '0' });
+  t.deepEqual(compareValues('12', '10', parseTolerance('1')), { equal: false, comparedAs: 'number', difference: '2' });
+  t.deepEqual(compareValues('abc', 'abc', undefined), { equal: true, comparedAs: 'text' });
+  t.false(compareValues('abc', 'abd', undefined).equal);
+  t.true(compareValues(null, null, undefined).equal);
+  t.false(compareValues(null, '0', undefined).equal);
+});
+
+function fakeSession(values: Record<string, string | null>): SqlSession {
+  return {
+    engine: 'postgres', dialect: postgresDialect,
+    query: (sql) => {
+      if (!(sql in values)) return Promise.reject(new Error(`cannot execute ${sql} in a read-only transaction`));
+      const value = values[sql];
+      return Promise.resolve(value === undefined ? [] : [{ v: value }]);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+test('rules: both queries compared, or one against expect; errors fail the rule', async (t) => {
+  const source = fakeSession({ 'SELECT sum(x)': '100.00', 'SELECT 1': '1' });
+  const target = fakeSession({ 'SELECT sum(x)': '100.004', 'SELECT count(*)': '42' });
+  const sessions = { source, target };
+  t.true((await runRule({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)', tolerance: '0.01' }, sessions)).passed);
+  const tight = await runRule({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)' }, sessions);
+  t.false(tight.passed);
+  t.is(tight.message, 'target 100.004 ≠ source 100.00 (difference 0.004)');
+  t.true((await runRule({ name: 'count', target: 'SELECT count(*)', expect: '42' }, sessions)).passed);
+  t.false((await runRule({ name: 'count', target: 'SELECT count(*)', expect: '43' }, sessions)).passed);
+  t.true((await runRule({ name: 'src', source: 'SELECT 1', expect: '1.0' }, sessions)).passed);
+  const denied = await runRule({ name: 'write', target: 'DELETE FROM t', expect: '0' }, sessions);
+  t.false(denied.passed);
+  t.regex(denied.error ?? '', /read-only/);
+  t.false((await runRule({ name: 'none' }, sessions)).passed);
+  t.false((await runRule({ name: 'one', source: 'SELECT 1' }, sessions)).passed, 'one query needs expect');
+});
