@@ -22,6 +22,7 @@ export const MIGRATIONS_DIR = '/migrations';
 /** Where the Dockerfile puts the compiled CLI. */
 export const DEFAULT_ENGINE_COMMAND = ['node', ...ENGINE_NODE_FLAGS, '/app/dist/cli/main.js'];
 const CA_DIR = '/etc/datamigration/ca';
+const SCRATCH_DIR = '/scratch';
 const NON_ROOT_UID = 65532;
 
 /** `<migration>-<run>-<step>`, at most 63 characters (a label value), unique by a hash when shortened. */
@@ -54,11 +55,14 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
     { name: 'DMO_TARGET_URL', valueFrom: { secretKeyRef: { name: spec.target.secretRef.name, key: spec.target.secretRef.key ?? 'url' } } },
     { name: 'DMO_MANIFEST', value: engineManifest(migration) },
     { name: 'DMO_TERMINATION_LOG', value: '/dev/termination-log' },
-    { name: 'HOME', value: '/tmp' },
+    // The root filesystem is read only; scratch space is an emptyDir of its own (not over /tmp,
+    // so nothing the image keeps under /tmp is hidden).
+    { name: 'HOME', value: SCRATCH_DIR },
+    { name: 'TMPDIR', value: SCRATCH_DIR },
     ...extraEnv,
   ];
   const volumes: k8s.V1Volume[] = [{ name: 'scratch', emptyDir: { sizeLimit: '256Mi' } }];
-  const mounts: k8s.V1VolumeMount[] = [{ name: 'scratch', mountPath: '/tmp' }];
+  const mounts: k8s.V1VolumeMount[] = [{ name: 'scratch', mountPath: SCRATCH_DIR }];
   if (spec.schema?.configMapRef && (step === 'schema' || step === 'rollback')) {
     volumes.push({ name: 'migrations', configMap: { name: spec.schema.configMapRef.name } });
     mounts.push({ name: 'migrations', mountPath: MIGRATIONS_DIR, readOnly: true });

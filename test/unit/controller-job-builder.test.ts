@@ -59,6 +59,7 @@ test('secure defaults: non-root, read-only root, no capabilities, RuntimeDefault
   t.false(security?.allowPrivilegeEscalation);
   t.deepEqual(security?.capabilities?.drop, ['ALL']);
   t.true(pod?.volumes?.some((v) => v.name === 'scratch' && v.emptyDir !== undefined));
+  t.deepEqual(pod?.containers[0]?.volumeMounts?.find((m) => m.name === 'scratch')?.mountPath, '/scratch');
   t.false(pod?.volumes?.some((v) => v.configMap !== undefined), 'only schema and rollback mount the migrations');
   t.is(pod?.restartPolicy, 'Never');
 });
