@@ -63,7 +63,7 @@ export const REASONS = {
   ChecksumMismatch: 'ChecksumMismatch',
   ValidationFailed: 'ValidationFailed',
   ValidationPassed: 'ValidationPassed',
-  ApprovalPending: 'ApprovalPending',
+  AwaitingApproval: 'AwaitingApproval',
   ServiceSwitched: 'ServiceSwitched',
   ServiceRestored: 'ServiceRestored',
   RollbackFailed: 'RollbackFailed',

@@ -774,7 +774,7 @@ function validating(ctx: Context): Next {
       succeed(ctx, `Validation passed${summary}; no cutover configured`);
       return 'stop';
     }
-    if (needsApproval(cutover)) transition(ctx, 'AwaitingApproval', REASONS.ApprovalPending, `validation passed${summary}; the cutover waits for approval`);
+    if (needsApproval(cutover)) transition(ctx, 'AwaitingApproval', REASONS.AwaitingApproval, `validation passed${summary}; the cutover waits for approval`);
     else transition(ctx, 'CuttingOver', 'CuttingOver', `validation passed${summary}; switching Service ${cutover.service}`);
     return 'continue';
   }
@@ -801,7 +801,7 @@ function awaitingApproval(ctx: Context): Next {
     transition(ctx, 'CuttingOver', 'CuttingOver', `cutover approved; switching Service ${cutover.service}`);
     return 'continue';
   }
-  ready(ctx, 'False', REASONS.ApprovalPending,
+  ready(ctx, 'False', REASONS.AwaitingApproval,
     `Validation passed; waiting for approval: set the annotation ${APPROVE_ANNOTATION} to "true" or "${ctx.generation}"`);
   return 'stop';
 }

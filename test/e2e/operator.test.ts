@@ -95,6 +95,7 @@ test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, app
 
   const waiting = await waitForPhase(namespace, 'shop-move', ['AwaitingApproval', 'Failed']);
   t.is(waiting.status?.phase, 'AwaitingApproval', waiting.status?.message);
+  t.is(waiting.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'AwaitingApproval');
   t.is(waiting.status?.schema?.version, '1');
   t.deepEqual(waiting.status?.schema?.createdTables, ['orders']);
   t.true(waiting.status?.validation?.passed);

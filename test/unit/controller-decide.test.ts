@@ -254,9 +254,9 @@ test('Manual approval: waits in AwaitingApproval without patching; the Service i
   const { d, m: waiting } = step(m, observe);
   t.is(d.status.phase, 'AwaitingApproval');
   t.deepEqual(nonEvents(d), []);
-  t.is(cond(d, 'Ready')?.reason, REASONS.ApprovalPending);
+  t.is(cond(d, 'Ready')?.reason, REASONS.AwaitingApproval);
   t.regex(d.status.message ?? '', /dataops\.dev\/approve/);
-  t.true(kinds(d).includes('event:Normal:ApprovalPending'));
+  t.true(kinds(d).includes('event:Normal:AwaitingApproval'));
   t.is(d.requeueAfterSeconds, undefined);
   assertIdempotent(t, waiting, observe, 'awaiting approval');
 });
