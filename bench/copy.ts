@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { ENGINE_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { benchServers, mysqlCliArgs, round, runExitCleanups, timeCommand, withDatabase, type Servers } from './support.ts';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, 'scale-rows': { type: 'string', default: '0' }, parallelism: { type: 'string', default: '2' }, 'ours-only': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, 'scale-rows': { type: 'string', default: '0' }, parallelism: { type: 'string', default: '2' }, 'ours-only': { type: 'boolean', default: false }, profile: { type: 'string' } } });
+// --profile DIR: our copies write V8 CPU profiles there (node --cpu-prof), to see where time goes.
+const profileFlags = values.profile ? `--cpu-prof --cpu-prof-dir=${values.profile}` : '';
 // --ours-only: just our three copies (for profiling; no reference tools, no ratios).
 const oursOnly = values['ours-only'];
 const SKIPPED = { seconds: Number.NaN, peakRssMb: Number.NaN };
@@ -79,7 +81,7 @@ spec:
   strategy: {type: BigBang, batchSize: 50000, parallelism: ${parallelism}}
   validation: {rowCount: false, checksum: {mode: None}}
 `);
-  const result = await timeCommand(`${quote(process.execPath)} ${ENGINE_NODE_FLAGS.join(' ')} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
+  const result = await timeCommand(`${quote(process.execPath)} ${ENGINE_NODE_FLAGS.join(' ')} ${profileFlags} ${quote(cli)} run -f ${quote(manifest)} --json --skip-validation`, {
     env: { DMO_SOURCE_URL: source, DMO_TARGET_URL: target, ...extraEnv }, measureRss: true,
   });
   return { seconds: result.seconds, peakRssMb: result.peakRssMb ?? Number.NaN };
