@@ -16,7 +16,7 @@ import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
 import { scalar } from '../support/sql.ts';
 import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
-import { runOperator } from '../support/operator.ts';
+import { runOperator, type TestOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
 
 const kc = testKubeConfig();
@@ -55,6 +55,24 @@ async function seedOrders(engine: Engine, url: string, rows: number): Promise<vo
 }
 
 
+/** A test's namespace with its own operator, a seeded source and an empty target, and their Secrets. */
+async function stage(t: ExecutionContext, prefix: string, from: Engine, to: Engine, rows: number): Promise<{ namespace: string; operator: TestOperator; source: string; target: string }> {
+  const namespace = await freshNamespace(t, prefix);
+  const operator = await runOperator(t, namespace);
+  const source = await freshDatabase(t, from);
+  const target = await freshDatabase(t, to);
+  await seedOrders(from, source, rows);
+  await createSecret(namespace, 'source-db', source);
+  await createSecret(namespace, 'target-db', target);
+  return { namespace, operator, source, target };
+}
+
+/** spec.source and spec.target naming the Secrets stage() creates. */
+const endpoints = (from: Engine, to: Engine): Pick<DataMigration['spec'], 'source' | 'target'> => ({
+  source: { engine: from, secretRef: { name: 'source-db' } },
+  target: { engine: to, secretRef: { name: 'target-db' } },
+});
+
 async function createSecret(namespace: string, name: string, url: string): Promise<void> {
   await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { url } } });
 }
@@ -69,19 +87,12 @@ async function eventReasons(namespace: string, name: string): Promise<string[]> 
 }
 
 test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, approval, Service switched, Succeeded', async (t) => {
-  const namespace = await freshNamespace(t, 'op-happy');
-  await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'mysql');
-  await seedOrders('postgres', source, 20_000);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace, source, target } = await stage(t, 'op-happy', 'postgres', 'mysql', 20_000);
   await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
   await apply(namespace, {
     metadata: { name: 'shop-move' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'mysql', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'mysql'),
       schema: {
         createMissingTables: true,
         migrations: [{ version: '1', description: 'audit table', up: 'CREATE TABLE audit (id int PRIMARY KEY)', down: 'DROP TABLE audit' }],
@@ -134,8 +145,7 @@ test('failed validation rolls back: down migrations run, the Service stays on bl
   await apply(namespace, {
     metadata: { name: 'doomed' },
     spec: {
-      source: { engine: 'mysql', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('mysql', 'postgres'),
       schema: { migrations: [{ version: '1', description: 'orders', up: 'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(10,2))', down: 'DROP TABLE orders' }] },
       tables: [{ name: 'orders' }],
       validation: { rowCount: true, rules: [{ name: 'impossible', target: 'SELECT count(*) FROM orders', expect: '0' }] },
@@ -164,8 +174,7 @@ test('a missing Secret holds the migration in Pending with a reason and an Event
   await apply(namespace, {
     metadata: { name: 'patient' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true },
       tables: [{ name: 'orders' }],
       validation: { rowCount: true, checksum: { mode: 'Full' } },
@@ -192,19 +201,12 @@ test('a missing Secret holds the migration in Pending with a reason and an Event
 });
 
 test('while the copy runs, status.progress reports the committed rows', async (t) => {
-  const namespace = await freshNamespace(t, 'op-progress');
-  await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
   const rows = 1_000_000;
-  await seedOrders('postgres', source, rows);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace } = await stage(t, 'op-progress', 'postgres', 'postgres', rows);
   await apply(namespace, {
     metadata: { name: 'big' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true },
       tables: [{ name: 'orders' }],
       strategy: { batchSize: 500, parallelism: 1 },
@@ -243,19 +245,12 @@ async function jobsByStep(namespace: string): Promise<Record<string, number>> {
 }
 
 test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, green, `kubectl wait --for=condition=Ready` returns', async (t) => {
-  const namespace = await freshNamespace(t, 'op-bigbang');
-  const operator = await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'mysql');
-  const target = await freshDatabase(t, 'postgres');
-  await seedOrders('mysql', source, 10_000);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace, operator, source, target } = await stage(t, 'op-bigbang', 'mysql', 'postgres', 10_000);
   await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
   await apply(namespace, {
     metadata: { name: 'orders-to-pg' },
     spec: {
-      source: { engine: 'mysql', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('mysql', 'postgres'),
       schema: { migrations: [{ version: '1', description: 'orders', up: 'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(10,2))', down: 'DROP TABLE orders' }] },
       tables: [{ name: 'orders', columns: [{ name: 'customer', transforms: ['uppercase'] }] }],
       validation: { rowCount: true, rules: [{ name: 'revenue', source: 'SELECT sum(amount) FROM orders', target: 'SELECT sum(amount) FROM orders' }] },
@@ -288,8 +283,7 @@ test('a step that keeps failing is retried per backoffLimit, then Failed with th
   await apply(namespace, {
     metadata: { name: 'unlucky' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true },
       tables: [{ name: 'orders' }],
       jobTemplate: { backoffLimit: 1 },
@@ -307,18 +301,11 @@ test('a step that keeps failing is retried per backoffLimit, then Failed with th
 });
 
 test('an operator restarted during the copy finds its Jobs, creates none twice, and finishes', async (t) => {
-  const namespace = await freshNamespace(t, 'op-restart');
-  const operator = await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'mysql');
-  await seedOrders('postgres', source, 400_000);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace, operator, target } = await stage(t, 'op-restart', 'postgres', 'mysql', 400_000);
   await apply(namespace, {
     metadata: { name: 'survivor' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'mysql', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'mysql'),
       schema: { createMissingTables: true },
       tables: [{ name: 'orders' }],
       strategy: { batchSize: 1000, parallelism: 1 },
@@ -334,18 +321,11 @@ test('an operator restarted during the copy finds its Jobs, creates none twice, 
 });
 
 test('suspend holds a migration before its first Job; resuming lets it run', async (t) => {
-  const namespace = await freshNamespace(t, 'op-suspend');
-  await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
-  await seedOrders('postgres', source, 500);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace } = await stage(t, 'op-suspend', 'postgres', 'postgres', 500);
   await apply(namespace, {
     metadata: { name: 'later' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true },
       tables: [{ name: 'orders' }],
       suspend: true,
@@ -366,18 +346,11 @@ test('suspend holds a migration before its first Job; resuming lets it run', asy
 });
 
 test('deleting a DataMigration removes its Jobs through the finalizer and leaves the databases alone', async (t) => {
-  const namespace = await freshNamespace(t, 'op-delete');
-  await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
-  await seedOrders('postgres', source, 500);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace, target } = await stage(t, 'op-delete', 'postgres', 'postgres', 500);
   await apply(namespace, {
     metadata: { name: 'short-lived' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
     },
   });
@@ -390,18 +363,11 @@ test('deleting a DataMigration removes its Jobs through the finalizer and leaves
 });
 
 test('abort stops a running copy (Failed, reason Aborted); retry resumes it from its checkpoints to Succeeded', async (t) => {
-  const namespace = await freshNamespace(t, 'op-abort');
-  await runOperator(t, namespace);
-  const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
-  await seedOrders('postgres', source, 600_000);
-  await createSecret(namespace, 'source-db', source);
-  await createSecret(namespace, 'target-db', target);
+  const { namespace, target } = await stage(t, 'op-abort', 'postgres', 'postgres', 600_000);
   await apply(namespace, {
     metadata: { name: 'second-thoughts' },
     spec: {
-      source: { engine: 'postgres', secretRef: { name: 'source-db' } },
-      target: { engine: 'postgres', secretRef: { name: 'target-db' } },
+      ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
       strategy: { batchSize: 500, parallelism: 1 },
       validation: { rowCount: true },

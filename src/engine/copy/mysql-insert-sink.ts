@@ -6,7 +6,7 @@
 import type { Connection as MysqlPromiseConnection, ResultSetHeader } from 'mysql2/promise';
 import { mysqlSession } from '../db/mysql.ts';
 import { writeCheckpoint } from './checkpoint.ts';
-import type { BatchSink, TargetColumn } from './sinks.ts';
+import { markCheckpoint, type BatchSink, type TargetColumn } from './sinks.ts';
 
 /** Statements stay well under max_allowed_packet (16 MB by default on MariaDB, 64 MB on MySQL 8). */
 const MAX_STATEMENT_BYTES = 4 << 20;
@@ -65,11 +65,7 @@ export function mysqlInsertSink(connection: MysqlPromiseConnection, table: strin
       await writeCheckpoint(session, id, checkpoint);
       await connection.query('COMMIT');
     },
-    async mark(id, checkpoint) {
-      await connection.query('START TRANSACTION');
-      await writeCheckpoint(session, id, checkpoint);
-      await connection.query('COMMIT');
-    },
+    mark: (id, checkpoint) => markCheckpoint(session, id, checkpoint),
     async rollback() {
       pending = '';
       tuples = [];

@@ -35,6 +35,13 @@ export interface BatchSink {
   rollback(): Promise<void>;
 }
 
+/** A checkpoint in a transaction of its own (the final "done" mark), through any session. */
+export async function markCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint): Promise<void> {
+  await session.query(session.engine === 'postgres' ? 'BEGIN' : 'START TRANSACTION');
+  await writeCheckpoint(session, id, checkpoint);
+  await session.query('COMMIT');
+}
+
 /** Writes to a stream, waiting for 'drain' when it is full, failing fast if the stream fails. */
 async function writeWithBackpressure(stream: Writable, chunk: string | Buffer): Promise<void> {
   if (stream.write(chunk)) return;
@@ -79,11 +86,7 @@ export function postgresSink(client: pg.Client, table: string, columns: readonly
       await writeCheckpoint(session, id, checkpoint);
       await client.query('COMMIT');
     },
-    async mark(id, checkpoint) {
-      await client.query('BEGIN');
-      await writeCheckpoint(session, id, checkpoint);
-      await client.query('COMMIT');
-    },
+    mark: (id, checkpoint) => markCheckpoint(session, id, checkpoint),
     async rollback() {
       stream?.destroy();
       stream = undefined;
@@ -148,11 +151,7 @@ export function mysqlSink(connection: MysqlPromiseConnection, table: string, col
       await writeCheckpoint(session, id, checkpoint);
       await connection.query('COMMIT');
     },
-    async mark(id, checkpoint) {
-      await connection.query('START TRANSACTION');
-      await writeCheckpoint(session, id, checkpoint);
-      await connection.query('COMMIT');
-    },
+    mark: (id, checkpoint) => markCheckpoint(session, id, checkpoint),
     async rollback() {
       input?.destroy();
       input = undefined;
