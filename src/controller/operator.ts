@@ -11,6 +11,7 @@ import { startLeaderElection, type LeaderElector } from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import { describeError, statusCode } from './preflight.ts';
+import { reuseConnections } from './kube-client.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -40,7 +41,8 @@ const INFORMER_RESTART_MS = 2000;
 type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
 
 export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
-  const { kc, logger } = config;
+  const { logger } = config;
+  const kc = reuseConnections(config.kc);
   const metrics = createMetrics();
   const queue = new WorkQueue();
   const ns = config.watchNamespace;
@@ -102,6 +104,11 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
+      if (stopping) {
+        // Stopping: the reconciles in flight finish; what still waits is the next leader's.
+        queue.done(key);
+        return;
+      }
       lastWorkerTick = Date.now();
       metrics.queueDepth.set(queue.length);
       if (!leading) {

@@ -58,7 +58,7 @@ export class Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace = '', name = ''] = key.split('/');
-    const migration = this.deps.migrations.get(name, namespace);
+    let migration = this.deps.migrations.get(name, namespace);
     if (!migration) {
       this.progress.delete(key);
       return {}; // deleted: its Jobs go with it (owner references)
@@ -69,11 +69,10 @@ export class Reconciler {
       return {};
     }
     if (!migration.metadata?.finalizers?.includes(FINALIZER)) {
-      // The update this causes brings the migration back through the informer.
-      await this.patchMigration(migration, migration.metadata?.finalizers
+      // Carry on with the patched object (its new resourceVersion), rather than a reconcile of its own.
+      migration = await this.patchMigration(migration, migration.metadata?.finalizers
         ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
         : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]);
-      return {};
     }
     const now = (this.deps.now ?? (() => new Date()))();
 
@@ -92,9 +91,9 @@ export class Reconciler {
       });
       if (sample) status.progress = sample.progress;
       requeue = Math.min(requeue ?? PROGRESS_SECONDS, PROGRESS_SECONDS);
-    } else if (migration.metadata.uid && (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack')) {
+    } else if (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack') {
       this.progress.delete(key);
-      forgetEstimates(migration.metadata.uid);
+      forgetEstimates(migration.metadata?.uid ?? '');
     }
 
     if (JSON.stringify(status) !== JSON.stringify(migration.status ?? {})) {
@@ -129,10 +128,10 @@ export class Reconciler {
     log.info('finalized: its Jobs are deleted, the databases are left as they are');
   }
 
-  private async patchMigration(migration: DataMigration, operations: object[]): Promise<void> {
-    await this.custom.patchNamespacedCustomObject({
+  private async patchMigration(migration: DataMigration, operations: object[]): Promise<DataMigration> {
+    return await this.custom.patchNamespacedCustomObject({
       group: GROUP, version: VERSION, plural: PLURAL, namespace: migration.metadata?.namespace ?? '', name: migration.metadata?.name ?? '', body: operations,
-    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch)) as DataMigration;
   }
 
   private ownedJobs(migration: DataMigration): k8s.V1Job[] {
@@ -220,7 +219,8 @@ export class Reconciler {
         log.info('switched Service selector', { service: action.service, selector: action.selector });
         return;
       case 'event':
-        await this.emitEvent(migration, action).catch((error: unknown) => {
+        // Not awaited: an Event is a record for people, and nothing decided waits on it.
+        void this.emitEvent(migration, action).catch((error: unknown) => {
           log.warn('could not record an Event', { error: describeError(error) });
         });
         return;
