@@ -6,6 +6,7 @@ import {
   canonicalJson, canonicalSql, clientCanonical, columnKind, hash60, hashBucket, isClientSide, kindOfColumn, rowText, rowTextSql,
 } from '../../src/engine/validate/canonical.ts';
 import type { ColumnInfo } from '../../src/engine/schema/model.ts';
+import { fixedFraction, tableCheckPlan } from '../../src/engine/validate/table-plan.ts';
 
 const col = (dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({ name: 'c', nativeType: dataType, dataType, nullable: true, autoIncrement: false, ...extra });
 
@@ -34,7 +35,7 @@ test('canonical SQL per engine: typed columns stay cheap, computed expressions a
   t.is(canonicalSql('postgres', 'decimal', '"p"', { column: col('numeric') }), 'trim_scale(("p")::numeric)::text');
   t.is(canonicalSql('mysql', 'decimal', '`p`', { column: col('decimal', { scale: 2 }) }), "TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST((`p`) AS CHAR)))");
   t.is(canonicalSql('mysql', 'decimal', '`p`', { column: col('decimal', { scale: 0 }) }), 'CAST((`p`) AS CHAR)', 'no trimming of 100 to 1');
-  t.is(canonicalSql('postgres', 'bool', '"f"', { column: col('boolean') }), `CASE WHEN ("f")::boolean THEN '1' WHEN NOT ("f")::boolean THEN '0' END`);
+  t.is(canonicalSql('postgres', 'bool', '"f"', { column: col('boolean') }), `CASE ("f")::boolean WHEN true THEN '1' WHEN false THEN '0' END`);
   t.is(canonicalSql('mysql', 'bool', '`f`', { column: col('tinyint') }), '(`f`)', 'integers are their own text in MySQL');
   t.is(canonicalSql('postgres', 'timestamp', '"at"', { column: col('timestamp with time zone') }), `(("at")::timestamptz AT TIME ZONE 'UTC')::text`);
   t.is(canonicalSql('postgres', 'timestamp', '"at"', { column: col('timestamp without time zone') }), '("at")::text');
@@ -73,9 +74,9 @@ test('canonical SQL of floats: exact, in a form picked by the magnitude alone', 
 
 test('row text: NULL differs from the empty string, free text carries its length, fields are separated', (t) => {
   const pg = rowTextSql('postgres', [{ sql: 'a', kind: 'int' }, { sql: 'b', kind: 'text' }, { sql: 'c', kind: 'int', notNull: true }]);
-  t.is(pg, `COALESCE(a, 'N') || '|' || COALESCE(octet_length(b)::text, 'N') || ':' || COALESCE(b, '') || '|' || c`);
+  t.is(pg, `COALESCE(COALESCE(a, 'N') || '|' || COALESCE(octet_length(b)::text, 'N') || ':' || COALESCE(b, '') || '|' || c, '?')`);
   const my = rowTextSql('mysql', [{ sql: 'a', kind: 'int' }, { sql: 'b', kind: 'text' }, { sql: 'c', kind: 'text', notNull: true }]);
-  t.is(my, `CONCAT(COALESCE(a, 'N'), '|', COALESCE(LENGTH(b), 'N'), ':', COALESCE(b, ''), '|', LENGTH(c), ':', c)`, 'one flat CONCAT');
+  t.is(my, `COALESCE(CONCAT(COALESCE(a, 'N'), '|', COALESCE(LENGTH(b), 'N'), ':', COALESCE(b, ''), '|', LENGTH(c), ':', c), '?')`, 'one flat CONCAT');
   t.is(rowText([{ kind: 'int', value: '1' }, { kind: 'text', value: '' }]), '1|0:');
   t.is(rowText([{ kind: 'int', value: '1' }, { kind: 'text', value: null }]), '1|N:');
   t.is(rowText([{ kind: 'int', value: null }, { kind: 'text', value: 'N' }]), 'N|1:N');
@@ -98,4 +99,50 @@ test('json canonical form: keys sorted at every level, whitespace dropped, array
   t.is(canonicalJson('not json'), 'not json');
   t.is(clientCanonical('json', Buffer.from('{"b":1,"a":2}')), '{"a":2,"b":1}');
   t.is(clientCanonical('json', null), null);
+});
+
+test('table plan: source expressions against target columns, key ranges for integer keys, hash buckets otherwise', (t) => {
+  const sourceColumns = [col('int', { name: 'id', nullable: false }), col('varchar', { name: 'name', charset: 'utf8mb4' }), col('decimal', { name: 'price', precision: 10, scale: 2 }), col('datetime', { name: 'at', datetimePrecision: 3 })];
+  const targetColumns = [col('integer', { name: 'id', nullable: false }), col('text', { name: 'title' }), col('numeric', { name: 'price', precision: 10, scale: 2 }), col('timestamp without time zone', { name: 'at', datetimePrecision: 3 }), col('text', { name: 'extra' })];
+  const table = (columns: ColumnInfo[], engine: 'mysql' | 'postgres', name: string) => ({
+    engine, schema: '', name, columns, primaryKey: ['id'], uniqueKeys: [], indexes: [], foreignKeys: [], estimatedRows: 1000,
+  });
+  const planned = {
+    spec: { name: 'items', target: 'goods', where: 'id > 10' },
+    source: table(sourceColumns, 'mysql', 'items'),
+    typeMapping: [],
+    copy: {
+      sourceEngine: 'mysql' as const, targetEngine: 'postgres' as const, sourceTable: 'items', targetTable: 'goods', key: ['id'],
+      selectColumns: ['`id`', 'UPPER(`name`)', '`price`', '`at`'],
+      targetColumns: [{ name: 'id', binary: false }, { name: 'title', binary: false }, { name: 'price', binary: false }, { name: 'at', binary: false }],
+      converters: [undefined, undefined, undefined, undefined], where: 'id > 10', conflictPolicy: 'fail' as const,
+    },
+  };
+  const plan = tableCheckPlan({ planned, target: { name: 'goods', columns: targetColumns }, flavors: { source: 'mariadb' } });
+  t.is(plan.partitioning, 'key-range');
+  t.deepEqual(plan.key, ['id']);
+  t.deepEqual(plan.columns.map((c) => [c.name, c.kind, c.computed]), [['id', 'int', false], ['title', 'text', true], ['price', 'decimal', false], ['at', 'timestamp', false]]);
+  t.deepEqual(plan.uncompared, ['extra']);
+  t.deepEqual(plan.source.conditions, ['(id > 10)']);
+  t.is(plan.source.from, '`items`');
+  t.is(plan.targetSide.from, '"goods"');
+  t.is(plan.source.fields[1], 'CONVERT((UPPER(`name`)) USING utf8mb4)', 'the source expression, canonical');
+  t.is(plan.source.fields[2], 'CAST((`price`) AS CHAR)', 'same scale on both sides: no trimming');
+  t.is(plan.targetSide.fields[2], '("price")::text');
+  t.regex(plan.source.fields[3] ?? '', /^IF\(TO_DAYS\(\(`at`\)\) IS NULL, NULL, TRIM\(TRAILING '\.' FROM TRIM\(TRAILING '0'/, 'zero dates as NULL, fraction trimmed like PostgreSQL prints it');
+  t.true(plan.notes.some((n) => n.includes('computed columns compared against their source expression: title')));
+  const texty = tableCheckPlan({
+    planned: { ...planned, source: table([col('varchar', { name: 'id', nullable: false }), ...sourceColumns.slice(1)], 'mysql', 'items') },
+    target: { name: 'goods', columns: [col('text', { name: 'id', nullable: false }), ...targetColumns.slice(1)] }, flavors: {},
+  });
+  t.is(texty.partitioning, 'key-hash', 'text keys sort differently on the two engines');
+});
+
+test('fixed fractions: same decimal scale or fractional-second precision on both sides', (t) => {
+  t.is(fixedFraction('decimal', col('decimal', { precision: 12, scale: 2 }), col('numeric', { precision: 12, scale: 2 })), 2);
+  t.is(fixedFraction('decimal', col('decimal', { precision: 12, scale: 2 }), col('numeric', { precision: 12, scale: 4 })), undefined);
+  t.is(fixedFraction('decimal', col('numeric'), col('decimal', { precision: 65, scale: 30 })), undefined, 'unconstrained numeric');
+  t.is(fixedFraction('timestamp', col('datetime', { datetimePrecision: 6 }), col('timestamp without time zone', { datetimePrecision: 6 })), 6);
+  t.is(fixedFraction('timestamp', col('datetime', { datetimePrecision: 0 }), col('timestamp with time zone', { datetimePrecision: 6 })), undefined);
+  t.is(fixedFraction('decimal', undefined, col('numeric', { precision: 12, scale: 2 })), undefined, 'computed');
 });

@@ -1,7 +1,9 @@
-// Validation reports: value-by-value row comparison, and the bounded summary for the status.
+// Validation reports: value-by-value row comparison, the bounded summary for the status, and the
+// options read from the manifest.
 import test from 'ava';
 import { compareRows } from '../../src/engine/validate/checksum.ts';
 import { describeDifferences, summarizeForStatus, tableStatuses, summaryLine, type TableReport, type ValidationReport } from '../../src/engine/validate/report.ts';
+import { validateOptionsOf } from '../../src/engine/validate/validate.ts';
 
 test('row comparison: missing, extra and different rows by key, with the differing columns', (t) => {
   const columns = ['id', 'name', 'note'];
@@ -92,4 +94,20 @@ test('table statuses: rows per side, Match, Mismatch or Skipped, bounded message
   t.is(statuses[2]?.checksum, 'Skipped');
   t.is(statuses[3]?.checksum, 'Mismatch');
   t.true((statuses[3]?.message ?? '').length <= 2048);
+});
+
+test('validation options from the manifest: the API defaults, overridable', (t) => {
+  const defaults = validateOptionsOf(undefined);
+  t.true(defaults.rowCount);
+  t.deepEqual(defaults.checksum, { mode: 'Full' });
+  t.is(defaults.sampleRows, 0);
+  t.is(defaults.maxReportedDifferences, 20);
+  t.deepEqual(defaults.rules, []);
+  const sampled = validateOptionsOf({ rowCount: false, checksum: { mode: 'Sample', samplePercent: 5 }, sampleRows: 100, maxReportedDifferences: 3, rules: [{ name: 'r', target: 'SELECT 1', expect: '1' }] }, { parallelism: 4 });
+  t.false(sampled.rowCount);
+  t.deepEqual(sampled.checksum, { mode: 'Sample', samplePercent: 5 });
+  t.is(sampled.sampleRows, 100);
+  t.is(sampled.maxReportedDifferences, 3);
+  t.is(sampled.rules.length, 1);
+  t.is(sampled.parallelism, 4);
 });

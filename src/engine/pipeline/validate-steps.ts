@@ -38,7 +38,8 @@ export async function validateStep(context: StepContext, options: Partial<Valida
     context.signal?.throwIfAborted();
     const plan = await planMigration(source, target, context.settings);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
-    return validateMigration({ source, target }, plan, settled, context.settings.migration);
+    const open = (endpoint: Endpoint) => () => openSession(endpoint.url, { readOnly: true, applicationName: 'datamigration validate', ...tlsOf(endpoint) });
+    return validateMigration({ source, target }, plan, settled, context.settings.migration, { source: open(context.source), target: open(context.target) });
   }));
 }
 

@@ -158,7 +158,7 @@ function pgCanonical(kind: CanonicalKind, sql: string, options: CanonicalOptions
     case 'int': return column && PG_INTEGER.has(type ?? '') ? `${e}::text` : `trim_scale(${e}::numeric)::text`;
     case 'decimal': return options.fixedFraction !== undefined && column ? `${e}::text` : `trim_scale(${e}::numeric)::text`;
     case 'float': return pgFloat(`${e}::float8`);
-    case 'bool': return `CASE WHEN ${e}::boolean THEN '1' WHEN NOT ${e}::boolean THEN '0' END`;
+    case 'bool': return `CASE ${e}::boolean WHEN true THEN '1' WHEN false THEN '0' END`;
     case 'char': return `rtrim(${e}::text, ' ')`;
     case 'text': return `${e}::text`;
     case 'bytes': {
@@ -271,7 +271,8 @@ export function rowTextSql(engine: Engine, fields: readonly RowField[]): string 
     const length = pg ? `octet_length(${field.sql})::text` : `LENGTH(${field.sql})`;
     parts.push(field.notNull ? length : `COALESCE(${length}, 'N')`, "':'", field.notNull ? field.sql : `COALESCE(${field.sql}, '')`);
   });
-  return pg ? parts.join(' || ') : `CONCAT(${parts.join(', ')})`;
+  // A NULL anywhere would make the whole text NULL and drop the row from the sum: mark it instead.
+  return pg ? `COALESCE(${parts.join(' || ')}, '?')` : `COALESCE(CONCAT(${parts.join(', ')}), '?')`;
 }
 
 /** The first 60 bits of sha256(text) as a non-negative integer: summed exactly by both engines. */

@@ -17,6 +17,55 @@ export interface Sessions {
   target: SqlSession;
 }
 
+/** Opens another read-only session per side (for the first pass in parallel key ranges). */
+export interface SessionOpeners {
+  source: () => Promise<SqlSession>;
+  target: () => Promise<SqlSession>;
+}
+
+/**
+ * The sessions a validation uses: the main pair, and up to size - 1 more pairs opened on first
+ * use, so the first pass over a large table reads `size` key ranges at once on each side.
+ */
+export class SessionPool {
+  readonly main: Sessions;
+  readonly size: number;
+  private readonly openers: SessionOpeners | undefined;
+  private readonly extra: Promise<Sessions>[] = [];
+
+  constructor(main: Sessions, openers?: SessionOpeners, size = 1) {
+    this.main = main;
+    this.openers = openers;
+    this.size = openers ? Math.max(1, Math.floor(size)) : 1;
+  }
+
+  /** The i-th pair (0: the main one). */
+  get(i: number): Promise<Sessions> {
+    const openers = this.openers;
+    if (i === 0 || !openers) return Promise.resolve(this.main);
+    while (this.extra.length < i) {
+      this.extra.push((async () => {
+        const source = await openers.source();
+        try {
+          return { source, target: await openers.target() };
+        } catch (error) {
+          await source.close();
+          throw error;
+        }
+      })());
+    }
+    return this.extra[i - 1] ?? Promise.resolve(this.main);
+  }
+
+  async close(): Promise<void> {
+    const opened = await Promise.allSettled(this.extra);
+    for (const pair of opened) {
+      if (pair.status === 'fulfilled') await Promise.allSettled([pair.value.source.close(), pair.value.target.close()]);
+    }
+    this.extra.length = 0;
+  }
+}
+
 /** One fetched row: its key's canonical values and every compared column's canonical value. */
 export interface FetchedRow {
   key: (string | null)[];
@@ -110,9 +159,12 @@ export class TableChecksum {
   bisectQueries = 0;
   rowsCompared = 0;
 
-  constructor(plan: TableCheckPlan, sessions: Sessions, tuning: BisectTuning, maxDifferences: number) {
+  private readonly pool: SessionPool;
+
+  constructor(plan: TableCheckPlan, sessions: Sessions | SessionPool, tuning: BisectTuning, maxDifferences: number) {
     this.plan = plan;
-    this.sessions = sessions;
+    this.pool = sessions instanceof SessionPool ? sessions : new SessionPool(sessions);
+    this.sessions = this.pool.main;
     this.tuning = tuning;
     this.maxDifferences = maxDifferences;
     this.columnNames = plan.columns.map((c) => c.name);
@@ -257,6 +309,33 @@ export class TableChecksum {
     return { differences: differences.slice(0, this.maxDifferences), count: differences.length, truncated };
   }
 
+  /**
+   * The first pass over every range: one scan per side, or (a session pool) the ranges split in
+   * contiguous parts read at the same time on several sessions per side.
+   */
+  private async levelZeroInParts(ids: readonly bigint[], rangeOf: (id: bigint) => { lo: bigint; hi: bigint }, bucket: (side: SideSql) => string): Promise<[BucketMap, BucketMap]> {
+    const parts = Math.min(this.pool.size, Math.floor(ids.length / 2));
+    if (parts <= 1) return this.both((side, session) => this.aggregate(side, session, bucket(side), []));
+    const per = Math.ceil(ids.length / parts);
+    const chunks = Array.from({ length: parts }, (_, i) => ids.slice(i * per, (i + 1) * per)).filter((chunk) => chunk.length > 0);
+    const results = await Promise.all(chunks.map(async (chunk, i) => {
+      const sessions = await this.pool.get(i);
+      const lo = rangeOf(chunk[0] ?? 0n).lo;
+      const hi = rangeOf(chunk.at(-1) ?? 0n).hi;
+      return Promise.all([
+        this.aggregate(this.plan.source, sessions.source, bucket(this.plan.source), [rangeCondition(this.plan.source, lo, hi)]),
+        this.aggregate(this.plan.targetSide, sessions.target, bucket(this.plan.targetSide), [rangeCondition(this.plan.targetSide, lo, hi)]),
+      ]);
+    }));
+    const source: BucketMap = new Map();
+    const target: BucketMap = new Map();
+    for (const [s, t] of results) {
+      for (const [id, f] of s) addToBucket(source, id, f.rows, f.sum);
+      for (const [id, f] of t) addToBucket(target, id, f.rows, f.sum);
+    }
+    return [source, target];
+  }
+
   /** The first level (all ranges in Full mode, `samplePercent` of them in Sample mode), then bisection. */
   async run(mode: 'Full' | 'Sample', samplePercent: number, random: () => number): Promise<ChecksumRun> {
     const plan = this.plan;
@@ -290,7 +369,7 @@ export class TableChecksum {
       };
       if (mode === 'Full') {
         rangesChecked = ranges;
-        [source, target] = await this.both((side, session) => this.aggregate(side, session, levelZeroBucketSql(side, width), []));
+        [source, target] = await this.levelZeroInParts(ids, (id) => levelZeroRange(id, width, min, max), (side) => levelZeroBucketSql(side, width));
       } else {
         const chosen = sampleIndexes(ids.length, samplePercent, random).map((i) => ids[i] ?? 0n);
         rangesChecked = chosen.length;

@@ -7,7 +7,7 @@ import type { MigrationPlan } from '../pipeline/plan.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { DEFAULT_TUNING, totalRows, type BisectTuning } from './bisect.ts';
 import type { MysqlFlavor } from './canonical.ts';
-import { TableChecksum } from './checksum.ts';
+import { SessionPool, TableChecksum, type SessionOpeners } from './checksum.ts';
 import { summaryLine, type RowDifference, type TableReport, type ValidationReport, type RuleReport } from './report.ts';
 import { runRule } from './rules.ts';
 import { tableCheckPlan } from './table-plan.ts';
@@ -23,12 +23,14 @@ export interface ValidateOptions {
   rules: ValidationRule[];
   /** Only these source tables (default: every table of the plan). */
   tables?: string[];
+  /** Key ranges read at the same time per side in the first pass (with session openers; default 2). */
+  parallelism: number;
   tuning: BisectTuning;
   random?: () => number;
 }
 
 export const DEFAULT_VALIDATE_OPTIONS: ValidateOptions = {
-  rowCount: true, checksum: { mode: 'Full' }, sampleRows: 0, maxReportedDifferences: 20, rules: [], tuning: DEFAULT_TUNING,
+  rowCount: true, checksum: { mode: 'Full' }, sampleRows: 0, maxReportedDifferences: 20, rules: [], tuning: DEFAULT_TUNING, parallelism: 2,
 };
 
 /** The engine's options from the manifest's spec.validation (defaults as the API documents them). */
@@ -44,6 +46,7 @@ export function validateOptionsOf(spec: ValidationSpec | undefined, overrides: P
     maxReportedDifferences: spec?.maxReportedDifferences ?? 20,
     rules: spec?.rules ?? [],
     tuning: DEFAULT_TUNING,
+    parallelism: DEFAULT_VALIDATE_OPTIONS.parallelism,
     ...overrides,
   };
 }
@@ -64,12 +67,12 @@ function sortDifferences(differences: RowDifference[]): RowDifference[] {
 }
 
 /** Validates one planned table. */
-async function validateTable(sessions: { source: SqlSession; target: SqlSession }, planned: MigrationPlan['tables'][number], options: ValidateOptions, flavors: { source?: MysqlFlavor; target?: MysqlFlavor }): Promise<TableReport> {
+async function validateTable(sessions: SessionPool, planned: MigrationPlan['tables'][number], options: ValidateOptions, flavors: { source?: MysqlFlavor; target?: MysqlFlavor }): Promise<TableReport> {
   const started = performance.now();
   const targetName = planned.spec.target ?? planned.spec.name;
   const report: TableReport = { table: planned.spec.name, target: targetName, key: [], passed: false, differences: [], differenceCount: 0, differencesTruncated: false, notes: [], seconds: 0 };
   try {
-    const current = await introspectTable(sessions.target, targetName);
+    const current = await introspectTable(sessions.main.target, targetName);
     if (!current) throw new Error(`target table ${targetName} does not exist`);
     const plan = tableCheckPlan({ planned, target: current, flavors });
     report.key = plan.key;
@@ -128,7 +131,7 @@ async function validateTable(sessions: { source: SqlSession; target: SqlSession 
  * always is; the caller opens a read-only session on the target too).
  */
 export async function validateMigration(
-  sessions: { source: SqlSession; target: SqlSession }, plan: MigrationPlan, options: ValidateOptions, migration = '',
+  sessions: { source: SqlSession; target: SqlSession }, plan: MigrationPlan, options: ValidateOptions, migration = '', openers?: SessionOpeners,
 ): Promise<ValidationReport> {
   const startedAt = new Date();
   const flavors = {
@@ -137,10 +140,15 @@ export async function validateMigration(
   };
   const wanted = options.tables ? new Set(options.tables) : undefined;
   const tables: TableReport[] = [];
-  for (const planned of plan.tables) {
-    if (wanted && !wanted.has(planned.spec.name)) continue;
-    if (options.checksum.mode === 'None' && !options.rowCount && options.sampleRows <= 0) continue;
-    tables.push(await validateTable(sessions, planned, options, flavors));
+  const pool = new SessionPool(sessions, openers, options.parallelism);
+  try {
+    for (const planned of plan.tables) {
+      if (wanted && !wanted.has(planned.spec.name)) continue;
+      if (options.checksum.mode === 'None' && !options.rowCount && options.sampleRows <= 0) continue;
+      tables.push(await validateTable(pool, planned, options, flavors));
+    }
+  } finally {
+    await pool.close();
   }
   const rules: RuleReport[] = [];
   for (const rule of options.rules) rules.push(await runRule(rule, sessions));
