@@ -13,9 +13,10 @@ import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
 import { CREATED_TABLES_TABLE, createdTables } from '../schema/created-tables.ts';
 import { splitQualifiedName } from '../db/dialect.ts';
+import { ROLLBACK_SCHEMA_ACTIONS } from '../../api/constants.ts';
 
-export const ROLLBACK_ACTIONS = ['DownMigrations', 'DropCreatedTables', 'TruncateTables', 'None'] as const;
-export type RollbackAction = (typeof ROLLBACK_ACTIONS)[number];
+/** The API's schemaAction values (spec.rollback.schemaAction), listed once in src/api/constants.ts. */
+export type RollbackAction = (typeof ROLLBACK_SCHEMA_ACTIONS)[number];
 
 export interface RollbackOptions {
   action: RollbackAction;
