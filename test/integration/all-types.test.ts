@@ -61,7 +61,7 @@ function rows(engine: Engine): Record<string, string | undefined>[] {
   return [
     { id: '1' }, // every other column NULL
     {
-      id: '2', small: '-12', whole: '123456', big: '-9000000000', money: '12345.678900', ratio: '3.25', measure: '2.718281828459045',
+      id: '2', small: '-12', whole: '123456', big: '-9000000000', money: '12345.678900', ratio: '3.25', measure: '91.42345678900001',
       flag: bool(true), code: "'ab'", label: "'O''Brien \\ \"quoted\" 😀'", body: "'line one\nline two\ttab'", payload: blob('00ff10'),
       day: "'2024-02-29'", local_time: "'2024-02-29 23:59:59.123456'", instant: "'2024-03-31 01:30:00.5'", clock: "'13:14:15.5'",
       doc: `'{"b": [1, 2, {"c": null}], "a": "x"}'`, mood: "'happy'", ident: "'1b4e28ba-2fa1-11d2-883f-0016d3cca427'", mask: bits('101000000001'),

@@ -71,10 +71,7 @@ export async function* mysqlRowBlocks(connection: MysqlConnection, select: strin
   };
   const query = connection.query({ sql: select, rowsAsArray: true });
   query.on('result', (row) => {
-    // Numbers (see connectMysqlCore) become the text every other value is.
-    const values = row as unknown as (string | Buffer | number | null)[];
-    for (let i = 0; i < values.length; i++) if (typeof values[i] === 'number') values[i] = String(values[i]);
-    block.push(values as SourceRow);
+    block.push(row as unknown as SourceRow);
     if (block.length >= BLOCK_ROWS) {
       queue.push(block);
       block = [];

@@ -53,14 +53,12 @@ export async function connectMysql(url: string, options: ConnectOptions): Promis
 
 /**
  * A callback-style connection (for streaming reads: mysql2 streams rows only on those), with the
- * same settings as connectMysql, except that it has no per-field typeCast callback: mysql2 calls it
- * for every value, which costs about a third of the copy's time. Without it, DECIMAL, BIGINT
- * (bigNumberStrings), dates, times and JSON still arrive as the server's text and binary as bytes;
- * only small integers, YEAR, FLOAT and DOUBLE arrive as JS numbers, which print back to the same
- * values (a double round-trips through its shortest text): see mysqlRowBlocks.
+ * same settings as connectMysql, the text type cast included: without it mysql2 parses DOUBLE with
+ * the column's display precision (91.42345678900001 arrives as 91.423456789). Exactness first,
+ * though the per-field callback costs copy speed (README, Performance).
  */
 export async function connectMysqlCore(url: string, options: ConnectOptions): Promise<mysqlCore.Connection> {
-  const connection = mysqlCore.createConnection({ ...mysqlConnectionOptions(url, options), typeCast: true });
+  const connection = mysqlCore.createConnection(mysqlConnectionOptions(url, options));
   await prepareMysqlSession(connection.promise(), options);
   return connection;
 }
