@@ -40,7 +40,11 @@ async function orMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-export async function runPreflight(clients: PreflightClients, migration: DataMigration): Promise<Preflight> {
+/**
+ * `secrets` receives the Secrets read (undefined: missing), so the caller can use their data in
+ * the same reconcile without reading them again.
+ */
+export async function runPreflight(clients: PreflightClients, migration: DataMigration, secrets = new Map<string, k8s.V1Secret | undefined>()): Promise<Preflight> {
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const missing: MissingObject[] = [];
@@ -52,7 +56,6 @@ export async function runPreflight(clients: PreflightClients, migration: DataMig
     const ca = endpoint.tls?.caSecretRef;
     if (ca) secretKeys.push({ name: ca.name, key: ca.key ?? 'ca.crt' });
   }
-  const secrets = new Map<string, k8s.V1Secret | undefined>();
   for (const { name, key } of secretKeys) {
     if (!secrets.has(name)) secrets.set(name, await orMissing(() => clients.core.readNamespacedSecret({ name, namespace })));
     const secret = secrets.get(name);

@@ -77,7 +77,8 @@ export class Reconciler {
     const now = (this.deps.now ?? (() => new Date()))();
 
     const jobs = await this.observeJobs(migration);
-    const preflight = await runPreflight({ core: this.core, apps: this.apps }, migration);
+    const secrets = new Map<string, k8s.V1Secret | undefined>();
+    const preflight = await runPreflight({ core: this.core, apps: this.apps }, migration, secrets);
     const service = this.observeService(migration);
     const decision = decide({ migration, jobs, preflight, ...(service ? { service } : {}), now: now.toISOString() });
 
@@ -85,7 +86,7 @@ export class Reconciler {
     const status = decision.status;
     let requeue = decision.requeueAfterSeconds;
     if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
-      const sample = await this.copyProgress(migration, key).catch((error: unknown) => {
+      const sample = await this.copyProgress(migration, key, secrets).catch((error: unknown) => {
         log.warn('could not read copy progress', { error: describeError(error) });
         return undefined;
       });
@@ -171,20 +172,21 @@ export class Reconciler {
     return service ? { selector: service.spec?.selector ?? {} } : undefined;
   }
 
-  private async secretValue(namespace: string, name: string, key: string): Promise<string> {
-    const secret = await this.core.readNamespacedSecret({ name, namespace });
-    const data = secret.data?.[key];
-    const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : secret.stringData?.[key] ?? '';
+  /** A Secret's value, from the Secrets this reconcile's preflight read. */
+  private secretValue(secrets: ReadonlyMap<string, k8s.V1Secret | undefined>, name: string, key: string): string {
+    const secret = secrets.get(name);
+    const data = secret?.data?.[key];
+    const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : secret?.stringData?.[key] ?? '';
+    if (value === '') throw new Error(`Secret ${name} has no key ${key}`);
     registerSecret(value); // never logged, whatever error quotes it
     return value;
   }
 
-  private async copyProgress(migration: DataMigration, key: string): Promise<ProgressSample> {
-    const namespace = migration.metadata?.namespace ?? '';
+  private async copyProgress(migration: DataMigration, key: string, secrets: ReadonlyMap<string, k8s.V1Secret | undefined>): Promise<ProgressSample> {
     const { source, target } = migration.spec;
     const urls = {
-      source: await this.secretValue(namespace, source.secretRef.name, source.secretRef.key ?? 'url'),
-      target: await this.secretValue(namespace, target.secretRef.name, target.secretRef.key ?? 'url'),
+      source: this.secretValue(secrets, source.secretRef.name, source.secretRef.key ?? 'url'),
+      target: this.secretValue(secrets, target.secretRef.name, target.secretRef.key ?? 'url'),
     };
     const sample = await readCopyProgress(migration, urls, this.progress.get(key));
     this.progress.set(key, sample);

@@ -3,7 +3,6 @@
 import type { DataMigration } from '../../api/types.ts';
 import type { ConflictPolicy } from '../copy/sinks.ts';
 import type { TableSpec } from '../copy/planner.ts';
-import type { TlsOptions } from '../db/session.ts';
 import type { Engine } from '../db/dialect.ts';
 import type { MysqlBulk } from '../copy/copy-shard.ts';
 
@@ -62,10 +61,4 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     inlineMigrations: spec.schema?.migrations ?? [],
     migrationsFromConfigMap: spec.schema?.configMapRef !== undefined,
   };
-}
-
-/** TLS settings for one side: the mode from the manifest, the CA from a file the Job mounts. */
-export function tlsOf(mode: TlsOptions['mode'] | undefined, ca: string | undefined): TlsOptions | undefined {
-  if (!mode) return undefined;
-  return { mode, ...(ca ? { ca } : {}) };
 }

@@ -35,19 +35,24 @@ export interface StepContext {
   signal?: AbortSignal;
 }
 
-async function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>): Promise<T> {
-  const tls = (endpoint: Endpoint) => (endpoint.tls ? { tls: endpoint.tls } : {});
-  const source = await openSession(context.source.url, { readOnly: true, applicationName: 'datamigration plan', ...tls(context.source) });
+/** A session on one side, with its TLS settings. */
+export function openEndpoint(endpoint: Endpoint, readOnly: boolean, applicationName: string): Promise<SqlSession> {
+  return openSession(endpoint.url, { readOnly, applicationName, ...(endpoint.tls ? { tls: endpoint.tls } : {}) });
+}
+
+/** Runs `fn` with a session on one side, closed afterwards whatever happens. */
+export async function withSession<T>(endpoint: Endpoint, readOnly: boolean, applicationName: string, fn: (session: SqlSession) => Promise<T>): Promise<T> {
+  const session = await openEndpoint(endpoint, readOnly, applicationName);
   try {
-    const target = await openSession(context.target.url, { readOnly: false, applicationName: 'datamigration', ...tls(context.target) });
-    try {
-      return await fn(source, target);
-    } finally {
-      await target.close();
-    }
+    return await fn(session);
   } finally {
-    await source.close();
+    await session.close();
   }
+}
+
+/** The source (read only) and the target (read-write), for a step. */
+function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>): Promise<T> {
+  return withSession(context.source, true, 'datamigration plan', (source) => withSession(context.target, false, 'datamigration', (target) => fn(source, target)));
 }
 
 /** The manifest's migrations: inline ones, or the files of the mounted directory. */

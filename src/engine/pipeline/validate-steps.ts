@@ -2,30 +2,15 @@
 // laptop). Validation only reads: both sessions are read only. Rollback writes the target only;
 // the source is opened (read only) just to list its tables when TruncateTables has no table list.
 import type { Endpoint } from '../copy/copy-shard.ts';
-import { openSession } from '../db/connect.ts';
-import type { SqlSession } from '../db/session.ts';
 import { listTables } from '../schema/introspect.ts';
 import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rollback/rollback.ts';
 import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
 import { planMigration } from './plan.ts';
-import { loadMigrations, PlanRefusedError, type StepContext } from './steps.ts';
+import { loadMigrations, openEndpoint, PlanRefusedError, withSession, type StepContext } from './steps.ts';
 
 export type { ValidationReport } from '../validate/report.ts';
 export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
-
-function tlsOf(endpoint: Endpoint): { tls?: NonNullable<Endpoint['tls']> } {
-  return endpoint.tls ? { tls: endpoint.tls } : {};
-}
-
-async function withSession<T>(endpoint: Endpoint, readOnly: boolean, name: string, fn: (session: SqlSession) => Promise<T>): Promise<T> {
-  const session = await openSession(endpoint.url, { readOnly, applicationName: name, ...tlsOf(endpoint) });
-  try {
-    return await fn(session);
-  } finally {
-    await session.close();
-  }
-}
 
 /**
  * Validates the target against the source: row counts, checksums, samples and rules as the
@@ -38,7 +23,7 @@ export async function validateStep(context: StepContext, options: Partial<Valida
     context.signal?.throwIfAborted();
     const plan = await planMigration(source, target, context.settings);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
-    const open = (endpoint: Endpoint) => () => openSession(endpoint.url, { readOnly: true, applicationName: 'datamigration validate', ...tlsOf(endpoint) });
+    const open = (endpoint: Endpoint) => () => openEndpoint(endpoint, true, 'datamigration validate');
     return validateMigration({ source, target }, plan, settled, context.settings.migration, { source: open(context.source), target: open(context.target) });
   }));
 }
