@@ -320,8 +320,10 @@ export interface StrategySpec {
   incremental?: IncrementalSpec;
   /** Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it. Default: 10000. */
   batchSize?: number;
-  /** Tables, or key-range shards of one large table, copied at once (pods of an Indexed Job). Default: 4. */
+  /** Tables, or key-range shards of one large table, copied at once by each copy pod. Default: 4. */
   parallelism?: number;
+  /** Pods of the copy step's Indexed Job: each takes its share of the (table, key range) units, and a large table is split into parallelism × copyPods key ranges; parallelism stays the concurrency inside each pod. Phased runs a phase only after every pod finished the one before. Default: 1. */
+  copyPods?: number;
   /** What a row whose key already exists in the target does: Fail stops the copy (the target was expected empty), Upsert overwrites it. Trickle syncs always upsert. Default: "Fail". */
   conflictPolicy?: "Fail" | "Upsert";
 }

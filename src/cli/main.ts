@@ -4,6 +4,7 @@
 //   dmctl run  -f manifest.yaml       schema, copy, (Trickle) sync, then validation
 //   dmctl validate -f manifest.yaml   validation only (read only on both sides)
 //   dmctl step schema|copy|sync|validate|rollback -f manifest.yaml   one step, as a Job runs it
+//   dmctl step copy --pod i/n -f manifest.yaml   pod i's share of a copy spread over n pods
 // Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
 // Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
 // or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
@@ -15,7 +16,8 @@ import type { TableProgressState } from '../engine/copy/copy-tables.ts';
 import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
 import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
-import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type StepContext } from '../engine/pipeline/steps.ts';
+import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
+import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
 import { rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
@@ -32,7 +34,8 @@ const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step sync|s
       --migrations-dir <d> directory of V/U migration files (default: $DMO_MIGRATIONS_DIR)
       --json               JSON lines on stdout (the default when stdout is not a terminal)
       --skip-validation    run: schema and copy only
-      --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)`;
+      --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)
+      --pod <i>/<n>        step copy: copy pod i's share of n (default: $JOB_COMPLETION_INDEX of strategy.copyPods, else all)`;
 
 const COMMANDS = ['plan', 'run', 'validate', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
 
@@ -45,6 +48,7 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
   'skip-validation': { type: 'boolean', default: false },
   'to-version': { type: 'string' },
+  pod: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -58,6 +62,23 @@ function tlsFor(endpoint: DataMigration['spec']['source'], caFileVariable: strin
 function endpoint(url: string | undefined, flag: string, variable: string, tls: TlsOptions | undefined): StepContext['source'] {
   if (!url) throw new CliError(`no ${flag.replace('-url', '')} connection URL: pass --${flag} or set ${variable}`, EXIT.usage);
   return { url, ...(tls ? { tls } : {}) };
+}
+
+/**
+ * Which share of the copy this process takes: --pod i/n; in an Indexed Job the index Kubernetes
+ * sets (JOB_COMPLETION_INDEX) of the manifest's strategy.copyPods; otherwise all of it.
+ */
+export function podShareOf(command: string, flag: string | undefined, completionIndex: string | undefined, copyPods: number): PodShare | undefined {
+  if (flag !== undefined) {
+    if (command !== 'step copy') throw new CliError(`--pod is for step copy only\n${USAGE}`, EXIT.usage);
+    const share = parsePodShare(flag);
+    if (!share) throw new CliError(`--pod ${flag}: expected i/n with 0 <= i < n`, EXIT.usage);
+    return share;
+  }
+  if (command !== 'step copy' || completionIndex === undefined || completionIndex === '') return undefined;
+  const share = parsePodShare(`${completionIndex}/${String(copyPods)}`);
+  if (!share) throw new CliError(`JOB_COMPLETION_INDEX ${completionIndex} is not a pod of strategy.copyPods ${String(copyPods)}`, EXIT.usage);
+  return share;
 }
 
 /** Turns the copy's table states into progress events, with rates measured over this run. */
@@ -114,11 +135,19 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   // In a Job the operator passes the manifest in DMO_MANIFEST (JSON) rather than as a file.
   const migration = values.file ? await loadManifest(values.file, values.name) : parseManifest(process.env.DMO_MANIFEST ?? '', 'DMO_MANIFEST');
   const migrationsDir = values['migrations-dir'] ?? process.env.DMO_MIGRATIONS_DIR;
+  const settings = engineSettings(migration);
+  const pod = podShareOf(command, values.pod, process.env.JOB_COMPLETION_INDEX, settings.copyPods);
+  const minRowsToShard = Number(process.env.DMO_MIN_ROWS_TO_SHARD ?? '');
   const context: StepContext = {
     source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE')),
     target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE')),
-    settings: { ...engineSettings(migration), ...(process.env.DMO_MYSQL_BULK === 'insert' ? { mysqlBulk: 'insert' as const } : {}) },
+    settings: {
+      ...settings,
+      ...(process.env.DMO_MYSQL_BULK === 'insert' ? { mysqlBulk: 'insert' as const } : {}),
+      ...(Number.isSafeInteger(minRowsToShard) && minRowsToShard > 0 ? { minRowsToShard } : {}),
+    },
     signal,
+    ...(pod ? { pod } : {}),
     ...(migrationsDir ? { migrationsDir } : {}),
   };
 
@@ -138,7 +167,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       results.schema = schema;
     }
     if (command === 'run' || command === 'step copy') {
-      const copy = await runStep(reporter, 'copy', () => copyStep(context, progressTracker(reporter)), (r) => `${String(r.rowsThisRun)} rows copied this run, ${String(r.tables.length)} table(s) done`);
+      const copy = await runStep(reporter, 'copy', () => copyStep(context, progressTracker(reporter)), describeCopy);
       for (const [column, count] of Object.entries(copy.zeroDates)) reporter.emit({ event: 'warning', message: `${column}: ${String(count)} zero date(s) stored as NULL` });
       results.copy = copy;
     }
@@ -180,8 +209,12 @@ function stepResult(command: string, results: Record<string, unknown>): Record<s
       return { versionBefore: schema.versionBefore, version: schema.version, createdTables: schema.createdTables, applied: schema.applied };
     }
     case 'step copy': {
-      const copy = results.copy as Awaited<ReturnType<typeof copyStep>>;
-      return { tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })), rowsThisRun: copy.rowsThisRun };
+      const copy = results.copy as CopyStepResult;
+      // With several pods: this pod's share; the operator adds up the pods' results (observe.ts).
+      return {
+        pod: copy.pod, tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })),
+        rowsThisRun: copy.rowsThisRun, postCopy: copy.postCopy, postCopyStatements: copy.postCopyStatements,
+      };
     }
     case 'step sync': {
       const sync = results.sync as Awaited<ReturnType<typeof syncStep>>;
@@ -197,6 +230,12 @@ function stepResult(command: string, results: Record<string, unknown>): Record<s
       return { version: rollback.version, reverted: rollback.reverted, droppedTables: rollback.droppedTables };
     }
   }
+}
+
+function describeCopy(result: CopyStepResult): string {
+  const share = result.pod.count > 1 ? `pod ${String(result.pod.index)} of ${String(result.pod.count)}: ` : '';
+  const post = { ran: `, ${String(result.postCopyStatements)} post-copy statement(s)`, pending: ', post-copy work left to the last pod', elsewhere: ', post-copy work run by another pod' }[result.postCopy];
+  return `${share}${String(result.rowsThisRun)} rows copied this run, ${String(result.tables.length)} table(s) done${post}`;
 }
 
 function describePlan(result: Awaited<ReturnType<typeof planStep>>): unknown {

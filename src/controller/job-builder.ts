@@ -1,7 +1,8 @@
 // The Job of one step of one run, built from the DataMigration alone (pure): a deterministic name,
 // an owner reference, labels, the engine's command, connection URLs from the referenced Secrets,
 // the schema ConfigMap mounted, the user's jobTemplate applied over secure defaults. The engine
-// needs no Kubernetes API access, so the pod gets no service account token.
+// needs no Kubernetes API access, so the pod gets no service account token. The copy Job is an
+// Indexed Job when strategy.copyPods > 1.
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
@@ -43,11 +44,17 @@ export function engineManifest(migration: DataMigration): string {
   });
 }
 
+/** Pods of the copy Job: strategy.copyPods (an Indexed Job when more than one). */
+export function copyPodsOf(migration: DataMigration): number {
+  return Math.max(1, migration.spec.strategy?.copyPods ?? 1);
+}
+
 export function buildStepJob(migration: DataMigration, step: Step, runId: string, engine: EngineConfig, extraEnv: k8s.V1EnvVar[] = []): k8s.V1Job {
   const name = migration.metadata?.name ?? '';
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const template = spec.jobTemplate ?? {};
+  const pods = step === 'copy' ? copyPodsOf(migration) : 1;
   const labels = { [LABELS.migration]: name, [LABELS.step]: step, [LABELS.run]: runId, [LABELS.managedBy]: MANAGED_BY };
 
   const env: k8s.V1EnvVar[] = [
@@ -114,7 +121,12 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
       }],
     },
     spec: {
-      backoffLimit: template.backoffLimit ?? 3,
+      ...(pods > 1 ? {
+        // Pod i copies share i of the units (dmctl reads JOB_COMPLETION_INDEX): every index must
+        // succeed, each retried on its own, and the first index out of retries fails the Job.
+        completionMode: 'Indexed', completions: pods, parallelism: pods,
+        backoffLimitPerIndex: template.backoffLimit ?? 3, maxFailedIndexes: 0,
+      } : { backoffLimit: template.backoffLimit ?? 3 }),
       // A bad manifest (2), a refused plan (3) or failed validation (4) fails the same way every
       // time: fail the Job at once instead of retrying it (src/cli/exit-codes.ts).
       podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } }] },

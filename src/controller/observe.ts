@@ -1,6 +1,6 @@
 // What the reconciler observes, reduced to decide()'s input (pure): a Job's state from its
 // conditions, its step and run from its labels, its result from the engine container's
-// termination message.
+// termination message (an Indexed copy Job's: every index's, merged).
 import type * as k8s from '@kubernetes/client-node';
 import { LABELS, STEPS, type Step } from '../api/constants.ts';
 import type { ObservedJob } from './decide.ts';
@@ -44,8 +44,13 @@ export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): Observed
   const state = jobState(job);
   const observed: ObservedJob = { name: job.metadata?.name ?? '', step, runId, state };
   if (state === 'Succeeded') {
-    const message = terminationMessage(pods, true);
-    if (message !== undefined) observed.result = parseResult(message) ?? message; // decide() reports an unreadable result
+    if (job.spec?.completionMode === 'Indexed') {
+      const result = indexedResult(pods);
+      if (result !== undefined) observed.result = result;
+    } else {
+      const message = terminationMessage(pods, true);
+      if (message !== undefined) observed.result = parseResult(message) ?? message; // decide() reports an unreadable result
+    }
   } else if (state === 'Failed') {
     const condition = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
     const message = terminationMessage(pods, false);
@@ -55,4 +60,67 @@ export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): Observed
     observed.failureMessage = [condition?.reason, condition?.message, result === undefined ? message : undefined].filter(Boolean).join(': ') || 'the Job failed';
   }
   return observed;
+}
+
+const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
+
+/**
+ * An Indexed Job's result: the newest succeeded pod of each index, merged (the copy's pods each
+ * report their share). A message that is not JSON is returned as it is, for decide() to report.
+ */
+export function indexedResult(pods: readonly k8s.V1Pod[]): Record<string, unknown> | string | undefined {
+  const byIndex = new Map<string, k8s.V1Pod[]>();
+  for (const pod of pods) {
+    const index = pod.metadata?.annotations?.[COMPLETION_INDEX] ?? pod.metadata?.labels?.[COMPLETION_INDEX];
+    if (index !== undefined) byIndex.set(index, [...byIndex.get(index) ?? [], pod]);
+  }
+  const results: Record<string, unknown>[] = [];
+  for (const index of [...byIndex.keys()].sort((a, b) => Number(a) - Number(b))) {
+    const message = terminationMessage(byIndex.get(index) ?? [], true);
+    if (message === undefined) continue;
+    const result = parseResult(message);
+    if (result === undefined) return `pod ${index}: ${message}`;
+    results.push(result);
+  }
+  return results.length === 0 ? undefined : mergeCopyResults(results);
+}
+
+const count = (value: unknown): number => (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : 0);
+
+/**
+ * The copy pods' results as one, in the shape one pod reports: tables by name with their rows
+ * summed (a table's state is the worst any pod reports), rowsThisRun and postCopyStatements summed,
+ * and per pod what it did. Fields it does not know are left out; malformed tables are passed on
+ * for decide() to reject.
+ */
+export function mergeCopyResults(results: readonly Record<string, unknown>[]): Record<string, unknown> {
+  const tables = new Map<string, Record<string, unknown>>();
+  const odd: unknown[] = [];
+  const states = ['Copied', 'Copying', 'Pending', 'Failed'];
+  for (const result of results) {
+    for (const table of Array.isArray(result.tables) ? result.tables as unknown[] : []) {
+      const name = typeof table === 'object' && table !== null && 'name' in table ? table.name : undefined;
+      if (typeof name !== 'string') {
+        odd.push(table);
+        continue;
+      }
+      const entry = table as Record<string, unknown>;
+      const seen = tables.get(name);
+      if (!seen) {
+        tables.set(name, { ...entry });
+        continue;
+      }
+      if (typeof entry.rowsCopied === 'number') seen.rowsCopied = count(seen.rowsCopied) + entry.rowsCopied;
+      if (states.indexOf(String(entry.state)) > states.indexOf(String(seen.state))) seen.state = entry.state;
+      if (entry.message !== undefined) seen.message = entry.message;
+    }
+  }
+  const merged: Record<string, unknown> = {
+    tables: [...tables.values(), ...odd],
+    rowsThisRun: results.reduce((sum, r) => sum + count(r.rowsThisRun), 0),
+    postCopyStatements: results.reduce((sum, r) => sum + count(r.postCopyStatements), 0),
+    pods: results.map((r) => ({ pod: r.pod, rowsThisRun: r.rowsThisRun, postCopy: r.postCopy })),
+  };
+  if (results.some((r) => r.truncated === true)) merged.truncated = true;
+  return merged;
 }

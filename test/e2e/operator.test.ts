@@ -14,7 +14,7 @@ import type { DataMigration } from '../../src/api/types.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
-import { scalar } from '../support/sql.ts';
+import { execSql, scalar } from '../support/sql.ts';
 import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 import { runOperator, type TestOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
@@ -393,4 +393,34 @@ test('abort stops a running copy (Failed, reason Aborted); retry resumes it from
   t.regex(done.status?.runId ?? '', /-r1$/);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '600000');
   t.true((await eventReasons(namespace, 'second-thoughts')).includes('Retrying'));
+});
+
+test('copyPods: 2 copies through an Indexed Job of two pods, each its share of the key ranges, and the results add up', async (t) => {
+  const rows = 600_000; // above the engine's threshold for splitting a table into key ranges
+  const { namespace, source, target } = await stage(t, 'op-pods', 'postgres', 'postgres', rows);
+  await execSql(source, ['ANALYZE orders']);
+  await apply(namespace, {
+    metadata: { name: 'spread' },
+    spec: {
+      ...endpoints('postgres', 'postgres'),
+      schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
+      strategy: { batchSize: 5000, parallelism: 2, copyPods: 2 },
+      validation: { rowCount: true, checksum: { mode: 'None' } },
+    },
+  });
+  const done = await waitForPhase(namespace, 'spread', ['Succeeded', 'Failed'], 180_000);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+  t.is(done.status?.tables?.find((table) => table.name === 'orders')?.rowsCopied, rows, 'the pods\' shares, summed');
+  t.is(await scalar(target, 'SELECT count(*) || \':\' || count(DISTINCT id) FROM orders'), `${String(rows)}:${String(rows)}`);
+
+  const [job] = (await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: 'dataops.dev/step=copy' })).items;
+  t.is(job?.spec?.completionMode, 'Indexed');
+  t.is(job?.spec?.completions, 2);
+  t.is(job?.status?.succeeded, 2);
+  const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'dataops.dev/step=copy' })).items;
+  const results = pods.map((pod) => JSON.parse(pod.status?.containerStatuses?.[0]?.state?.terminated?.message ?? '{}') as { pod?: { index: number; count: number }; rowsThisRun?: number; postCopy?: string });
+  t.deepEqual(results.map((r) => r.pod?.index).sort(), [0, 1], 'one pod per index, each knowing its index');
+  t.true(results.every((r) => (r.rowsThisRun ?? 0) > 0), `both pods copied: ${JSON.stringify(results)}`);
+  t.true(results.some((r) => r.postCopy === 'ran'), 'the last pod to finish ran the post-copy work');
+  t.is(await scalar(target, "SELECT count(*) || ':' || bool_and(done) FROM dataops_copy_checkpoint WHERE table_name = 'orders'"), '4:true', 'parallelism 2 × 2 pods key ranges');
 });

@@ -3,47 +3,16 @@
 // restart from zero. Also: exit codes for a refused plan and a bad manifest, and SQL from the
 // manifest cannot write to the source.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { freshDatabase } from '../support/databases.ts';
-import { repoRoot } from '../support/platform.ts';
+import { dmctl } from '../support/dmctl.ts';
 import { scalar } from '../support/sql.ts';
 
-const CLI = join(repoRoot, 'src/cli/main.ts');
 const ROWS = 400_000;
-
-interface CliRun { code: number | null; signal: NodeJS.Signals | null; events: Record<string, unknown>[] }
-
-/** Runs dmctl; `killWhen` is polled every 20 ms and SIGKILLs the process when it returns true. */
-function dmctl(args: string[], env: Record<string, string>, killWhen?: () => Promise<boolean>): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.resume(); // JSON mode writes everything to stdout
-    let timer: NodeJS.Timeout | undefined;
-    if (killWhen) {
-      const poll = (): void => {
-        killWhen().then((kill) => {
-          if (kill) child.kill('SIGKILL');
-          else timer = setTimeout(poll, 20);
-        }, () => { timer = setTimeout(poll, 20); });
-      };
-      poll();
-    }
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const events = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code, signal, events });
-    });
-  });
-}
-
 
 async function manifestFile(body: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dmctl-'));

@@ -77,3 +77,29 @@ test('jobTemplate overrides apply', (t) => {
   t.true(custom.spec?.template.spec?.automountServiceAccountToken);
   t.is(custom.spec?.template.spec?.containers[0]?.image, 'mine:1');
 });
+
+test('copyPods > 1: the copy Job is an Indexed Job, one completion per pod, each index retried on its own', (t) => {
+  const spread: DataMigration = { ...migration, spec: { ...migration.spec, strategy: { type: 'BigBang', parallelism: 2, copyPods: 3 } } };
+  const job = buildStepJob(spread, 'copy', 'g2', engine);
+  t.is(job.spec?.completionMode, 'Indexed');
+  t.is(job.spec?.completions, 3);
+  t.is(job.spec?.parallelism, 3);
+  t.is(job.spec?.backoffLimitPerIndex, 1, 'jobTemplate.backoffLimit, per index');
+  t.is(job.spec?.maxFailedIndexes, 0, 'an index out of retries fails the Job');
+  t.is(job.spec?.backoffLimit, undefined, 'the API server defaults it with backoffLimitPerIndex');
+  t.deepEqual(job.spec?.podFailurePolicy, buildStepJob(migration, 'copy', 'g2', engine).spec?.podFailurePolicy, 'exit codes 2, 3, 4 still fail the Job at once');
+  // The pods run the same command; dmctl learns its index from JOB_COMPLETION_INDEX, which Kubernetes sets.
+  const container = job.spec?.template.spec?.containers[0];
+  t.deepEqual(container?.command, ['node', '/app/dist/cli/main.js', 'step', 'copy']);
+  t.false(container?.env?.some((e) => e.name === 'JOB_COMPLETION_INDEX'));
+
+  for (const step of ['schema', 'sync', 'validate', 'rollback'] as const) {
+    const other = buildStepJob(spread, step, 'g2', engine).spec;
+    t.is(other?.completionMode, undefined, `${step} runs in one pod`);
+    t.is(other?.backoffLimit, 1);
+  }
+  const single = buildStepJob({ ...spread, spec: { ...spread.spec, strategy: { type: 'BigBang', copyPods: 1 } } }, 'copy', 'g2', engine).spec;
+  t.is(single?.completionMode, undefined, 'copyPods 1: the Job is as before');
+  t.is(single?.completions, undefined);
+  t.is(single?.backoffLimit, 1);
+});

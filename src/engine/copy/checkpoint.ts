@@ -3,7 +3,7 @@
 // holds exactly the batches whose checkpoint it holds, so a resumed copy neither loses nor
 // repeats a row.
 import type { Dialect } from '../db/dialect.ts';
-import type { SqlSession, SqlValue } from '../db/session.ts';
+import type { SqlRow, SqlSession, SqlValue } from '../db/session.ts';
 
 export const CHECKPOINT_TABLE = 'dataops_copy_checkpoint';
 
@@ -53,51 +53,79 @@ function asText(value: SqlValue | undefined): string {
   return value === null || value === undefined ? '' : value.toString();
 }
 
+const isTrue = (value: SqlValue | undefined): boolean => ['t', 'true', '1'].includes(asText(value));
+
+function checkpointOf(row: SqlRow): Checkpoint {
+  return {
+    lastKey: row.last_key === null || row.last_key === undefined ? null : decodeKey(asText(row.last_key)),
+    rowsCopied: Number(asText(row.rows_copied)),
+    done: isTrue(row.done),
+    boundaries: JSON.parse(asText(row.boundaries)) as string[],
+  };
+}
+
 export async function readCheckpoint(session: SqlSession, id: CheckpointId): Promise<Checkpoint | undefined> {
   const d = session.dialect;
   const rows = await session.query(
     `SELECT last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} AND shard = ${d.placeholder(3)}`,
     [id.migration, id.table, id.shard],
   );
-  const row = rows[0];
-  if (!row) return undefined;
-  const lastKey = row.last_key === null || row.last_key === undefined ? null : decodeKey(asText(row.last_key));
-  return {
-    lastKey,
-    rowsCopied: Number(asText(row.rows_copied)),
-    done: ['t', 'true', '1'].includes(asText(row.done)),
-    boundaries: JSON.parse(asText(row.boundaries)) as string[],
-  };
+  return rows[0] ? checkpointOf(rows[0]) : undefined;
 }
 
 /** All checkpoints of one table (every shard), to resume with the boundaries it started with. */
 export async function readTableCheckpoints(session: SqlSession, migration: string, table: string): Promise<Map<number, Checkpoint>> {
   const d = session.dialect;
   const rows = await session.query(
-    `SELECT shard FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)}`,
+    `SELECT shard, last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)}`,
     [migration, table],
   );
-  const result = new Map<number, Checkpoint>();
-  for (const row of rows) {
-    const shard = Number(asText(row.shard));
-    const checkpoint = await readCheckpoint(session, { migration, table, shard });
-    if (checkpoint) result.set(shard, checkpoint);
-  }
-  return result;
+  return new Map(rows.map((row) => [Number(asText(row.shard)), checkpointOf(row)]));
+}
+
+export interface ShardState {
+  table: string;
+  shard: number;
+  rowsCopied: number;
+  done: boolean;
+}
+
+/** Every shard of a migration, without keys and boundaries: what polling for other pods needs. */
+export async function readShardStates(session: SqlSession, migration: string): Promise<ShardState[]> {
+  const d = session.dialect;
+  const rows = await session.query(
+    `SELECT table_name, shard, rows_copied, done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)}`,
+    [migration],
+  );
+  return rows.map((row) => ({ table: asText(row.table_name), shard: Number(asText(row.shard)), rowsCopied: Number(asText(row.rows_copied)), done: isTrue(row.done) }));
 }
 
 /** Records progress; call inside the transaction that wrote the batch. */
 export async function writeCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint): Promise<void> {
+  await upsertCheckpoint(session, id, checkpoint, true);
+}
+
+/** Records a checkpoint unless the shard has one already (the first writer of a split wins). */
+export async function insertCheckpointIfAbsent(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint): Promise<void> {
+  await upsertCheckpoint(session, id, checkpoint, false);
+}
+
+async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint, overwrite: boolean): Promise<void> {
   const d = session.dialect;
   const values = [id.migration, id.table, id.shard, checkpoint.lastKey ? encodeKey(checkpoint.lastKey) : null,
     checkpoint.rowsCopied, checkpoint.done, JSON.stringify(checkpoint.boundaries)];
   const placeholders = values.map((_, i) => d.placeholder(i + 1)).join(', ');
   const now = d.engine === 'postgres' ? 'now()' : 'UTC_TIMESTAMP(6)';
   const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${now})`;
-  const update = d.engine === 'postgres'
-    ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, boundaries = EXCLUDED.boundaries, updated_at = EXCLUDED.updated_at'
-    : ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), boundaries = VALUES(boundaries), updated_at = VALUES(updated_at)';
-  await session.query(insert + update, values);
+  // MySQL: a no-op update rather than INSERT IGNORE, which would also hide other errors.
+  const conflict = d.engine === 'postgres'
+    ? overwrite
+      ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, boundaries = EXCLUDED.boundaries, updated_at = EXCLUDED.updated_at'
+      : ' ON CONFLICT (migration, table_name, shard) DO NOTHING'
+    : overwrite
+      ? ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), boundaries = VALUES(boundaries), updated_at = VALUES(updated_at)'
+      : ' ON DUPLICATE KEY UPDATE shard = shard';
+  await session.query(insert + conflict, values);
 }
 
 /** Forgets a migration's checkpoints (a fresh run, or a rollback that empties the tables). */

@@ -1,11 +1,13 @@
 // Copies a set of tables with bounded parallelism: large tables are split into key-range shards
 // (computed once, recorded in the checkpoints), and at most `parallelism` shards run at once.
+// With several pods, this process copies only its share of the (table, shard) units (units.ts).
 // Progress is aggregated per table for the reporter and the operator's status.
 import type { SqlSession } from '../db/session.ts';
 import { readTableCheckpoints } from './checkpoint.ts';
 import { copyShard, type Endpoint, type MysqlBulk, type ShardProgress } from './copy-shard.ts';
 import type { TableCopyPlan } from './plan-types.ts';
-import { planShards } from './shards.ts';
+import { MAX_SHARDS_PER_TABLE, planShards } from './shards.ts';
+import { recordSplits, SINGLE_POD, unitsOf, type PodShare, type TableSplit } from './units.ts';
 
 export interface TableToCopy {
   plan: TableCopyPlan;
@@ -36,14 +38,21 @@ export interface CopyTablesOptions {
   parallelism: number;
   /** Tables with fewer estimated rows than this are copied as one shard. */
   minRowsToShard?: number;
+  /** Key ranges a large table is split into (default: parallelism; at most MAX_SHARDS_PER_TABLE). */
+  shardsPerTable?: number;
+  /** The share of the (table, shard) units this process copies (default: all of them). */
+  pod?: PodShare;
   onProgress?: (tables: TableProgressState[]) => void;
   signal?: AbortSignal;
   mysqlBulk?: MysqlBulk;
 }
 
 export interface CopyTablesResult {
+  /** The tables this pod has units of, with its share of their rows. */
   tables: TableProgressState[];
   rowsThisRun: number;
+  /** The recorded split of every table, for waiting on the other pods. */
+  splits: TableSplit[];
 }
 
 /** Runs `tasks` with at most `limit` in flight; the first failure stops new ones and is thrown. */
@@ -67,6 +76,17 @@ export async function runPool(tasks: (() => Promise<void>)[], limit: number, sig
 
 export async function copyTables(options: CopyTablesOptions): Promise<CopyTablesResult> {
   const minRowsToShard = options.minRowsToShard ?? 500_000;
+  const splitInto = Math.min(MAX_SHARDS_PER_TABLE, options.shardsPerTable ?? options.parallelism);
+  const pod = options.pod ?? SINGLE_POD;
+  // A resumed table keeps the split it started with, whatever the data, parallelism or pods now.
+  const splits = await recordSplits(options.targetSession, options.migration, options.tables.map(({ plan, estimatedRows, keyType }) => ({
+    table: plan.targetTable,
+    plan: () => (estimatedRows >= minRowsToShard && splitInto > 1
+      ? planShards(options.sourceSession, plan.sourceTable, plan.key[0] ?? '', keyType, splitInto, plan.dedupe ? undefined : plan.where)
+      : Promise.resolve([])),
+  })));
+  const boundariesOf = new Map(splits.map((split) => [split.table, split.boundaries]));
+  const mine = unitsOf(splits, pod);
   const states = new Map<string, TableProgressState>();
   const shardRows = new Map<string, number>();
   const tasks: (() => Promise<void>)[] = [];
@@ -74,27 +94,24 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
 
   for (const table of options.tables) {
     const { plan } = table;
-    const existing = await readTableCheckpoints(options.targetSession, options.migration, plan.targetTable);
-    // A resumed table keeps the boundaries it started with, whatever the data or parallelism now.
-    const first = existing.values().next().value;
-    const boundaries = first
-      ? first.boundaries
-      : table.estimatedRows >= minRowsToShard && options.parallelism > 1
-        ? await planShards(options.sourceSession, plan.sourceTable, plan.key[0] ?? '', table.keyType, options.parallelism, plan.dedupe ? undefined : plan.where)
-        : [];
-    const shards = boundaries.length + 1;
+    const boundaries = boundariesOf.get(plan.targetTable) ?? [];
+    const shards = mine.filter((unit) => unit.table === plan.targetTable).map((unit) => unit.shard);
+    if (shards.length === 0) continue; // all of it is other pods' share
+    // This pod's share of the table: its shards, the rows they hold already, the estimate pro rata.
     const state: TableProgressState = {
-      table: plan.targetTable, rowsCopied: 0, rowsEstimated: table.estimatedRows, shardsDone: 0, shards, done: false,
+      table: plan.targetTable, rowsCopied: 0, rowsEstimated: Math.round((table.estimatedRows * shards.length) / (boundaries.length + 1)),
+      shardsDone: 0, shards: shards.length, done: false,
     };
-    for (const [shard, checkpoint] of existing) {
-      shardRows.set(`${plan.targetTable}#${shard}`, checkpoint.rowsCopied);
+    for (const [shard, checkpoint] of await readTableCheckpoints(options.targetSession, options.migration, plan.targetTable)) {
+      if (!shards.includes(shard)) continue;
+      shardRows.set(`${plan.targetTable}#${String(shard)}`, checkpoint.rowsCopied);
       state.rowsCopied += checkpoint.rowsCopied;
     }
     states.set(plan.targetTable, state);
-    for (let shard = 0; shard < shards; shard++) {
+    for (const shard of shards) {
       tasks.push(async () => {
         const report = (progress: ShardProgress): void => {
-          const key = `${progress.table}#${progress.shard}`;
+          const key = `${progress.table}#${String(progress.shard)}`;
           state.rowsCopied += progress.rowsCopied - (shardRows.get(key) ?? 0);
           shardRows.set(key, progress.rowsCopied);
           options.onProgress?.([...states.values()]);
@@ -114,5 +131,5 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
     }
   }
   await runPool(tasks, options.parallelism, options.signal);
-  return { tables: [...states.values()], rowsThisRun };
+  return { tables: [...states.values()], rowsThisRun, splits };
 }

@@ -1,7 +1,11 @@
 // Splitting one large table into key ranges that copy in parallel. The split is computed once
-// (from the first key column's min and max) and then passed to every worker, so several Job
-// pods agree on it; the outer ranges are open, so every row falls in exactly one shard.
+// (from the first key column's min and max), recorded with the checkpoints, and read back by
+// every worker, so the pods of an Indexed Job agree on it (see units.ts); the outer ranges are
+// open, so every row falls in exactly one shard.
 import type { SqlSession } from '../db/session.ts';
+
+/** Every checkpoint row holds the whole split, so the rows of a table grow with its square: cap it. */
+export const MAX_SHARDS_PER_TABLE = 256;
 
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'int', 'bigint', 'tinyint', 'mediumint', 'int2', 'int4', 'int8']);
 

@@ -14,7 +14,12 @@ export interface EngineSettings {
   /** Tables named in the manifest; empty means every table of the source. */
   tables: TableSpec[];
   batchSize: number;
+  /** Shards copied at once by one process (one pod). */
   parallelism: number;
+  /** Pods of the copy Job (strategy.copyPods): a large table is split into parallelism × copyPods ranges. */
+  copyPods: number;
+  /** Tables with fewer estimated rows are copied as one shard (default 500,000; dmctl: DMO_MIN_ROWS_TO_SHARD). */
+  minRowsToShard?: number;
   conflictPolicy: ConflictPolicy;
   createMissingTables: boolean;
   /** Phased: source table names per phase, copied one phase after another; empty: all at once. */
@@ -46,6 +51,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     })),
     batchSize: spec.strategy?.batchSize ?? 10000,
     parallelism: spec.strategy?.parallelism ?? 4,
+    copyPods: spec.strategy?.copyPods ?? 1,
     conflictPolicy: spec.strategy?.conflictPolicy === 'Upsert' ? 'upsert' : 'fail',
     createMissingTables: spec.schema?.createMissingTables ?? false,
     phases: spec.strategy?.type === 'Phased' ? (spec.strategy.phases ?? []).map((p) => p.tables) : [],

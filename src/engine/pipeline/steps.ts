@@ -4,6 +4,7 @@
 // Every step is safe to run again: it continues from what the target records.
 import { hostname } from 'node:os';
 import { ensureCheckpointTable } from '../copy/checkpoint.ts';
+import { SINGLE_POD, unitsProgress, unlessLocked, waitForUnits, type PodShare, type TableSplit } from '../copy/units.ts';
 import type { Endpoint } from '../copy/copy-shard.ts';
 import { copyTables, type TableProgressState } from '../copy/copy-tables.ts';
 import { openSession } from '../db/connect.ts';
@@ -33,6 +34,8 @@ export interface StepContext {
   /** Directory of V/U migration files (the mounted ConfigMap in a Job). */
   migrationsDir?: string;
   signal?: AbortSignal;
+  /** The copy step: this process's share of the units (a pod of the copy Job); default all. */
+  pod?: PodShare;
 }
 
 /** A session on one side, with its TLS settings. */
@@ -120,26 +123,37 @@ export interface CopiedTable {
   /** Source table, as the manifest names it. */
   name: string;
   target: string;
+  /** Rows of this pod's share of the table (all of it with one pod), earlier runs included. */
   rowsCopied: number;
 }
 
+/**
+ * The post-copy work (keys, indexes, foreign keys): `ran` here; `pending`, other pods' units are
+ * not done yet (the last pod to finish runs it); `elsewhere`, another pod was running it.
+ */
+export type PostCopy = 'ran' | 'pending' | 'elsewhere';
+
 export interface CopyStepResult {
+  /** Which share of the units this process copied. */
+  pod: PodShare;
+  /** The tables this pod had units of. */
   tables: CopiedTable[];
   rowsThisRun: number;
   /** MySQL zero dates stored as NULL, per source "table.column". */
   zeroDates: Record<string, number>;
+  postCopy: PostCopy;
   /** Indexes, keys and foreign keys added to created tables after the copy. */
   postCopyStatements: number;
   warnings: string[];
 }
 
 export async function copyStep(context: StepContext, onProgress?: (tables: TableProgressState[]) => void): Promise<CopyStepResult> {
+  const pod = context.pod ?? SINGLE_POD;
   return withSessions(context, async (source, target) => {
     const { settings } = context;
     const zeroDates: ZeroDateCounts = new Map();
     const plan = await planMigration(source, target, settings, zeroDates);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
-    await ensureCheckpointTable(target);
     const toCopy = plan.tables.flatMap((t) => (t.copy ? [{
       plan: t.copy, estimatedRows: t.source.estimatedRows, sourceName: t.spec.name,
       keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
@@ -148,24 +162,45 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     const phases = settings.phases.length > 0 ? settings.phases : [toCopy.map((t) => t.sourceName)];
     const copied = { tables: [] as TableProgressState[], rowsThisRun: 0 };
     const done: TableProgressState[] = [];
+    const splits: TableSplit[] = [];
+    let previous: TableSplit[] = [];
     for (const phase of phases) {
+      // With several pods a phase starts only when every pod has finished the one before.
+      if (pod.count > 1 && previous.length > 0) await waitForUnits(target, settings.migration, previous, context.signal ? { signal: context.signal } : {});
       const result = await copyTables({
         source: context.source, target: context.target, sourceSession: source, targetSession: target,
         migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
+        shardsPerTable: settings.parallelism * Math.max(settings.copyPods, pod.count), pod,
         tables: toCopy.filter((t) => phase.includes(t.sourceName)),
+        ...(settings.minRowsToShard !== undefined ? { minRowsToShard: settings.minRowsToShard } : {}),
         ...(settings.mysqlBulk ? { mysqlBulk: settings.mysqlBulk } : {}),
         ...(onProgress ? { onProgress: (tables: TableProgressState[]) => { onProgress([...done, ...tables]); } } : {}),
         ...(context.signal ? { signal: context.signal } : {}),
       });
       done.push(...result.tables);
       copied.rowsThisRun += result.rowsThisRun;
+      splits.push(...result.splits);
+      previous = result.splits;
     }
     copied.tables = done;
-    const postCopyStatements = await finishCreatedTables(target, settings, plan);
+    const finish = (): Promise<number> => finishCreatedTables(target, settings, plan);
+    const post = pod.count === 1 ? { postCopy: 'ran' as const, postCopyStatements: await finish() } : await finishWhenAllDone(target, settings.migration, splits, finish);
     const sourceOf = new Map(plan.tables.map((t) => [t.spec.target ?? t.spec.name, t.spec.name]));
     const tables = copied.tables.map((t) => ({ name: sourceOf.get(t.table) ?? t.table, target: t.table, rowsCopied: t.rowsCopied }));
-    return { tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), postCopyStatements, warnings: plan.warnings };
+    return { pod, tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), ...post, warnings: plan.warnings };
   });
+}
+
+/**
+ * One pod of several: the post-copy work runs once every unit of every table is done, so each pod
+ * checks after its share, and the last to finish runs it. Two that finish together both see it
+ * done; the lock lets one run it (idempotent, so a retried pod may run it again harmlessly).
+ */
+async function finishWhenAllDone(target: SqlSession, migration: string, splits: readonly TableSplit[], finish: () => Promise<number>): Promise<Pick<CopyStepResult, 'postCopy' | 'postCopyStatements'>> {
+  const progress = await unitsProgress(target, migration, splits);
+  if (progress.done < progress.units) return { postCopy: 'pending', postCopyStatements: 0 };
+  const statements = await unlessLocked(target, migration, 'finish', finish);
+  return statements === undefined ? { postCopy: 'elsewhere', postCopyStatements: 0 } : { postCopy: 'ran', postCopyStatements: statements };
 }
 
 export interface SyncStepResult {
