@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for the operator and for the engine Jobs it starts:
-#   operator:   node dist/controller/main.js            (the default command)
+#   operator:   node --max-semi-space-size=2 dist/controller/main.js   (the default command)
 #   engine Job: node /app/dist/cli/main.js step <schema|copy|validate|rollback>
 # Build:  docker build -t datamigration-operator:0.1.0 .
 #
@@ -46,4 +46,4 @@ COPY --from=build /app/dist ./dist
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["node"]
-CMD ["dist/controller/main.js"]
+CMD ["--max-semi-space-size=2", "dist/controller/main.js"]

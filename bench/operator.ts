@@ -12,10 +12,10 @@ import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../src/api/constants.ts';
+import { OPERATOR_NODE_FLAGS } from '../src/controller/node-flags.ts';
 import { ENV_BIN_DIR, ENV_KUBECONFIG, ENV_NODE_DIR } from '../test/support/kube.ts';
 import { repoRoot, startPlatform } from '../test/support/platform.ts';
 import { freePort, onExit, runChecked, waitFor } from '../test/support/process.ts';
@@ -23,11 +23,9 @@ import { round, runExitCleanups } from './support.ts';
 
 // --cpu-prof: profile the operator (V8 CPU profile) and print where its own CPU time goes; it
 // slows the operator down, so the figures of such a run are not the benchmark's.
-// --reuse-connections: an experiment, not the operator as shipped: its client-node keeps one undici
-// Agent per KubeConfig (patched in by the request trace preload) instead of one per request.
 const { values } = parseArgs({ options: {
   migrations: { type: 'string', default: '500' }, concurrency: { type: 'string', default: '50' }, timeout: { type: 'string', default: '300' },
-  'cpu-prof': { type: 'boolean', default: false }, 'reuse-connections': { type: 'boolean', default: false },
+  'cpu-prof': { type: 'boolean', default: false },
 } });
 const migrations = Number(values.migrations);
 const concurrency = Number(values.concurrency);
@@ -109,8 +107,7 @@ async function pool(n: number, limit: number, task: (i: number) => Promise<void>
  * created to response headers) and the TCP/TLS connections its HTTP client opens (and the time
  * spent opening them), from undici's diagnostics channels (client-node 2.x talks to the API server
  * through undici). On SIGUSR2 it writes what it has to DMO_BENCH_TRACE. It changes nothing the
- * operator does, unless DMO_BENCH_CLIENT_NODE is set (--reuse-connections, an experiment): then
- * every request of a KubeConfig goes through one undici Agent, so connections are kept and reused.
+ * operator does.
  */
 const TRACE_PRELOAD = `
 import { subscribe } from 'node:diagnostics_channel';
@@ -140,19 +137,6 @@ subscribe('undici:client:connected', ({ connector }) => {
   connections++; const at = connecting.get(connector); if (at !== undefined) connectMs += performance.now() - at;
 });
 process.on('SIGUSR2', () => { writeFileSync(process.env.DMO_BENCH_TRACE, JSON.stringify({ connections, connectMs, stats })); });
-if (process.env.DMO_BENCH_CLIENT_NODE) {
-  // --reuse-connections: one undici Agent per KubeConfig instead of a new one per request.
-  const { KubeConfig } = await import(process.env.DMO_BENCH_CLIENT_NODE);
-  const original = KubeConfig.prototype.applySecurityAuthentication;
-  const kept = new WeakMap();
-  KubeConfig.prototype.applySecurityAuthentication = async function (context) {
-    await original.call(this, context);
-    const fresh = context.getDispatcher();
-    if (!fresh) return;
-    const agent = kept.get(this);
-    if (agent) { void fresh.close(); context.setDispatcher(agent); } else kept.set(this, fresh);
-  };
-}
 `;
 
 interface RequestStats { count: number; totalMs: number; maxMs: number; errors: number }
@@ -243,12 +227,13 @@ async function connectionProbe(kc: k8s.KubeConfig, n: number): Promise<{ reusedM
 function startOperatorProcess(kubeconfig: string, metricsPort: number, tracePath: string, profileDir?: string): { child: ChildProcess; tail(): string; lines(): number } {
   const preload = `--import=data:text/javascript,${encodeURIComponent(TRACE_PRELOAD)}`;
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(join(repoRoot, 'node_modules/.bin/node'), [...profile, preload, join(repoRoot, 'src/controller/main.ts')], {
+  // The operator as the image runs it: the compiled dist/ (built first) with its node flags.
+  const child = spawn(join(repoRoot, 'node_modules/.bin/node'), [...OPERATOR_NODE_FLAGS, ...profile, preload, join(repoRoot, 'dist/controller/main.js')], {
     cwd: repoRoot,
     env: {
       ...process.env, KUBECONFIG: kubeconfig, DMO_BENCH_TRACE: tracePath,
-      ...(values['reuse-connections'] ? { DMO_BENCH_CLIENT_NODE: pathToFileURL(join(repoRoot, 'node_modules/@kubernetes/client-node/dist/index.js')).href } : {}), ENGINE_IMAGE: 'bench', ENGINE_COMMAND: '["true"]', LEADER_ELECTION: 'false',
-      METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn', WORKERS: '4',
+      ENGINE_IMAGE: 'bench', ENGINE_COMMAND: '["true"]', LEADER_ELECTION: 'false',
+      METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -331,7 +316,9 @@ async function apiserverLatency(kubectl: string, kubeconfig: string): Promise<Ma
 }
 
 async function main(): Promise<void> {
-  const report: Record<string, number | string | boolean | null> = { migrations, ...(values['reuse-connections'] ? { experiment: 'reuse-connections' } : {}) };
+  const report: Record<string, number | string | boolean | null> = { migrations };
+  console.log('building the operator (dist/)');
+  await runChecked(join(repoRoot, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: repoRoot });
   console.log('starting the control plane');
   const platform = await startPlatform({ kubernetes: true, databases: false });
   console.log(`control plane up: ${JSON.stringify(platform.startSeconds)} s`);
@@ -358,7 +345,6 @@ async function main(): Promise<void> {
   const metricsPort = await freePort();
   const tracePath = join(tmpdir(), `dmo-bench-trace-${String(process.pid)}.json`);
   const profileDir = values['cpu-prof'] ? await mkdtemp(join(tmpdir(), 'dmo-bench-prof-')) : undefined;
-  if (values['reuse-connections']) console.log('experiment: the operator\'s client-node reuses one undici Agent (these are not the shipped operator\'s figures)');
   if (profileDir) console.log(`profiling the operator into ${profileDir} (its figures are slowed by the profiler)`);
   const operator = startOperatorProcess(kubeconfig, metricsPort, tracePath, profileDir);
   const pid = operator.child.pid;

@@ -58,6 +58,7 @@ export const REASONS = {
   InvalidSpec: 'InvalidSpec',
   // steps
   JobRunning: 'JobRunning',
+  JobRejected: 'JobRejected',
   JobFailed: 'JobFailed',
   PlanRefused: 'PlanRefused',
   ChecksumMismatch: 'ChecksumMismatch',

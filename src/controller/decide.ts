@@ -71,7 +71,8 @@
 // - spec.suspend: no new Job and no Service switch; a running Job finishes and its result is
 //   recorded. Restoring the Service during a rollback is not held back by suspend.
 // - Events: one per phase change, plus one whenever the Ready reason changes (so a missing Secret
-//   warns once, not on every reconcile). Feeding the returned status back in with the same Jobs and
+//   warns once, not on every reconcile), except a normal Ready change that comes with a phase
+//   change's Event. A Job the API server refuses (rejectedJob) waits with reason JobRejected. Feeding the returned status back in with the same Jobs and
 //   time yields no actions besides requeue.
 import {
   ABORT_ANNOTATION, APPROVE_ANNOTATION, CHECK_KINDS, CHECK_OUTCOMES, REASONS, RETRY_ANNOTATION, STEPS, TABLE_STATES, TERMINAL_PHASES,
@@ -124,7 +125,18 @@ export interface ObservedService {
 export interface DecideInput {
   migration: DataMigration;
   jobs: readonly ObservedJob[];
-  preflight: Preflight;
+  /**
+   * What the preflight found; absent when it has not been run. It is needed only where something
+   * would start (a Job, the switch), and then the decision says so (needsPreflight) instead of
+   * deciding; the caller runs the preflight and decides again. So a reconcile that only waits on a
+   * running Job reads no Secret and no ConfigMap.
+   */
+  preflight?: Preflight;
+  /**
+   * The API server refused to create this step's Job just now (400, 403, 404, 422: an invalid
+   * jobTemplate, a quota, an admission policy). Decided again with it, the step waits and says why.
+   */
+  rejectedJob?: { step: Step; message: string };
   /** The cutover Service as observed now (only when spec.cutover is set and the Service exists). */
   service?: ObservedService;
   /** The current time, RFC 3339. */
@@ -149,6 +161,8 @@ export interface Decision {
   actions: Action[];
   /** Reconcile again after this many seconds (absent: only when something changes). */
   requeueAfterSeconds?: number;
+  /** Nothing was decided: something would start, so decide again with the preflight's findings. */
+  needsPreflight?: true;
 }
 
 // ---- timings --------------------------------------------------------------------------------
@@ -162,6 +176,8 @@ export const REQUEUE = {
   jobRunning: 30,
   /** Waiting for a just-created Job to show up. */
   jobStarting: 10,
+  /** A Job the API server refused is asked for again after this long (or when anything changes). */
+  jobRejected: 60,
   /** Waiting for a Service patch to show up. */
   switching: 5,
   /** Waiting for the gate Deployment (not watched). */
@@ -264,7 +280,7 @@ function describeMissing(missing: MissingObject): string {
 
 const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.SecretNotFound, REASONS.SecretKeyNotFound, REASONS.ConfigMapNotFound, REASONS.ServiceNotFound,
-  REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobFailed, REASONS.PlanRefused,
+  REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobRejected, REASONS.JobFailed, REASONS.PlanRefused,
   REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
 ]);
 
@@ -302,6 +318,9 @@ interface Context {
   status: DataMigrationStatus;
   actions: Action[];
   requeue: number | undefined;
+  needsPreflight: boolean;
+  /** A phase change's Event is among the actions. */
+  phaseEvent: boolean;
 }
 
 const JOB_STATE_RANK: Record<JobState, number> = { Running: 0, Failed: 1, Succeeded: 2 };
@@ -338,7 +357,7 @@ function createContext(input: DecideInput): Context {
   const status = structuredClone(migration.status ?? {});
   return {
     input, migration, spec: migration.spec, generation, now: input.now, runId, runJobs,
-    readyBefore: findCondition(status.conditions, 'Ready'), status, actions: [], requeue: undefined,
+    readyBefore: findCondition(status.conditions, 'Ready'), status, actions: [], requeue: undefined, needsPreflight: false, phaseEvent: false,
   };
 }
 
@@ -363,6 +382,7 @@ function transition(ctx: Context, phase: Phase, reason: EventReason, message: st
   const from = ctx.status.phase ?? 'Pending';
   ctx.status.phase = phase;
   event(ctx, type, reason, `${from} → ${phase}: ${message}`);
+  ctx.phaseEvent = true;
 }
 
 function succeed(ctx: Context, message: string): void {
@@ -383,7 +403,12 @@ function mayStart(ctx: Context, what: string): boolean {
     ready(ctx, 'False', REASONS.Suspended, `Suspended before ${what}; set spec.suspend to false to continue`);
     return false;
   }
-  const missing = ctx.input.preflight.missing;
+  const preflight = ctx.input.preflight;
+  if (preflight === undefined) {
+    ctx.needsPreflight = true;
+    return false;
+  }
+  const missing = preflight.missing;
   const first = missing[0];
   if (first !== undefined) {
     ready(ctx, 'False', PREFLIGHT_REASONS[first.kind], `${what} waits for: ${missing.map(describeMissing).join('; ')}`);
@@ -431,6 +456,15 @@ function runStep(ctx: Context, step: Step): StepOutcome {
       ready(ctx, 'False', REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
     }
     requeueAfter(ctx, REQUEUE.jobRunning);
+    return { kind: 'wait' };
+  }
+  const rejected = ctx.input.rejectedJob;
+  if (rejected?.step === step) {
+    const message = `The API server refused the ${title} Job of run ${ctx.runId}: ${bound(rejected.message, MAX_FAILURE_IN_MESSAGE)}; `
+      + `fix spec.jobTemplate (or the quota or policy that refused it); it is asked for again every ${String(REQUEUE.jobRejected)} s and whenever the DataMigration changes`;
+    setCond(ctx, marker.type, marker.status, REASONS.JobRejected, message);
+    ready(ctx, 'False', REASONS.JobRejected, message);
+    requeueAfter(ctx, REQUEUE.jobRejected);
     return { kind: 'wait' };
   }
   const starting = `The ${title} Job of run ${ctx.runId} is starting`;
@@ -827,7 +861,7 @@ function cuttingOver(ctx: Context): Next {
     return 'stop';
   }
   const gate = cutover.readinessGate;
-  if (gate !== undefined && ctx.input.preflight.deploymentReady !== true) {
+  if (gate !== undefined && ctx.input.preflight?.deploymentReady !== true) {
     ready(ctx, 'False', REASONS.DeploymentNotReady, `Waiting for Deployment ${gate.deployment} to be ready before switching Service ${cutover.service}`);
     requeueAfter(ctx, REQUEUE.deploymentNotReady);
     return 'stop';
@@ -1105,8 +1139,11 @@ function finish(ctx: Context): Decision {
   if (readyNow !== undefined && readyNow.reason !== REASONS.Initializing
     && (before === undefined || before.reason !== readyNow.reason || before.status !== readyNow.status)) {
     const reason = readyNow.reason as Reason;
-    const already = ctx.actions.some((action) => action.kind === 'event' && action.reason === reason);
-    if (!already) event(ctx, WARNING_REASONS.has(reason) ? 'Warning' : 'Normal', reason, readyNow.message);
+    const type = WARNING_REASONS.has(reason) ? 'Warning' : 'Normal';
+    // One Event per thing that happened: a normal Ready change that comes with a phase change
+    // ("Pending → Copying", then Ready "the copy Job is starting") is said by the phase's Event.
+    const already = ctx.actions.some((action) => action.kind === 'event' && (action.reason === reason || (type === 'Normal' && ctx.phaseEvent)));
+    if (!already) event(ctx, type, reason, readyNow.message);
   }
   const decision: Decision = { status: ctx.status, actions: ctx.actions };
   if (ctx.requeue !== undefined) decision.requeueAfterSeconds = ctx.requeue;
@@ -1139,6 +1176,12 @@ function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
 /** What should happen next for this migration. */
 export function decide(input: DecideInput): Decision {
   const ctx = createContext(input);
+  const decision = decideWith(ctx);
+  return ctx.needsPreflight ? { status: structuredClone(input.migration.status ?? {}), actions: [], needsPreflight: true } : decision;
+}
+
+function decideWith(ctx: Context): Decision {
+  const input = ctx.input;
   if (isTerminal(ctx.status.phase ?? 'Pending')) {
     const retry = retryVerdict(ctx);
     if (retry.kind !== 'start') return decideTerminal(ctx, retry);

@@ -62,6 +62,19 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     ? core.listNamespacedService({ namespace: ns })
     : core.listServiceForAllNamespaces()));
 
+  // What the caches keep is trimmed, like client-go's informer TransformFunc: managedFields are
+  // never read here, nor is a Job's pod template (its env carries the whole manifest). The cache
+  // holds the very object its handlers get, so the first handler trims the cached copy.
+  const trim = (obj: k8s.KubernetesObject): void => { delete obj.metadata?.managedFields; };
+  for (const verb of ['add', 'update'] as const) {
+    migrations.on(verb, trim);
+    services.on(verb, trim);
+    jobs.on(verb, (job: k8s.V1Job) => {
+      trim(job);
+      if (job.spec) job.spec.template = {};
+    });
+  }
+
   const keyOf = (obj: k8s.KubernetesObject): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
   const enqueueMigration = (obj: DataMigration): void => { queue.add(keyOf(obj)); };
   for (const verb of ['add', 'update', 'delete'] as const) migrations.on(verb, enqueueMigration);

@@ -1,13 +1,18 @@
-// Preflight: the objects a migration refers to exist before any Job is created. Secrets are read
-// with GET only (the operator never lists or watches Secrets, so it caches no secret data); the
-// reconcile is requeued with backoff until they appear.
+// Preflight: the objects a migration refers to exist before any Job is created or the Service is
+// switched (decide() asks for it only then). Secrets are read with GET only (the operator never
+// lists or watches Secrets, and remembers which keys they have for seconds, never their data);
+// the cutover Service comes from the informer's cache; the reconcile is requeued with backoff
+// until they appear.
 import * as k8s from '@kubernetes/client-node';
 import type { DataMigration } from '../api/types.ts';
 import type { MissingObject, Preflight } from './decide.ts';
 
-export interface PreflightClients {
+export interface PreflightSources {
   core: k8s.CoreV1Api;
+  secretKeys: SecretKeysCache;
   apps: k8s.AppsV1Api;
+  /** The Services informer's cache (the Services are watched anyway, for the cutover). */
+  services: k8s.ObjectCache<k8s.V1Service>;
 }
 
 export function statusCode(error: unknown): number | undefined {
@@ -40,11 +45,47 @@ async function orMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+/** Reads the Secret `name` into `secrets` (undefined: it does not exist) unless it is there already. */
+export async function readSecretOnce(core: k8s.CoreV1Api, namespace: string, name: string, secrets: Map<string, k8s.V1Secret | undefined>): Promise<k8s.V1Secret | undefined> {
+  if (!secrets.has(name)) secrets.set(name, await orMissing(() => core.readNamespacedSecret({ name, namespace })));
+  return secrets.get(name);
+}
+
 /**
- * `secrets` receives the Secrets read (undefined: missing), so the caller can use their data in
- * the same reconcile without reading them again.
+ * Which keys each Secret has, remembered for a few seconds: the preflights of a burst of
+ * migrations that name the same Secrets read each once. Only the names of the keys are kept,
+ * never a value; a missing Secret is not remembered, so one that appears is seen at once.
  */
-export async function runPreflight(clients: PreflightClients, migration: DataMigration, secrets = new Map<string, k8s.V1Secret | undefined>()): Promise<Preflight> {
+export class SecretKeysCache {
+  private readonly entries = new Map<string, { keys: Promise<ReadonlySet<string> | undefined>; at: number }>();
+  private readonly core: k8s.CoreV1Api;
+  private readonly ttlMs: number;
+
+  constructor(core: k8s.CoreV1Api, ttlMs = 10_000) {
+    this.core = core;
+    this.ttlMs = ttlMs;
+  }
+
+  /** The Secret's keys; undefined when it does not exist. */
+  async keysOf(namespace: string, name: string): Promise<ReadonlySet<string> | undefined> {
+    const id = `${namespace}/${name}`;
+    const now = Date.now();
+    const hit = this.entries.get(id);
+    if (hit && now - hit.at < this.ttlMs) return hit.keys;
+    if (this.entries.size >= 1024) for (const [key, entry] of this.entries) if (now - entry.at >= this.ttlMs) this.entries.delete(key);
+    // The promise is shared, so reconciles asking at once cause one GET.
+    const keys = orMissing(() => this.core.readNamespacedSecret({ name, namespace })).then((secret) => (secret ? new Set(Object.keys(secret.data ?? {})) : undefined));
+    this.entries.set(id, { keys, at: now });
+    const found = await keys.catch((error: unknown) => {
+      this.entries.delete(id);
+      throw error;
+    });
+    if (!found) this.entries.delete(id);
+    return found;
+  }
+}
+
+export async function runPreflight(sources: PreflightSources, migration: DataMigration): Promise<Preflight> {
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const missing: MissingObject[] = [];
@@ -56,26 +97,29 @@ export async function runPreflight(clients: PreflightClients, migration: DataMig
     const ca = endpoint.tls?.caSecretRef;
     if (ca) secretKeys.push({ name: ca.name, key: ca.key ?? 'ca.crt' });
   }
+  const configMap = spec.schema?.configMapRef?.name;
+  const gate = spec.cutover?.readinessGate;
+  // Everything is read at once (each Secret once), then checked in order.
+  const secretNames = [...new Set(secretKeys.map((s) => s.name))];
+  const [keysByName, configMapFound, deployment] = await Promise.all([
+    Promise.all(secretNames.map(async (name) => [name, await sources.secretKeys.keysOf(namespace, name)] as const)).then((entries) => new Map(entries)),
+    configMap ? orMissing(() => sources.core.readNamespacedConfigMap({ name: configMap, namespace })) : undefined,
+    gate ? orMissing(() => sources.apps.readNamespacedDeployment({ name: gate.deployment, namespace })) : undefined,
+  ]);
   for (const { name, key } of secretKeys) {
-    if (!secrets.has(name)) secrets.set(name, await orMissing(() => clients.core.readNamespacedSecret({ name, namespace })));
-    const secret = secrets.get(name);
-    if (!secret) {
+    const keys = keysByName.get(name);
+    if (!keys) {
       if (!missing.some((m) => m.kind === 'Secret' && m.name === name)) missing.push({ kind: 'Secret', name });
-    } else if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
+    } else if (!keys.has(key)) {
       missing.push({ kind: 'SecretKey', name, key });
     }
   }
-  const configMap = spec.schema?.configMapRef?.name;
-  if (configMap && !(await orMissing(() => clients.core.readNamespacedConfigMap({ name: configMap, namespace })))) {
-    missing.push({ kind: 'ConfigMap', name: configMap });
-  }
-  if (spec.cutover && !(await orMissing(() => clients.core.readNamespacedService({ name: spec.cutover?.service ?? '', namespace })))) {
+  if (configMap && !configMapFound) missing.push({ kind: 'ConfigMap', name: configMap });
+  if (spec.cutover && !sources.services.get(spec.cutover.service, namespace)) {
     missing.push({ kind: 'Service', name: spec.cutover.service });
   }
-  const gate = spec.cutover?.readinessGate;
   let deploymentReady: boolean | undefined;
   if (gate) {
-    const deployment = await orMissing(() => clients.apps.readNamespacedDeployment({ name: gate.deployment, namespace }));
     if (!deployment) missing.push({ kind: 'Deployment', name: gate.deployment });
     else deploymentReady = (deployment.status?.readyReplicas ?? 0) >= (gate.minReadyReplicas ?? 1);
   }

@@ -13,7 +13,7 @@ import { microTime } from './leader-election.ts';
 import { registerSecret, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { observeJob } from './observe.ts';
-import { describeError, runPreflight, statusCode } from './preflight.ts';
+import { describeError, readSecretOnce, runPreflight, SecretKeysCache, statusCode } from './preflight.ts';
 
 export interface ReconcileResult {
   /** Reconcile again after this many seconds; absent when only a change should wake it. */
@@ -34,6 +34,17 @@ export interface ReconcilerDeps {
   now?: () => Date;
 }
 
+/** Answers to a Job create that the same request would get again (not 409, 429 or 5xx). */
+const REFUSED = new Set([400, 403, 404, 422]);
+
+class JobRejectedError extends Error {
+  readonly step: Step;
+  constructor(step: Step, message: string) {
+    super(message);
+    this.step = step;
+  }
+}
+
 /** How often progress of a running copy reaches status (the issue's bound is 10 s). */
 const PROGRESS_SECONDS = 10;
 
@@ -45,6 +56,9 @@ export class Reconciler {
   private readonly events: k8s.EventsV1Api;
   private readonly deps: ReconcilerDeps;
   private readonly progress = new Map<string, ProgressSample>();
+  private readonly secretKeys: SecretKeysCache;
+  /** When each migration's copy progress was last read (ms), successful or not. */
+  private readonly progressReadAt = new Map<string, number>();
   private readonly results = new Map<string, ObservedJob>();
 
   constructor(deps: ReconcilerDeps) {
@@ -54,6 +68,7 @@ export class Reconciler {
     this.batch = deps.kc.makeApiClient(k8s.BatchV1Api);
     this.custom = deps.kc.makeApiClient(k8s.CustomObjectsApi);
     this.events = deps.kc.makeApiClient(k8s.EventsV1Api);
+    this.secretKeys = new SecretKeysCache(this.core);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -61,6 +76,7 @@ export class Reconciler {
     let migration = this.deps.migrations.get(name, namespace);
     if (!migration) {
       this.progress.delete(key);
+      this.progressReadAt.delete(key);
       return {}; // deleted: its Jobs go with it (owner references)
     }
     const log = this.deps.logger.child({ namespace, name, generation: migration.metadata?.generation, phase: migration.status?.phase });
@@ -68,32 +84,55 @@ export class Reconciler {
       await this.finalize(migration, log);
       return {};
     }
-    if (!migration.metadata?.finalizers?.includes(FINALIZER)) {
-      // Carry on with the patched object (its new resourceVersion), rather than a reconcile of its own.
-      migration = await this.patchMigration(migration, migration.metadata?.finalizers
-        ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
-        : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]);
-    }
     const now = (this.deps.now ?? (() => new Date()))();
-
     const jobs = await this.observeJobs(migration);
-    const secrets = new Map<string, k8s.V1Secret | undefined>();
-    const preflight = await runPreflight({ core: this.core, apps: this.apps }, migration, secrets);
     const service = this.observeService(migration);
-    const decision = decide({ migration, jobs, preflight, ...(service ? { service } : {}), now: now.toISOString() });
+    const input = { migration, jobs, ...(service ? { service } : {}), now: now.toISOString() };
+    const first = decide(input);
+    // The finalizer is added while the preflight reads (one round trip less on a new migration);
+    // the reconcile carries on with the patched object (its new resourceVersion).
+    const [patched, preflight] = await Promise.all([
+      migration.metadata?.finalizers?.includes(FINALIZER) ? migration : this.patchMigration(migration, migration.metadata?.finalizers
+        ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
+        : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]),
+      first.needsPreflight ? runPreflight({ core: this.core, apps: this.apps, services: this.deps.services, secretKeys: this.secretKeys }, migration) : undefined,
+    ]);
+    migration = patched;
+    let decision = preflight ? decide({ ...input, migration, preflight }) : first;
 
-    for (const action of decision.actions) await this.act(migration, action, decision.status, log);
+    const performed = new Set<string>();
+    try {
+      for (const action of decision.actions) {
+        await this.act(migration, action, decision.status, log);
+        performed.add(JSON.stringify(action));
+      }
+    } catch (error) {
+      if (!(error instanceof JobRejectedError)) throw error;
+      // Not an error to retry at once: the same Job would be refused again. Decided again with the
+      // refusal, the status says why (a condition, an Event) and the step is asked for later.
+      log.warn('the API server refused a Job', { step: error.step, error: error.message });
+      decision = decide({ ...input, migration, ...(preflight ? { preflight } : {}), rejectedJob: { step: error.step, message: error.message } });
+      for (const action of decision.actions) {
+        if (!performed.has(JSON.stringify(action))) await this.act(migration, action, decision.status, log);
+      }
+    }
     const status = decision.status;
     let requeue = decision.requeueAfterSeconds;
     if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
-      const sample = await this.copyProgress(migration, key, secrets).catch((error: unknown) => {
-        log.warn('could not read copy progress', { error: describeError(error) });
-        return undefined;
-      });
-      if (sample) status.progress = sample.progress;
+      // At most one read per PROGRESS_SECONDS, however often the Job's changes wake this migration.
+      const last = this.progressReadAt.get(key);
+      if (last === undefined || now.getTime() - last >= (PROGRESS_SECONDS - 1) * 1000) {
+        this.progressReadAt.set(key, now.getTime());
+        const sample = await this.copyProgress(migration, key).catch((error: unknown) => {
+          log.warn('could not read copy progress', { error: describeError(error) });
+          return undefined;
+        });
+        if (sample) status.progress = sample.progress;
+      }
       requeue = Math.min(requeue ?? PROGRESS_SECONDS, PROGRESS_SECONDS);
     } else if (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack') {
       this.progress.delete(key);
+      this.progressReadAt.delete(key);
       forgetEstimates(migration.metadata?.uid ?? '');
     }
 
@@ -172,9 +211,9 @@ export class Reconciler {
     return service ? { selector: service.spec?.selector ?? {} } : undefined;
   }
 
-  /** A Secret's value, from the Secrets this reconcile's preflight read. */
-  private secretValue(secrets: ReadonlyMap<string, k8s.V1Secret | undefined>, name: string, key: string): string {
-    const secret = secrets.get(name);
+  /** A Secret's value (read once per reconcile). */
+  private async secretValue(namespace: string, secrets: Map<string, k8s.V1Secret | undefined>, name: string, key: string): Promise<string> {
+    const secret = await readSecretOnce(this.core, namespace, name, secrets);
     const data = secret?.data?.[key];
     const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : secret?.stringData?.[key] ?? '';
     if (value === '') throw new Error(`Secret ${name} has no key ${key}`);
@@ -182,11 +221,13 @@ export class Reconciler {
     return value;
   }
 
-  private async copyProgress(migration: DataMigration, key: string, secrets: ReadonlyMap<string, k8s.V1Secret | undefined>): Promise<ProgressSample> {
+  private async copyProgress(migration: DataMigration, key: string): Promise<ProgressSample> {
     const { source, target } = migration.spec;
+    const secrets = new Map<string, k8s.V1Secret | undefined>(); // each read once
+    const namespace = migration.metadata?.namespace ?? '';
     const urls = {
-      source: this.secretValue(secrets, source.secretRef.name, source.secretRef.key ?? 'url'),
-      target: this.secretValue(secrets, target.secretRef.name, target.secretRef.key ?? 'url'),
+      source: await this.secretValue(namespace, secrets, source.secretRef.name, source.secretRef.key ?? 'url'),
+      target: await this.secretValue(namespace, secrets, target.secretRef.name, target.secretRef.key ?? 'url'),
     };
     const sample = await readCopyProgress(migration, urls, this.progress.get(key));
     this.progress.set(key, sample);
@@ -202,8 +243,11 @@ export class Reconciler {
           await this.batch.createNamespacedJob({ namespace, body: job });
           log.info('created Job', { job: job.metadata?.name, step: action.step });
         } catch (error) {
+          const code = statusCode(error);
           // Deterministic names: the Job exists already (an earlier reconcile created it).
-          if (statusCode(error) !== 409) throw error;
+          if (code === 409) return;
+          if (code !== undefined && REFUSED.has(code)) throw new JobRejectedError(action.step, describeError(error));
+          throw error;
         }
         return;
       }

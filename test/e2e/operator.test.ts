@@ -320,6 +320,32 @@ test('an operator restarted during the copy finds its Jobs, creates none twice, 
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '400000');
 });
 
+test('a Job the API server refuses (an invalid jobTemplate) is explained in status and an Event; fixing the spec lets it run', async (t) => {
+  const { namespace } = await stage(t, 'op-refused', 'postgres', 'postgres', 500);
+  await apply(namespace, {
+    metadata: { name: 'greedy' },
+    spec: {
+      ...endpoints('postgres', 'postgres'),
+      schema: { createMissingTables: true },
+      tables: [{ name: 'orders' }],
+      // Valid for the CRD, refused by the API server: a request above its limit.
+      jobTemplate: { resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } },
+    },
+  });
+  const refused = await waitFor('JobRejected', async () => {
+    const migration = await getMigration(namespace, 'greedy');
+    return migration.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'JobRejected' ? migration : undefined;
+  }, 60_000, 250);
+  t.regex(refused.status?.message ?? '', /HTTP 422 .*less than or equal to cpu limit.*spec\.jobTemplate/);
+  t.true((await eventReasons(namespace, 'greedy')).includes('JobRejected'));
+  t.deepEqual(await jobsByStep(namespace), {}, 'no Job was created');
+  await custom.patchNamespacedCustomObject({
+    group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'greedy', body: { spec: { jobTemplate: { resources: { requests: { cpu: '500m' } } } } },
+  }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  const done = await waitForPhase(namespace, 'greedy', ['Succeeded', 'Failed']);
+  t.is(done.status?.phase, 'Succeeded', done.status?.message);
+});
+
 test('suspend holds a migration before its first Job; resuming lets it run', async (t) => {
   const { namespace } = await stage(t, 'op-suspend', 'postgres', 'postgres', 500);
   await apply(namespace, {

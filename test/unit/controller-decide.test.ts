@@ -57,17 +57,21 @@ function input(m: DataMigration, observe: Observe = {}): DecideInput {
   const out: DecideInput = {
     migration: m,
     jobs: observe.jobs ?? [],
-    preflight: { missing: observe.missing ?? [] },
+    preflight: { missing: observe.missing ?? [], ...(observe.deploymentReady !== undefined ? { deploymentReady: observe.deploymentReady } : {}) },
     now: observe.now ?? T0,
   };
-  if (observe.deploymentReady !== undefined) out.preflight = { ...out.preflight, deploymentReady: observe.deploymentReady };
   if (observe.selector) out.service = { selector: observe.selector };
   return out;
 }
 
-/** Decides, and returns the decision with the migration as it would be after the status write. */
+/**
+ * Decides as the reconciler does (without the preflight first, again with it when asked), and
+ * returns the decision with the migration as it would be after the status write.
+ */
 function step(m: DataMigration, observe: Observe = {}): { d: Decision; m: DataMigration } {
-  const d = decide(input(m, observe));
+  const { preflight, ...withoutPreflight } = input(m, observe);
+  const first = decide(withoutPreflight);
+  const d = first.needsPreflight ? decide({ ...withoutPreflight, ...(preflight ? { preflight } : {}) }) : first;
   return { d, m: { ...m, status: d.status } };
 }
 
@@ -506,6 +510,47 @@ for (const [missing, reason, text] of [
     t.deepEqual(creates(recovered), ['copy']);
   });
 }
+
+test('preflight is asked for only where something would start: a new Job or the switch', (t) => {
+  const m0 = migration();
+  const asked = decide({ migration: m0, jobs: [], now: T0 });
+  t.true(asked.needsPreflight, 'Pending: the first Job waits for the preflight');
+  t.deepEqual(asked.actions, [], 'nothing is done on a decision without the preflight');
+  t.deepEqual(asked.status, m0.status ?? {});
+  const { d: started, m } = step(m0);
+  t.deepEqual(kinds(started).filter((k) => k.startsWith('event:')), ['event:Normal:Copying'], 'one Event for the start, not one per condition');
+  const running = decide({ migration: m, jobs: [job('copy', 'Running')], now: T1 });
+  t.is(running.needsPreflight, undefined, 'a running Job: nothing starts, no Secret is read');
+  t.is(running.status.phase, 'Copying');
+  const finished = decide({ migration: m, jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 });
+  t.true(finished.needsPreflight, 'the next step would start');
+  const suspended = decide({ migration: migration({ suspend: true }), jobs: [], now: T0 });
+  t.is(suspended.needsPreflight, undefined, 'suspended: nothing would start');
+  const approval = step(step(step(migration(cutover('Manual'))).m, { jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 }).m,
+    { jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], now: T1, selector: { track: 'blue' } });
+  t.is(approval.d.status.phase, 'AwaitingApproval');
+  t.is(decide({ migration: approval.m, jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], service: { selector: { track: 'blue' } }, now: T1 }).needsPreflight,
+    undefined, 'awaiting approval: nothing would start');
+});
+
+test('a Job the API server refused: no Job, Ready False JobRejected with the answer, one Warning, asked for again later', (t) => {
+  const m0 = migration();
+  const refused = 'HTTP 422 Invalid: Job.batch "orders-g1-copy" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1';
+  const d = decide({ ...input(m0), rejectedJob: { step: 'copy', message: refused } });
+  t.deepEqual(creates(d), []);
+  t.is(d.status.phase, 'Copying');
+  t.is(cond(d, 'Ready')?.reason, REASONS.JobRejected);
+  t.is(cond(d, 'DataCopied')?.reason, REASONS.JobRejected);
+  t.true(d.status.message?.includes('must be less than or equal to cpu limit'));
+  t.true(d.status.message?.includes('spec.jobTemplate'));
+  t.true(kinds(d).includes('event:Warning:JobRejected'));
+  t.is(d.requeueAfterSeconds, 60);
+  // Later, without a refusal: the Job is asked for again; a refusal again warns no second time.
+  const m = { ...m0, status: d.status };
+  t.deepEqual(creates(decide(input(m, { now: T1 }))), ['copy']);
+  const again = decide({ ...input(m, { now: T1 }), rejectedJob: { step: 'copy', message: refused } });
+  t.false(kinds(again).some((k) => k.startsWith('event:')));
+});
 
 test('preflight backoff grows with the time waited, between 30 s and 5 min', (t) => {
   const { m } = step(migration(), { missing: [{ kind: 'Secret', name: 's' }] });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { parse, parseAllDocuments } from 'yaml';
 import { crdKustomization, crdKustomizationText, packagingDrift, repoRoot } from '../../scripts/sync-packaging.ts';
+import { OPERATOR_NODE_FLAGS } from '../../src/controller/node-flags.ts';
 
 interface PolicyRule { apiGroups: string[]; resources: string[]; verbs: string[] }
 type Manifest = Record<string, unknown> & { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
@@ -122,7 +123,7 @@ test('the operator Deployment follows the contract: command, env, probes, harden
   const pod = deployment.spec.template.spec;
   const [container] = pod.containers;
   if (!container) throw new Error('no container');
-  t.deepEqual(container.command, ['node', 'dist/controller/main.js']);
+  t.deepEqual(container.command, ['node', ...OPERATOR_NODE_FLAGS, 'dist/controller/main.js']);
   t.deepEqual(container.env.map((env) => env.name), OPERATOR_ENV);
   const env = Object.fromEntries(container.env.map((e) => [e.name, e.value]));
   t.is(env.ENGINE_IMAGE, container.image, 'the engine Jobs run the operator\'s own image');
@@ -146,7 +147,7 @@ test('the operator Deployment follows the contract: command, env, probes, harden
   const chartDeployment = read('charts', 'datamigration-operator', 'templates', 'deployment.yaml');
   for (const name of OPERATOR_ENV) t.true(chartDeployment.includes(`- name: ${name}\n`), `the chart sets ${name}`);
   t.false(chartDeployment.includes('ENGINE_SERVICE_ACCOUNT'), 'the chart sets no ENGINE_SERVICE_ACCOUNT');
-  t.true(chartDeployment.includes('command: ["node", "dist/controller/main.js"]'));
+  t.true(chartDeployment.includes(`command: ${JSON.stringify(['node', ...OPERATOR_NODE_FLAGS, 'dist/controller/main.js']).replaceAll(',', ', ')}`));
 });
 
 test('the image: multi-stage, production dependencies only, numeric non-root user, dist/ where the Jobs look for it', (t) => {
@@ -160,6 +161,7 @@ test('the image: multi-stage, production dependencies only, numeric non-root use
   t.regex(runtime, /^COPY --from=\S+ \/app\/node_modules \.\/node_modules$/m);
   t.notRegex(runtime, /^RUN /m, 'the runtime stage needs no shell');
   t.regex(dockerfile, /npm ci --omit=dev/);
+  t.true(runtime.includes(`ENTRYPOINT ["node"]\nCMD ${JSON.stringify([...OPERATOR_NODE_FLAGS, 'dist/controller/main.js']).replaceAll(',', ', ')}`), 'the operator runs with its node flags by default');
   t.regex(dockerfile, /^ARG RUNTIME_IMAGE=(gcr\.io\/distroless\/nodejs24-debian1\d|node:24-bookworm-slim)\S*$/m);
   // The operator's default engine command (DEFAULT_ENGINE_COMMAND in src/controller/job-builder.ts).
   // It names the engine's entry point by its absolute path in the image, under WORKDIR /app.
