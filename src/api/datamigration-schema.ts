@@ -189,7 +189,7 @@ const cutover = object('CutoverSpec', 'The blue-green switch: after validation p
 
 const rollback = object('RollbackSpec', 'What happens when validation fails. The source is never touched.', {
   onValidationFailure: optional(boolean('Roll back automatically when validation fails (else stop in Failed, leaving the target for inspection).', { default: true })),
-  schemaAction: optional(enumOf(ROLLBACK_SCHEMA_ACTIONS, 'DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables this migration created; TruncateTables empties the copied tables; None leaves the target as it is.', { default: 'DownMigrations' })),
+  schemaAction: optional(enumOf(ROLLBACK_SCHEMA_ACTIONS, 'DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables (and PostgreSQL enum types) this migration created; TruncateTables empties the copied tables; None leaves the target as it is.', { default: 'DownMigrations' })),
   restoreService: optional(boolean('Point the Service back at fromSelector if it was switched.', { default: true })),
 });
 

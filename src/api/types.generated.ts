@@ -246,7 +246,7 @@ export interface LocalObjectReference {
 export interface RollbackSpec {
   /** Roll back automatically when validation fails (else stop in Failed, leaving the target for inspection). Default: true. */
   onValidationFailure?: boolean;
-  /** DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables this migration created; TruncateTables empties the copied tables; None leaves the target as it is. Default: "DownMigrations". */
+  /** DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables (and PostgreSQL enum types) this migration created; TruncateTables empties the copied tables; None leaves the target as it is. Default: "DownMigrations". */
   schemaAction?: "DownMigrations" | "DropCreatedTables" | "TruncateTables" | "None";
   /** Point the Service back at fromSelector if it was switched. Default: true. */
   restoreService?: boolean;

@@ -187,7 +187,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       const toVersion = values['to-version'] ?? process.env.DMO_ROLLBACK_TO_VERSION ?? '';
       results.rollback = await runStep(reporter, 'rollback', () => rollbackStep(context, {
         versionBefore: toVersion === '' ? null : toVersion, action: migration.spec.rollback?.schemaAction ?? 'DownMigrations',
-      }), (r) => `${r.action}: version ${r.versionBefore ?? 'none'} → ${r.version ?? 'none'}${r.droppedTables.length ? `, dropped ${r.droppedTables.join(', ')}` : ''}`);
+      }), (r) => `${r.action}: version ${r.versionBefore ?? 'none'} → ${r.version ?? 'none'}${r.droppedTables.length ? `, dropped ${r.droppedTables.join(', ')}` : ''}${r.droppedTypes.length ? `, dropped types ${r.droppedTypes.join(', ')}` : ''}`);
     }
     reporter.emit({ event: 'result', result: results });
     if (command.startsWith('step ')) writeTermination(boundedResult(stepResult(command, results)));

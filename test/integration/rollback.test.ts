@@ -170,3 +170,32 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
     t.is(await sourceChecksum(from, source), before, 'the source is unchanged');
   });
 }
+
+test('postgres → postgres: DropCreatedTables also drops the enum types the migration created, never one the target had', async (t) => {
+  const source = await freshDatabase(t, 'postgres');
+  const target = await freshDatabase(t, 'postgres');
+  await withSession(source, async (s) => {
+    await s.query("CREATE TYPE mood AS ENUM ('ok', 'sad')");
+    await s.query("CREATE TYPE size AS ENUM ('s', 'm', 'l')");
+    await s.query('CREATE TABLE feelings (id integer PRIMARY KEY, m mood, z size)');
+    await s.query("INSERT INTO feelings VALUES (1, 'ok', 's'), (2, 'sad', NULL)");
+  });
+  // The target has its own `size` already: the migration uses it and must leave it.
+  await withSession(target, async (s) => { await s.query("CREATE TYPE size AS ENUM ('s', 'm', 'l')"); });
+  const base = manifest('postgres', 'postgres', [], true);
+  const context: StepContext = {
+    source: { url: source }, target: { url: target },
+    settings: engineSettings({ ...base, spec: { ...base.spec, tables: [{ name: 'feelings' }] } }),
+  };
+  t.deepEqual((await schemaStep(context)).createdTables, ['feelings']);
+  await copyStep(context);
+  const types = async (): Promise<string[]> => withSession(target, async (s) =>
+    (await s.query("SELECT typname FROM pg_type WHERE typtype = 'e' ORDER BY 1")).map((r) => r.typname?.toString() ?? ''));
+  t.deepEqual(await types(), ['mood', 'size']);
+  const dropped = await rollbackStep(context, { versionBefore: null, action: 'DropCreatedTables' });
+  t.deepEqual(dropped.droppedTables, ['feelings']);
+  t.deepEqual(dropped.droppedTypes, ['mood']);
+  t.deepEqual(await types(), ['size'], 'the target\'s own type stays');
+  const again = await rollbackStep(context, { versionBefore: null, action: 'DropCreatedTables' });
+  t.deepEqual(again.droppedTypes, [], 'twice is harmless');
+});

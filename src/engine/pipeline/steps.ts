@@ -12,7 +12,7 @@ import type { SqlSession } from '../db/session.ts';
 import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
 import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
 import { afterCopyDdl } from '../schema/ddl.ts';
-import { createdTables, ensureCreatedTablesTable, recordCreatedTable } from '../schema/created-tables.ts';
+import { createdTables, ensureCreatedTablesTable, recordCreatedTable, recordCreatedType, typeExists } from '../schema/created-tables.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
 import { planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
@@ -110,8 +110,11 @@ export async function schemaStep(context: StepContext): Promise<SchemaStepResult
       for (const table of plan.tables) {
         if (!table.ddl) continue;
         context.signal?.throwIfAborted();
+        const newTypes: string[] = [];
+        for (const type of table.ddl.types) if (!await typeExists(target, type)) newTypes.push(type);
         for (const statement of table.ddl.create) await target.query(statement);
         await recordCreatedTable(target, settings.migration, table.ddl.table);
+        for (const type of newTypes) await recordCreatedType(target, settings.migration, type);
         created.push(table.ddl.table);
       }
     }
@@ -250,7 +253,7 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
     const current = await introspectTable(target, targetName);
     if (!current) continue;
     const existing = new Set([...current.uniqueKeys, ...current.indexes, ...current.foreignKeys].map((i) => i.name));
-    const ddl = { table: targetName, create: [], columnNames: columnNamesOf(table), columnTypes: new Map<string, string>(), warnings: [], errors: [] };
+    const ddl = { table: targetName, create: [], types: [], columnNames: columnNamesOf(table), columnTypes: new Map<string, string>(), warnings: [], errors: [] };
     for (const statement of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
       (/ FOREIGN KEY /.test(statement) ? foreignKeys : statements).push(statement);
     }

@@ -1,7 +1,8 @@
 // Rollback of the target by policy, never touching the source:
 //   DownMigrations     the down scripts back to the version recorded before this migration
 //                      started, and the tables this migration created (createMissingTables) dropped
-//   DropCreatedTables  the tables this migration created dropped, and their records
+//   DropCreatedTables  the tables (and PostgreSQL enum types) this migration created dropped, and
+//                      their records
 //   TruncateTables     the migration's target tables emptied
 //   None               nothing
 // Every action but None also forgets the migration's copy checkpoints, so a later run starts
@@ -11,7 +12,7 @@ import type { SqlSession } from '../db/session.ts';
 import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
-import { CREATED_TABLES_TABLE, createdTables } from '../schema/created-tables.ts';
+import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, createdTables, createdTypes, typeExists } from '../schema/created-tables.ts';
 import { splitQualifiedName } from '../db/dialect.ts';
 import { ROLLBACK_SCHEMA_ACTIONS } from '../../api/constants.ts';
 
@@ -39,6 +40,8 @@ export interface RollbackResult {
   versionBefore: string | null;
   version: string | null;
   droppedTables: string[];
+  /** PostgreSQL enum types this migration had created. */
+  droppedTypes: string[];
   truncatedTables: string[];
   checkpointsCleared: number;
   warnings: string[];
@@ -80,6 +83,26 @@ export async function dropCreatedTables(session: SqlSession, migration: string):
   return existing;
 }
 
+/**
+ * Drops the enum types this migration created (after its tables) and forgets them. A type
+ * something else still uses (a table created since) is left in place with a warning.
+ */
+export async function dropCreatedTypes(session: SqlSession, migration: string, warnings: string[]): Promise<string[]> {
+  const types = await createdTypes(session, migration);
+  const dropped: string[] = [];
+  for (const type of types) {
+    if (!await typeExists(session, type)) continue;
+    try {
+      await session.query(`DROP TYPE ${type}`); // RESTRICT: never a column of someone else's table
+      dropped.push(type);
+    } catch (error) {
+      warnings.push(`type ${type} was created by this migration but is still in use, so it was left in place: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (types.length > 0) await session.query(`DELETE FROM ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} WHERE migration = $1`, [migration]);
+  return dropped;
+}
+
 /** Empties the given tables (those that exist). */
 export async function truncateTables(session: SqlSession, tables: readonly string[]): Promise<string[]> {
   const existing: string[] = [];
@@ -110,7 +133,7 @@ export async function clearMigrationCheckpoints(session: SqlSession, migration: 
 export async function rollbackTarget(target: SqlSession, options: RollbackOptions): Promise<RollbackResult> {
   const historyTable = options.historyTable ?? 'dataops_schema_history';
   const result: RollbackResult = {
-    action: options.action, reverted: [], versionBefore: await schemaVersion(target, historyTable), version: null, droppedTables: [], truncatedTables: [], checkpointsCleared: 0, warnings: [],
+    action: options.action, reverted: [], versionBefore: await schemaVersion(target, historyTable), version: null, droppedTables: [], droppedTypes: [], truncatedTables: [], checkpointsCleared: 0, warnings: [],
   };
   switch (options.action) {
     case 'None':
@@ -120,6 +143,7 @@ export async function rollbackTarget(target: SqlSession, options: RollbackOption
       if (options.versionBefore === undefined) throw new Error('DownMigrations needs the schema version recorded before this migration started (versionBefore; null for none)');
       // Created tables first: the down scripts may drop tables they reference.
       result.droppedTables = await dropCreatedTables(target, options.migration);
+      result.droppedTypes = await dropCreatedTypes(target, options.migration, result.warnings);
       const migrations = options.migrations ?? [];
       const current = result.versionBefore;
       if (migrations.length === 0) {
@@ -132,6 +156,7 @@ export async function rollbackTarget(target: SqlSession, options: RollbackOption
     }
     case 'DropCreatedTables':
       result.droppedTables = await dropCreatedTables(target, options.migration);
+      result.droppedTypes = await dropCreatedTypes(target, options.migration, result.warnings);
       if (result.droppedTables.length === 0) result.warnings.push('no tables created by this migration exist');
       break;
     case 'TruncateTables':

@@ -1,14 +1,38 @@
-// The target remembers which tables a migration created (not the user's own): only those get
-// indexes and foreign keys added after the copy, and only those may a rollback drop.
+// The target remembers which tables (and PostgreSQL enum types) a migration created, not the
+// user's own: only those tables get indexes and foreign keys added after the copy, and only those
+// tables and types may a rollback drop.
 import type { SqlSession } from '../db/session.ts';
 
 export const CREATED_TABLES_TABLE = 'dataops_created_table';
+export const CREATED_TYPES_TABLE = 'dataops_created_type';
 
 export async function ensureCreatedTablesTable(session: SqlSession): Promise<void> {
   const q = session.dialect;
   const text = session.engine === 'postgres' ? 'text' : 'varchar(255)';
   const suffix = session.engine === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' : '';
   await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TABLES_TABLE)} (migration ${text} NOT NULL, table_name ${text} NOT NULL, PRIMARY KEY (migration, table_name))${suffix}`);
+  if (session.engine === 'postgres') {
+    await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TYPES_TABLE)} (migration text NOT NULL, type_name text NOT NULL, PRIMARY KEY (migration, type_name))`);
+  }
+}
+
+/** Whether a PostgreSQL type (as SQL text, quoted where needed) exists. */
+export async function typeExists(session: SqlSession, type: string): Promise<boolean> {
+  const [row] = await session.query('SELECT to_regtype($1) IS NOT NULL AS found', [type]);
+  return ['t', 'true'].includes(row?.found?.toString() ?? '');
+}
+
+export async function recordCreatedType(session: SqlSession, migration: string, type: string): Promise<void> {
+  await session.query(`INSERT INTO ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} (migration, type_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [migration, type]);
+}
+
+/** The types this migration created (PostgreSQL), in the order to drop them. */
+export async function createdTypes(session: SqlSession, migration: string): Promise<string[]> {
+  if (session.engine !== 'postgres') return [];
+  const [exists] = await session.query('SELECT to_regclass($1) IS NOT NULL AS found', [session.dialect.quoteIdent(CREATED_TYPES_TABLE)]);
+  if (!['t', 'true'].includes(exists?.found?.toString() ?? '')) return [];
+  const rows = await session.query(`SELECT type_name FROM ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} WHERE migration = $1 ORDER BY type_name`, [migration]);
+  return rows.map((r) => String(r.type_name));
 }
 
 export async function recordCreatedTable(session: SqlSession, migration: string, table: string): Promise<void> {

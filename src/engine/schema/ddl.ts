@@ -11,6 +11,8 @@ export interface TableDdl {
   table: string;
   /** Run in order before the copy. */
   create: string[];
+  /** Types (PostgreSQL enums) the `create` statements make unless they exist. */
+  types: string[];
   /** Source column → target column, for the post-copy statements. */
   columnNames: Map<string, string>;
   /** Target column → its type as created. */
@@ -29,7 +31,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
   const label = `table ${spec.name}`;
   const overrides = new Map((spec.columns ?? []).map((c) => [c.name, c]));
   const indexed = new Set([...source.primaryKey, ...source.uniqueKeys.flatMap((k) => k.columns), ...source.indexes.flatMap((k) => k.columns)]);
-  const result: TableDdl = { table, create: [], columnNames: new Map(), columnTypes: new Map(), warnings: [], errors: [] };
+  const result: TableDdl = { table, create: [], types: [], columnNames: new Map(), columnTypes: new Map(), warnings: [], errors: [] };
   const definitions: string[] = [];
   const checks: string[] = [];
 
@@ -53,6 +55,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
     }
     result.warnings.push(...mapped.warnings.map((w) => `${label}: ${w}`));
     result.create.push(...(mapped.before ?? []));
+    if (mapped.createsType !== undefined && !result.types.includes(mapped.createsType)) result.types.push(mapped.createsType);
     result.columnTypes.set(name, mapped.type);
     let definition = `${q.quoteIdent(name)} ${mapped.type}`;
     if (to === 'mysql' && from === 'mysql' && column.charset && column.collation) definition += ` CHARACTER SET ${column.charset} COLLATE ${column.collation}`;

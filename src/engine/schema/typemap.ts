@@ -14,6 +14,8 @@ export interface MappedType {
   check?: (quotedColumn: string) => string;
   /** Statements to run before the CREATE TABLE (a PostgreSQL enum type). */
   before?: string[];
+  /** The type `before` creates unless it exists (so a rollback can drop it if this migration made it). */
+  createsType?: string;
   warnings: string[];
 }
 
@@ -43,7 +45,7 @@ function sameEngine(column: ColumnInfo, engine: Engine): TypeMapping {
     const labels = column.enumValues.map(literal).join(', ');
     const name = column.nativeType;
     return {
-      type: name, warnings: [],
+      type: name, warnings: [], createsType: name,
       before: [`DO $$ BEGIN CREATE TYPE ${name} AS ENUM (${labels}); EXCEPTION WHEN duplicate_object THEN NULL; END $$`],
     };
   }
