@@ -89,16 +89,18 @@ export class Reconciler {
     const service = this.observeService(migration);
     const input = { migration, jobs, ...(service ? { service } : {}), now: now.toISOString() };
     const first = decide(input);
-    // The finalizer is added while the preflight reads (one round trip less on a new migration);
-    // the reconcile carries on with the patched object (its new resourceVersion).
-    const [patched, preflight] = await Promise.all([
-      migration.metadata?.finalizers?.includes(FINALIZER) ? migration : this.patchMigration(migration, migration.metadata?.finalizers
-        ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
-        : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]),
-      first.needsPreflight ? runPreflight({ core: this.core, apps: this.apps, services: this.deps.services, secretKeys: this.secretKeys }, migration) : undefined,
-    ]);
-    migration = patched;
-    let decision = preflight ? decide({ ...input, migration, preflight }) : first;
+    // The finalizer is added while the preflight reads and the actions run (on a new migration, the
+    // Job is created in the same round trip); nothing depends on it but the status write, which
+    // needs the patched object's resourceVersion. Jobs made before it lands still go with the
+    // migration (owner references).
+    const patching = migration.metadata?.finalizers?.includes(FINALIZER) ? Promise.resolve(migration) : this.patchMigration(migration, migration.metadata?.finalizers
+      ? [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
+      : [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]);
+    patching.catch(() => undefined); // awaited below; this keeps an earlier throw from leaving it unhandled
+    const preflight = first.needsPreflight
+      ? await runPreflight({ core: this.core, apps: this.apps, services: this.deps.services, secretKeys: this.secretKeys }, migration)
+      : undefined;
+    let decision = preflight ? decide({ ...input, preflight }) : first;
 
     const performed = new Set<string>();
     try {
@@ -111,11 +113,12 @@ export class Reconciler {
       // Not an error to retry at once: the same Job would be refused again. Decided again with the
       // refusal, the status says why (a condition, an Event) and the step is asked for later.
       log.warn('the API server refused a Job', { step: error.step, error: error.message });
-      decision = decide({ ...input, migration, ...(preflight ? { preflight } : {}), rejectedJob: { step: error.step, message: error.message } });
+      decision = decide({ ...input, ...(preflight ? { preflight } : {}), rejectedJob: { step: error.step, message: error.message } });
       for (const action of decision.actions) {
         if (!performed.has(JSON.stringify(action))) await this.act(migration, action, decision.status, log);
       }
     }
+    migration = await patching;
     const status = decision.status;
     let requeue = decision.requeueAfterSeconds;
     if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
