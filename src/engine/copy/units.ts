@@ -87,7 +87,10 @@ export async function recordSplits(session: SqlSession, migration: string, table
       throw error;
     }
     return splits;
-  }, { timeoutSeconds: SPLIT_LOCK_TIMEOUT_SECONDS });
+  }, {
+    timeoutSeconds: SPLIT_LOCK_TIMEOUT_SECONDS, what: 'the lock of the copy\'s key-range split',
+    heldBy: 'another pod of this copy is still recording the split (its min/max queries on the source have not finished), or it hangs',
+  });
 }
 
 export interface UnitsProgress {

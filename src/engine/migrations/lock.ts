@@ -8,6 +8,10 @@ export const DEFAULT_LOCK_TIMEOUT_SECONDS = 600;
 export interface MigrationLockOptions {
   /** How long to wait for another migrator to finish before giving up. */
   timeoutSeconds?: number;
+  /** What the lock guards, for the errors (default: "the migration lock"). */
+  what?: string;
+  /** Who holds it when the wait times out (default: another migration). */
+  heldBy?: string;
 }
 
 /** MySQL lock names are at most 64 characters; longer ones become a prefix plus a hash. */
@@ -20,11 +24,11 @@ function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }
 
-function lockTimeoutError(name: string, seconds: number): Error {
-  return new Error(`timed out after ${seconds} s waiting for the migration lock "${name}": another migration is running against this database`);
+function lockTimeoutError(name: string, seconds: number, options: MigrationLockOptions): Error {
+  return new Error(`timed out after ${seconds} s waiting for ${options.what ?? 'the migration lock'} "${name}": ${options.heldBy ?? 'another migration is running against this database'}`);
 }
 
-async function acquire(session: SqlSession, name: string, seconds: number): Promise<void> {
+async function acquire(session: SqlSession, name: string, seconds: number, options: MigrationLockOptions): Promise<void> {
   if (session.engine === 'postgres') {
     // Advisory locks wait forever; lock_timeout bounds the wait and is put back afterwards.
     const [previous] = await session.query("SELECT current_setting('lock_timeout') AS value");
@@ -32,7 +36,7 @@ async function acquire(session: SqlSession, name: string, seconds: number): Prom
     try {
       await session.query('SELECT pg_advisory_lock(hashtext($1))', [name]);
     } catch (error) {
-      if (errorCode(error) === '55P03') throw lockTimeoutError(name, seconds);
+      if (errorCode(error) === '55P03') throw lockTimeoutError(name, seconds, options);
       throw error;
     } finally {
       await session.query("SELECT set_config('lock_timeout', $1, false)", [previous?.value?.toString() ?? '0']);
@@ -42,8 +46,8 @@ async function acquire(session: SqlSession, name: string, seconds: number): Prom
   const [row] = await session.query('SELECT GET_LOCK(?, ?) AS acquired', [mysqlLockName(name), seconds]);
   const acquired = row?.acquired?.toString();
   if (acquired === '1') return;
-  if (acquired === '0') throw lockTimeoutError(name, seconds);
-  throw new Error(`cannot take the migration lock "${name}": GET_LOCK returned ${acquired ?? 'nothing'}`);
+  if (acquired === '0') throw lockTimeoutError(name, seconds, options);
+  throw new Error(`cannot take ${options.what ?? 'the migration lock'} "${name}": GET_LOCK returned ${acquired ?? 'nothing'}`);
 }
 
 async function release(session: SqlSession, name: string): Promise<void> {
@@ -58,7 +62,7 @@ async function release(session: SqlSession, name: string): Promise<void> {
  */
 export async function withMigrationLock<T>(session: SqlSession, name: string, fn: () => Promise<T>, options: MigrationLockOptions = {}): Promise<T> {
   const seconds = options.timeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
-  await acquire(session, name, seconds);
+  await acquire(session, name, seconds, options);
   let result: T;
   try {
     result = await fn();
