@@ -60,6 +60,7 @@ export const REASONS = {
   JobRunning: 'JobRunning',
   JobRejected: 'JobRejected',
   JobFailed: 'JobFailed',
+  CopyNotices: 'CopyNotices',
   PlanRefused: 'PlanRefused',
   ChecksumMismatch: 'ChecksumMismatch',
   ValidationFailed: 'ValidationFailed',

@@ -214,6 +214,8 @@ function stepResult(command: string, results: Record<string, unknown>): Record<s
       return {
         pod: copy.pod, tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })),
         rowsThisRun: copy.rowsThisRun, postCopy: copy.postCopy, postCopyStatements: copy.postCopyStatements,
+        // What a person should know about the copied data: zero dates made NULL, lossy conversions.
+        zeroDates: copy.zeroDates, warnings: copy.warnings,
       };
     }
     case 'step sync': {

@@ -10,7 +10,8 @@ export function boundedResult(result: Record<string, unknown>, limit = TERMINATI
   let text = JSON.stringify(result);
   if (Buffer.byteLength(text) <= limit) return text;
   const shrunk: Record<string, unknown> = { ...result, truncated: true };
-  for (const key of ['checks', 'tables', 'applied', 'createdTables', 'warnings']) {
+  // Warnings go first: the tables and checks are what the operator's status is made of.
+  for (const key of ['warnings', 'checks', 'tables', 'applied', 'createdTables']) {
     const list = shrunk[key];
     if (!Array.isArray(list)) continue;
     const items: unknown[] = (list as unknown[]).slice();

@@ -571,7 +571,31 @@ export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
   return reader.done(out);
 }
 
-export interface CopyOutcome { tables: TableStatus[]; progress?: Progress; failedTables: string[] }
+export interface CopyOutcome {
+  tables: TableStatus[];
+  progress?: Progress;
+  failedTables: string[];
+  /** MySQL zero dates the copy stored as NULL, per source "table.column". */
+  zeroDates: Record<string, number>;
+  /** The plan's warnings (lossy conversions and the like). */
+  warnings: string[];
+}
+
+/** Most warnings named in a copy's Event; the rest are counted. */
+const MAX_NOTICES = 8;
+
+/** What a person should know about the copied data, or undefined when there is nothing. */
+export function copyNotices(outcome: CopyOutcome): string | undefined {
+  const zeroDates = Object.entries(outcome.zeroDates).filter(([, n]) => n > 0);
+  const parts: string[] = [];
+  if (zeroDates.length > 0) {
+    const total = zeroDates.reduce((sum, [, n]) => sum + n, 0);
+    parts.push(`${String(total)} MySQL zero date(s) stored as NULL (${zeroDates.map(([column, n]) => `${column}: ${String(n)}`).join(', ')})`);
+  }
+  parts.push(...outcome.warnings.slice(0, MAX_NOTICES));
+  if (outcome.warnings.length > MAX_NOTICES) parts.push(`and ${String(outcome.warnings.length - MAX_NOTICES)} more warning(s) in the copy Job's log`);
+  return parts.length > 0 ? bound(parts.join('; '), MAX_STATUS_MESSAGE) : undefined;
+}
 
 export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
   const reader = new Reader('copy');
@@ -596,7 +620,20 @@ export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
       tables.push(entry);
     });
   }
-  const out: CopyOutcome = { tables, failedTables };
+  const zeroDates: Record<string, number> = {};
+  const warnings: string[] = [];
+  if (object !== undefined) {
+    const dates = object.zeroDates === undefined || object.zeroDates === null ? undefined : reader.record(object.zeroDates, 'result.zeroDates');
+    for (const column of Object.keys(dates ?? {})) {
+      const n = dates === undefined ? undefined : reader.count(dates, column, 'result.zeroDates');
+      if (n !== undefined) zeroDates[bound(column, MAX_FIGURE)] = n;
+    }
+    for (const warning of reader.array(object, 'warnings', 'result') ?? []) {
+      if (typeof warning === 'string') warnings.push(bound(warning, MAX_FIGURE));
+      else reader.errors.push('result.warnings holds something other than text');
+    }
+  }
+  const out: CopyOutcome = { tables, failedTables, zeroDates, warnings };
   if (tables.length > 0) {
     const rowsCopied = tables.reduce((sum, table) => sum + (table.rowsCopied ?? 0), 0);
     const done = tables.filter((table) => table.state === 'Copied').length;
@@ -761,6 +798,8 @@ function copying(ctx: Context): Next {
   const { failedTables, progress, tables } = parsed.value;
   if (failedTables.length > 0) return stepFailed(ctx, 'DataCopied', `the copy Job ${outcome.job.name} reported failed tables: ${failedTables.join(', ')}`);
   if (progress !== undefined) ctx.status.progress = { ...progress, updatedAt: ctx.now };
+  const notices = copyNotices(parsed.value);
+  if (notices !== undefined) event(ctx, 'Warning', REASONS.CopyNotices, `The copy Job ${outcome.job.name} finished with notices: ${notices}`);
   const count = tables.length > 0 ? ` (${tables.length} tables)` : '';
   if (ctx.spec.strategy?.type === 'Trickle') {
     setCond(ctx, 'DataCopied', 'False', REASONS.InProgress, `The initial copy is done${count}; syncing changed rows`);

@@ -115,8 +115,15 @@ export function mergeCopyResults(results: readonly Record<string, unknown>[]): R
       if (entry.message !== undefined) seen.message = entry.message;
     }
   }
+  const zeroDates: Record<string, number> = {};
+  for (const result of results) {
+    if (typeof result.zeroDates !== 'object' || result.zeroDates === null) continue;
+    for (const [column, n] of Object.entries(result.zeroDates)) zeroDates[column] = (zeroDates[column] ?? 0) + count(n);
+  }
+  const warnings = [...new Set(results.flatMap((r) => (Array.isArray(r.warnings) ? r.warnings as unknown[] : [])))];
   const merged: Record<string, unknown> = {
     tables: [...tables.values(), ...odd],
+    zeroDates, warnings,
     rowsThisRun: results.reduce((sum, r) => sum + count(r.rowsThisRun), 0),
     postCopyStatements: results.reduce((sum, r) => sum + count(r.postCopyStatements), 0),
     pods: results.map((r) => ({ pod: r.pod, rowsThisRun: r.rowsThisRun, postCopy: r.postCopy })),

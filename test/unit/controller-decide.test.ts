@@ -208,6 +208,28 @@ test('copy Job succeeded (BigBang): tables and progress recorded, DataCopied Tru
   t.like(d.status.progress, { tablesTotal: 2, tablesDone: 2, rowsCopied: 1000, percent: 100, updatedAt: T1 });
 });
 
+test('a copy with zero dates made NULL and plan warnings: one Warning Event (CopyNotices) naming them, then Validating', (t) => {
+  const { m } = step(migration());
+  const warnings = Array.from({ length: 10 }, (_, i) => `orders.c${String(i)}: double precision → float is lossy`);
+  const result = { tables: [{ name: 'orders', rowsCopied: 10 }], zeroDates: { 'orders.created': 3, 'orders.shipped': 0, 'items.made': 2 }, warnings };
+  const { d, m: after } = step(m, { jobs: [job('copy', 'Succeeded', result)], now: T1 });
+  t.is(d.status.phase, 'Validating');
+  const notices = d.actions.filter((a) => a.kind === 'event' && a.reason === REASONS.CopyNotices);
+  t.is(notices.length, 1);
+  const text = notices[0]?.kind === 'event' ? notices[0].message : '';
+  t.regex(text, /5 MySQL zero date\(s\) stored as NULL \(orders\.created: 3, items\.made: 2\)/);
+  t.true(text.includes('orders.c7: double precision'));
+  t.false(text.includes('orders.c8:'), 'at most 8 warnings named');
+  t.true(text.includes('2 more warning(s)'));
+  t.is(notices[0]?.kind === 'event' ? notices[0].type : '', 'Warning');
+  // Said once: the next reconcile (validate Job running) does not repeat it.
+  const { d: later } = step(after, { jobs: [job('copy', 'Succeeded', result), job('validate', 'Running')], now: T2 });
+  t.false(later.actions.some((a) => a.kind === 'event' && a.reason === REASONS.CopyNotices));
+  // Nothing to say: no such Event.
+  const { d: quiet } = step(m, { jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 });
+  t.false(quiet.actions.some((a) => a.kind === 'event' && a.reason === REASONS.CopyNotices));
+});
+
 test('Trickle: copy → Syncing (sync Job), sync caught up → Validating; DataCopied False → Unknown → True', (t) => {
   const spec = { strategy: { type: 'Trickle' as const, incremental: { column: 'updated_at' } } };
   const { m: copying } = step(migration(spec));
@@ -709,7 +731,9 @@ test('selector helpers: replace keeps unrelated labels; sides are told apart', (
 
 test('result parsers accept absent results where they carry no decision, and bound what they keep', (t) => {
   t.deepEqual(parseSchemaResult(undefined), { ok: true, value: {} });
-  t.deepEqual(parseCopyResult(null), { ok: true, value: { tables: [], failedTables: [] } });
+  t.deepEqual(parseCopyResult(null), { ok: true, value: { tables: [], failedTables: [], zeroDates: {}, warnings: [] } });
+  t.false(parseCopyResult({ tables: [], zeroDates: { 'orders.created': -1 } }).ok, 'a count is a non-negative integer');
+  t.false(parseCopyResult({ tables: [], warnings: [{ evil: true }] }).ok);
   const many = Array.from({ length: 70 }, (_, i) => ({ name: `c${i}`, kind: 'Rule', passed: i !== 69 }));
   const parsed = parseValidationResult({ passed: false, checks: many });
   t.true(parsed.ok);

@@ -104,3 +104,13 @@ test('merging keeps the worst table state, a truncation, and passes malformed ta
   t.is(merged.rowsThisRun, 1);
   t.true(merged.truncated);
 });
+
+test('merging adds up the pods\' zero dates per column and keeps each warning once', (t) => {
+  const merged = mergeCopyResults([
+    { tables: [], zeroDates: { 'orders.created': 2 }, warnings: ['orders.x: lossy'] },
+    { tables: [], zeroDates: { 'orders.created': 3, 'items.made': 1 }, warnings: ['orders.x: lossy', 'items.y: lossy'] },
+    { tables: [] },
+  ]);
+  t.deepEqual(merged.zeroDates, { 'orders.created': 5, 'items.made': 1 });
+  t.deepEqual(merged.warnings, ['orders.x: lossy', 'items.y: lossy']);
+});
