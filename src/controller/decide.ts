@@ -769,22 +769,39 @@ function pending(ctx: Context): Next {
 }
 
 function schemaMigrating(ctx: Context): Next {
-  const outcome = runStep(ctx, 'schema');
-  if (outcome.kind === 'wait') return 'stop';
-  if (outcome.kind === 'failed') return stepFailed(ctx, 'SchemaReady', outcome.message);
-  const parsed = parseSchemaResult(outcome.job.result);
-  if (!parsed.ok) return stepFailed(ctx, 'SchemaReady', parsed.error);
-  ctx.status.schema = { ...ctx.status.schema, ...parsed.value };
-  const version = parsed.value.version === undefined ? '' : ` at version ${parsed.value.version}`;
+  const result = finishedStep(ctx, 'schema', 'SchemaReady', parseSchemaResult);
+  if (result === undefined) return 'stop';
+  ctx.status.schema = { ...ctx.status.schema, ...result };
+  const version = result.version === undefined ? '' : ` at version ${result.version}`;
   setCond(ctx, 'SchemaReady', 'True', REASONS.Succeeded, `The target schema is ready${version}`);
   transition(ctx, 'Copying', 'Copying', `the target schema is ready${version}`);
   return 'continue';
 }
 
-function stepFailed(ctx: Context, type: ConditionType, message: string): Next {
-  setCond(ctx, type, 'False', REASONS.JobFailed, message);
-  fail(ctx, REASONS.JobFailed, message);
+function stepFailed(ctx: Context, type: ConditionType, message: string, reason: Reason = REASONS.JobFailed): Next {
+  setCond(ctx, type, 'False', reason, message);
+  fail(ctx, reason, message);
   return 'stop';
+}
+
+/**
+ * A step whose result is all it needs: its Job run to the end and the result read. Undefined when
+ * this decision stops here: the Job is still running, or the step failed (then `type` and Ready
+ * say why, with `reason`).
+ */
+function finishedStep<T>(ctx: Context, step: Step, type: ConditionType, parse: (result: unknown) => Parsed<T>, reason: Reason = REASONS.JobFailed): T | undefined {
+  const outcome = runStep(ctx, step);
+  if (outcome.kind === 'wait') return undefined;
+  if (outcome.kind === 'failed') {
+    stepFailed(ctx, type, outcome.message, reason);
+    return undefined;
+  }
+  const parsed = parse(outcome.job.result);
+  if (!parsed.ok) {
+    stepFailed(ctx, type, parsed.error, reason);
+    return undefined;
+  }
+  return parsed.value;
 }
 
 function copying(ctx: Context): Next {
@@ -812,12 +829,9 @@ function copying(ctx: Context): Next {
 }
 
 function syncing(ctx: Context): Next {
-  const outcome = runStep(ctx, 'sync');
-  if (outcome.kind === 'wait') return 'stop';
-  if (outcome.kind === 'failed') return stepFailed(ctx, 'DataCopied', outcome.message);
-  const parsed = parseSyncResult(outcome.job.result);
-  if (!parsed.ok) return stepFailed(ctx, 'DataCopied', parsed.error);
-  const rows = parsed.value.rowsSynced === undefined ? '' : ` (${parsed.value.rowsSynced} changed rows synced)`;
+  const result = finishedStep(ctx, 'sync', 'DataCopied', parseSyncResult);
+  if (result === undefined) return 'stop';
+  const rows = result.rowsSynced === undefined ? '' : ` (${result.rowsSynced} changed rows synced)`;
   setCond(ctx, 'DataCopied', 'True', REASONS.Succeeded, `The data is copied and caught up${rows}`);
   transition(ctx, 'Validating', 'Validating', `the data is copied and caught up${rows}`);
   return 'continue';
@@ -954,28 +968,11 @@ function restoreService(ctx: Context): boolean {
 function rollingBack(ctx: Context): Next {
   const serviceDone = restoreService(ctx);
   const action = ctx.spec.rollback?.schemaAction ?? 'DownMigrations';
-  let rollbackDone = false;
-  if (action === 'None') {
-    rollbackDone = true;
-  } else {
-    const outcome = runStep(ctx, 'rollback');
-    if (outcome.kind === 'failed') {
-      setCond(ctx, 'RolledBack', 'False', REASONS.RollbackFailed, outcome.message);
-      fail(ctx, REASONS.RollbackFailed, outcome.message);
-      return 'stop';
-    }
-    if (outcome.kind === 'done') {
-      const parsed = parseRollbackResult(outcome.job.result);
-      if (!parsed.ok) {
-        setCond(ctx, 'RolledBack', 'False', REASONS.RollbackFailed, parsed.error);
-        fail(ctx, REASONS.RollbackFailed, parsed.error);
-        return 'stop';
-      }
-      if (parsed.value.version !== undefined) ctx.status.schema = { ...ctx.status.schema, version: parsed.value.version };
-      rollbackDone = true;
-    }
+  if (action !== 'None') {
+    const result = finishedStep(ctx, 'rollback', 'RolledBack', parseRollbackResult, REASONS.RollbackFailed);
+    if (result === undefined) return 'stop';
+    if (result.version !== undefined) ctx.status.schema = { ...ctx.status.schema, version: result.version };
   }
-  if (!rollbackDone) return 'stop';
   if (!serviceDone) {
     const name = ctx.spec.cutover?.service ?? '';
     ready(ctx, 'False', REASONS.InProgress, `Rolling back: restoring Service ${name}`);
