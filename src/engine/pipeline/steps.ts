@@ -253,7 +253,7 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
     const current = await introspectTable(target, targetName);
     if (!current) continue;
     const existing = new Set([...current.uniqueKeys, ...current.indexes, ...current.foreignKeys].map((i) => i.name));
-    const ddl = { table: targetName, create: [], types: [], columnNames: columnNamesOf(table), columnTypes: new Map<string, string>(), warnings: [], errors: [] };
+    const ddl = { table: targetName, columnNames: columnNamesOf(table, new Set(current.columns.map((c) => c.name))) };
     for (const statement of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
       (/ FOREIGN KEY /.test(statement) ? foreignKeys : statements).push(statement);
     }
@@ -262,7 +262,16 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
   return statements.length + foreignKeys.length;
 }
 
-function columnNamesOf(table: MigrationPlan['tables'][number]): Map<string, string> {
+/**
+ * Source column → target column, for the columns the target table has: not the skipped ones, nor
+ * those the created table left out (a generated column across engines), so no index names them.
+ */
+function columnNamesOf(table: MigrationPlan['tables'][number], targetColumns: ReadonlySet<string>): Map<string, string> {
   const overrides = new Map((table.spec.columns ?? []).map((c) => [c.name, c]));
-  return new Map(table.source.columns.filter((c) => !overrides.get(c.name)?.skip).map((c) => [c.name, overrides.get(c.name)?.target ?? c.name]));
+  const names = new Map<string, string>();
+  for (const column of table.source.columns) {
+    const target = overrides.get(column.name)?.target ?? column.name;
+    if (!overrides.get(column.name)?.skip && targetColumns.has(target)) names.set(column.name, target);
+  }
+  return names;
 }

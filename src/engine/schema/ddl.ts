@@ -109,7 +109,8 @@ export function translateDefault(column: ColumnInfo, targetType: string, from: E
 /** Statements run after every table is copied: keys, indexes, foreign keys, identity restarts. */
 export function afterCopyDdl(input: {
   source: TableInfo;
-  ddl: TableDdl;
+  /** The target table and its columns' names by source column (only those it has). */
+  ddl: Pick<TableDdl, 'table' | 'columnNames'>;
   to: Engine;
   /** Index and constraint names that already exist on the target table (reruns skip them). */
   existing: Set<string>;
