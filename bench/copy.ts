@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINE_NODE_FLAGS } from '../src/cli/node-flags.ts';
-import { benchServers, mysqlCliArgs, round, runExitCleanups, timeCommand, withDatabase, type Servers } from './support.ts';
+import { benchServers, mysql, mysqlCliArgs, psql, quote, round, runExitCleanups, timeCommand, withDatabase, type Servers } from './support.ts';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, 'scale-rows': { type: 'string', default: '0' }, parallelism: { type: 'string', default: '2' }, 'ours-only': { type: 'boolean', default: false }, profile: { type: 'string' } } });
 // --profile DIR: our copies write V8 CPU profiles there (node --cpu-prof), to see where time goes.
@@ -26,17 +26,6 @@ const MYSQL_TABLE = `CREATE TABLE bench (id bigint PRIMARY KEY, qty int NOT NULL
 const PG_TABLE = `CREATE TABLE bench (id bigint PRIMARY KEY, qty integer NOT NULL, name varchar(64) NOT NULL, price numeric(12,2),
   status text NOT NULL, active boolean NOT NULL, created timestamp NOT NULL, updated timestamptz, note text)`;
 const COLUMNS = 'id, qty, name, price, status, active, created, updated, note';
-
-function mysql(url: string, sql: string): Promise<unknown> {
-  const { args, env } = mysqlCliArgs(url);
-  return timeCommand(`mariadb ${args.map(quote).join(' ')} -e ${quote(sql)}`, { env });
-}
-function psql(url: string, sql: string): Promise<unknown> {
-  return timeCommand(`psql -v ON_ERROR_STOP=1 -q ${quote(url)} -c ${quote(sql)}`);
-}
-function quote(text: string): string {
-  return `'${text.replaceAll("'", "'\\''")}'`;
-}
 
 async function generate(servers: Servers, n: number, suffix: string): Promise<{ mysqlSource: string; pgSource: string; seconds: number }> {
   const started = performance.now();

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION } from '../src/api/constants.ts';
+import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from '../src/api/constants.ts';
+import { jobState } from '../src/controller/observe.ts';
 import { OPERATOR_NODE_FLAGS } from '../src/controller/node-flags.ts';
 import { ENV_BIN_DIR, ENV_KUBECONFIG, ENV_NODE_DIR } from '../test/support/kube.ts';
 import { repoRoot, startPlatform } from '../test/support/platform.ts';
@@ -32,8 +33,8 @@ const concurrency = Number(values.concurrency);
 const timeoutSeconds = Number(values.timeout);
 if (!Number.isInteger(migrations) || migrations < 1) throw new Error(`--migrations must be a positive integer, not ${values.migrations}`);
 
-const JOB_SELECTOR = 'app.kubernetes.io/managed-by=datamigration-operator';
-const MIGRATION_LABEL = 'dataops.dev/migration';
+const JOB_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
+const MIGRATION_LABEL = LABELS.migration;
 const DB_URL = 'postgres://u:p@127.0.0.1:1/x'; // never connected to: the Jobs run `true`
 const METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 const GOALS = { seconds_to_all_first_jobs: 60, reconcile_p99_ms: 250, peak_rss_mb: 200 };
@@ -539,7 +540,7 @@ async function main(): Promise<void> {
   let stableSince = performance.now();
   const quiet = await waitFor('the remaining Jobs to finish', async () => {
     const [jobList, podList] = await Promise.all([batch.listNamespacedJob({ namespace }), core.listNamespacedPod({ namespace })]);
-    const running = jobList.items.filter((job) => !(job.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True'));
+    const running = jobList.items.filter((job) => jobState(job) === 'Running');
     const pending = podList.items.filter((pod) => pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed');
     const phases = Object.entries(Object.groupBy(pending, (pod) => pod.status?.phase ?? 'none')).map(([phase, list]) => `${String(list?.length ?? 0)} ${phase}`);
     outstanding = `${String(running.length)} Jobs unfinished, ${String(pending.length)} pods not done (${phases.join(', ')})`;

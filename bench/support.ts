@@ -69,3 +69,19 @@ export function timeCommand(command: string, options: { env?: Record<string, str
 }
 
 export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** `text` as one shell word. */
+export function quote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** Runs SQL through the mariadb client. */
+export function mysql(url: string, sql: string): Promise<unknown> {
+  const { args, env } = mysqlCliArgs(url);
+  return timeCommand(`mariadb ${args.map(quote).join(' ')} -e ${quote(sql)}`, { env });
+}
+
+/** Runs SQL through psql, stopping at the first error. */
+export function psql(url: string, sql: string): Promise<unknown> {
+  return timeCommand(`psql -v ON_ERROR_STOP=1 -q ${quote(url)} -c ${quote(sql)}`);
+}

@@ -3,7 +3,7 @@
 // the API server's alone; the engine's planner repeats the ones that matter for correctness.
 import { dataMigrationSchema } from './datamigration-schema.ts';
 import type { SchemaNode } from './schema-builder.ts';
-import type { DataMigration } from './types.generated.ts';
+import type { DatabaseEndpoint, DataMigration } from './types.generated.ts';
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -77,4 +77,16 @@ export function normalizeDataMigration(object: unknown): DataMigration {
   const errors = structuralErrors(dataMigrationSchema, defaulted, '');
   if (errors.length > 0) throw new Error(`invalid DataMigration:\n  ${errors.map((e) => e.replace(/^\./, '')).join('\n  ')}`);
   return defaulted as DataMigration;
+}
+
+/** A key of a Secret, as a step reads it. */
+export interface SecretKeyRef { name: string; key: string }
+
+/** The Secret keys an endpoint needs (its URL, its CA), with the schema's default key names. */
+export function endpointSecrets(endpoint: DatabaseEndpoint): { url: SecretKeyRef; ca?: SecretKeyRef } {
+  const ca = endpoint.tls?.caSecretRef;
+  return {
+    url: { name: endpoint.secretRef.name, key: endpoint.secretRef.key ?? 'url' },
+    ...(ca ? { ca: { name: ca.name, key: ca.key ?? 'ca.crt' } } : {}),
+  };
 }

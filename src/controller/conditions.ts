@@ -24,10 +24,6 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
   return conditions?.find((condition) => condition.type === type);
 }
 
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: ConditionType): boolean {
-  return findCondition(conditions, type)?.status === 'True';
-}
-
 /**
  * Sets one condition and returns the new list (sorted in CONDITION_TYPES order). lastTransitionTime
  * is kept when the status did not change (reason and message may change freely), and becomes `now`

@@ -32,11 +32,14 @@ async function sourceEstimates(key: string, sourceUrl: string, tables: { name: s
   }
 }
 
-/** The copy's progress now; `previous` (the last sample) gives the rate and the ETA. */
-export async function readCopyProgress(migration: DataMigration, urls: { source: string; target: string }, previous: ProgressSample | undefined, now = Date.now()): Promise<ProgressSample> {
+/**
+ * The copy's progress now; `previous` (the last sample) gives the rate and the ETA. `key` is the
+ * migration's namespace/name, under which the source estimates are kept (forgetEstimates).
+ */
+export async function readCopyProgress(migration: DataMigration, key: string, urls: { source: string; target: string }, previous: ProgressSample | undefined, now = Date.now()): Promise<ProgressSample> {
   const settings = engineSettings(migration);
   const tables = settings.tables.length > 0 ? settings.tables.map((t) => ({ name: t.name, target: t.target ?? t.name })) : undefined;
-  const estimated = await sourceEstimates(`${migration.metadata?.uid ?? ''}/${migration.status?.runId ?? ''}`, urls.source, tables);
+  const estimated = await sourceEstimates(`${key}/${migration.metadata?.uid ?? ''}/${migration.status?.runId ?? ''}`, urls.source, tables);
   const session = await openSession(urls.target, { readOnly: true, applicationName: 'datamigration operator progress' });
   try {
     const copied = await copiedRowsByTable(session, settings.migration);
@@ -65,7 +68,7 @@ export async function readCopyProgress(migration: DataMigration, urls: { source:
   }
 }
 
-/** Forgets a finished run's estimates. */
-export function forgetEstimates(uid: string): void {
-  for (const key of estimates.keys()) if (key.startsWith(`${uid}/`)) estimates.delete(key);
+/** Forgets the estimates of a migration (namespace/name) whose copy is over or that is gone. */
+export function forgetEstimates(key: string): void {
+  for (const cached of estimates.keys()) if (cached.startsWith(`${key}/`)) estimates.delete(cached);
 }

@@ -6,9 +6,11 @@
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
+import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import { EXIT } from '../cli/exit-codes.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
+import { engineSettings } from '../engine/pipeline/settings.ts';
 
 export interface EngineConfig {
   /** The engine image: by default the operator's own. */
@@ -44,22 +46,20 @@ export function engineManifest(migration: DataMigration): string {
   });
 }
 
-/** Pods of the copy Job: strategy.copyPods (an Indexed Job when more than one). */
-export function copyPodsOf(migration: DataMigration): number {
-  return Math.max(1, migration.spec.strategy?.copyPods ?? 1);
-}
-
 export function buildStepJob(migration: DataMigration, step: Step, runId: string, engine: EngineConfig, extraEnv: k8s.V1EnvVar[] = []): k8s.V1Job {
   const name = migration.metadata?.name ?? '';
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const template = spec.jobTemplate ?? {};
-  const pods = step === 'copy' ? copyPodsOf(migration) : 1;
+  // The engine divides the copy by the same figure (engineSettings), so the two cannot disagree.
+  const pods = step === 'copy' ? engineSettings(migration).copyPods : 1;
+  const source = endpointSecrets(spec.source);
+  const target = endpointSecrets(spec.target);
   const labels = { [LABELS.migration]: name, [LABELS.step]: step, [LABELS.run]: runId, [LABELS.managedBy]: MANAGED_BY };
 
   const env: k8s.V1EnvVar[] = [
-    { name: 'DMO_SOURCE_URL', valueFrom: { secretKeyRef: { name: spec.source.secretRef.name, key: spec.source.secretRef.key ?? 'url' } } },
-    { name: 'DMO_TARGET_URL', valueFrom: { secretKeyRef: { name: spec.target.secretRef.name, key: spec.target.secretRef.key ?? 'url' } } },
+    { name: 'DMO_SOURCE_URL', valueFrom: { secretKeyRef: source.url } },
+    { name: 'DMO_TARGET_URL', valueFrom: { secretKeyRef: target.url } },
     { name: 'DMO_MANIFEST', value: engineManifest(migration) },
     { name: 'DMO_TERMINATION_LOG', value: '/dev/termination-log' },
     // The root filesystem is read only; scratch space is an emptyDir of its own (not over /tmp,
@@ -75,10 +75,10 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
     mounts.push({ name: 'migrations', mountPath: MIGRATIONS_DIR, readOnly: true });
     env.push({ name: 'DMO_MIGRATIONS_DIR', value: MIGRATIONS_DIR });
   }
-  for (const [side, endpoint] of [['source', spec.source], ['target', spec.target]] as const) {
-    const ca = endpoint.tls?.caSecretRef;
+  for (const [side, secrets] of [['source', source], ['target', target]] as const) {
+    const ca = secrets.ca;
     if (!ca) continue;
-    volumes.push({ name: `${side}-ca`, secret: { secretName: ca.name, items: [{ key: ca.key ?? 'ca.crt', path: 'ca.crt' }] } });
+    volumes.push({ name: `${side}-ca`, secret: { secretName: ca.name, items: [{ key: ca.key, path: 'ca.crt' }] } });
     mounts.push({ name: `${side}-ca`, mountPath: `${CA_DIR}/${side}`, readOnly: true });
     env.push({ name: `DMO_${side.toUpperCase()}_CA_FILE`, value: `${CA_DIR}/${side}/ca.crt` });
   }

@@ -4,6 +4,7 @@
 // the cutover Service comes from the informer's cache; the reconcile is requeued with backoff
 // until they appear.
 import * as k8s from '@kubernetes/client-node';
+import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { MissingObject, Preflight } from './decide.ts';
 
@@ -45,12 +46,6 @@ async function orMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** Reads the Secret `name` into `secrets` (undefined: it does not exist) unless it is there already. */
-export async function readSecretOnce(core: k8s.CoreV1Api, namespace: string, name: string, secrets: Map<string, k8s.V1Secret | undefined>): Promise<k8s.V1Secret | undefined> {
-  if (!secrets.has(name)) secrets.set(name, await orMissing(() => core.readNamespacedSecret({ name, namespace })));
-  return secrets.get(name);
-}
-
 /**
  * Which keys each Secret has, remembered for a few seconds: the preflights of a burst of
  * migrations that name the same Secrets read each once. Only the names of the keys are kept,
@@ -89,14 +84,9 @@ export async function runPreflight(sources: PreflightSources, migration: DataMig
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const missing: MissingObject[] = [];
-  const secretKeys: { name: string; key: string }[] = [
-    { name: spec.source.secretRef.name, key: spec.source.secretRef.key ?? 'url' },
-    { name: spec.target.secretRef.name, key: spec.target.secretRef.key ?? 'url' },
-  ];
-  for (const endpoint of [spec.source, spec.target]) {
-    const ca = endpoint.tls?.caSecretRef;
-    if (ca) secretKeys.push({ name: ca.name, key: ca.key ?? 'ca.crt' });
-  }
+  const endpoints = [endpointSecrets(spec.source), endpointSecrets(spec.target)];
+  // URLs first, then CAs: the order the missing objects are reported in.
+  const secretKeys = [...endpoints.map((e) => e.url), ...endpoints.flatMap((e) => (e.ca ? [e.ca] : []))];
   const configMap = spec.schema?.configMapRef?.name;
   const gate = spec.cutover?.readinessGate;
   // Everything is read at once (each Secret once), then checked in order.

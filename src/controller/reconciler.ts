@@ -12,8 +12,9 @@ import { buildStepJob, type EngineConfig } from './job-builder.ts';
 import { microTime } from './leader-election.ts';
 import { registerSecret, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { observeJob } from './observe.ts';
-import { describeError, readSecretOnce, runPreflight, SecretKeysCache, statusCode } from './preflight.ts';
+import { jobState, observeJob } from './observe.ts';
+import { describeError, runPreflight, SecretKeysCache, statusCode } from './preflight.ts';
+import { endpointSecrets, type SecretKeyRef } from '../api/defaults.ts';
 
 export interface ReconcileResult {
   /** Reconcile again after this many seconds; absent when only a change should wake it. */
@@ -45,6 +46,15 @@ class JobRejectedError extends Error {
   }
 }
 
+/** Kept between reconciles for one migration. */
+interface MigrationMemory {
+  /** Finished Jobs' results by Job uid: read once from their pods. */
+  results: Map<string, ObservedJob>;
+  /** The last copy progress sample (for the rate), and when progress was last read (ms). */
+  progress?: ProgressSample;
+  progressReadAt?: number;
+}
+
 /** How often progress of a running copy reaches status (the issue's bound is 10 s). */
 const PROGRESS_SECONDS = 10;
 
@@ -55,11 +65,9 @@ export class Reconciler {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly events: k8s.EventsV1Api;
   private readonly deps: ReconcilerDeps;
-  private readonly progress = new Map<string, ProgressSample>();
   private readonly secretKeys: SecretKeysCache;
-  /** When each migration's copy progress was last read (ms), successful or not. */
-  private readonly progressReadAt = new Map<string, number>();
-  private readonly results = new Map<string, ObservedJob>();
+  /** What is kept between reconciles, per migration key; forgotten when the migration goes. */
+  private readonly memory = new Map<string, MigrationMemory>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -75,17 +83,18 @@ export class Reconciler {
     const [namespace = '', name = ''] = key.split('/');
     let migration = this.deps.migrations.get(name, namespace);
     if (!migration) {
-      this.progress.delete(key);
-      this.progressReadAt.delete(key);
+      this.forget(key);
       return {}; // deleted: its Jobs go with it (owner references)
     }
     const log = this.deps.logger.child({ namespace, name, generation: migration.metadata?.generation, phase: migration.status?.phase });
     if (migration.metadata?.deletionTimestamp) {
       await this.finalize(migration, log);
+      this.forget(key);
       return {};
     }
+    const memory = this.memoryOf(key);
     const now = (this.deps.now ?? (() => new Date()))();
-    const jobs = await this.observeJobs(migration);
+    const jobs = await this.observeJobs(migration, memory);
     const service = this.observeService(migration);
     const input = { migration, jobs, ...(service ? { service } : {}), now: now.toISOString() };
     const first = decide(input);
@@ -123,10 +132,10 @@ export class Reconciler {
     let requeue = decision.requeueAfterSeconds;
     if (status.phase === 'Copying' && jobs.some((j) => j.step === 'copy' && j.state === 'Running')) {
       // At most one read per PROGRESS_SECONDS, however often the Job's changes wake this migration.
-      const last = this.progressReadAt.get(key);
+      const last = memory.progressReadAt;
       if (last === undefined || now.getTime() - last >= (PROGRESS_SECONDS - 1) * 1000) {
-        this.progressReadAt.set(key, now.getTime());
-        const sample = await this.copyProgress(migration, key).catch((error: unknown) => {
+        memory.progressReadAt = now.getTime();
+        const sample = await this.copyProgress(migration, key, memory).catch((error: unknown) => {
           log.warn('could not read copy progress', { error: describeError(error) });
           return undefined;
         });
@@ -134,9 +143,7 @@ export class Reconciler {
       }
       requeue = Math.min(requeue ?? PROGRESS_SECONDS, PROGRESS_SECONDS);
     } else if (status.phase === 'Succeeded' || status.phase === 'Failed' || status.phase === 'RolledBack') {
-      this.progress.delete(key);
-      this.progressReadAt.delete(key);
-      forgetEstimates(migration.metadata?.uid ?? '');
+      this.forgetProgress(key, memory);
     }
 
     if (JSON.stringify(status) !== JSON.stringify(migration.status ?? {})) {
@@ -183,25 +190,45 @@ export class Reconciler {
       && job.metadata.ownerReferences?.some((o) => o.uid === migration.metadata?.uid));
   }
 
-  private async observeJobs(migration: DataMigration): Promise<ObservedJob[]> {
+  private memoryOf(key: string): MigrationMemory {
+    let memory = this.memory.get(key);
+    if (!memory) {
+      memory = { results: new Map() };
+      this.memory.set(key, memory);
+    }
+    return memory;
+  }
+
+  private forgetProgress(key: string, memory: MigrationMemory): void {
+    delete memory.progress;
+    delete memory.progressReadAt;
+    forgetEstimates(key);
+  }
+
+  private forget(key: string): void {
+    this.memory.delete(key);
+    forgetEstimates(key);
+  }
+
+  private async observeJobs(migration: DataMigration, memory: MigrationMemory): Promise<ObservedJob[]> {
     const namespace = migration.metadata?.namespace ?? '';
     const owned = this.ownedJobs(migration);
     const observed: ObservedJob[] = [];
     for (const job of owned) {
       const uid = job.metadata?.uid ?? '';
-      const cached = this.results.get(uid);
+      const cached = memory.results.get(uid);
       if (cached) {
         observed.push(cached);
         continue;
       }
-      const finished = (job.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+      const finished = jobState(job) !== 'Running';
       // A finished Job's result is read once from its pods (termination message) and kept.
       const pods = finished
         ? (await this.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job.metadata?.name ?? ''}` })).items
         : [];
       const result = observeJob(job, pods);
       if (!result) continue;
-      if (finished) this.results.set(uid, result);
+      if (finished) memory.results.set(uid, result);
       observed.push(result);
     }
     return observed;
@@ -214,26 +241,21 @@ export class Reconciler {
     return service ? { selector: service.spec?.selector ?? {} } : undefined;
   }
 
-  /** A Secret's value (read once per reconcile). */
-  private async secretValue(namespace: string, secrets: Map<string, k8s.V1Secret | undefined>, name: string, key: string): Promise<string> {
-    const secret = await readSecretOnce(this.core, namespace, name, secrets);
-    const data = secret?.data?.[key];
-    const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : secret?.stringData?.[key] ?? '';
-    if (value === '') throw new Error(`Secret ${name} has no key ${key}`);
+  /** A Secret's value (GET; the API server returns data, base64). */
+  private async secretValue(namespace: string, ref: SecretKeyRef): Promise<string> {
+    const secret = await this.core.readNamespacedSecret({ name: ref.name, namespace });
+    const data = secret.data?.[ref.key];
+    const value = data !== undefined ? Buffer.from(data, 'base64').toString('utf8') : '';
+    if (value === '') throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
     registerSecret(value); // never logged, whatever error quotes it
     return value;
   }
 
-  private async copyProgress(migration: DataMigration, key: string): Promise<ProgressSample> {
-    const { source, target } = migration.spec;
-    const secrets = new Map<string, k8s.V1Secret | undefined>(); // each read once
+  private async copyProgress(migration: DataMigration, key: string, memory: MigrationMemory): Promise<ProgressSample> {
     const namespace = migration.metadata?.namespace ?? '';
-    const urls = {
-      source: await this.secretValue(namespace, secrets, source.secretRef.name, source.secretRef.key ?? 'url'),
-      target: await this.secretValue(namespace, secrets, target.secretRef.name, target.secretRef.key ?? 'url'),
-    };
-    const sample = await readCopyProgress(migration, urls, this.progress.get(key));
-    this.progress.set(key, sample);
+    const [source, target] = await Promise.all([migration.spec.source, migration.spec.target].map((endpoint) => this.secretValue(namespace, endpointSecrets(endpoint).url)));
+    const sample = await readCopyProgress(migration, key, { source: source ?? '', target: target ?? '' }, memory.progress);
+    memory.progress = sample;
     return sample;
   }
 
@@ -241,7 +263,7 @@ export class Reconciler {
     const namespace = migration.metadata?.namespace ?? '';
     switch (action.kind) {
       case 'createJob': {
-        const job = buildStepJob(migration, action.step, action.runId, this.deps.engine, stepEnv(action.step, status, migration));
+        const job = buildStepJob(migration, action.step, action.runId, this.deps.engine, stepEnv(action.step, status));
         try {
           await this.batch.createNamespacedJob({ namespace, body: job });
           log.info('created Job', { job: job.metadata?.name, step: action.step });
@@ -309,9 +331,9 @@ export class Reconciler {
 }
 
 /** What a step's engine needs beyond the manifest: the rollback's target schema version. */
-function stepEnv(step: Step, status: DataMigrationStatus, migration: DataMigration): k8s.V1EnvVar[] {
+function stepEnv(step: Step, status: DataMigrationStatus): k8s.V1EnvVar[] {
   if (step !== 'rollback') return [];
-  const before = status.schema?.versionBefore ?? migration.status?.schema?.versionBefore;
+  const before = status.schema?.versionBefore;
   return [{ name: 'DMO_ROLLBACK_TO_VERSION', value: before ?? '' }];
 }
 
