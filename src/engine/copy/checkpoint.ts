@@ -3,6 +3,7 @@
 // holds exactly the batches whose checkpoint it holds, so a resumed copy neither loses nor
 // repeats a row.
 import type { Dialect } from '../db/dialect.ts';
+import { tableExists } from '../db/catalog.ts';
 import type { SqlRow, SqlSession, SqlValue } from '../db/session.ts';
 
 export const CHECKPOINT_TABLE = 'dataops_copy_checkpoint';
@@ -73,14 +74,14 @@ export async function readCheckpoint(session: SqlSession, id: CheckpointId): Pro
   return rows[0] ? checkpointOf(rows[0]) : undefined;
 }
 
-/** All checkpoints of one table (every shard), to resume with the boundaries it started with. */
-export async function readTableCheckpoints(session: SqlSession, migration: string, table: string): Promise<Map<number, Checkpoint>> {
+/** The split a table's copy recorded (every shard row holds it), to resume with; undefined before one. */
+export async function readRecordedSplit(session: SqlSession, migration: string, table: string): Promise<string[] | undefined> {
   const d = session.dialect;
-  const rows = await session.query(
-    `SELECT shard, last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)}`,
+  const [row] = await session.query(
+    `SELECT boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} ORDER BY shard LIMIT 1`,
     [migration, table],
   );
-  return new Map(rows.map((row) => [Number(asText(row.shard)), checkpointOf(row)]));
+  return row ? JSON.parse(asText(row.boundaries)) as string[] : undefined;
 }
 
 export interface ShardState {
@@ -110,6 +111,8 @@ export async function insertCheckpointIfAbsent(session: SqlSession, id: Checkpoi
   await upsertCheckpoint(session, id, checkpoint, false);
 }
 
+// An overwrite leaves the boundaries as the first writer recorded them: they never change after the
+// split (copyShard refuses a mismatch), and they are the largest part of the row.
 async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint, overwrite: boolean): Promise<void> {
   const d = session.dialect;
   const values = [id.migration, id.table, id.shard, checkpoint.lastKey ? encodeKey(checkpoint.lastKey) : null,
@@ -120,10 +123,10 @@ async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoin
   // MySQL: a no-op update rather than INSERT IGNORE, which would also hide other errors.
   const conflict = d.engine === 'postgres'
     ? overwrite
-      ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, boundaries = EXCLUDED.boundaries, updated_at = EXCLUDED.updated_at'
+      ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, updated_at = EXCLUDED.updated_at'
       : ' ON CONFLICT (migration, table_name, shard) DO NOTHING'
     : overwrite
-      ? ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), boundaries = VALUES(boundaries), updated_at = VALUES(updated_at)'
+      ? ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), updated_at = VALUES(updated_at)'
       : ' ON DUPLICATE KEY UPDATE shard = shard';
   await session.query(insert + conflict, values);
 }
@@ -137,13 +140,10 @@ export async function clearCheckpoints(session: SqlSession, migration: string): 
 /** Rows committed so far per target table for a migration (empty before the first batch). */
 export async function copiedRowsByTable(session: SqlSession, migration: string): Promise<Map<string, { rowsCopied: number; done: boolean }>> {
   const d = session.dialect;
+  if (!await tableExists(session, CHECKPOINT_TABLE)) return new Map(); // nothing copied yet
   const rows = await session.query(
     `SELECT table_name, SUM(rows_copied) AS rows_copied, MIN(CASE WHEN done THEN 1 ELSE 0 END) AS done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} GROUP BY table_name`,
     [migration],
-  ).catch((error: unknown) => {
-    // No checkpoint table yet: nothing copied.
-    if (/does not exist|doesn't exist/.test(error instanceof Error ? error.message : '')) return [];
-    throw error;
-  });
+  );
   return new Map(rows.map((r) => [asText(r.table_name), { rowsCopied: Number(asText(r.rows_copied)), done: asText(r.done) === '1' }]));
 }

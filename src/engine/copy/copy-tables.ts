@@ -3,7 +3,7 @@
 // With several pods, this process copies only its share of the (table, shard) units (units.ts).
 // Progress is aggregated per table for the reporter and the operator's status.
 import type { SqlSession } from '../db/session.ts';
-import { readTableCheckpoints } from './checkpoint.ts';
+import { readShardStates } from './checkpoint.ts';
 import { copyShard, type Endpoint, type MysqlBulk, type ShardProgress } from './copy-shard.ts';
 import type { TableCopyPlan } from './plan-types.ts';
 import { MAX_SHARDS_PER_TABLE, planShards } from './shards.ts';
@@ -91,6 +91,8 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
   const shardRows = new Map<string, number>();
   const tasks: (() => Promise<void>)[] = [];
   let rowsThisRun = 0;
+  // Rows each shard holds already (earlier runs), read once for all tables.
+  const stored = new Map((await readShardStates(options.targetSession, options.migration)).map((s) => [`${s.table}#${String(s.shard)}`, s.rowsCopied]));
 
   for (const table of options.tables) {
     const { plan } = table;
@@ -102,10 +104,12 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
       table: plan.targetTable, rowsCopied: 0, rowsEstimated: Math.round((table.estimatedRows * shards.length) / (boundaries.length + 1)),
       shardsDone: 0, shards: shards.length, done: false,
     };
-    for (const [shard, checkpoint] of await readTableCheckpoints(options.targetSession, options.migration, plan.targetTable)) {
-      if (!shards.includes(shard)) continue;
-      shardRows.set(`${plan.targetTable}#${String(shard)}`, checkpoint.rowsCopied);
-      state.rowsCopied += checkpoint.rowsCopied;
+    for (const shard of shards) {
+      const key = `${plan.targetTable}#${String(shard)}`;
+      const rows = stored.get(key);
+      if (rows === undefined) continue;
+      shardRows.set(key, rows);
+      state.rowsCopied += rows;
     }
     states.set(plan.targetTable, state);
     for (const shard of shards) {

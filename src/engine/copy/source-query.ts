@@ -45,24 +45,25 @@ export function keyAfter(dialect: Dialect, key: readonly string[], values: reado
   return alternatives.length === 1 ? (alternatives[0] ?? '') : `(${alternatives.map((a) => `(${a})`).join(' OR ')})`;
 }
 
+/**
+ * FROM and conditions selecting a table's rows after its `where` and dedupe: what the copy reads,
+ * and so what validation compares. The dedupe window sees every row that passes the filter, so a
+ * resumed copy keeps the same choice.
+ */
+export function sourceRows(d: Dialect, table: string, key: readonly string[], where: string | undefined, dedupe: { by: readonly string[]; keep?: 'first' | 'latest'; orderBy?: string } | undefined): { from: string; conditions: string[] } {
+  const quoted = d.quoteQualified(table);
+  if (!dedupe) return { from: quoted, conditions: where ? [`(${where})`] : [] };
+  const direction = dedupe.keep === 'latest' ? 'DESC' : 'ASC';
+  const order = [...(dedupe.orderBy ? [`${d.quoteIdent(dedupe.orderBy)} ${direction}`] : []), ...key.map((k) => `${d.quoteIdent(k)} ${direction}`)];
+  const window = `ROW_NUMBER() OVER (PARTITION BY ${dedupe.by.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
+  const filter = where ? ` WHERE (${where})` : '';
+  return { from: `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${quoted} AS dataops_t${filter}) AS dataops_deduped`, conditions: ['dataops_rank = 1'] };
+}
+
 export function buildSourceSelect(select: SourceSelect): string {
   const d = select.dialect;
-  const table = d.quoteQualified(select.table);
   const key = select.key.map((name) => d.quoteIdent(name));
-  const conditions: string[] = [];
-  let from = table;
-  if (select.dedupe) {
-    // The window sees every row that passes the filter, so a resumed copy keeps the same choice.
-    const { by, keep, orderBy } = select.dedupe;
-    const direction = keep === 'latest' ? 'DESC' : 'ASC';
-    const order = [...(orderBy ? [`${d.quoteIdent(orderBy)} ${direction}`] : []), ...key.map((k) => `${k} ${direction}`)];
-    const window = `ROW_NUMBER() OVER (PARTITION BY ${by.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
-    const filter = select.where ? ` WHERE (${select.where})` : '';
-    from = `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${table} AS dataops_t${filter}) AS dataops_deduped`;
-    conditions.push('dataops_rank = 1');
-  } else if (select.where) {
-    conditions.push(`(${select.where})`);
-  }
+  const { from, conditions } = sourceRows(d, select.table, select.key, select.where, select.dedupe);
   const first = key[0] ?? '';
   if (select.range?.lower !== undefined) conditions.push(`${first} >= ${d.quoteLiteral(select.range.lower)}`);
   if (select.range?.upper !== undefined) conditions.push(`${first} < ${d.quoteLiteral(select.range.upper)}`);

@@ -6,8 +6,8 @@
 // Whoever sees every unit done runs the post-copy work; the checkpoints are the only shared state.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SqlSession } from '../db/session.ts';
-import { mysqlLockName, withMigrationLock } from '../migrations/lock.ts';
-import { ensureCheckpointTable, insertCheckpointIfAbsent, readShardStates, readTableCheckpoints } from './checkpoint.ts';
+import { databaseLockName, tryWithLock, withMigrationLock } from '../migrations/lock.ts';
+import { ensureCheckpointTable, insertCheckpointIfAbsent, readRecordedSplit, readShardStates } from './checkpoint.ts';
 
 /** Which share of the units this process copies: pod `index` (0-based) of `count`. */
 export interface PodShare {
@@ -44,13 +44,6 @@ export function unitsOf(splits: readonly TableSplit[], pod: PodShare): Unit[] {
   return all.filter((_, position) => position % pod.count === pod.index);
 }
 
-async function lockName(session: SqlSession, migration: string, purpose: string): Promise<string> {
-  // PostgreSQL advisory locks belong to one database; MySQL's GET_LOCK is server wide.
-  if (session.engine === 'postgres') return `dataops_copy_${purpose}:${migration}`;
-  const [row] = await session.query('SELECT DATABASE() AS db');
-  return `dataops_copy_${purpose}:${row?.db?.toString() ?? ''}.${migration}`;
-}
-
 /** The longest a pod waits for another to record a split (min/max on the source, per table). */
 const SPLIT_LOCK_TIMEOUT_SECONDS = 3600;
 
@@ -66,13 +59,12 @@ export interface SplitRequest {
  * transaction under a lock, so every pod of the copy reads back the same split.
  */
 export async function recordSplits(session: SqlSession, migration: string, tables: readonly SplitRequest[]): Promise<TableSplit[]> {
-  return withMigrationLock(session, await lockName(session, migration, 'split'), async () => {
+  return withMigrationLock(session, await databaseLockName(session, 'dataops_copy_split', migration), async () => {
     // Under the lock: two pods creating the table at once can collide in PostgreSQL's catalog.
     await ensureCheckpointTable(session);
     const splits: TableSplit[] = [];
     for (const table of tables) {
-      const recorded = (await readTableCheckpoints(session, migration, table.table)).values().next().value;
-      splits.push({ table: table.table, boundaries: recorded ? recorded.boundaries : await table.plan() });
+      splits.push({ table: table.table, boundaries: await readRecordedSplit(session, migration, table.table) ?? await table.plan() });
     }
     await session.query(session.engine === 'postgres' ? 'BEGIN' : 'START TRANSACTION');
     try {
@@ -143,15 +135,5 @@ export async function waitForUnits(session: SqlSession, migration: string, split
  * someone does. The post-copy work uses it: a pod that finds it held leaves the work to the holder.
  */
 export async function unlessLocked<T>(session: SqlSession, migration: string, purpose: string, fn: () => Promise<T>): Promise<T | undefined> {
-  const name = await lockName(session, migration, purpose);
-  const postgres = session.engine === 'postgres';
-  const [row] = postgres
-    ? await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS taken', [name])
-    : await session.query('SELECT GET_LOCK(?, 0) AS taken', [mysqlLockName(name)]);
-  if (!['t', 'true', '1'].includes(row?.taken?.toString() ?? '')) return undefined;
-  try {
-    return await fn();
-  } finally {
-    await (postgres ? session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]) : session.query('SELECT RELEASE_LOCK(?)', [mysqlLockName(name)])).catch(() => undefined);
-  }
+  return tryWithLock(session, await databaseLockName(session, `dataops_copy_${purpose}`, migration), fn);
 }

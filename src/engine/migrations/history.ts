@@ -1,6 +1,6 @@
 // The schema history table in the target database: one row per applied migration version, with
 // the checksum of the script that was applied and whether it succeeded.
-import { splitQualifiedName } from '../db/dialect.ts';
+import { tableExists } from '../db/catalog.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { compareVersions } from './files.ts';
 
@@ -37,19 +37,7 @@ export async function ensureHistoryTable(session: SqlSession, table = DEFAULT_HI
 
 /** Whether the history table exists (without creating it). */
 export async function historyTableExists(session: SqlSession, table = DEFAULT_HISTORY_TABLE): Promise<boolean> {
-  const d = session.dialect;
-  if (d.engine === 'postgres') {
-    const [row] = await session.query(`SELECT to_regclass(${d.placeholder(1)}) IS NOT NULL AS present`, [d.quoteQualified(table)]);
-    return row?.present === 't' || row?.present === 'true';
-  }
-  const parts = splitQualifiedName(table);
-  const name = parts.at(-1) ?? table;
-  const schema = parts.length > 1 ? parts.slice(0, -1).join('.') : undefined;
-  const rows = await session.query(
-    `SELECT 1 AS present FROM information_schema.tables WHERE table_schema = ${schema === undefined ? 'DATABASE()' : '?'} AND table_name = ?`,
-    schema === undefined ? [name] : [schema, name],
-  );
-  return rows.length > 0;
+  return tableExists(session, table);
 }
 
 function text(value: SqlValue | undefined): string {

@@ -20,6 +20,16 @@ export function mysqlLockName(name: string): string {
   return `${name.slice(0, 31)}#${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
+/**
+ * A lock name that means this database: `<purpose>:<name>` on PostgreSQL (advisory locks belong to
+ * one database), `<purpose>:<database>.<name>` on MySQL (GET_LOCK is server wide).
+ */
+export async function databaseLockName(session: SqlSession, purpose: string, name: string): Promise<string> {
+  if (session.engine === 'postgres') return `${purpose}:${name}`;
+  const [row] = await session.query('SELECT DATABASE() AS db');
+  return `${purpose}:${row?.db?.toString() ?? ''}.${name}`;
+}
+
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }
@@ -53,6 +63,22 @@ async function acquire(session: SqlSession, name: string, seconds: number, optio
 async function release(session: SqlSession, name: string): Promise<void> {
   if (session.engine === 'postgres') await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
   else await session.query('SELECT RELEASE_LOCK(?)', [mysqlLockName(name)]);
+}
+
+/**
+ * Runs `fn` holding the lock `name` if no one holds it now; undefined (and `fn` not run) when
+ * someone does.
+ */
+export async function tryWithLock<T>(session: SqlSession, name: string, fn: () => Promise<T>): Promise<T | undefined> {
+  const [row] = session.engine === 'postgres'
+    ? await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS taken', [name])
+    : await session.query('SELECT GET_LOCK(?, 0) AS taken', [mysqlLockName(name)]);
+  if (!['t', 'true', '1'].includes(row?.taken?.toString() ?? '')) return undefined;
+  try {
+    return await fn();
+  } finally {
+    await release(session, name).catch(() => undefined);
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   DEFAULT_HISTORY_TABLE, deleteHistoryRow, deleteHistoryRowSql, ensureHistoryTable, historyTableExists,
   markMigrationFailed, readHistory, recordMigration, type HistoryRow,
 } from './history.ts';
-import { withMigrationLock } from './lock.ts';
+import { databaseLockName, withMigrationLock } from './lock.ts';
 import { splitScript, type ScriptStatement } from './split.ts';
 
 export interface MigrateUpOptions {
@@ -96,13 +96,6 @@ export function checkHistory(history: readonly HistoryRow[], migrations: readonl
     }
   }
   if (problems.length > 0) throw new Error(problems.join('; '));
-}
-
-async function lockName(session: SqlSession, table: string): Promise<string> {
-  // PostgreSQL advisory locks belong to one database; MySQL's GET_LOCK is server wide.
-  if (session.engine === 'postgres') return `dataops_migrate:${table}`;
-  const [row] = await session.query('SELECT DATABASE() AS db');
-  return `dataops_migrate:${row?.db?.toString() ?? ''}.${table}`;
 }
 
 async function databaseUser(session: SqlSession): Promise<string> {
@@ -208,7 +201,7 @@ export async function migrateUp(session: SqlSession, migrations: readonly Migrat
   const table = options.historyTable ?? DEFAULT_HISTORY_TABLE;
   const sorted = sortMigrations(migrations);
   const target = options.targetVersion === undefined ? undefined : normalizeVersion(options.targetVersion);
-  return withMigrationLock(session, await lockName(session, table), async () => {
+  return withMigrationLock(session, await databaseLockName(session, 'dataops_migrate', table), async () => {
     await ensureHistoryTable(session, table);
     const history = await readHistory(session, table);
     checkHistory(history, sorted, { engine: session.engine, table, repairSql: (version) => deleteHistoryRowSql(session, table, version) });
@@ -241,7 +234,7 @@ export async function migrateDown(session: SqlSession, migrations: readonly Migr
   const table = options.historyTable ?? DEFAULT_HISTORY_TABLE;
   const sorted = sortMigrations(migrations);
   const to = options.toVersion === null ? null : normalizeVersion(options.toVersion);
-  return withMigrationLock(session, await lockName(session, table), async () => {
+  return withMigrationLock(session, await databaseLockName(session, 'dataops_migrate', table), async () => {
     if (!await historyTableExists(session, table)) return { reverted: [], version: null, versionBefore: null };
     const history = await readHistory(session, table);
     checkHistory(history, sorted, { engine: session.engine, table, repairSql: (version) => deleteHistoryRowSql(session, table, version) });

@@ -51,7 +51,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     })),
     batchSize: spec.strategy?.batchSize ?? 10000,
     parallelism: spec.strategy?.parallelism ?? 4,
-    copyPods: spec.strategy?.copyPods ?? 1,
+    copyPods: Math.max(1, spec.strategy?.copyPods ?? 1),
     conflictPolicy: spec.strategy?.conflictPolicy === 'Upsert' ? 'upsert' : 'fail',
     createMissingTables: spec.schema?.createMissingTables ?? false,
     phases: spec.strategy?.type === 'Phased' ? (spec.strategy.phases ?? []).map((p) => p.tables) : [],

@@ -97,9 +97,13 @@ export async function schemaStep(context: StepContext): Promise<SchemaStepResult
   const migrations = await loadMigrations(context);
   return withSessions(context, async (source, target) => {
     const { settings } = context;
+    const unchanged = async (): Promise<{ applied: never[]; version: string | null; versionBefore: string | null }> => {
+      const version = await schemaVersion(target, settings.historyTable);
+      return { applied: [], version, versionBefore: version };
+    };
     const migrated = migrations.length > 0
       ? await migrateUp(target, migrations, { historyTable: settings.historyTable, installedBy: `datamigration@${hostname()}`, ...(settings.targetVersion ? { targetVersion: settings.targetVersion } : {}) })
-      : { applied: [], version: await schemaVersion(target, settings.historyTable), versionBefore: await schemaVersion(target, settings.historyTable) };
+      : await unchanged();
     const created: string[] = [];
     const warnings: string[] = [];
     if (settings.createMissingTables) {

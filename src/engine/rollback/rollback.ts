@@ -9,11 +9,11 @@
 // clean. Each step checks what exists first: running rollback twice, or after a copy that
 // stopped half way, is harmless.
 import type { SqlSession } from '../db/session.ts';
-import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
+import { CHECKPOINT_TABLE, clearCheckpoints } from '../copy/checkpoint.ts';
 import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
 import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, createdTables, createdTypes, typeExists } from '../schema/created-tables.ts';
-import { splitQualifiedName } from '../db/dialect.ts';
+import { tableExists } from '../db/catalog.ts';
 import { ROLLBACK_SCHEMA_ACTIONS } from '../../api/constants.ts';
 
 /** The API's schemaAction values (spec.rollback.schemaAction), listed once in src/api/constants.ts. */
@@ -45,16 +45,6 @@ export interface RollbackResult {
   truncatedTables: string[];
   checkpointsCleared: number;
   warnings: string[];
-}
-
-async function tableExists(session: SqlSession, name: string): Promise<boolean> {
-  const parts = splitQualifiedName(name);
-  const table = parts.pop() ?? name;
-  const schema = parts.length > 0 ? parts.join('.') : undefined;
-  const rows = session.engine === 'postgres'
-    ? await session.query(`SELECT 1 AS found FROM information_schema.tables WHERE table_schema = ${schema ? '$2' : 'current_schema()'} AND table_name = $1`, schema ? [table, schema] : [table])
-    : await session.query(`SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema ? '?' : 'DATABASE()'} AND TABLE_NAME = ?`, schema ? [schema, table] : [table]);
-  return rows.length > 0;
 }
 
 /** Runs `fn` with MySQL's foreign key checks off on this session (drops and truncates of related tables). */
@@ -125,7 +115,7 @@ export async function clearMigrationCheckpoints(session: SqlSession, migration: 
   const q = session.dialect;
   const [row] = await session.query(`SELECT count(*) AS n FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${q.placeholder(1)}`, [migration]);
   const count = Number(row?.n?.toString() ?? '0');
-  if (count > 0) await session.query(`DELETE FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${q.placeholder(1)}`, [migration]);
+  if (count > 0) await clearCheckpoints(session, migration);
   return count;
 }
 

@@ -1,6 +1,7 @@
 // The target remembers which tables (and PostgreSQL enum types) a migration created, not the
 // user's own: only those tables get indexes and foreign keys added after the copy, and only those
 // tables and types may a rollback drop.
+import { tableExists } from '../db/catalog.ts';
 import type { SqlSession } from '../db/session.ts';
 
 export const CREATED_TABLES_TABLE = 'dataops_created_table';
@@ -28,9 +29,7 @@ export async function recordCreatedType(session: SqlSession, migration: string, 
 
 /** The types this migration created (PostgreSQL), in the order to drop them. */
 export async function createdTypes(session: SqlSession, migration: string): Promise<string[]> {
-  if (session.engine !== 'postgres') return [];
-  const [exists] = await session.query('SELECT to_regclass($1) IS NOT NULL AS found', [session.dialect.quoteIdent(CREATED_TYPES_TABLE)]);
-  if (!['t', 'true'].includes(exists?.found?.toString() ?? '')) return [];
+  if (session.engine !== 'postgres' || !await tableExists(session, CREATED_TYPES_TABLE)) return [];
   const rows = await session.query(`SELECT type_name FROM ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} WHERE migration = $1 ORDER BY type_name`, [migration]);
   return rows.map((r) => String(r.type_name));
 }
@@ -42,10 +41,7 @@ export async function recordCreatedTable(session: SqlSession, migration: string,
 
 export async function createdTables(session: SqlSession, migration: string): Promise<string[]> {
   const q = session.dialect;
-  const [exists] = await session.query(session.engine === 'postgres'
-    ? `SELECT 1 AS found FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1`
-    : `SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, [CREATED_TABLES_TABLE]);
-  if (!exists) return [];
+  if (!await tableExists(session, CREATED_TABLES_TABLE)) return [];
   const rows = await session.query(`SELECT table_name FROM ${q.quoteIdent(CREATED_TABLES_TABLE)} WHERE migration = ${q.placeholder(1)} ORDER BY table_name`, [migration]);
   return rows.map((r) => String(r.table_name));
 }

@@ -79,10 +79,11 @@ export async function syncTables(options: SyncOptions): Promise<SyncResult> {
       // Read before copying: the next round starts here, so nothing committed meanwhile is missed.
       const next = await scalar(options.sourceSession, `SELECT MAX(${column}) FROM ${sourceTable}${plan.where ? ` WHERE ${plan.where}` : ''}`);
       if (next === null) continue;
-      const newer = watermark === null ? 1 : Number(await scalar(options.sourceSession,
-        `SELECT COUNT(*) FROM ${sourceTable} WHERE ${and(plan.where, `${column} > ${sd.quoteLiteral(watermark)}`)}`));
-      if (newer === 0) continue;
-      changed += newer;
+      // Whether anything is newer (not how much: the copy counts the rows).
+      const newer = watermark === null || await scalar(options.sourceSession,
+        `SELECT 1 FROM ${sourceTable} WHERE ${and(plan.where, `${column} > ${sd.quoteLiteral(watermark)}`)} LIMIT 1`) !== null;
+      if (!newer) continue;
+      changed++;
       const where = watermark === null ? plan.where : and(plan.where, changedSince(sd, table.sourceColumn, watermark, options.mode, options.overlapSeconds));
       const roundPlan: TableCopyPlan = { ...plan, conflictPolicy: 'upsert', ...(where ? { where } : {}) };
       const roundId = `${options.migration}#sync`;

@@ -291,8 +291,9 @@ export class TableChecksum {
     const differences: RowDifference[] = [];
     let truncated = false;
     const explore = async (segments: readonly Segmented[]): Promise<void> => {
-      const leaves = segments.filter((x) => isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
-      const splits = segments.filter((x) => !isLeaf(x.segment, Number(x.rows), this.tuning)).map((x) => x.segment);
+      const leaves: Segment[] = [];
+      const splits: Segment[] = [];
+      for (const x of segments) (isLeaf(x.segment, Number(x.rows), this.tuning) ? leaves : splits).push(x.segment);
       const work = [...batches(leaves).map((group) => ({ leaf: true, group })), ...batches(splits).map((group) => ({ leaf: false, group }))];
       for (const { leaf, group } of work) {
         if (truncated) return;
@@ -473,7 +474,11 @@ function batches(segments: readonly Segment[]): Segment[][] {
   const hashes = new Map<number, HashSegment[]>();
   for (const segment of segments) {
     if (segment.kind === 'range') groups.push([segment]);
-    else hashes.set(segment.path.length, [...(hashes.get(segment.path.length) ?? []), segment]);
+    else {
+      const group = hashes.get(segment.path.length);
+      if (group) group.push(segment);
+      else hashes.set(segment.path.length, [segment]);
+    }
   }
   for (const group of hashes.values()) {
     for (let i = 0; i < group.length; i += 500) groups.push(group.slice(i, i + 500));

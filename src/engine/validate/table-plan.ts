@@ -7,6 +7,7 @@ import type { PlannedTable } from '../pipeline/plan.ts';
 import type { ColumnInfo } from '../schema/model.ts';
 import { canonicalSql, columnKind, isClientSide, keepsNotNull, kindOfColumn, rowTextSql, type CanonicalKind, type MysqlFlavor, type RowField } from './canonical.ts';
 import { dialectFor } from '../db/dialect.ts';
+import { sourceRows } from '../copy/source-query.ts';
 
 export interface ComparedColumn {
   /** Target column name. */
@@ -87,19 +88,6 @@ export function fixedFraction(kind: CanonicalKind, source: ColumnInfo | undefine
     return p === (target.datetimePrecision ?? 0) ? p : undefined;
   }
   return undefined;
-}
-
-/** FROM and conditions that select exactly the rows the copy reads (see copy/source-query.ts). */
-export function sourceRows(d: Dialect, table: string, key: readonly string[], where: string | undefined, dedupe: PlannedTable['spec']['dedupe']): { from: string; conditions: string[] } {
-  const quoted = d.quoteQualified(table);
-  if (dedupe) {
-    const direction = dedupe.keep === 'latest' ? 'DESC' : 'ASC';
-    const order = [...(dedupe.orderBy ? [`${d.quoteIdent(dedupe.orderBy)} ${direction}`] : []), ...key.map((k) => `${d.quoteIdent(k)} ${direction}`)];
-    const window = `ROW_NUMBER() OVER (PARTITION BY ${dedupe.by.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
-    const filter = where ? ` WHERE (${where})` : '';
-    return { from: `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${quoted} AS dataops_t${filter}) AS dataops_deduped`, conditions: ['dataops_rank = 1'] };
-  }
-  return { from: quoted, conditions: where ? [`(${where})`] : [] };
 }
 
 export interface PlanInput {

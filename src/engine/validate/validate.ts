@@ -72,7 +72,8 @@ async function validateTable(sessions: SessionPool, planned: MigrationPlan['tabl
   const targetName = planned.spec.target ?? planned.spec.name;
   const report: TableReport = { table: planned.spec.name, target: targetName, key: [], passed: false, differences: [], differenceCount: 0, differencesTruncated: false, notes: [], seconds: 0 };
   try {
-    const current = await introspectTable(sessions.main.target, targetName);
+    // The plan read the target table moments ago, on the same session.
+    const current = planned.target ?? await introspectTable(sessions.main.target, targetName);
     if (!current) throw new Error(`target table ${targetName} does not exist`);
     const plan = tableCheckPlan({ planned, target: current, flavors });
     report.key = plan.key;
