@@ -468,9 +468,7 @@ function runStep(ctx: Context, step: Step): StepOutcome {
     return { kind: 'wait' };
   }
   const starting = `The ${title} Job of run ${ctx.runId} is starting`;
-  const requested = findCondition(ctx.status.conditions, marker.type);
-  if (requested !== undefined && requested.status === marker.status && requested.reason === REASONS.JobRunning
-    && secondsBetween(requested.lastTransitionTime, ctx.now) < JOB_APPEAR_GRACE_SECONDS) {
+  if (requestedWithin(ctx, marker.type, marker.status, REASONS.JobRunning, JOB_APPEAR_GRACE_SECONDS)) {
     ready(ctx, 'False', REASONS.JobRunning, starting);
     requeueAfter(ctx, REQUEUE.jobStarting);
     return { kind: 'wait' };
@@ -778,6 +776,16 @@ function schemaMigrating(ctx: Context): Next {
   return 'continue';
 }
 
+/**
+ * Whether something was asked for less than `graceSeconds` ago and may still be on its way: the
+ * condition that records the request (status and reason) was set within the grace period.
+ */
+function requestedWithin(ctx: Context, type: ConditionType, status: ConditionStatus, reason: Reason, graceSeconds: number): boolean {
+  const condition = findCondition(ctx.status.conditions, type);
+  return condition !== undefined && condition.status === status && condition.reason === reason
+    && secondsBetween(condition.lastTransitionTime, ctx.now) < graceSeconds;
+}
+
 function stepFailed(ctx: Context, type: ConditionType, message: string, reason: Reason = REASONS.JobFailed): Next {
   setCond(ctx, type, 'False', reason, message);
   fail(ctx, reason, message);
@@ -921,10 +929,7 @@ function cuttingOver(ctx: Context): Next {
   }
   const selector = replaceSelector(service.selector, cutover.fromSelector, cutover.toSelector);
   const message = `Switching Service ${cutover.service} from ${selectorText(service.selector)} to ${selectorText(selector)}`;
-  const switching = findCondition(ctx.status.conditions, 'CutOver');
-  const requested = switching !== undefined && switching.status === 'False' && switching.reason === REASONS.InProgress
-    && secondsBetween(switching.lastTransitionTime, ctx.now) < SWITCH_GRACE_SECONDS;
-  if (!requested) ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
+  if (!requestedWithin(ctx, 'CutOver', 'False', REASONS.InProgress, SWITCH_GRACE_SECONDS)) ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
   setCond(ctx, 'CutOver', 'False', REASONS.InProgress, message);
   ready(ctx, 'False', REASONS.InProgress, message);
   requeueAfter(ctx, REQUEUE.switching);
@@ -948,10 +953,7 @@ function restoreService(ctx: Context): boolean {
   if (cutover === undefined || service === undefined || ctx.spec.rollback?.restoreService === false) return true;
   const source = selectorText(cutover.fromSelector);
   if (selectsSide(service.selector, cutover.toSelector, cutover.fromSelector)) {
-    const restoring = findCondition(ctx.status.conditions, 'CutOver');
-    const requested = restoring !== undefined && restoring.status === 'Unknown' && restoring.reason === REASONS.InProgress
-      && secondsBetween(restoring.lastTransitionTime, ctx.now) < SWITCH_GRACE_SECONDS;
-    if (!requested) {
+    if (!requestedWithin(ctx, 'CutOver', 'Unknown', REASONS.InProgress, SWITCH_GRACE_SECONDS)) {
       ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector: replaceSelector(service.selector, cutover.toSelector, cutover.fromSelector) });
     }
     setCond(ctx, 'CutOver', 'Unknown', REASONS.InProgress, `Restoring Service ${cutover.service} to ${source}`);

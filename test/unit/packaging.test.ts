@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { parse, parseAllDocuments } from 'yaml';
 import { crdKustomization, crdKustomizationText, packagingDrift, repoRoot } from '../../scripts/sync-packaging.ts';
+import { ENGINE_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { OPERATOR_NODE_FLAGS } from '../../src/controller/node-flags.ts';
 
 interface PolicyRule { apiGroups: string[]; resources: string[]; verbs: string[] }
@@ -148,6 +149,13 @@ test('the operator Deployment follows the contract: command, env, probes, harden
   for (const name of OPERATOR_ENV) t.true(chartDeployment.includes(`- name: ${name}\n`), `the chart sets ${name}`);
   t.false(chartDeployment.includes('ENGINE_SERVICE_ACCOUNT'), 'the chart sets no ENGINE_SERVICE_ACCOUNT');
   t.true(chartDeployment.includes(`command: ${JSON.stringify(['node', ...OPERATOR_NODE_FLAGS, 'dist/controller/main.js']).replaceAll(',', ', ')}`));
+});
+
+test('the engine runs with the same node flags wherever it starts: the Job command, the CLI\'s shebang, npm run dmctl', (t) => {
+  const flags = ENGINE_NODE_FLAGS.join(' ');
+  t.is(read('src', 'cli', 'main.ts').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
+  const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+  t.is(scripts.dmctl, `node ${flags} src/cli/main.ts`);
 });
 
 test('the image: multi-stage, production dependencies only, numeric non-root user, dist/ where the Jobs look for it', (t) => {
