@@ -395,7 +395,9 @@ test('abort stops a running copy (Failed, reason Aborted); retry resumes it from
     spec: {
       ...endpoints('postgres', 'postgres'),
       schema: { createMissingTables: true }, tables: [{ name: 'orders' }],
-      strategy: { batchSize: 500, parallelism: 1 },
+      // Small batches: the copy must still be running when the abort's Job deletion reaches its pod,
+      // however busy the machine (a commit per 100 rows).
+      strategy: { batchSize: 100, parallelism: 1 },
       validation: { rowCount: true },
     },
   });
