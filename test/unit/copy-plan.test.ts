@@ -1,6 +1,7 @@
 // Copy planning: the source SELECT, shard boundaries, and the per-table plan with its errors.
 import test from 'ava';
-import { mysqlDialect, postgresDialect } from '../../src/engine/db/dialect.ts';
+import { mysqlAdapter as mysqlDialect } from '../../src/engine/db/mysql/adapter.ts';
+import { postgresAdapter as postgresDialect } from '../../src/engine/db/postgres/adapter.ts';
 import { buildSourceSelect, keyAfter } from '../../src/engine/copy/source-query.ts';
 import { integerBoundaries } from '../../src/engine/copy/shards.ts';
 import { shardRange } from '../../src/engine/copy/copy-shard.ts';

@@ -9,7 +9,7 @@ import {
 } from '../../src/engine/migrations/files.ts';
 import type { HistoryRow } from '../../src/engine/migrations/history.ts';
 import { checkHistory, statementPreview } from '../../src/engine/migrations/migrate.ts';
-import { mysqlLockName } from '../../src/engine/migrations/lock.ts';
+import { mysqlLockName } from '../../src/engine/db/mysql/adapter.ts';
 import { splitScript, splitStatements } from '../../src/engine/migrations/split.ts';
 
 async function directory(t: ExecutionContext, files: Record<string, string>): Promise<string> {

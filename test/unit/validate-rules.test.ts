@@ -3,7 +3,7 @@
 import test from 'ava';
 import { compareValues, parseDecimal, parseTolerance, runRule, withinTolerance } from '../../src/engine/validate/rules.ts';
 import type { SqlSession } from '../../src/engine/db/session.ts';
-import { postgresDialect } from '../../src/engine/db/dialect.ts';
+import { postgresAdapter as postgresDialect } from '../../src/engine/db/postgres/adapter.ts';
 
 const d = (text: string) => {
   const value = parseDecimal(text);

@@ -2,7 +2,7 @@
 // written in the same transaction as the batch of rows they describe: after a crash the target
 // holds exactly the batches whose checkpoint it holds, so a resumed copy neither loses nor
 // repeats a row.
-import type { Dialect } from '../db/dialect.ts';
+import type { DatabaseAdapter } from '../db/adapter.ts';
 import { tableExists } from '../db/catalog.ts';
 import type { SqlRow, SqlSession, SqlValue } from '../db/session.ts';
 
@@ -35,15 +35,12 @@ export function decodeKey(text: string): KeyValue[] {
   return parsed.map((value) => (typeof value === 'string' ? value : Buffer.from(value.hex, 'hex')));
 }
 
-export function createCheckpointTableSql(dialect: Dialect): string {
-  const table = dialect.quoteIdent(CHECKPOINT_TABLE);
-  const text = dialect.engine === 'postgres' ? 'text' : 'varchar(255)';
-  const long = dialect.engine === 'postgres' ? 'text' : 'longtext';
-  const time = dialect.engine === 'postgres' ? 'timestamptz' : 'datetime(6)';
-  const suffix = dialect.engine === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' : '';
-  return `CREATE TABLE IF NOT EXISTS ${table} (migration ${text} NOT NULL, table_name ${text} NOT NULL, shard integer NOT NULL, `
-    + `last_key ${long}, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries ${long} NOT NULL, `
-    + `updated_at ${time} NOT NULL, PRIMARY KEY (migration, table_name, shard))${suffix}`;
+export function createCheckpointTableSql(adapter: DatabaseAdapter): string {
+  const table = adapter.quoteIdent(CHECKPOINT_TABLE);
+  const { keyText, longText, timestamp, tableOptions } = adapter.bookkeeping;
+  return `CREATE TABLE IF NOT EXISTS ${table} (migration ${keyText(255)} NOT NULL, table_name ${keyText(255)} NOT NULL, shard integer NOT NULL, `
+    + `last_key ${longText}, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries ${longText} NOT NULL, `
+    + `updated_at ${timestamp} NOT NULL, PRIMARY KEY (migration, table_name, shard))${tableOptions}`;
 }
 
 export async function ensureCheckpointTable(session: SqlSession): Promise<void> {
@@ -118,16 +115,8 @@ async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoin
   const values = [id.migration, id.table, id.shard, checkpoint.lastKey ? encodeKey(checkpoint.lastKey) : null,
     checkpoint.rowsCopied, checkpoint.done, JSON.stringify(checkpoint.boundaries)];
   const placeholders = values.map((_, i) => d.placeholder(i + 1)).join(', ');
-  const now = d.engine === 'postgres' ? 'now()' : 'UTC_TIMESTAMP(6)';
-  const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${now})`;
-  // MySQL: a no-op update rather than INSERT IGNORE, which would also hide other errors.
-  const conflict = d.engine === 'postgres'
-    ? overwrite
-      ? ' ON CONFLICT (migration, table_name, shard) DO UPDATE SET last_key = EXCLUDED.last_key, rows_copied = EXCLUDED.rows_copied, done = EXCLUDED.done, updated_at = EXCLUDED.updated_at'
-      : ' ON CONFLICT (migration, table_name, shard) DO NOTHING'
-    : overwrite
-      ? ' ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied), done = VALUES(done), updated_at = VALUES(updated_at)'
-      : ' ON DUPLICATE KEY UPDATE shard = shard';
+  const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${d.bookkeeping.utcNow})`;
+  const conflict = d.onConflictSql(['migration', 'table_name', 'shard'], overwrite ? ['last_key', 'rows_copied', 'done', 'updated_at'] : []);
   await session.query(insert + conflict, values);
 }
 

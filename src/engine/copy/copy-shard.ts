@@ -2,9 +2,9 @@
 // Resumes after the last committed key; a shard already marked done is skipped.
 import type { Connection as MysqlConnection } from 'mysql2';
 import type pg from 'pg';
-import { dialectFor } from '../db/dialect.ts';
-import { connectMysql, connectMysqlCore, mysqlSession } from '../db/mysql.ts';
-import { connectPostgres, postgresSession } from '../db/postgres.ts';
+import { adapterFor } from '../db/adapter.ts';
+import { connectMysql, connectMysqlCore, mysqlSession } from '../db/mysql/connection.ts';
+import { connectPostgres, postgresSession } from '../db/postgres/connection.ts';
 import type { SqlSession } from '../db/session.ts';
 import type { TlsOptions } from '../db/session.ts';
 import { readCheckpoint, type Checkpoint, type CheckpointId, type KeyValue } from './checkpoint.ts';
@@ -81,7 +81,8 @@ async function connect(options: CopyShardOptions): Promise<Connections & { targe
     });
     let sourcePg: pg.Client | undefined;
     let sourceMysql: MysqlConnection | undefined;
-    if (plan.sourceEngine === 'postgres') {
+    // The bulk format names the driver path: COPY through pg, rows streamed or LOAD DATA through mysql2.
+    if (adapterFor(plan.sourceEngine).bulkFormat === 'copy-text') {
       const client = await connectPostgres(options.source.url, connectOptions(options.source, true));
       closers.push(() => client.end());
       sourcePg = client;
@@ -92,7 +93,7 @@ async function connect(options: CopyShardOptions): Promise<Connections & { targe
     }
     let sink: BatchSink;
     let checkpointSession: SqlSession;
-    if (plan.targetEngine === 'postgres') {
+    if (adapterFor(plan.targetEngine).bulkFormat === 'copy-text') {
       const client = await connectPostgres(options.target.url, connectOptions(options.target, false));
       closers.push(() => client.end());
       sink = postgresSink(client, plan.targetTable, plan.targetColumns, plan.targetColumns.slice(0, plan.key.length).map((c) => c.name), plan.conflictPolicy);
@@ -142,7 +143,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
     if (progress.done) return { ...progress, resumedFrom };
 
     const select = buildSourceSelect({
-      dialect: dialectFor(plan.sourceEngine),
+      dialect: adapterFor(plan.sourceEngine),
       table: plan.sourceTable, columns: plan.selectColumns, key: plan.key,
       ...(plan.where ? { where: plan.where } : {}), ...(plan.dedupe ? { dedupe: plan.dedupe } : {}),
       range: shardRange(options.boundaries, options.shard),
@@ -273,7 +274,7 @@ export function rowEncoder(plan: TableCopyPlan): (row: SourceRow) => string {
       values[i] = value === null || converter === undefined ? value : converter(value);
     }
   };
-  if (plan.targetEngine === 'mysql') {
+  if (adapterFor(plan.targetEngine).bulkFormat === 'load-data') {
     const binary = plan.targetColumns.map((c) => c.binary);
     return (row) => {
       convert(row);

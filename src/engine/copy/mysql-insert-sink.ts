@@ -4,7 +4,7 @@
 // Performance). Same guarantees: one transaction per batch with its checkpoint, the row count
 // checked, any warning fails the batch.
 import type { Connection as MysqlPromiseConnection, ResultSetHeader } from 'mysql2/promise';
-import { mysqlSession } from '../db/mysql.ts';
+import { mysqlSession } from '../db/mysql/connection.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import { markCheckpoint, type BatchSink, type TargetColumn } from './sinks.ts';
 

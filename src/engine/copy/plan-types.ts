@@ -1,5 +1,6 @@
 // The copy of one table, decided before any data moves (see planner.ts): what to select on the
 // source, in which order, and how each value becomes the target's.
+import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
 import type { Dedupe } from './source-query.ts';
 import type { ConflictPolicy, TargetColumn } from './sinks.ts';
@@ -26,7 +27,7 @@ export interface TableCopyPlan {
   conflictPolicy: ConflictPolicy;
 }
 
-/** PostgreSQL to PostgreSQL with no value conversion: the COPY bytes go through untouched. */
+/** COPY text on both sides (PostgreSQL to PostgreSQL) with no value conversion: the COPY bytes go through untouched. */
 export function isPassthrough(plan: TableCopyPlan): boolean {
-  return plan.sourceEngine === 'postgres' && plan.targetEngine === 'postgres' && plan.converters.every((c) => c === undefined);
+  return [plan.sourceEngine, plan.targetEngine].every((engine) => adapterFor(engine).bulkFormat === 'copy-text') && plan.converters.every((c) => c === undefined);
 }

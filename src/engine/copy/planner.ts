@@ -1,7 +1,8 @@
 // Decides how one table is copied, before anything is written: which source columns go where,
 // how each value is converted, and every reason the copy could not be correct (missing key,
 // missing or unfillable target columns, unmappable types).
-import { dialectFor, type Engine } from '../db/dialect.ts';
+import { adapterFor } from '../db/adapter.ts';
+import type { Engine } from '../db/dialect.ts';
 import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import type { Dedupe } from './source-query.ts';
 import type { Converter, TableCopyPlan } from './plan-types.ts';
@@ -51,7 +52,10 @@ export function planTableCopy(input: {
   const { spec, source, target } = input;
   const from = source.engine;
   const to = target.engine;
-  const q = dialectFor(from);
+  const q = adapterFor(from);
+  const targetAdapter = adapterFor(to);
+  // LOAD DATA takes binary columns through UNHEX and bit columns through a load expression.
+  const loadData = targetAdapter.bulkFormat === 'load-data';
   const errors: string[] = [];
   const warnings: string[] = [];
   const label = `table ${spec.name}`;
@@ -126,8 +130,8 @@ export function planTableCopy(input: {
       mapping = mapped;
     }
     converters.push(mapping.convert);
-    const binary = to === 'mysql' && BINARY_TYPES.has(targetColumn.dataType);
-    const loadExpression = to === 'mysql' ? mapping.loadExpression ?? bitLoadExpression(targetColumn) : undefined;
+    const binary = loadData && BINARY_TYPES.has(targetColumn.dataType);
+    const loadExpression = loadData ? mapping.loadExpression ?? bitLoadExpression(targetColumn) : undefined;
     columns.push({ name: column.target, binary, ...(loadExpression ? { loadExpression } : {}) });
   }
   for (const column of target.columns) {
@@ -135,8 +139,9 @@ export function planTableCopy(input: {
       errors.push(`${label}: target column ${column.name} is NOT NULL without a default and nothing fills it: map a source column to it or give it a default`);
     }
   }
-  if (to === 'mysql' && target.storageEngine && target.storageEngine.toLowerCase() !== 'innodb') {
-    errors.push(`${label}: target table ${target.name} uses storage engine ${target.storageEngine}; the copy commits each batch with its checkpoint and needs InnoDB`);
+  const needed = targetAdapter.storageEngine;
+  if (needed && target.storageEngine && target.storageEngine.toLowerCase() !== needed.toLowerCase()) {
+    errors.push(`${label}: target table ${target.name} uses storage engine ${target.storageEngine}; the copy commits each batch with its checkpoint and needs ${needed}`);
   }
   if (errors.length > 0) return { errors, warnings };
   return {

@@ -8,8 +8,8 @@ import { finished } from 'node:stream/promises';
 import type { Connection as MysqlPromiseConnection, ResultSetHeader } from 'mysql2/promise';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { mysqlSession } from '../db/mysql.ts';
-import { postgresSession } from '../db/postgres.ts';
+import { mysqlSession } from '../db/mysql/connection.ts';
+import { postgresSession } from '../db/postgres/connection.ts';
 import type { SqlSession } from '../db/session.ts';
 import { writeCheckpoint, type Checkpoint, type CheckpointId } from './checkpoint.ts';
 import { loadDataStatement } from './load-data.ts';
@@ -37,7 +37,7 @@ export interface BatchSink {
 
 /** A checkpoint in a transaction of its own (the final "done" mark), through any session. */
 export async function markCheckpoint(session: SqlSession, id: CheckpointId, checkpoint: Checkpoint): Promise<void> {
-  await session.query(session.engine === 'postgres' ? 'BEGIN' : 'START TRANSACTION');
+  await session.query(session.dialect.beginStatement);
   await writeCheckpoint(session, id, checkpoint);
   await session.query('COMMIT');
 }

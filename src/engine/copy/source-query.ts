@@ -1,7 +1,7 @@
 // The one SELECT that reads a table (or one key range of it) for the copy: the user's column
 // expressions and transforms pushed down into SQL, the where filter, dedupe by a window, and
 // keyset resumption after the last committed key. Never OFFSET.
-import type { Dialect } from '../db/dialect.ts';
+import type { DatabaseAdapter } from '../db/adapter.ts';
 import type { KeyValue } from './checkpoint.ts';
 
 export interface Dedupe {
@@ -13,7 +13,7 @@ export interface Dedupe {
 }
 
 export interface SourceSelect {
-  dialect: Dialect;
+  dialect: DatabaseAdapter;
   /** Source table as the manifest names it ("orders" or "shop.orders"). */
   table: string;
   /** SQL expressions of the copied columns, key columns first and in key order. */
@@ -29,13 +29,13 @@ export interface SourceSelect {
   after?: readonly KeyValue[];
 }
 
-export function sqlLiteral(dialect: Dialect, value: KeyValue): string {
+export function sqlLiteral(dialect: DatabaseAdapter, value: KeyValue): string {
   if (typeof value === 'string') return dialect.quoteLiteral(value);
-  return dialect.engine === 'postgres' ? `'\\x${value.toString('hex')}'::bytea` : `X'${value.toString('hex')}'`;
+  return dialect.bytesLiteral(value);
 }
 
 /** (k1, k2, ...) > (v1, v2, ...) spelled out so every optimizer uses the key index for it. */
-export function keyAfter(dialect: Dialect, key: readonly string[], values: readonly KeyValue[]): string {
+export function keyAfter(dialect: DatabaseAdapter, key: readonly string[], values: readonly KeyValue[]): string {
   const columns = key.map((name) => dialect.quoteIdent(name));
   const literals = values.map((value) => sqlLiteral(dialect, value));
   const alternatives = columns.map((column, i) => {
@@ -50,7 +50,7 @@ export function keyAfter(dialect: Dialect, key: readonly string[], values: reado
  * and so what validation compares. The dedupe window sees every row that passes the filter, so a
  * resumed copy keeps the same choice.
  */
-export function sourceRows(d: Dialect, table: string, key: readonly string[], where: string | undefined, dedupe: { by: readonly string[]; keep?: 'first' | 'latest'; orderBy?: string } | undefined): { from: string; conditions: string[] } {
+export function sourceRows(d: DatabaseAdapter, table: string, key: readonly string[], where: string | undefined, dedupe: { by: readonly string[]; keep?: 'first' | 'latest'; orderBy?: string } | undefined): { from: string; conditions: string[] } {
   const quoted = d.quoteQualified(table);
   if (!dedupe) return { from: quoted, conditions: where ? [`(${where})`] : [] };
   const direction = dedupe.keep === 'latest' ? 'DESC' : 'ASC';

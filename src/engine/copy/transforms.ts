@@ -2,6 +2,7 @@
 // data path stays a stream (for PostgreSQL to PostgreSQL, an untouched byte stream).
 
 import { TRANSFORMS, type TransformName } from '../../api/constants.ts';
+import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
 
 export { TRANSFORMS };
@@ -16,7 +17,7 @@ const SQL: Record<Transform, (expression: string, engine: Engine) => string> = {
   nullIfEmpty: (e) => `NULLIF(${e}, '')`,
   emptyIfNull: (e) => `COALESCE(${e}, '')`,
   // Lower-case hex of the UTF-8 bytes on both engines, so a pseudonymised value matches across them.
-  sha256: (e, engine) => (engine === 'postgres' ? `encode(sha256(convert_to(${e}, 'UTF8')), 'hex')` : `SHA2(${e}, 256)`),
+  sha256: (e, engine) => adapterFor(engine).sha256HexSql(e),
 };
 
 /** Wraps an SQL expression (of `engine`, the source) in the transforms, first listed applied first. */

@@ -66,7 +66,7 @@ export async function recordSplits(session: SqlSession, migration: string, table
     for (const table of tables) {
       splits.push({ table: table.table, boundaries: await readRecordedSplit(session, migration, table.table) ?? await table.plan() });
     }
-    await session.query(session.engine === 'postgres' ? 'BEGIN' : 'START TRANSACTION');
+    await session.query(session.dialect.beginStatement);
     try {
       for (const split of splits) {
         for (let shard = 0; shard <= split.boundaries.length; shard++) {

@@ -1,7 +1,7 @@
 // Opens a session on either engine from a connection URL.
 import type { Engine } from './dialect.ts';
-import { connectMysql, mysqlSession } from './mysql.ts';
-import { connectPostgres, postgresSession } from './postgres.ts';
+import { connectMysql, mysqlSession } from './mysql/connection.ts';
+import { connectPostgres, postgresSession } from './postgres/connection.ts';
 import { redactSecrets, secretsOfUrls } from './redact.ts';
 import type { ConnectOptions, SqlSession } from './session.ts';
 

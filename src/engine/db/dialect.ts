@@ -1,6 +1,7 @@
-// What differs between the two database engines at the SQL-text level. Identifiers from a
-// manifest are always quoted through here, never spliced in raw.
+// The SQL-text level every database adapter (db/adapter.ts) provides: quoting and placeholders.
+// Identifiers from a manifest are always quoted through here, never spliced in raw.
 
+/** The two database engines; anything that differs between them is asked of their adapter. */
 export type Engine = 'postgres' | 'mysql';
 
 export interface Dialect {
@@ -37,23 +38,9 @@ export function splitQualifiedName(name: string): string[] {
   return parts;
 }
 
-export const postgresDialect: Dialect = {
-  engine: 'postgres',
-  quoteIdent: (name) => `"${name.replaceAll('"', '""')}"`,
-  quoteQualified: (name) => splitQualifiedName(name).map((part) => `"${part.replaceAll('"', '""')}"`).join('.'),
-  placeholder: (n) => `$${n}`,
-  quoteLiteral: (value) => `'${value.replaceAll("'", "''")}'`,
-};
-
-export const mysqlDialect: Dialect = {
-  engine: 'mysql',
-  quoteIdent: (name) => `\`${name.replaceAll('`', '``')}\``,
-  quoteQualified: (name) => splitQualifiedName(name).map((part) => `\`${part.replaceAll('`', '``')}\``).join('.'),
-  placeholder: () => '?',
-  // With NO_BACKSLASH_ESCAPES off (the default), a backslash must be doubled too.
-  quoteLiteral: (value) => `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`,
-};
-
-export function dialectFor(engine: Engine): Dialect {
-  return engine === 'postgres' ? postgresDialect : mysqlDialect;
+/** The table of a possibly schema-qualified name, and its schema (undefined: the current one). */
+export function tableAndSchema(name: string): { table: string; schema: string | undefined } {
+  const parts = splitQualifiedName(name);
+  const table = parts.pop() ?? name;
+  return { table, schema: parts.length > 0 ? parts.join('.') : undefined };
 }

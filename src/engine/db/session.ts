@@ -1,6 +1,7 @@
 // One small interface over both drivers for ordinary SQL (introspection, migrations, validation,
 // checkpoints). Bulk data moves through the drivers' own streaming APIs (see engine/copy).
-import type { Dialect, Engine } from './dialect.ts';
+import type { DatabaseAdapter } from './adapter.ts';
+import type { Engine } from './dialect.ts';
 
 /** Every value comes back as the database's own text (or bytes for binary columns): exact, never a lossy JS number or Date. */
 export type SqlValue = string | Buffer | null;
@@ -8,7 +9,8 @@ export type SqlRow = Record<string, SqlValue>;
 
 export interface SqlSession {
   readonly engine: Engine;
-  readonly dialect: Dialect;
+  /** The database's adapter: quoting, and what differs between the engines (see adapter.ts). */
+  readonly dialect: DatabaseAdapter;
   /** Runs one statement with bind parameters and returns its rows (none for statements without a result). */
   query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
   close(): Promise<void>;

@@ -21,14 +21,10 @@ export type NewHistoryRow = Omit<HistoryRow, 'installedOn'>;
 
 export function createHistoryTableSql(session: SqlSession, table: string): string {
   const d = session.dialect;
-  if (d.engine === 'postgres') {
-    return `CREATE TABLE IF NOT EXISTS ${d.quoteQualified(table)} (version text PRIMARY KEY, description text NOT NULL, `
-      + 'checksum text NOT NULL, installed_by text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now(), '
-      + 'execution_ms bigint NOT NULL, success boolean NOT NULL)';
-  }
-  return `CREATE TABLE IF NOT EXISTS ${d.quoteQualified(table)} (version varchar(100) NOT NULL PRIMARY KEY, description text NOT NULL, `
-    + 'checksum varchar(64) NOT NULL, installed_by varchar(255) NOT NULL, installed_on datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), '
-    + 'execution_ms bigint NOT NULL, success tinyint(1) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+  const t = d.bookkeeping;
+  return `CREATE TABLE IF NOT EXISTS ${d.quoteQualified(table)} (version ${t.keyText(100)} NOT NULL PRIMARY KEY, description text NOT NULL, `
+    + `checksum ${t.keyText(64)} NOT NULL, installed_by ${t.keyText(255)} NOT NULL, installed_on ${t.timestamp} NOT NULL DEFAULT ${t.timestampDefault}, `
+    + `execution_ms bigint NOT NULL, success ${t.boolean} NOT NULL)${t.tableOptions}`;
 }
 
 export async function ensureHistoryTable(session: SqlSession, table = DEFAULT_HISTORY_TABLE): Promise<void> {
@@ -71,7 +67,7 @@ export async function recordMigration(session: SqlSession, table: string, row: N
   const p = (k: number): string => d.placeholder(k);
   await session.query(
     `INSERT INTO ${d.quoteQualified(table)} (version, description, checksum, installed_by, execution_ms, success) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)})`,
-    [row.version, row.description, row.checksum, row.installedBy, row.executionMs, d.engine === 'postgres' ? row.success : (row.success ? 1 : 0)],
+    [row.version, row.description, row.checksum, row.installedBy, row.executionMs, d.booleanParam(row.success)],
   );
 }
 
@@ -79,7 +75,7 @@ export async function recordMigration(session: SqlSession, table: string, row: N
 export async function markMigrationFailed(session: SqlSession, table: string, version: string): Promise<void> {
   const d = session.dialect;
   await session.query(
-    `UPDATE ${d.quoteQualified(table)} SET success = ${d.engine === 'postgres' ? 'false' : '0'} WHERE version = ${d.placeholder(1)}`,
+    `UPDATE ${d.quoteQualified(table)} SET success = ${d.booleanLiteral(false)} WHERE version = ${d.placeholder(1)}`,
     [version],
   );
 }

@@ -1,6 +1,5 @@
 // One migrator at a time per database: a session-level lock held while migrations run, so two
 // Jobs (or a Job and a person) starting at once apply each migration exactly once.
-import { createHash } from 'node:crypto';
 import type { SqlSession } from '../db/session.ts';
 
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 600;
@@ -14,24 +13,14 @@ export interface MigrationLockOptions {
   heldBy?: string;
 }
 
-/** MySQL lock names are at most 64 characters; longer ones become a prefix plus a hash. */
-export function mysqlLockName(name: string): string {
-  if (name.length <= 64) return name;
-  return `${name.slice(0, 31)}#${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
-}
-
 /**
- * A lock name that means this database: `<purpose>:<name>` on PostgreSQL (advisory locks belong to
- * one database), `<purpose>:<database>.<name>` on MySQL (GET_LOCK is server wide).
+ * A lock name that means this database: `<purpose>:<name>` where locks belong to one database
+ * (PostgreSQL advisory locks), `<purpose>:<database>.<name>` where they are server wide (MySQL GET_LOCK).
  */
 export async function databaseLockName(session: SqlSession, purpose: string, name: string): Promise<string> {
-  if (session.engine === 'postgres') return `${purpose}:${name}`;
-  const [row] = await session.query('SELECT DATABASE() AS db');
+  if (session.dialect.lockScope === 'database') return `${purpose}:${name}`;
+  const [row] = await session.query(session.dialect.currentDatabaseSql);
   return `${purpose}:${row?.db?.toString() ?? ''}.${name}`;
-}
-
-function errorCode(error: unknown): unknown {
-  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }
 
 function lockTimeoutError(name: string, seconds: number, options: MigrationLockOptions): Error {
@@ -39,30 +28,14 @@ function lockTimeoutError(name: string, seconds: number, options: MigrationLockO
 }
 
 async function acquire(session: SqlSession, name: string, seconds: number, options: MigrationLockOptions): Promise<void> {
-  if (session.engine === 'postgres') {
-    // Advisory locks wait forever; lock_timeout bounds the wait and is put back afterwards.
-    const [previous] = await session.query("SELECT current_setting('lock_timeout') AS value");
-    await session.query("SELECT set_config('lock_timeout', $1, false)", [`${Math.max(1, Math.round(seconds * 1000))}ms`]);
-    try {
-      await session.query('SELECT pg_advisory_lock(hashtext($1))', [name]);
-    } catch (error) {
-      if (errorCode(error) === '55P03') throw lockTimeoutError(name, seconds, options);
-      throw error;
-    } finally {
-      await session.query("SELECT set_config('lock_timeout', $1, false)", [previous?.value?.toString() ?? '0']);
-    }
-    return;
-  }
-  const [row] = await session.query('SELECT GET_LOCK(?, ?) AS acquired', [mysqlLockName(name), seconds]);
-  const acquired = row?.acquired?.toString();
-  if (acquired === '1') return;
-  if (acquired === '0') throw lockTimeoutError(name, seconds, options);
-  throw new Error(`cannot take ${options.what ?? 'the migration lock'} "${name}": GET_LOCK returned ${acquired ?? 'nothing'}`);
+  const attempt = await session.dialect.acquireLock(session, name, seconds);
+  if (attempt.outcome === 'acquired') return;
+  if (attempt.outcome === 'timeout') throw lockTimeoutError(name, seconds, options);
+  throw new Error(`cannot take ${options.what ?? 'the migration lock'} "${name}": ${attempt.detail}`);
 }
 
 async function release(session: SqlSession, name: string): Promise<void> {
-  if (session.engine === 'postgres') await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
-  else await session.query('SELECT RELEASE_LOCK(?)', [mysqlLockName(name)]);
+  await session.dialect.releaseLock(session, name);
 }
 
 /**
@@ -70,10 +43,7 @@ async function release(session: SqlSession, name: string): Promise<void> {
  * someone does.
  */
 export async function tryWithLock<T>(session: SqlSession, name: string, fn: () => Promise<T>): Promise<T | undefined> {
-  const [row] = session.engine === 'postgres'
-    ? await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS taken', [name])
-    : await session.query('SELECT GET_LOCK(?, 0) AS taken', [mysqlLockName(name)]);
-  if (!['t', 'true', '1'].includes(row?.taken?.toString() ?? '')) return undefined;
+  if (!await session.dialect.tryLock(session, name)) return undefined;
   try {
     return await fn();
   } finally {

@@ -6,6 +6,7 @@
 // transaction, so a failure leaves nothing of it. MySQL commits every DDL statement on its own:
 // statements run one by one, and a failure is recorded (success = false) so that nothing runs
 // again until an operator has repaired the schema by hand and deleted that row.
+import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
 import type { SqlSession } from '../db/session.ts';
 import { compareVersions, normalizeVersion, sortMigrations, type Migration } from './files.ts';
@@ -82,7 +83,8 @@ function currentVersion(history: readonly HistoryRow[]): string | null {
 export function checkHistory(history: readonly HistoryRow[], migrations: readonly Migration[], context: { engine: Engine; repairSql: (version: string) => string; table: string }): void {
   const failed = history.filter((row) => !row.success);
   if (failed.length > 0) {
-    const partly = context.engine === 'mysql' ? ' (MySQL cannot roll back DDL, so part of it may be applied)' : '';
+    const adapter = adapterFor(context.engine);
+    const partly = adapter.transactionalDdl ? '' : ` (${adapter.displayName} cannot roll back DDL, so part of it may be applied)`;
     throw new Error(failed.map((row) => `${label(row)} failed on ${row.installedOn} and is recorded as failed in ${context.table}${partly}. `
       + `Repair the schema by hand (finish or undo what its statements did), then delete the row with: ${context.repairSql(row.version)}; and run the migrations again`).join('. '));
   }
@@ -99,7 +101,7 @@ export function checkHistory(history: readonly HistoryRow[], migrations: readonl
 }
 
 async function databaseUser(session: SqlSession): Promise<string> {
-  const [row] = await session.query(session.engine === 'postgres' ? 'SELECT current_user AS who' : 'SELECT CURRENT_USER() AS who');
+  const [row] = await session.query(session.dialect.currentUserSql);
   return row?.who?.toString() ?? 'unknown';
 }
 
@@ -124,9 +126,9 @@ function committedNote(index: number, what: 'up' | 'down'): string {
   return `${earlier} of ${script} ${index === 1 ? 'was' : 'were'} already committed (MySQL has no transactional DDL, they are not rolled back)`;
 }
 
-/** Runs statements in one PostgreSQL transaction with `finish` (the history change); rolls back on any error. */
+/** Runs statements in one transaction with `finish` (the history change), DDL included; rolls back on any error. */
 async function inTransaction(session: SqlSession, migration: Migration, what: 'up' | 'down', statements: readonly ScriptStatement[], finish: () => Promise<void>): Promise<void> {
-  await session.query('BEGIN');
+  await session.query(session.dialect.beginStatement);
   try {
     for (const [index, statement] of statements.entries()) {
       try {
@@ -149,7 +151,7 @@ async function applyOne(session: SqlSession, table: string, migration: Migration
     version: migration.version, description: migration.description, checksum: migration.checksum, installedBy,
     executionMs: Math.round(performance.now() - started), success,
   });
-  if (session.engine === 'postgres') {
+  if (session.dialect.transactionalDdl) {
     await inTransaction(session, migration, 'up', statements, () => recordMigration(session, table, row(true)));
     return;
   }
@@ -171,7 +173,7 @@ async function applyOne(session: SqlSession, table: string, migration: Migration
 }
 
 async function revertOne(session: SqlSession, table: string, migration: Migration, statements: readonly ScriptStatement[]): Promise<void> {
-  if (session.engine === 'postgres') {
+  if (session.dialect.transactionalDdl) {
     await inTransaction(session, migration, 'down', statements, () => deleteHistoryRow(session, table, migration.version));
     return;
   }

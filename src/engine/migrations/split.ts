@@ -1,6 +1,7 @@
 // Splits a migration script into statements. MySQL runs one statement per query (multiple
 // statements stay off), and on both engines a failure is reported with the statement it came
 // from, so the script is cut at each delimiter outside quotes, comments and dollar quotes.
+import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
 
 export interface ScriptStatement {
@@ -23,7 +24,7 @@ const DELIMITER_COMMAND = /[ \t]*delimiter[ \t]+(\S+)[^\n]*/iy;
  * quote or comment, naming its line.
  */
 export function splitScript(sql: string, engine: Engine): ScriptStatement[] {
-  const mysql = engine === 'mysql';
+  const syntax = adapterFor(engine).scriptSyntax;
   const n = sql.length;
   const statements: ScriptStatement[] = [];
   let delimiter = ';';
@@ -58,13 +59,13 @@ export function splitScript(sql: string, engine: Engine): ScriptStatement[] {
         else return j + 1;
       }
     }
-    return unterminated(quote === '`' ? 'quoted identifier' : quote === '"' && !mysql ? 'quoted identifier' : 'string', from);
+    return unterminated(quote === '`' ? 'quoted identifier' : quote === '"' && !syntax.doubleQuotedStrings ? 'quoted identifier' : 'string', from);
   };
 
   let i = 0;
   while (i < n) {
     const c = sql.charAt(i);
-    if (mysql && start < 0 && (i === 0 || sql[i - 1] === '\n')) {
+    if (syntax.delimiterCommand && start < 0 && (i === 0 || sql[i - 1] === '\n')) {
       DELIMITER_COMMAND.lastIndex = i;
       const command = DELIMITER_COMMAND.exec(sql);
       if (command?.[1] !== undefined) {
@@ -82,19 +83,19 @@ export function splitScript(sql: string, engine: Engine): ScriptStatement[] {
     if (c === "'") {
       // PostgreSQL: backslash escapes only in E'...' strings; MySQL: always (default sql_mode).
       const prefix = sql.charAt(i - 1);
-      const escaped = mysql || ((prefix === 'E' || prefix === 'e') && !IDENT_CHAR.test(sql.charAt(i - 2)));
+      const escaped = syntax.backslashEscapes || ((prefix === 'E' || prefix === 'e') && !IDENT_CHAR.test(sql.charAt(i - 2)));
       const after = closeQuote(i, "'", escaped);
       content(i, after);
       i = after;
     } else if (c === '"') {
-      const after = closeQuote(i, '"', mysql);
+      const after = closeQuote(i, '"', syntax.backslashEscapes);
       content(i, after);
       i = after;
-    } else if (c === '`' && mysql) {
+    } else if (c === '`' && syntax.backtickIdentifiers) {
       const after = closeQuote(i, '`', false);
       content(i, after);
       i = after;
-    } else if ((c === '-' && next === '-' && (!mysql || i + 2 >= n || /[\s\p{Cc}]/u.test(sql.charAt(i + 2)))) || (c === '#' && mysql)) {
+    } else if ((c === '-' && next === '-' && (!syntax.dashCommentNeedsSpace || i + 2 >= n || /[\s\p{Cc}]/u.test(sql.charAt(i + 2)))) || (c === '#' && syntax.hashComments)) {
       const eol = sql.indexOf('\n', i);
       i = eol < 0 ? n : eol;
     } else if (c === '/' && next === '*') {
@@ -104,7 +105,7 @@ export function splitScript(sql: string, engine: Engine): ScriptStatement[] {
         if (sql[j] === '*' && sql[j + 1] === '/') {
           depth--;
           j += 2;
-        } else if (!mysql && sql[j] === '/' && sql[j + 1] === '*') {
+        } else if (syntax.nestedBlockComments && sql[j] === '/' && sql[j + 1] === '*') {
           depth++;
           j += 2;
         } else {
@@ -113,9 +114,9 @@ export function splitScript(sql: string, engine: Engine): ScriptStatement[] {
       }
       if (depth > 0) unterminated('comment', i);
       // MySQL executable comments (/*! ... */) and optimizer hints (/*+ ... */) are part of the statement.
-      if (mysql && (sql[i + 2] === '!' || sql[i + 2] === '+')) content(i, j);
+      if (syntax.executableComments && (sql[i + 2] === '!' || sql[i + 2] === '+')) content(i, j);
       i = j;
-    } else if (c === '$' && !mysql && !IDENT_CHAR.test(sql.charAt(i - 1))) {
+    } else if (c === '$' && syntax.dollarQuotes && !IDENT_CHAR.test(sql.charAt(i - 1))) {
       DOLLAR_TAG.lastIndex = i;
       const tag = DOLLAR_TAG.exec(sql)?.[0];
       if (tag === undefined) {

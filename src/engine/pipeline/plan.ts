@@ -1,6 +1,7 @@
 // The plan: what a run would do, decided from both catalogs before anything is written. Tables,
 // estimated rows, type mapping, DDL for missing target tables, copy order, warnings and every
 // reason the migration could not be correct (which refuses it).
+import { adapterFor } from '../db/adapter.ts';
 import type { SqlSession } from '../db/session.ts';
 import { planTableCopy, type TableSpec } from '../copy/planner.ts';
 import type { TableCopyPlan } from '../copy/plan-types.ts';
@@ -87,6 +88,7 @@ export async function planMigration(
 
 /** The target table the DDL would create, shaped for the copy planner. */
 function tableOfDdl(source: TableInfo, ddl: TableDdl, engine: TableInfo['engine']): TableInfo {
+  const { storageEngine } = adapterFor(engine);
   const columns: ColumnInfo[] = [];
   for (const column of source.columns) {
     const name = ddl.columnNames.get(column.name);
@@ -98,7 +100,7 @@ function tableOfDdl(source: TableInfo, ddl: TableDdl, engine: TableInfo['engine'
     engine, schema: '', name: ddl.table, columns,
     primaryKey: source.primaryKey.map((c) => ddl.columnNames.get(c) ?? c),
     uniqueKeys: [], indexes: [], foreignKeys: [], estimatedRows: 0,
-    ...(engine === 'mysql' ? { storageEngine: 'InnoDB' } : {}),
+    ...(storageEngine ? { storageEngine } : {}),
   };
 }
 

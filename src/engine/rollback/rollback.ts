@@ -47,14 +47,15 @@ export interface RollbackResult {
   warnings: string[];
 }
 
-/** Runs `fn` with MySQL's foreign key checks off on this session (drops and truncates of related tables). */
+/** Runs `fn` with this session's foreign key checks off, where the engine has them (MySQL: drops and truncates of related tables). */
 async function withoutForeignKeyChecks<T>(session: SqlSession, fn: () => Promise<T>): Promise<T> {
-  if (session.engine !== 'mysql') return fn();
-  await session.query('SET SESSION FOREIGN_KEY_CHECKS = 0');
+  const checks = session.dialect.foreignKeyChecks;
+  if (!checks) return fn();
+  await session.query(checks.off);
   try {
     return await fn();
   } finally {
-    await session.query('SET SESSION FOREIGN_KEY_CHECKS = 1');
+    await session.query(checks.on);
   }
 }
 
@@ -99,13 +100,9 @@ export async function truncateTables(session: SqlSession, tables: readonly strin
   for (const table of new Set(tables)) if (await tableExists(session, table)) existing.push(table);
   if (existing.length === 0) return [];
   const q = session.dialect;
-  if (session.engine === 'postgres') {
-    await session.query(`TRUNCATE TABLE ${existing.map((t) => q.quoteQualified(t)).join(', ')}`);
-  } else {
-    await withoutForeignKeyChecks(session, async () => {
-      for (const table of existing) await session.query(`TRUNCATE TABLE ${q.quoteQualified(table)}`);
-    });
-  }
+  await withoutForeignKeyChecks(session, async () => {
+    for (const statement of q.truncateStatements(existing.map((t) => q.quoteQualified(t)))) await session.query(statement);
+  });
   return existing;
 }
 

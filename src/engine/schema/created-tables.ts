@@ -9,11 +9,11 @@ export const CREATED_TYPES_TABLE = 'dataops_created_type';
 
 export async function ensureCreatedTablesTable(session: SqlSession): Promise<void> {
   const q = session.dialect;
-  const text = session.engine === 'postgres' ? 'text' : 'varchar(255)';
-  const suffix = session.engine === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' : '';
-  await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TABLES_TABLE)} (migration ${text} NOT NULL, table_name ${text} NOT NULL, PRIMARY KEY (migration, table_name))${suffix}`);
-  if (session.engine === 'postgres') {
-    await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TYPES_TABLE)} (migration text NOT NULL, type_name text NOT NULL, PRIMARY KEY (migration, type_name))`);
+  const text = q.bookkeeping.keyText(255);
+  const options = q.bookkeeping.tableOptions;
+  await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TABLES_TABLE)} (migration ${text} NOT NULL, table_name ${text} NOT NULL, PRIMARY KEY (migration, table_name))${options}`);
+  if (q.namedEnumTypes) {
+    await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TYPES_TABLE)} (migration ${text} NOT NULL, type_name ${text} NOT NULL, PRIMARY KEY (migration, type_name))${options}`);
   }
 }
 
@@ -27,9 +27,9 @@ export async function recordCreatedType(session: SqlSession, migration: string, 
   await session.query(`INSERT INTO ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} (migration, type_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [migration, type]);
 }
 
-/** The types this migration created (PostgreSQL), in the order to drop them. */
+/** The named enum types this migration created (PostgreSQL), in the order to drop them. */
 export async function createdTypes(session: SqlSession, migration: string): Promise<string[]> {
-  if (session.engine !== 'postgres' || !await tableExists(session, CREATED_TYPES_TABLE)) return [];
+  if (!session.dialect.namedEnumTypes || !await tableExists(session, CREATED_TYPES_TABLE)) return [];
   const rows = await session.query(`SELECT type_name FROM ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} WHERE migration = $1 ORDER BY type_name`, [migration]);
   return rows.map((r) => String(r.type_name));
 }

@@ -1,7 +1,8 @@
 // DDL for target tables created from source metadata: the table with its columns and primary key
 // before the copy (fast loads: no secondary index yet), then unique keys, indexes, foreign keys
 // and identity restarts after it.
-import { dialectFor, type Dialect, type Engine } from '../db/dialect.ts';
+import { adapterFor } from '../db/adapter.ts';
+import type { Dialect, Engine } from '../db/dialect.ts';
 import type { TableSpec } from '../copy/planner.ts';
 import type { ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo } from './model.ts';
 import { mapColumnType } from './typemap.ts';
@@ -26,7 +27,7 @@ const INTEGER_TYPES = /^(smallint|integer|int|bigint|mediumint|tinyint)\b/i;
 /** The CREATE TABLE (and anything it needs first) for `spec`'s target, from the source's shape. */
 export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): TableDdl {
   const from = source.engine;
-  const q = dialectFor(to);
+  const q = adapterFor(to);
   const table = spec.target ?? spec.name;
   const label = `table ${spec.name}`;
   const overrides = new Map((spec.columns ?? []).map((c) => [c.name, c]));
@@ -118,7 +119,7 @@ export function afterCopyDdl(input: {
   tableNames: Map<string, string>;
 }): string[] {
   const { source, ddl, to, existing } = input;
-  const q = dialectFor(to);
+  const q = adapterFor(to);
   const table = q.quoteQualified(ddl.table);
   const columns = (names: readonly string[]): string => names.map((n) => q.quoteIdent(ddl.columnNames.get(n) ?? n)).join(', ');
   const statements: string[] = [];

@@ -5,7 +5,7 @@
 // on the key, so a round that is interrupted and run again does no harm; the watermark advances
 // only when a round has finished. Deletes on the source are not seen (no change data capture):
 // the README says so.
-import type { Dialect } from '../db/dialect.ts';
+import type { DatabaseAdapter } from '../db/adapter.ts';
 import type { SqlSession } from '../db/session.ts';
 import { clearCheckpoints, readCheckpoint, writeCheckpoint } from '../copy/checkpoint.ts';
 import { copyShard, type Endpoint } from '../copy/copy-shard.ts';
@@ -42,13 +42,11 @@ export interface SyncResult {
 /** Where the watermark of a table lives: a checkpoint row of its own. */
 const watermarkId = (migration: string, table: string) => ({ migration, table: `sync:${table}`, shard: 0 });
 
-function changedSince(d: Dialect, column: string, watermark: string, mode: SyncOptions['mode'], overlapSeconds: number): string {
+function changedSince(d: DatabaseAdapter, column: string, watermark: string, mode: SyncOptions['mode'], overlapSeconds: number): string {
   const quoted = d.quoteIdent(column);
   const literal = d.quoteLiteral(watermark);
   if (mode === 'Sequence' || overlapSeconds === 0) return `${quoted} > ${literal}`;
-  return d.engine === 'postgres'
-    ? `${quoted} > CAST(${literal} AS timestamp) - interval '${String(overlapSeconds)} seconds'`
-    : `${quoted} > CAST(${literal} AS DATETIME(6)) - INTERVAL ${String(overlapSeconds)} SECOND`;
+  return `${quoted} > ${d.timestampMinusSecondsSql(literal, overlapSeconds)}`;
 }
 
 const and = (a: string | undefined, b: string): string => (a ? `(${a}) AND (${b})` : b);

@@ -73,7 +73,6 @@ export interface FetchedRow {
 }
 
 const text = (value: SqlValue | undefined): string | null => (value === null || value === undefined ? null : typeof value === 'string' ? value : value.toString('utf8'));
-const MAX_BIGINT = (1n << 63n) - 1n;
 const CLIENT_PAGE = 5000;
 
 /** Rows differing between the two sides, matched by key (order does not matter). */
@@ -114,17 +113,12 @@ function rangeCondition(side: SideSql, lo: bigint, hi: bigint): string {
 
 /** The first-level bucket of an integer key: key DIV width (truncating, the same on both engines). */
 export function levelZeroBucketSql(side: SideSql, width: bigint): string {
-  if (side.engine === 'mysql') return `(${side.rangeColumn} DIV ${integerLiteral(width)})`;
-  return side.rangeNumeric || width > MAX_BIGINT
-    ? `div(${side.rangeColumn}::numeric, ${integerLiteral(width)}::numeric)`
-    : `(${side.rangeColumn} / ${integerLiteral(width)}::bigint)`;
+  return side.dialect.truncatingDivisionSql(side.rangeColumn, width, !side.rangeNumeric);
 }
 
 /** The sub-range of [lo, …] a key falls in: (key - lo) DIV width, in decimal arithmetic (no overflow). */
 export function subBucketSql(side: SideSql, lo: bigint, width: bigint): string {
-  return side.engine === 'mysql'
-    ? `((CAST(${side.rangeColumn} AS DECIMAL(21,0)) - ${integerLiteral(lo)}) DIV ${integerLiteral(width)})`
-    : `div(${side.rangeColumn}::numeric - ${integerLiteral(lo)}::numeric, ${integerLiteral(width)}::numeric)`;
+  return side.dialect.offsetDivisionSql(side.rangeColumn, lo, width);
 }
 
 export interface ChecksumRun {
@@ -273,7 +267,7 @@ export class TableChecksum {
     // The bucket id is the whole path, "b0/b1/…/bn", so one query splits every segment of this depth.
     const bucket = (side: SideSql): string => {
       const columns = this.hashColumns(side, depth + 1, levels);
-      return side.engine === 'postgres' ? columns.map((c) => `${c}::text`).join(` || '/' || `) : `CONCAT_WS('/', ${columns.join(', ')})`;
+      return side.dialect.joinAsTextSql(columns, "'/'");
     };
     const [s, t] = await this.both((side, session) => this.aggregate(side, session, bucket(side), [this.hashCondition(side, hashes, levels)]));
     return differingBuckets(s, t).map((d) => ({
@@ -419,9 +413,8 @@ export class TableChecksum {
    */
   async sample(rows: number): Promise<{ picked: number; differences: RowDifference[] }> {
     const { source, targetSide } = this.plan;
-    const random = source.engine === 'postgres' ? 'random()' : 'RAND()';
     const picked = await this.sessions.source.query(
-      `SELECT ${[...source.keyRaw.map((k, i) => `${k} AS r${i}`), ...source.keyCanonical.map((k, i) => `${k} AS k${i}`)].join(', ')} FROM ${source.from}${whereOf(source.conditions)} ORDER BY ${random} LIMIT ${Math.max(0, Math.floor(rows))}`,
+      `SELECT ${[...source.keyRaw.map((k, i) => `${k} AS r${i}`), ...source.keyCanonical.map((k, i) => `${k} AS k${i}`)].join(', ')} FROM ${source.from}${whereOf(source.conditions)} ORDER BY ${source.dialect.randomSql} LIMIT ${Math.max(0, Math.floor(rows))}`,
     );
     const differences: RowDifference[] = [];
     for (let i = 0; i < picked.length; i += 500) {

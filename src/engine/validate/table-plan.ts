@@ -2,11 +2,11 @@
 // the copy reads them (where filter, dedupe), the target table, the key, and per copied column
 // the canonical SQL on each side. Computed columns (expression, transforms, default) compare the
 // target against the source expression the copy selected, so they are checked too.
-import type { Dialect, Engine } from '../db/dialect.ts';
+import { adapterFor, type DatabaseAdapter } from '../db/adapter.ts';
+import type { Engine } from '../db/dialect.ts';
 import type { PlannedTable } from '../pipeline/plan.ts';
 import type { ColumnInfo } from '../schema/model.ts';
 import { canonicalSql, columnKind, isClientSide, keepsNotNull, kindOfColumn, rowTextSql, type CanonicalKind, type MysqlFlavor, type RowField } from './canonical.ts';
-import { dialectFor } from '../db/dialect.ts';
 import { sourceRows } from '../copy/source-query.ts';
 
 export interface ComparedColumn {
@@ -21,7 +21,7 @@ export interface ComparedColumn {
 
 export interface SideSql {
   engine: Engine;
-  dialect: Dialect;
+  dialect: DatabaseAdapter;
   /** FROM clause: the table, or the dedupe window over it. */
   from: string;
   /** Conditions every query on this side applies (the where filter, the dedupe rank). */
@@ -40,7 +40,7 @@ export interface SideSql {
   rowText: string;
   /** First key column and whether its type is integral (range partitioning). */
   rangeColumn: string;
-  /** PostgreSQL: the first key column is numeric, not an integer type (division through div()). */
+  /** The first key column is numeric, not of an integer type (PostgreSQL divides it through div()). */
   rangeNumeric: boolean;
 }
 
@@ -104,8 +104,10 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
   if (!copy) throw new Error(`table ${planned.spec.name} has no copy plan`);
   const from = copy.sourceEngine;
   const to = copy.targetEngine;
-  const sd = dialectFor(from);
-  const td = dialectFor(to);
+  const sd = adapterFor(from);
+  const td = adapterFor(to);
+  // Zero dates have no value on a target without them: the copy stores NULL.
+  const zeroDatesAsNull = sd.zeroDates && !td.zeroDates;
   const cross = from !== to;
   const notes: string[] = [];
   const sourceByQuoted = new Map(planned.source.columns.map((c) => [sd.quoteIdent(c.name), c]));
@@ -129,7 +131,7 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
     const fixed = fixedFraction(kind, sourceColumn, column);
     const fraction = fixed !== undefined ? { fixedFraction: fixed } : {};
     const sourceSql = canonicalSql(from, kind, select, {
-      ...(sourceColumn ? { column: sourceColumn } : {}), zeroDatesAsNull: from === 'mysql' && to === 'postgres',
+      ...(sourceColumn ? { column: sourceColumn } : {}), zeroDatesAsNull,
       crossEngine: cross, ...(input.flavors.source ? { flavor: input.flavors.source } : {}), ...fraction,
     });
     const targetSql = canonicalSql(to, kind, td.quoteIdent(column.name), { column, crossEngine: cross, ...(input.flavors.target ? { flavor: input.flavors.target } : {}), ...fraction });
@@ -154,8 +156,8 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
   if (uncompared.length > 0) notes.push(`target columns the copy does not write are not compared: ${uncompared.join(', ')}`);
   const skippedGenerated = planned.source.columns.filter((c) => c.generated).map((c) => c.name);
   if (skippedGenerated.length > 0) notes.push(`generated source columns are not copied, so not compared: ${skippedGenerated.join(', ')}`);
-  if (from === 'mysql' && to === 'postgres' && planned.source.columns.some((c) => ['date', 'datetime', 'timestamp'].includes(c.dataType))) {
-    notes.push('MySQL zero dates compare as NULL (the copy stores them as NULL)');
+  if (zeroDatesAsNull && planned.source.columns.some((c) => ['date', 'datetime', 'timestamp'].includes(c.dataType))) {
+    notes.push(`${sd.displayName} zero dates compare as NULL (the copy stores them as NULL)`);
   }
 
   const firstKey = copy.key[0] ?? '';
@@ -164,7 +166,7 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
   const ranged = integral(sourceKeyColumn) && integral(targetKeyColumn);
   const rows = sourceRows(sd, copy.sourceTable, copy.key, copy.where, copy.dedupe);
   const keyFields = (fields: RowField[]): RowField[] => fields.slice(0, keyCount);
-  const side = (engine: Engine, d: Dialect, base: { from: string; conditions: string[] }, keyRaw: string[], fields: RowField[], client: string[], keyColumn: ColumnInfo | undefined): SideSql => ({
+  const side = (engine: Engine, d: DatabaseAdapter, base: { from: string; conditions: string[] }, keyRaw: string[], fields: RowField[], client: string[], keyColumn: ColumnInfo | undefined): SideSql => ({
     engine, dialect: d, from: base.from, conditions: base.conditions, keyRaw,
     keyCanonical: keyFields(fields).map((f) => f.sql),
     keyText: rowTextSql(engine, keyFields(fields)),
@@ -172,7 +174,7 @@ export function tableCheckPlan(input: PlanInput): TableCheckPlan {
     clientRaw: client,
     rowText: rowTextSql(engine, fields),
     rangeColumn: keyRaw[0] ?? '',
-    rangeNumeric: engine === 'postgres' && keyColumn !== undefined && kindOfColumn(keyColumn, engine) !== 'int',
+    rangeNumeric: keyColumn !== undefined && kindOfColumn(keyColumn, engine) !== 'int',
   });
   return {
     table: copy.sourceTable,

@@ -52,9 +52,7 @@ export function validateOptionsOf(spec: ValidationSpec | undefined, overrides: P
 }
 
 async function flavorOf(session: SqlSession): Promise<MysqlFlavor | undefined> {
-  if (session.engine !== 'mysql') return undefined;
-  const [row] = await session.query('SELECT VERSION() AS v');
-  return /mariadb/i.test(row?.v?.toString() ?? '') ? 'mariadb' : 'mysql';
+  return session.dialect.serverFlavor(session);
 }
 
 function messageOf(error: unknown): string {

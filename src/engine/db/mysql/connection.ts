@@ -4,8 +4,8 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import mysqlCore from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { TypeCast } from 'mysql2';
-import { mysqlDialect } from './dialect.ts';
-import type { ConnectOptions, SqlRow, SqlSession, TlsOptions } from './session.ts';
+import type { ConnectOptions, SqlRow, SqlSession, TlsOptions } from '../session.ts';
+import { mysqlAdapter } from './adapter.ts';
 
 // mysql2 would turn these into JS numbers and Dates (lossy); their wire text is exact.
 const TEXT_TYPES = new Set(['DECIMAL', 'NEWDECIMAL', 'TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'FLOAT', 'DOUBLE',
@@ -41,8 +41,7 @@ export function mysqlConnectionOptions(url: string, options: ConnectOptions): my
 
 /** Session settings every connection gets; read-only sessions refuse writes in every transaction. */
 export async function prepareMysqlSession(connection: mysql.Connection, options: ConnectOptions): Promise<void> {
-  await connection.query("SET time_zone = '+00:00', NAMES utf8mb4 COLLATE utf8mb4_unicode_ci");
-  if (options.readOnly) await connection.query('SET SESSION TRANSACTION READ ONLY');
+  for (const statement of mysqlAdapter.sessionSetup({ readOnly: options.readOnly }).statements) await connection.query(statement);
 }
 
 export async function connectMysql(url: string, options: ConnectOptions): Promise<mysql.Connection> {
@@ -66,7 +65,7 @@ export async function connectMysqlCore(url: string, options: ConnectOptions): Pr
 export function mysqlSession(connection: mysql.Connection): SqlSession {
   return {
     engine: 'mysql',
-    dialect: mysqlDialect,
+    dialect: mysqlAdapter,
     async query(sql, params = []) {
       const [rows] = await connection.query(sql, [...params]);
       return Array.isArray(rows) ? (rows as SqlRow[]) : [];

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { postgresDialect } from './dialect.ts';
-import type { ConnectOptions, SqlRow, SqlSession, TlsOptions } from './session.ts';
+import type { ConnectOptions, SqlRow, SqlSession, TlsOptions } from '../session.ts';
+import { postgresAdapter } from './adapter.ts';
 
 // Text in, text out: pg's default parsers turn bigint, numeric and timestamps into lossy JS values.
 const textTypes = { getTypeParser: () => (value: string) => value };
@@ -18,23 +18,23 @@ function sslOptions(tls: TlsOptions | undefined): boolean | TlsConnectionOptions
 }
 
 export async function connectPostgres(url: string, options: ConnectOptions): Promise<pg.Client> {
-  const settings = ['-c TimeZone=UTC', '-c client_encoding=UTF8', '-c DateStyle=ISO', '-c IntervalStyle=iso_8601', '-c extra_float_digits=3'];
-  if (options.readOnly) settings.push('-c default_transaction_read_only=on');
+  const setup = postgresAdapter.sessionSetup({ readOnly: options.readOnly });
   const client = new pg.Client({
     connectionString: url,
     application_name: options.applicationName ?? 'datamigration',
-    options: settings.join(' '),
+    options: setup.startupOptions.join(' '),
     types: textTypes,
     ssl: sslOptions(options.tls),
   });
   await client.connect();
+  for (const statement of setup.statements) await client.query(statement);
   return client;
 }
 
 export function postgresSession(client: pg.Client): SqlSession {
   return {
     engine: 'postgres',
-    dialect: postgresDialect,
+    dialect: postgresAdapter,
     async query(sql, params = []) {
       const result = await client.query<SqlRow>({ text: sql, values: [...params] });
       return result.rows;

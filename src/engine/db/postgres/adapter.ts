@@ -1,0 +1,107 @@
+// PostgreSQL as the engine sees it: quoting, transactional DDL, advisory locks, bookkeeping
+// types and the SQL fragments that differ from MySQL's.
+import type { DatabaseAdapter } from '../adapter.ts';
+import { splitQualifiedName } from '../dialect.ts';
+import type { SqlSession } from '../session.ts';
+import { postgresIntrospector } from './introspect.ts';
+
+const MAX_BIGINT = (1n << 63n) - 1n;
+
+const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+function errorCode(error: unknown): unknown {
+  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+}
+
+export const postgresAdapter: DatabaseAdapter = {
+  engine: 'postgres',
+  displayName: 'PostgreSQL',
+  quoteIdent,
+  quoteQualified: (name) => splitQualifiedName(name).map(quoteIdent).join('.'),
+  placeholder: (n) => `$${n}`,
+  quoteLiteral: (value) => `'${value.replaceAll("'", "''")}'`,
+
+  transactionalDdl: true,
+  beginStatement: 'BEGIN',
+  bookkeeping: {
+    keyText: () => 'text',
+    longText: 'text',
+    timestamp: 'timestamptz',
+    timestampDefault: 'now()',
+    utcNow: 'now()',
+    boolean: 'boolean',
+    tableOptions: '',
+  },
+  namedEnumTypes: true,
+  storageEngine: undefined,
+  zeroDates: false,
+  bulkFormat: 'copy-text',
+  // TRUNCATE and DROP take related tables in one statement; there is nothing to turn off.
+  foreignKeyChecks: undefined,
+  currentUserSql: 'SELECT current_user AS who',
+  // Advisory locks belong to one database.
+  lockScope: 'database',
+  currentDatabaseSql: 'SELECT current_database() AS db',
+  randomSql: 'random()',
+  scriptSyntax: {
+    delimiterCommand: false,
+    backslashEscapes: false,
+    doubleQuotedStrings: false,
+    backtickIdentifiers: false,
+    hashComments: false,
+    dashCommentNeedsSpace: false,
+    nestedBlockComments: true,
+    executableComments: false,
+    dollarQuotes: true,
+  },
+  introspector: postgresIntrospector,
+
+  sessionSetup: ({ readOnly }) => ({
+    startupOptions: [
+      '-c TimeZone=UTC', '-c client_encoding=UTF8', '-c DateStyle=ISO', '-c IntervalStyle=iso_8601', '-c extra_float_digits=3',
+      ...(readOnly ? ['-c default_transaction_read_only=on'] : []),
+    ],
+    statements: [],
+  }),
+  tableExistsQuery: (table, schema) => ({
+    sql: `SELECT 1 AS found FROM information_schema.tables WHERE table_schema = ${schema ? '$2' : 'current_schema()'} AND table_name = $1`,
+    params: schema ? [table, schema] : [table],
+  }),
+  truncateStatements: (tables) => (tables.length > 0 ? [`TRUNCATE TABLE ${tables.join(', ')}`] : []),
+  booleanParam: (value) => value,
+  booleanLiteral: (value) => (value ? 'true' : 'false'),
+  onConflictSql: (key, update) => (update.length > 0
+    ? ` ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${update.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`
+    : ` ON CONFLICT (${key.join(', ')}) DO NOTHING`),
+  bytesLiteral: (bytes) => `'\\x${bytes.toString('hex')}'::bytea`,
+  sha256HexSql: (e) => `encode(sha256(convert_to(${e}, 'UTF8')), 'hex')`,
+  timestampMinusSecondsSql: (literal, seconds) => `CAST(${literal} AS timestamp) - interval '${String(seconds)} seconds'`,
+  joinAsTextSql: (expressions, separator) => expressions.map((e) => `${e}::text`).join(` || ${separator} || `),
+  truncatingDivisionSql: (dividend, divisor, integral) => (!integral || divisor > MAX_BIGINT
+    ? `div(${dividend}::numeric, ${divisor.toString()}::numeric)`
+    : `(${dividend} / ${divisor.toString()}::bigint)`),
+  offsetDivisionSql: (column, offset, divisor) => `div(${column}::numeric - ${offset.toString()}::numeric, ${divisor.toString()}::numeric)`,
+
+  async acquireLock(session: SqlSession, name: string, timeoutSeconds: number) {
+    // Advisory locks wait forever; lock_timeout bounds the wait and is put back afterwards.
+    const [previous] = await session.query("SELECT current_setting('lock_timeout') AS value");
+    await session.query("SELECT set_config('lock_timeout', $1, false)", [`${Math.max(1, Math.round(timeoutSeconds * 1000))}ms`]);
+    try {
+      await session.query('SELECT pg_advisory_lock(hashtext($1))', [name]);
+      return { outcome: 'acquired' };
+    } catch (error) {
+      if (errorCode(error) === '55P03') return { outcome: 'timeout' };
+      throw error;
+    } finally {
+      await session.query("SELECT set_config('lock_timeout', $1, false)", [previous?.value?.toString() ?? '0']);
+    }
+  },
+  async tryLock(session: SqlSession, name: string) {
+    const [row] = await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS taken', [name]);
+    return ['t', 'true', '1'].includes(row?.taken?.toString() ?? '');
+  },
+  async releaseLock(session: SqlSession, name: string) {
+    await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
+  },
+  serverFlavor: () => Promise.resolve(undefined),
+};
