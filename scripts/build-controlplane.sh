@@ -26,6 +26,18 @@ for binary in "${binaries[@]}"; do
   [[ -x "$dir/$binary" ]] || missing+=("$binary")
 done
 if (( ${#missing[@]} > 0 )); then
+  # Two test runs started at once must not build into the same folder: the second waits for the
+  # first and then finds the binaries.
+  mkdir -p "$(dirname "$dir")"
+  exec 9>"$dir.lock"
+  flock 9
+  missing=()
+  for binary in "${binaries[@]}"; do
+    [[ -x "$dir/$binary" ]] || missing+=("$binary")
+  done
+fi
+if (( ${#missing[@]} > 0 )); then
+  rm -rf "$dir.partial"
   command -v go >/dev/null || { echo "go is required to build the control plane (or set KUBEBUILDER_ASSETS)" >&2; exit 1; }
   mkdir -p "$dir.partial"
   start=$SECONDS

@@ -10,6 +10,12 @@ kustomize_version=v5.8.2  # sigs.k8s.io/kustomize/kustomize/v5
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/datamigration-operator/tools-helm-$helm_version-kustomize-$kustomize_version"
 
 if [[ ! -x "$dir/helm" || ! -x "$dir/kustomize" ]]; then
+  # Concurrent runs wait for the first build instead of building into the same folder.
+  mkdir -p "$(dirname "$dir")"
+  exec 9>"$dir.lock"
+  flock 9
+fi
+if [[ ! -x "$dir/helm" || ! -x "$dir/kustomize" ]]; then
   command -v go >/dev/null || { echo "go is required to build helm and kustomize" >&2; exit 1; }
   rm -rf "$dir.partial" && mkdir -p "$dir.partial"
   start=$SECONDS
