@@ -9,6 +9,7 @@ import { dataMigrationSchema } from '../src/api/datamigration-schema.ts';
 import { generateReference, withGeneratedSection } from '../src/api/reference.ts';
 import { TYPE_MAP } from '../src/engine/schema/typemap.ts';
 import { generateTypes } from '../src/api/generate-types.ts';
+import { stepResultSchema } from '../src/api/step-result-schema.ts';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -33,6 +34,7 @@ export async function generatedFiles(): Promise<Map<string, string>> {
   return new Map([
     ['crds/dataops.dev_datamigrations.yaml', crdYaml()],
     ['src/api/types.generated.ts', generateTypes(dataMigrationSchema)],
+    ['src/api/step-result.generated.ts', generateTypes(stepResultSchema, 'src/api/step-result-schema.ts')],
     ['README.md', withGeneratedSection(withGeneratedSection(readme, 'api-reference', generateReference(dataMigrationSchema)), 'type-map', typeMapMarkdown())],
   ]);
 }

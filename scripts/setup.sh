@@ -14,7 +14,8 @@ declare -A packages=(
   [util-linux]=/usr/bin/unshare
   [shellcheck]=/usr/bin/shellcheck # scripts/*.sh are checked by test/e2e/packaging.test.ts
   [pgloader]=/usr/bin/pgloader # the copy benchmark compares against it
-  [lua5.4]=/usr/bin/lua5.4 # the Argo CD health check is tested with a real Lua interpreter
+  [lua5.4]=/usr/bin/lua5.4 # the Argo CD health check and actions are tested with a real Lua interpreter
+  [prometheus]=/usr/bin/promtool # promtool checks and unit-tests the chart's alert rules
 )
 missing=()
 for package in "${!packages[@]}"; do

@@ -1,19 +1,20 @@
-// Copies the generated CRDs (crds/*.yaml, written by `npm run generate`) into the Helm chart
-// (charts/datamigration-operator/crds/) and the kustomize base (config/crd/bases/, listed in
-// config/crd/kustomization.yaml), where Helm and kustomize can load them.
-// `node scripts/sync-packaging.ts --check` changes nothing and exits 1 when a copy is stale;
-// test/unit/packaging.test.ts fails on the same drift.
+// Puts the generated CRDs (crds/*.yaml, written by `npm run generate`) where the packaging loads
+// them: the Helm chart gets them as a template (templates/crds.yaml, behind crds.enabled, with
+// helm.sh/resource-policy: keep behind crds.keep) so that `helm upgrade` updates them; the
+// kustomize base gets copies (config/crd/bases/, listed in config/crd/kustomization.yaml).
+// crds/ stays the one source. `node scripts/sync-packaging.ts --check` changes nothing and exits 1
+// when a derived file is stale; test/unit/packaging.test.ts fails on the same drift.
 import { readdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const crdSourceDir = join(repoRoot, 'crds');
-export const crdCopyDirs = [
-  join(repoRoot, 'charts', 'datamigration-operator', 'crds'),
-  join(repoRoot, 'config', 'crd', 'bases'),
-];
+export const crdCopyDirs = [join(repoRoot, 'config', 'crd', 'bases')];
 export const crdKustomization = join(repoRoot, 'config', 'crd', 'kustomization.yaml');
+export const chartCrdTemplate = join(repoRoot, 'charts', 'datamigration-operator', 'templates', 'crds.yaml');
+/** Where the chart used to carry CRD copies (installed once by Helm, never upgraded): emptied. */
+export const legacyChartCrdDir = join(repoRoot, 'charts', 'datamigration-operator', 'crds');
 
 const yamlFiles = async (dir: string): Promise<string[]> =>
   (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.yaml')).sort();
@@ -28,6 +29,22 @@ resources:
 ${files.map((file) => `  - bases/${file}\n`).join('')}`;
 }
 
+/**
+ * The chart's CRD template: each CRD as generated, behind crds.enabled, with the keep annotation
+ * behind crds.keep. Go template delimiters in the text (none today) are escaped.
+ */
+export function chartCrdTemplateText(crds: readonly { file: string; text: string }[]): string {
+  const documents = crds.map(({ file, text }) => {
+    const escaped = text.replaceAll('{{', '{{ "{{" }}');
+    if (!/^metadata:\n/m.test(escaped)) throw new Error(`crds/${file} has no top-level metadata`);
+    return escaped.replace(/^metadata:\n/m, 'metadata:\n  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n');
+  });
+  return `{{- /* Generated from crds/ by scripts/sync-packaging.ts (npm run generate). Do not edit. */}}
+{{- if .Values.crds.enabled }}
+${documents.join('---\n')}{{- end }}
+`;
+}
+
 /** Every file that differs from what it should be: path -> wanted content (undefined: remove it). */
 export async function packagingDrift(): Promise<Map<string, string | undefined>> {
   const drift = new Map<string, string | undefined>();
@@ -40,6 +57,9 @@ export async function packagingDrift(): Promise<Map<string, string | undefined>>
     }
     for (const file of await yamlFiles(dir)) if (!wanted.has(file)) drift.set(join(dir, file), undefined);
   }
+  const template = chartCrdTemplateText(sources.map((file) => ({ file, text: wanted.get(file) ?? '' })));
+  if (await readFile(chartCrdTemplate, 'utf8').catch(() => undefined) !== template) drift.set(chartCrdTemplate, template);
+  for (const file of await yamlFiles(legacyChartCrdDir)) drift.set(join(legacyChartCrdDir, file), undefined);
   const kustomization = crdKustomizationText(sources);
   if (await readFile(crdKustomization, 'utf8').catch(() => undefined) !== kustomization) drift.set(crdKustomization, kustomization);
   return drift;

@@ -80,6 +80,16 @@ export type Reason = (typeof REASONS)[keyof typeof REASONS];
 export const STEPS = ['schema', 'copy', 'sync', 'validate', 'rollback'] as const;
 export type Step = (typeof STEPS)[number];
 
+/**
+ * What the step ledger (status.steps) records: the start of the run, the Job steps, and the two
+ * Service actions (the cutover's switch, the rollback's restore).
+ */
+export const LEDGER_STEPS = ['start', 'schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore'] as const;
+export type LedgerStep = (typeof LEDGER_STEPS)[number];
+/** How a step ended: Rejected is a Job the API server refused to create (it is asked for again). */
+export const STEP_OUTCOMES = ['Succeeded', 'Failed', 'Aborted', 'Rejected'] as const;
+export type StepOutcome = (typeof STEP_OUTCOMES)[number];
+
 export const TABLE_STATES = ['Pending', 'Copying', 'Copied', 'Failed'] as const;
 export const CHECK_OUTCOMES = ['Match', 'Mismatch', 'Skipped'] as const;
 export const CHECK_KINDS = ['RowCount', 'Checksum', 'Sample', 'Rule'] as const;

@@ -3,8 +3,8 @@
 // (docs/api-reference.md) are generated from this file by `npm run generate`.
 import {
   APPROVAL_MODES, CHECK_KINDS, CHECK_OUTCOMES, CHECKSUM_MODES, CONDITION_TYPES, CONFLICT_POLICIES, DEDUPE_KEEP,
-  ENGINES, IMAGE_PULL_POLICIES, INCREMENTAL_MODES, JOB_STATES, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEPS,
-  STRATEGY_TYPES, TABLE_STATES, TLS_MODES, TRANSFORMS,
+  ENGINES, IMAGE_PULL_POLICIES, INCREMENTAL_MODES, JOB_STATES, LEDGER_STEPS, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEP_OUTCOMES,
+  STEPS, STRATEGY_TYPES, TABLE_STATES, TLS_MODES, TRANSFORMS,
 } from './constants.ts';
 import {
   array, boolean, enumOf, freeform, integer, intOrString, object, optional, required, string, stringMap, type SchemaNode,
@@ -20,7 +20,28 @@ const MAX_SQL = 4096;
 const MAX_IDENT = 128; // a qualified "schema.table" name, each part up to 63 (PostgreSQL) or 64 (MySQL)
 const K8S_NAME = { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' };
 const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' };
-const IDENT = { minLength: 1, maxLength: MAX_IDENT };
+export const IDENT = { minLength: 1, maxLength: MAX_IDENT };
+
+/**
+ * Bounds of what status holds. The operator bounds what it writes (and what it reads from a step's
+ * result) by these same figures, so they are named once, here.
+ */
+export const STATUS_LIMITS = {
+  /** status.message, a validation summary. */
+  message: 1024,
+  /** A step's failure, a table's or a check's message. */
+  detail: 2048,
+  /** A figure (a check's source, target or expected value; a name; the progress summary). */
+  figure: 256,
+  /** A schema version. */
+  version: 32,
+  /** Checks listed in status.validation. */
+  checks: 64,
+  /** status.active. */
+  active: 512,
+  /** A Job name, a run id (label values). */
+  name: 63,
+} as const;
 
 const columnNames = (description: string, extra: Partial<SchemaNode> = {}): SchemaNode =>
   array(string('A column name.', IDENT), description, { maxItems: 32, 'x-kubernetes-list-type': 'atomic', ...extra });
@@ -286,14 +307,56 @@ const condition = object('Condition', 'A condition in the Kubernetes shape; cond
   lastTransitionTime: required(string('When the status last changed.', { format: 'date-time' })),
 });
 
+/** One table's outcome: status.tables, and what the copy and validate steps report (src/api/step-result-schema.ts). */
+export const tableStatus = object('TableStatus', 'The outcome for one table.', {
+  name: required(string('The source table.', IDENT)),
+  target: optional(string('The target table.', IDENT)),
+  state: optional(enumOf(TABLE_STATES, 'Pending, Copying, Copied or Failed.')),
+  rowsCopied: optional(integer('Rows written by the copy.', { format: 'int64', minimum: 0 })),
+  rowsSource: optional(integer('Rows on the source (validation, where filter applied).', { format: 'int64', minimum: 0 })),
+  rowsTarget: optional(integer('Rows on the target (validation).', { format: 'int64', minimum: 0 })),
+  checksum: optional(enumOf(CHECK_OUTCOMES, 'Match, Mismatch or Skipped.')),
+  message: optional(string('Differences or the error, bounded.', { maxLength: STATUS_LIMITS.detail })),
+});
+
+/** One check's outcome: status.validation.checks, and what the validate step reports. */
+export const checkResult = object('CheckResult', 'One check\'s outcome.', {
+  name: required(string('The rule name, or the table for built-in checks.', { maxLength: STATUS_LIMITS.figure })),
+  kind: required(enumOf(CHECK_KINDS, 'RowCount, Checksum, Sample or Rule.')),
+  passed: required(boolean('Whether it passed.')),
+  source: optional(string('The source side\'s figure.', { maxLength: STATUS_LIMITS.figure })),
+  target: optional(string('The target side\'s figure.', { maxLength: STATUS_LIMITS.figure })),
+  expected: optional(string('The expected value (rules with expect).', { maxLength: STATUS_LIMITS.figure })),
+  message: optional(string('What differs (keys, columns), bounded.', { maxLength: STATUS_LIMITS.detail })),
+});
+
+/** A schema version, as status and the schema and rollback steps carry it. */
+export const schemaVersion = (description: string): SchemaNode => string(description, { maxLength: STATUS_LIMITS.version });
+
+/** The step ledger's entry: the phase machine's memory (src/controller/ledger.ts). */
+const stepRecord = object('StepRecord', 'One step of the run as the operator asked for it and saw it end. The operator decides from these entries; phase and conditions are derived for people.', {
+  step: required(enumOf(LEDGER_STEPS, 'start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover\'s Service patch) or restore (the rollback\'s).')),
+  runId: required(string('The run the step belongs to.', { maxLength: STATUS_LIMITS.name })),
+  requestedAt: optional(string('When the operator last asked for it: created the Job or patched the Service.', { format: 'date-time' })),
+  job: optional(string('The step\'s Job.', { maxLength: STATUS_LIMITS.name })),
+  outcome: optional(enumOf(STEP_OUTCOMES, 'How it ended: Succeeded, Failed, Aborted, or Rejected (the API server refused the Job; it is asked for again). Absent while it runs.')),
+  reason: optional(string('Why it ended, as a condition reason; a failed Job\'s reason comes from the engine\'s exit code (2 InvalidSpec, 3 PlanRefused, 4 ValidationFailed, otherwise JobFailed).', { maxLength: STATUS_LIMITS.figure })),
+  exitCode: optional(integer('The engine\'s exit code, when its Job failed.', { minimum: 0, maximum: 255 })),
+  finishedAt: optional(string('When the operator saw it end.', { format: 'date-time' })),
+  message: optional(string('Why it failed, was aborted or refused, bounded.', { maxLength: STATUS_LIMITS.detail })),
+});
+
 const status = object('DataMigrationStatus', 'What the operator observed and did; written only by the operator.', {
   phase: optional(enumOf(PHASES, 'Where the migration is: Pending, SchemaMigrating, Copying, Syncing (Trickle), Validating, AwaitingApproval (Manual), CuttingOver, Succeeded; RollingBack, RolledBack; Failed.')),
   observedGeneration: optional(integer('The generation of the spec this status reflects.', { format: 'int64' })),
-  message: optional(string('A one-line summary of the current state, for people.', { maxLength: 1024 })),
-  runId: optional(string('Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them.', { maxLength: 63 })),
+  message: optional(string('A one-line summary of the current state, for people.', { maxLength: STATUS_LIMITS.message })),
+  runId: optional(string('Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them.', { maxLength: STATUS_LIMITS.name })),
   startedAt: optional(string('When the first step started.', { format: 'date-time' })),
   completedAt: optional(string('When the migration reached Succeeded, RolledBack or Failed.', { format: 'date-time' })),
   conditions: optional(array(condition, 'Conditions, one per type.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })),
+  steps: optional(array(stepRecord, 'The step ledger: per step of the current run, when it was asked for, its Job and how it ended.', {
+    maxItems: LEDGER_STEPS.length, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['step'],
+  })),
   progress: optional(object('Progress', 'Copy progress, updated while the copy runs.', {
     tablesTotal: optional(integer('Tables to copy.')),
     tablesDone: optional(integer('Tables copied.')),
@@ -302,46 +365,29 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
     percent: optional(integer('rowsCopied against rowsEstimated, 0 to 100.', { minimum: 0, maximum: 100 })),
     rowsPerSecond: optional(integer('Recent copy rate.', { format: 'int64' })),
     etaSeconds: optional(integer('Estimated seconds left.', { format: 'int64' })),
-    summary: optional(string('The progress for people ("45% · 5/12 tables · 4.1M rows").', { maxLength: 256 })),
+    summary: optional(string('The progress for people ("45% · 5/12 tables · 4.1M rows").', { maxLength: STATUS_LIMITS.figure })),
     updatedAt: optional(string('When progress was last written.', { format: 'date-time' })),
   })),
-  tables: optional(array(object('TableStatus', 'The outcome for one table.', {
-    name: required(string('The source table.', IDENT)),
-    target: optional(string('The target table.', IDENT)),
-    state: optional(enumOf(TABLE_STATES, 'Pending, Copying, Copied or Failed.')),
-    rowsCopied: optional(integer('Rows written by the copy.', { format: 'int64' })),
-    rowsSource: optional(integer('Rows on the source (validation, where filter applied).', { format: 'int64' })),
-    rowsTarget: optional(integer('Rows on the target (validation).', { format: 'int64' })),
-    checksum: optional(enumOf(CHECK_OUTCOMES, 'Match, Mismatch or Skipped.')),
-    message: optional(string('Differences or the error, bounded.', { maxLength: 2048 })),
-  }), 'Per-table results.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  tables: optional(array(tableStatus, 'Per-table results.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
   validation: optional(object('ValidationStatus', 'The validation report, bounded to fit in status (the full report is in the validate Job\'s log).', {
     passed: optional(boolean('Whether every check passed.')),
     checkedAt: optional(string('When validation finished.', { format: 'date-time' })),
-    summary: optional(string('One line: checks passed and failed.', { maxLength: 1024 })),
-    checks: optional(array(object('CheckResult', 'One check\'s outcome.', {
-      name: required(string('The rule name, or the table for built-in checks.', { maxLength: 256 })),
-      kind: required(enumOf(CHECK_KINDS, 'RowCount, Checksum, Sample or Rule.')),
-      passed: required(boolean('Whether it passed.')),
-      source: optional(string('The source side\'s figure.', { maxLength: 256 })),
-      target: optional(string('The target side\'s figure.', { maxLength: 256 })),
-      expected: optional(string('The expected value (rules with expect).', { maxLength: 256 })),
-      message: optional(string('What differs (keys, columns), bounded.', { maxLength: 2048 })),
-    }), 'Check outcomes (failures first when truncated).', { maxItems: 64, 'x-kubernetes-list-type': 'atomic' })),
+    summary: optional(string('One line: checks passed and failed.', { maxLength: STATUS_LIMITS.message })),
+    checks: optional(array(checkResult, 'Check outcomes (failures first when truncated).', { maxItems: STATUS_LIMITS.checks, 'x-kubernetes-list-type': 'atomic' })),
     truncated: optional(boolean('More checks ran than are listed here.')),
   })),
   schema: optional(object('SchemaStatus', 'The target schema\'s versions.', {
-    versionBefore: optional(string('The version before this migration ran (rollback returns here).', { maxLength: 32 })),
-    version: optional(string('The version now.', { maxLength: 32 })),
+    versionBefore: optional(schemaVersion('The version before this migration ran (rollback returns here).')),
+    version: optional(schemaVersion('The version now.')),
     createdTables: optional(array(string('A table name.', IDENT), 'Tables this migration created (createMissingTables), for rollback.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'atomic' })),
   })),
   activeSelector: optional(stringMap('The selector the cutover Service points at now.')),
-  active: optional(string('activeSelector as text (track=green), for kubectl get.', { maxLength: 512 })),
+  active: optional(string('activeSelector as text (track=green), for kubectl get.', { maxLength: STATUS_LIMITS.active })),
   jobs: optional(array(object('StepJob', 'A step Job of this run.', {
     step: required(enumOf(STEPS, 'The step.')),
-    name: required(string('The Job\'s name.', { maxLength: 63 })),
+    name: required(string('The Job\'s name.', { maxLength: STATUS_LIMITS.name })),
     state: optional(enumOf(JOB_STATES, 'Running, Succeeded or Failed.')),
-    message: optional(string('The step\'s failure, bounded.', { maxLength: 2048 })),
+    message: optional(string('The step\'s failure, bounded.', { maxLength: STATUS_LIMITS.detail })),
   }), 'The step Jobs.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['step'] })),
 });
 

@@ -2,7 +2,7 @@
 // object, string unions for enums, optional properties where the schema does not require them.
 import type { SchemaNode } from './schema-builder.ts';
 
-const HEADER = '// Generated from src/api/datamigration-schema.ts by `npm run generate`. Do not edit.\n';
+const header = (source: string): string => `// Generated from ${source} by \`npm run generate\`. Do not edit.\n`;
 
 function docComment(description: string, indent: string, defaultValue: unknown): string {
   const text = defaultValue === undefined ? description : `${description} Default: ${JSON.stringify(defaultValue)}.`;
@@ -14,7 +14,7 @@ function propertyName(name: string): string {
   return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? name : JSON.stringify(name);
 }
 
-export function generateTypes(root: SchemaNode): string {
+export function generateTypes(root: SchemaNode, source = 'src/api/datamigration-schema.ts'): string {
   const declarations = new Map<string, string>();
   const imports = new Set<string>();
 
@@ -61,7 +61,7 @@ export function generateTypes(root: SchemaNode): string {
   if (!root.typeName) throw new Error('the root schema needs a typeName');
   declare(root, root.typeName);
   const importLine = imports.size > 0 ? `import type { ${[...imports].sort().join(', ')} } from '@kubernetes/client-node';\n\n` : '';
-  return HEADER + importLine + [...declarations.values()].reverse().join('\n');
+  return header(source) + importLine + [...declarations.values()].reverse().join('\n');
 }
 
 function stripComments(text: string): string {

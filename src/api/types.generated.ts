@@ -30,6 +30,8 @@ export interface DataMigrationStatus {
   completedAt?: string;
   /** Conditions, one per type. */
   conditions?: Condition[];
+  /** The step ledger: per step of the current run, when it was asked for, its Job and how it ended. */
+  steps?: StepRecord[];
   /** Copy progress, updated while the copy runs. */
   progress?: Progress;
   /** Per-table results. */
@@ -140,6 +142,28 @@ export interface Progress {
   summary?: string;
   /** When progress was last written. */
   updatedAt?: string;
+}
+
+/** One step of the run as the operator asked for it and saw it end. The operator decides from these entries; phase and conditions are derived for people. */
+export interface StepRecord {
+  /** start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover's Service patch) or restore (the rollback's). */
+  step: "start" | "schema" | "copy" | "sync" | "validate" | "switch" | "rollback" | "restore";
+  /** The run the step belongs to. */
+  runId: string;
+  /** When the operator last asked for it: created the Job or patched the Service. */
+  requestedAt?: string;
+  /** The step's Job. */
+  job?: string;
+  /** How it ended: Succeeded, Failed, Aborted, or Rejected (the API server refused the Job; it is asked for again). Absent while it runs. */
+  outcome?: "Succeeded" | "Failed" | "Aborted" | "Rejected";
+  /** Why it ended, as a condition reason; a failed Job's reason comes from the engine's exit code (2 InvalidSpec, 3 PlanRefused, 4 ValidationFailed, otherwise JobFailed). */
+  reason?: string;
+  /** The engine's exit code, when its Job failed. */
+  exitCode?: number;
+  /** When the operator saw it end. */
+  finishedAt?: string;
+  /** Why it failed, was aborted or refused, bounded. */
+  message?: string;
 }
 
 /** A condition in the Kubernetes shape; conditions are the truth, phase is for display. */

@@ -1,4 +1,5 @@
 // Exit codes of the CLI, documented in the README; the operator reads them from Job pods.
+import { REASONS, type Reason } from '../api/constants.ts';
 export const EXIT = {
   ok: 0,
   /** A step failed while running (database error, lost connection, data rejected by the target). */
@@ -22,4 +23,23 @@ export class CliError extends Error {
     super(message, options);
     this.exitCode = exitCode;
   }
+}
+
+/**
+ * The one table from an engine's exit code to the reason the operator records for a step Job that
+ * failed with it (status.steps[].reason, the step's condition, Ready). A code not listed (a crash,
+ * an OOM kill): JobFailed.
+ */
+export const EXIT_REASONS: Readonly<Record<Exclude<ExitCode, 0>, Reason>> = {
+  [EXIT.failed]: REASONS.JobFailed,
+  [EXIT.usage]: REASONS.InvalidSpec,
+  [EXIT.planRefused]: REASONS.PlanRefused,
+  [EXIT.validationFailed]: REASONS.ValidationFailed,
+  [EXIT.interrupted]: REASONS.JobFailed,
+};
+
+/** The reason for a step Job that failed with this exit code (undefined: not known). */
+export function exitReason(exitCode: number | undefined): Reason {
+  const known = Object.entries(EXIT_REASONS).find(([code]) => Number(code) === exitCode);
+  return known?.[1] ?? REASONS.JobFailed;
 }

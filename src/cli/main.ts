@@ -5,12 +5,16 @@
 //   dmctl validate -f manifest.yaml   validation only (read only on both sides)
 //   dmctl step schema|copy|sync|validate|rollback -f manifest.yaml   one step, as a Job runs it
 //   dmctl step copy --pod i/n -f manifest.yaml   pod i's share of a copy spread over n pods
+//   dmctl lint -f manifest.yaml       what the API server would say of it (schema, defaults, CEL rules)
+//   dmctl retire -f manifest.yaml     the migration is finished: its checkpoints go, its tables are the application's
 // Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
 // Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
 // or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Step } from '../api/constants.ts';
+import type { StepResultOf, StepResults } from '../api/step-result.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { TableProgressState } from '../engine/copy/copy-tables.ts';
 import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
@@ -18,15 +22,17 @@ import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
-import { rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
+import { retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
+import { ConnectionSettingsError } from '../engine/db/connection-options.ts';
+import { lintCommand } from './lint.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|lint|retire|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
@@ -37,7 +43,7 @@ const USAGE = `usage: dmctl <plan|run|validate|step schema|step copy|step sync|s
       --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)
       --pod <i>/<n>        step copy: copy pod i's share of n (default: $JOB_COMPLETION_INDEX of strategy.copyPods, else all)`;
 
-const COMMANDS = ['plan', 'run', 'validate', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
+const COMMANDS = ['plan', 'run', 'validate', 'retire', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -116,6 +122,7 @@ async function runStep<T>(reporter: Reporter, step: string, fn: () => Promise<T>
 }
 
 export async function main(argv: string[], signal: AbortSignal): Promise<ExitCode> {
+  if (argv[0] === 'lint') return lintCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -183,6 +190,10 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
         exitCode = EXIT.validationFailed;
       }
     }
+    // A run that passed validation is finished (Trickle: not until the cutover, as reruns sync on).
+    if ((command === 'run' && !values['skip-validation'] && !context.settings.incremental && exitCode === EXIT.ok) || command === 'retire') {
+      results.retire = await runStep(reporter, 'retire', () => retireStep(context), (r) => `finished: ${String(r.checkpoints)} checkpoint(s) retired; the tables it created are the application's now`);
+    }
     if (command === 'step rollback') {
       const toVersion = values['to-version'] ?? process.env.DMO_ROLLBACK_TO_VERSION ?? '';
       results.rollback = await runStep(reporter, 'rollback', () => rollbackStep(context, {
@@ -194,6 +205,8 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     return exitCode;
   } catch (error) {
     if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
+    // A URL parameter that contradicts spec.*.tls (or sets what the engine decides): bad input, nothing was opened.
+    if (error instanceof ConnectionSettingsError) throw new CliError(error.message, EXIT.usage);
     if (signal.aborted) throw new CliError('interrupted; run the same command again to resume', EXIT.interrupted);
     throw error;
   } finally {
@@ -201,35 +214,46 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   }
 }
 
-/** The step's result in the shape the operator reads from the termination message (src/controller/decide.ts). */
-function stepResult(command: string, results: Record<string, unknown>): Record<string, unknown> {
+/**
+ * The step's result in the step-result contract (src/api/step-result.ts), which the operator reads
+ * back from the termination message: each case builds exactly its step's generated type.
+ */
+export function stepResult(command: string, results: Record<string, unknown>): StepResults[Step] {
   switch (command) {
     case 'step schema': {
       const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
-      return { versionBefore: schema.versionBefore, version: schema.version, createdTables: schema.createdTables, applied: schema.applied };
+      const out: StepResultOf<'schema'> = {
+        versionBefore: schema.versionBefore ?? undefined, version: schema.version ?? undefined, createdTables: schema.createdTables, applied: schema.applied,
+      };
+      return out;
     }
     case 'step copy': {
       const copy = results.copy as CopyStepResult;
       // With several pods: this pod's share; the operator adds up the pods' results (observe.ts).
-      return {
+      const out: StepResultOf<'copy'> = {
         pod: copy.pod, tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })),
         rowsThisRun: copy.rowsThisRun, postCopy: copy.postCopy, postCopyStatements: copy.postCopyStatements,
         // What a person should know about the copied data: zero dates made NULL, lossy conversions.
         zeroDates: copy.zeroDates, warnings: copy.warnings,
       };
+      return out;
     }
     case 'step sync': {
       const sync = results.sync as Awaited<ReturnType<typeof syncStep>>;
-      return { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
+      const out: StepResultOf<'sync'> = { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
+      return out;
     }
     case 'step validate': {
       const report = results.validation as ValidationReport;
       // Failures first in the checks, so the bound never hides one.
-      return { ...summarizeForStatus(report), tables: tableStatuses(report) };
+      const summary = summarizeForStatus(report);
+      const out: StepResultOf<'validate'> = { ...summary, passed: report.passed, tables: tableStatuses(report) };
+      return out;
     }
     default: {
       const rollback = results.rollback as RollbackResult;
-      return { version: rollback.version, reverted: rollback.reverted, droppedTables: rollback.droppedTables };
+      const out: StepResultOf<'rollback'> = { version: rollback.version ?? undefined, reverted: rollback.reverted, droppedTables: rollback.droppedTables };
+      return out;
     }
   }
 }

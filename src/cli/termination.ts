@@ -1,12 +1,16 @@
 // A step's result for the operator: the container's termination message (the kubelet keeps at most
-// 4096 bytes), compact JSON in the shape src/controller/decide.ts parses. When the full result does
-// not fit, per-table detail is dropped first, then tables beyond what fits (with truncated: true).
+// 4096 bytes), compact JSON of the step-result contract (src/api/step-result.ts), which the operator
+// reads back (src/controller/step-results.ts). When the full result does not fit, list items are
+// dropped from the end, warnings first, then checks and tables (with truncated: true).
 import { writeFileSync } from 'node:fs';
+import type { Step } from '../api/constants.ts';
+import type { StepResults } from '../api/step-result.ts';
 
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 
 /** The JSON text of `result`, shortened to fit the limit. */
-export function boundedResult(result: Record<string, unknown>, limit = TERMINATION_MESSAGE_LIMIT): string {
+export function boundedResult(contractResult: StepResults[Step], limit = TERMINATION_MESSAGE_LIMIT): string {
+  const result = contractResult as Record<string, unknown>;
   let text = JSON.stringify(result);
   if (Buffer.byteLength(text) <= limit) return text;
   const shrunk: Record<string, unknown> = { ...result, truncated: true };

@@ -5,6 +5,7 @@
 import type { DataMigration, Progress } from '../api/types.ts';
 import { copiedRowsByTable } from '../engine/copy/checkpoint.ts';
 import { openSession } from '../engine/db/connect.ts';
+import type { ConnectOptions, TlsOptions } from '../engine/db/session.ts';
 import { introspectTable, listTables } from '../engine/schema/introspect.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 
@@ -17,10 +18,10 @@ export interface ProgressSample {
 
 const estimates = new Map<string, Map<string, number>>();
 
-async function sourceEstimates(key: string, sourceUrl: string, tables: { name: string; target: string }[] | undefined): Promise<Map<string, number>> {
+async function sourceEstimates(key: string, sourceUrl: string, tables: { name: string; target: string }[] | undefined, connect: ConnectOptions): Promise<Map<string, number>> {
   const cached = estimates.get(key);
   if (cached) return cached;
-  const session = await openSession(sourceUrl, { readOnly: true, applicationName: 'datamigration operator progress' });
+  const session = await openSession(sourceUrl, connect);
   try {
     const names = tables ?? (await listTables(session)).map((name) => ({ name, target: name }));
     const result = new Map<string, number>();
@@ -32,17 +33,35 @@ async function sourceEstimates(key: string, sourceUrl: string, tables: { name: s
   }
 }
 
+/** Connection URLs, and the CA PEMs of spec.*.tls.caSecretRef when set. */
+export interface ProgressUrls {
+  source: string;
+  target: string;
+  sourceCa?: string;
+  targetCa?: string;
+}
+
+/** Progress statements are catalog and checkpoint reads: bounded, like the connect (the engine's sessions get the same). */
+const PROGRESS_STATEMENT_TIMEOUT_MS = 30_000;
+
+/** The options of a progress session: read only, spec.*.tls as the engine reads it (db/connection-options.ts), a statement timeout. */
+function progressSession(migration: DataMigration, side: 'source' | 'target', ca: string | undefined): ConnectOptions {
+  const spec = migration.spec[side].tls;
+  const tls: TlsOptions | undefined = spec ? { mode: spec.mode, ...(ca ? { ca } : {}) } : undefined;
+  return { readOnly: true, side, applicationName: 'datamigration operator progress', statementTimeoutMs: PROGRESS_STATEMENT_TIMEOUT_MS, ...(tls ? { tls } : {}) };
+}
+
 /**
  * The copy's progress now; `previous` (the last sample) gives the rate and the ETA. `key` is the
  * migration's namespace/name, under which the source estimates are kept (forgetEstimates).
  */
-export async function readCopyProgress(migration: DataMigration, key: string, urls: { source: string; target: string }, previous: ProgressSample | undefined, now = Date.now()): Promise<ProgressSample> {
+export async function readCopyProgress(migration: DataMigration, key: string, urls: ProgressUrls, previous: ProgressSample | undefined, now = Date.now()): Promise<ProgressSample> {
   const settings = engineSettings(migration);
   const tables = settings.tables.length > 0 ? settings.tables.map((t) => ({ name: t.name, target: t.target ?? t.name })) : undefined;
-  const estimated = await sourceEstimates(`${key}/${migration.metadata?.uid ?? ''}/${migration.status?.runId ?? ''}`, urls.source, tables);
-  const session = await openSession(urls.target, { readOnly: true, applicationName: 'datamigration operator progress' });
+  const estimated = await sourceEstimates(`${key}/${migration.metadata?.uid ?? ''}/${migration.status?.runId ?? ''}`, urls.source, tables, progressSession(migration, 'source', urls.sourceCa));
+  const session = await openSession(urls.target, progressSession(migration, 'target', urls.targetCa));
   try {
-    const copied = await copiedRowsByTable(session, settings.migration);
+    const copied = await copiedRowsByTable(session, { uid: settings.uid, name: settings.migration });
     let rows = 0;
     let rowsEstimated = 0;
     let done = 0;

@@ -41,7 +41,7 @@ export function stepJobName(migration: string, runId: string, step: Step): strin
 export function engineManifest(migration: DataMigration): string {
   return JSON.stringify({
     apiVersion: API_VERSION, kind: KIND,
-    metadata: { name: migration.metadata?.name, namespace: migration.metadata?.namespace, generation: migration.metadata?.generation },
+    metadata: { name: migration.metadata?.name, namespace: migration.metadata?.namespace, generation: migration.metadata?.generation, uid: migration.metadata?.uid },
     spec: migration.spec,
   });
 }

@@ -3,7 +3,7 @@
 // termination message (an Indexed copy Job's: every index's, merged).
 import type * as k8s from '@kubernetes/client-node';
 import { LABELS, STEPS, type Step } from '../api/constants.ts';
-import type { ObservedJob } from './decide.ts';
+import type { ObservedJob } from './model.ts';
 
 const isStep = (value: string | undefined): value is Step => STEPS.some((step) => step === value);
 
@@ -17,13 +17,18 @@ export function jobState(job: k8s.V1Job): ObservedJob['state'] {
   return 'Running';
 }
 
-/** The termination message of the engine container of the Job's newest finished pod. */
-export function terminationMessage(pods: readonly k8s.V1Pod[], wantSucceeded: boolean): string | undefined {
+/** The engine container's termination state in the Job's newest pod that ended (succeeded or not). */
+function lastTermination(pods: readonly k8s.V1Pod[], wantSucceeded: boolean): k8s.V1ContainerStateTerminated | undefined {
   const finished = pods
     .map((pod) => ({ pod, terminated: pod.status?.containerStatuses?.find((c) => c.name === 'engine')?.state?.terminated }))
     .filter((p) => p.terminated !== undefined && (p.terminated.exitCode === 0) === wantSucceeded)
     .sort((a, b) => String(b.terminated?.finishedAt ?? '').localeCompare(String(a.terminated?.finishedAt ?? '')));
-  return finished[0]?.terminated?.message ?? undefined;
+  return finished[0]?.terminated;
+}
+
+/** The termination message of the engine container of the Job's newest finished pod. */
+export function terminationMessage(pods: readonly k8s.V1Pod[], wantSucceeded: boolean): string | undefined {
+  return lastTermination(pods, wantSucceeded)?.message ?? undefined;
 }
 
 function parseResult(message: string): Record<string, unknown> | undefined {
@@ -58,6 +63,9 @@ export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): Observed
     const result = message === undefined ? undefined : parseResult(message);
     if (result !== undefined) observed.result = result;
     observed.failureMessage = [condition?.reason, condition?.message, result === undefined ? message : undefined].filter(Boolean).join(': ') || 'the Job failed';
+    // The engine's exit code says why (src/cli/exit-codes.ts): a refused plan, a bad manifest.
+    const exitCode = lastTermination(pods, false)?.exitCode;
+    if (exitCode !== undefined) observed.exitCode = exitCode;
   }
   return observed;
 }

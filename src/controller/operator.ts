@@ -10,8 +10,9 @@ import type { EngineConfig } from './job-builder.ts';
 import { startLeaderElection, type LeaderElector } from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
-import { describeError, statusCode } from './preflight.ts';
+import { describeError, KubeCluster } from './kube-cluster.ts';
 import { reuseConnections } from './kube-client.ts';
+import { applyOutcome, outcomeOf, type Outcome } from './outcome.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -106,9 +107,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   }
   await Promise.all(informers.map(([, informer]) => informer.start()));
 
-  const reconciler = new Reconciler({
-    kc, migrations, jobs, services, engine: config.engine, logger, metrics, reportingInstance: config.identity,
-  });
+  const cluster = new KubeCluster(kc, { migrations, jobs, services }, config.identity);
+  const reconciler = new Reconciler({ cluster, engine: config.engine, logger, metrics });
 
   // Workers: one key at a time each; the queue never hands one key to two workers.
   let leading = config.leaderElection === undefined;
@@ -130,23 +130,29 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       }
       const timer = metrics.reconcileDuration.startTimer();
       try {
-        const result = await reconciler.reconcile(key);
-        queue.forget(key);
-        if (result.requeueAfterSeconds !== undefined) queue.addAfter(key, result.requeueAfterSeconds * 1000);
-        metrics.reconcileTotal.inc({ result: result.requeueAfterSeconds !== undefined ? 'requeue' : 'done' });
-      } catch (error) {
-        const [namespace, name] = key.split('/');
-        if (statusCode(error) === 409) {
-          // Our cache was behind the object we wrote a moment ago: decide again on the fresh copy.
-          logger.debug('status write conflicted; retrying', { namespace, name });
-          metrics.reconcileTotal.inc({ result: 'conflict' });
-          queue.addAfter(key, 200);
-        } else {
-          metrics.reconcileErrors.inc();
-          metrics.reconcileTotal.inc({ result: 'error' });
-          logger.warn('reconcile failed; retrying with backoff', { namespace, name, error: describeError(error), failures: queue.failures(key) });
-          queue.addRateLimited(key);
+        let outcome: Outcome;
+        try {
+          outcome = outcomeOf({ result: await reconciler.reconcile(key) });
+        } catch (error) {
+          outcome = outcomeOf({ error });
         }
+        const [namespace, name] = key.split('/');
+        switch (outcome.kind) {
+          case 'done': case 'requeue':
+            metrics.reconcileTotal.inc({ result: outcome.kind === 'requeue' ? 'requeue' : 'done' });
+            break;
+          case 'conflict':
+            // Our cache was behind the object we wrote a moment ago: decide again on the fresh copy.
+            logger.debug('status write conflicted; retrying', { namespace, name });
+            metrics.reconcileTotal.inc({ result: 'conflict' });
+            break;
+          case 'error':
+            metrics.reconcileErrors.inc();
+            metrics.reconcileTotal.inc({ result: 'error' });
+            logger.warn('reconcile failed; retrying with backoff', { namespace, name, error: describeError(outcome.error), failures: queue.failures(key) });
+            break;
+        }
+        applyOutcome(queue, key, outcome);
       } finally {
         timer();
         queue.done(key);

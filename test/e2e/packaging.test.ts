@@ -3,16 +3,19 @@
 // RBAC grants the operator's ServiceAccount what it needs and nothing more (asked of the API
 // server with `kubectl auth can-i --as`), and the namespaces' default ServiceAccount, which the
 // engine Jobs run as, none of it; the kustomize
-// build and the chart with default values hold the same objects; shellcheck passes on scripts/.
+// build and the chart with default values hold the same objects; the aggregated view/edit roles
+// reach people bound to view and edit; `helm upgrade` updates the CRD and uninstall keeps it;
+// shellcheck passes on scripts/.
 // helm and kustomize come from scripts/build-tools.sh (cached by version; test/support/tools.ts).
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../support/platform.ts';
-import { freshNamespace, kubectl } from '../support/kube.ts';
+import { freshNamespace, kubectl, testKubeconfigPath } from '../support/kube.ts';
 import { run } from '../support/process.ts';
 import { chartDir, checked, helmTemplate, tool } from '../support/tools.ts';
 
@@ -97,7 +100,8 @@ const envOf = (manifests: Manifest[]): Record<string, unknown> => {
 
 test('helm lint is clean with default values and with every option on', async (t) => {
   const variants = [[], ['watchNamespace=apps', 'replicaCount=3', 'networkPolicy.enabled=true', 'metrics.serviceMonitor.enabled=true',
-    'networkPolicy.databaseEgress[0].ports[0].port=5433', 'image.digest=sha256:' + '0'.repeat(64), 'leaderElection.enabled=false']];
+    'networkPolicy.databaseEgress[0].ports[0].port=5433', 'image.digest=sha256:' + '0'.repeat(64), 'leaderElection.enabled=false',
+    'metrics.prometheusRule.enabled=true', 'metrics.grafanaDashboard.enabled=true', 'crds.keep=false'], ['crds.enabled=false', 'rbac.aggregateToDefaultRoles=false']];
   for (const set of variants) {
     const result = await run(tool('helm'), ['lint', '--strict', chartDir, ...set.flatMap((s) => ['--set', s])], { cwd: repoRoot });
     t.is(result.code, 0, result.stdout + result.stderr);
@@ -117,7 +121,7 @@ test('cluster-wide: helm template applies server-side; ClusterRole grants exactl
   deleteClusterScopedAfter(t, manifests);
   const fullname = `${release}-datamigration-operator`;
   t.deepEqual(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort(), [
-    `ClusterRole/${fullname}`, `ClusterRoleBinding/${fullname}`, 'CustomResourceDefinition/datamigrations.dataops.dev',
+    `ClusterRole/${fullname}`, `ClusterRole/${fullname}-edit`, `ClusterRole/${fullname}-view`, `ClusterRoleBinding/${fullname}`, 'CustomResourceDefinition/datamigrations.dataops.dev',
     `Deployment/${fullname}`, `Role/${fullname}-leader-election`, `RoleBinding/${fullname}-leader-election`,
     `Service/${fullname}-metrics`, `ServiceAccount/${fullname}`,
   ]);
@@ -147,9 +151,11 @@ test('single-namespace: a Role in the watched namespace only, nothing cluster-sc
   const manifests = parseManifests(text);
   deleteClusterScopedAfter(t, manifests);
   const fullname = `${release}-datamigration-operator`;
-  t.deepEqual(manifests.filter((m) => CLUSTER_SCOPED.has(m.kind)).map((m) => m.kind), ['CustomResourceDefinition'], 'only the CRD is cluster-scoped');
+  t.deepEqual(manifests.filter((m) => CLUSTER_SCOPED.has(m.kind)).map((m) => `${m.kind}/${m.metadata.name}`).sort(),
+    [`ClusterRole/${fullname}-edit`, `ClusterRole/${fullname}-view`, 'CustomResourceDefinition/datamigrations.dataops.dev'],
+    'only the CRD and the aggregated view/edit roles (which grant the operator nothing) are cluster-scoped');
   t.deepEqual(manifests.map((m) => `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`).sort(), [
-    'CustomResourceDefinition//datamigrations.dataops.dev', `Deployment/${namespace}/${fullname}`, `NetworkPolicy/${namespace}/${fullname}`,
+    `ClusterRole//${fullname}-edit`, `ClusterRole//${fullname}-view`, 'CustomResourceDefinition//datamigrations.dataops.dev', `Deployment/${namespace}/${fullname}`, `NetworkPolicy/${namespace}/${fullname}`,
     `PodDisruptionBudget/${namespace}/${fullname}`, `Role/${namespace}/${fullname}`, `Role/${namespace}/${fullname}-leader-election`,
     `RoleBinding/${namespace}/${fullname}`, `RoleBinding/${namespace}/${fullname}-leader-election`, `Service/${namespace}/${fullname}-metrics`,
     `ServiceAccount/${namespace}/${fullname}`,
@@ -191,6 +197,12 @@ test('kustomize build config/default applies server-side and holds the same obje
       delete copy.metadata.labels['helm.sh/chart'];
       delete copy.metadata.labels['app.kubernetes.io/managed-by'];
     }
+    // crds.keep: Helm's own instruction, meaningless to kustomize.
+    const annotations = (copy.metadata as { annotations?: Record<string, string> }).annotations;
+    if (annotations) {
+      delete annotations['helm.sh/resource-policy'];
+      if (Object.keys(annotations).length === 0) delete (copy.metadata as { annotations?: unknown }).annotations;
+    }
     return copy;
   };
   const fromKustomize = new Map(kustomized.map((m) => [key(m), m]));
@@ -219,4 +231,111 @@ test('shellcheck passes on every script', async (t) => {
   t.true(scripts.includes(join('scripts', 'kind-e2e.sh')) && scripts.includes(join('scripts', 'build-tools.sh')), scripts.join(', '));
   const result = await run(shellcheck, ['--severity=style', '--external-sources', ...scripts], { cwd: repoRoot });
   t.is(result.code, 0, result.stdout + result.stderr);
+});
+
+test('the aggregated roles: viewers read DataMigrations, editors change them, neither writes status; view and edit select them', async (t) => {
+  const namespace = await freshNamespace(t, 'pkg-aggregate');
+  const release = `ag-${randomBytes(3).toString('hex')}`;
+  const manifests = parseManifests(await helmTemplate(release, namespace, ['crds.enabled=false']))
+    .filter((m) => m.kind === 'ClusterRole' && /-(view|edit)$/.test(m.metadata.name));
+  t.is(manifests.length, 2);
+  deleteClusterScopedAfter(t, manifests);
+  await apply(t, manifests.map((m) => JSON.stringify(m)).join('\n---\n'));
+  // Kubernetes' own view and edit roles aggregate every ClusterRole their selectors match: ours must match.
+  for (const kind of ['view', 'edit']) {
+    const builtIn = await kubectl(['get', 'clusterrole', kind, '-o', 'jsonpath={.aggregationRule.clusterRoleSelectors[*].matchLabels}']);
+    const labels = manifests.find((m) => m.metadata.name.endsWith(`-${kind}`))?.metadata.labels ?? {};
+    const selectors = builtIn.stdout.split(/\s+(?=\{)/).filter(Boolean).map((text) => JSON.parse(text) as Record<string, string>);
+    t.true(selectors.some((selector) => Object.entries(selector).every(([key, value]) => labels[key] === value)),
+      `the built-in ${kind} role selects ${release}-datamigration-operator-${kind}: ${builtIn.stdout}`);
+  }
+  // What the rules grant, bound directly (the test control plane runs no aggregation controller).
+  const bind = async (user: string, role: string): Promise<void> => {
+    const result = await kubectl(['create', 'rolebinding', `${user}-binding`, `--clusterrole=${role}`, `--user=${user}`], { namespace });
+    t.is(result.code, 0, result.stderr);
+  };
+  await bind('vera', `${release}-datamigration-operator-view`);
+  await bind('ed', `${release}-datamigration-operator-edit`);
+  const userCan = async (user: string, verb: string, resource: string): Promise<boolean> => {
+    const [base, subresource] = resource.split('/');
+    const result = await kubectl(['auth', 'can-i', verb, base ?? resource, ...(subresource ? [`--subresource=${subresource}`] : []), `--as=${user}`], { namespace });
+    return result.stdout.trim() === 'yes';
+  };
+  for (const [user, verb, resource, expected] of [
+    ['vera', 'get', 'datamigrations.dataops.dev', true], ['vera', 'watch', 'datamigrations.dataops.dev', true],
+    ['vera', 'patch', 'datamigrations.dataops.dev', false], ['vera', 'delete', 'datamigrations.dataops.dev', false],
+    ['ed', 'create', 'datamigrations.dataops.dev', true], ['ed', 'update', 'datamigrations.dataops.dev', true], ['ed', 'delete', 'datamigrations.dataops.dev', true],
+    ['ed', 'patch', 'datamigrations.dataops.dev/status', false], ['ed', 'update', 'datamigrations.dataops.dev/status', false],
+    ['vera', 'get', 'datamigrations.dataops.dev/status', false], ['ed', 'get', 'secrets', false],
+  ] as const) {
+    t.is(await userCan(user, verb, resource), expected, `${user} ${expected ? 'can' : 'cannot'} ${verb} ${resource}`);
+  }
+});
+
+test('helm upgrade updates the CRD (crds.enabled), and uninstall keeps it (crds.keep)', async (t) => {
+  const namespace = await freshNamespace(t, 'pkg-upgrade');
+  const release = `up-${randomBytes(3).toString('hex')}`;
+  const crd = 'customresourcedefinition.apiextensions.k8s.io/datamigrations.dataops.dev';
+  const helm = (...args: string[]): Promise<string> => checked(tool('helm'), [...args, '--kubeconfig', testKubeconfigPath(), '--namespace', namespace]);
+  // The CRD exists already (the test platform installed it, as crds/ or an older chart would have):
+  // adopting it into the release is the README's upgrade recipe.
+  const adopt = await kubectl(['annotate', '--overwrite', crd, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${namespace}`]);
+  t.is(adopt.code, 0, adopt.stderr);
+  t.is((await kubectl(['label', '--overwrite', crd, 'app.kubernetes.io/managed-by=Helm'])).code, 0);
+  t.teardown(async () => {
+    await run(tool('helm'), ['uninstall', release, '--kubeconfig', testKubeconfigPath(), '--namespace', namespace]);
+    await kubectl(['annotate', crd, 'meta.helm.sh/release-name-', 'meta.helm.sh/release-namespace-', 'helm.sh/resource-policy-']);
+    await kubectl(['label', crd, 'app.kubernetes.io/managed-by-', 'dataops.dev/upgrade-test-']);
+  });
+  // The chart as it is, and as its next version. The control plane built from source reports
+  // Kubernetes v0.0.0, which the chart's kubeVersion constraint refuses: the copies drop it.
+  const copyOfChart = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'dmo-chart-'));
+    t.teardown(() => { rmSync(dir, { recursive: true, force: true }); });
+    cpSync(chartDir, dir, { recursive: true });
+    const chartYaml = join(dir, 'Chart.yaml');
+    writeFileSync(chartYaml, readFileSync(chartYaml, 'utf8').replace(/^kubeVersion: .*\n/m, ''));
+    return dir;
+  };
+  const current = copyOfChart();
+  await helm('install', release, current, '--set', 'replicaCount=0');
+
+  // The next chart version's CRD: a new field, and a label (fields no other test owns).
+  const next = copyOfChart();
+  const template = join(next, 'templates', 'crds.yaml');
+  const changed = readFileSync(template, 'utf8')
+    .replace('  labels:\n    app.kubernetes.io/name: datamigration-operator\n', '  labels:\n    dataops.dev/upgrade-test: "1"\n    app.kubernetes.io/name: datamigration-operator\n')
+    .replace('                suspend:\n                  type: boolean\n', '                upgradeProbe:\n                  type: string\n                  description: "Added by the next chart version."\n                suspend:\n                  type: boolean\n');
+  t.not(changed, readFileSync(template, 'utf8'));
+  writeFileSync(template, changed);
+  await helm('upgrade', release, next, '--set', 'replicaCount=0');
+  const probe = await kubectl(['get', crd, '-o', 'jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.upgradeProbe.type}/{.metadata.labels.dataops\\.dev/upgrade-test}/{.metadata.annotations.helm\\.sh/resource-policy}']);
+  t.is(probe.stdout, 'string/1/keep', 'the upgrade changed the CRD on the server');
+
+  await helm('upgrade', release, current, '--set', 'replicaCount=0');
+  const back = await kubectl(['get', crd, '-o', 'jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.upgradeProbe.type}']);
+  t.is(back.stdout, '', 'and the next upgrade changed it back');
+
+  await helm('uninstall', release);
+  const kept = await kubectl(['get', crd, '-o', 'name']);
+  t.is(kept.code, 0, 'helm.sh/resource-policy: keep left the CRD (and every DataMigration) in place');
+});
+
+test('monitoring: the PrometheusRule holds the rules file with the values\' thresholds, the dashboard ConfigMap the dashboard', async (t) => {
+  const off = parseManifests(await helmTemplate('mon', 'monitoring'));
+  t.false(off.some((m) => m.kind === 'PrometheusRule' || m.metadata.name.endsWith('-dashboard')), 'both are off by default');
+  const on = parseManifests(await helmTemplate('mon', 'monitoring', [
+    'metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.stuckAfterSeconds=3600', 'metrics.prometheusRule.labels.release=kps',
+    'metrics.grafanaDashboard.enabled=true', 'metrics.grafanaDashboard.namespace=grafana',
+  ]));
+  const rule = on.find((m) => m.kind === 'PrometheusRule') as (Manifest & { spec: unknown }) | undefined;
+  t.is(rule?.metadata.labels?.release, 'kps');
+  const rulesFile = readFileSync(join(chartDir, 'files', 'prometheus-rules.yaml'), 'utf8')
+    .replaceAll('__STUCK_AFTER_SECONDS__', '3600').replaceAll('__APPROVAL_WAIT_SECONDS__', '86400')
+    .replaceAll('__NO_LEADER_FOR__', '5m').replaceAll('__RECONCILE_ERROR_RATIO__', '0.1');
+  t.deepEqual(rule?.spec, parseAllDocuments(rulesFile)[0]?.toJS(), 'the rules promtool tested, thresholds filled in');
+  const dashboard = on.find((m) => m.kind === 'ConfigMap' && m.metadata.name === 'mon-datamigration-operator-dashboard') as (Manifest & { data: Record<string, string> }) | undefined;
+  t.is(dashboard?.metadata.namespace, 'grafana');
+  t.is(dashboard?.metadata.labels?.grafana_dashboard, '1');
+  t.deepEqual(JSON.parse(dashboard?.data['datamigration-operator.json'] ?? '{}'), JSON.parse(readFileSync(join(chartDir, 'files', 'grafana-dashboard.json'), 'utf8')));
 });

@@ -100,11 +100,11 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'postgres'], ['pos
 
     // 6 ranges of orders (parallelism 2 × 3 pods), after customers' one: pod 1 has two of them.
     const session = await openSession(target, { readOnly: true });
-    const states = await readShardStates(session, settings.migration);
+    const states = await readShardStates(session, settings.uid);
     await session.close();
     t.is(states.filter((s) => s.table === 'orders').length, 6);
     t.is(states.filter((s) => s.table === 'customers').length, 1);
-    const share = await rowsOfShare(target, settings.migration, { index: 1, count: 3 });
+    const share = await rowsOfShare(target, settings.uid, { index: 1, count: 3 });
     t.true(share >= 3000 && share < rows / 3, `pod 1 stopped with ${String(share)} rows of its share`);
 
     const rerun = await copyStep({ ...context, pod: { index: 1, count: 3 } });
@@ -205,7 +205,7 @@ test('mysql → postgres through dmctl processes: JOB_COMPLETION_INDEX and --pod
 
   // Pod 0 as Kubernetes starts it (its index in the environment, the count from the manifest);
   // pod 1 by hand, killed once it has copied part of its share.
-  const killed = copyPod(['-f', file, '--pod', '1/2'], env, async () => (await rowsOfShare(target, settings.migration, { index: 1, count: 2 })) >= 6000);
+  const killed = copyPod(['-f', file, '--pod', '1/2'], env, async () => (await rowsOfShare(target, settings.uid, { index: 1, count: 2 })) >= 6000);
   const whole = copyPod(['-f', file], { ...env, JOB_COMPLETION_INDEX: '0' });
   const [one, zero] = await Promise.all([killed, whole]);
   t.is(one.signal, 'SIGKILL', 'the kill landed before pod 1 finished');
@@ -213,7 +213,7 @@ test('mysql → postgres through dmctl processes: JOB_COMPLETION_INDEX and --pod
   const zeroResult = JSON.parse(zero.termination) as { pod: PodShare; postCopy: string; rowsThisRun: number };
   t.deepEqual(zeroResult.pod, { index: 0, count: 2 });
   t.is(zeroResult.postCopy, 'pending');
-  const before = await rowsOfShare(target, settings.migration, { index: 1, count: 2 });
+  const before = await rowsOfShare(target, settings.uid, { index: 1, count: 2 });
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), await scalar(target, "SELECT sum(rows_copied) FROM dataops_copy_checkpoint WHERE table_name = 'orders'"),
     'the target holds exactly the checkpointed rows');
 

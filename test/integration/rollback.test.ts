@@ -90,8 +90,8 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
     await seedSource(from, source);
     const before = await sourceChecksum(from, source);
 
-    // Version 1 is there before this migration starts.
-    const earlier: StepContext = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to, [V1], false)) };
+    // Version 1 is there before this migration starts, applied by another (earlier) migration.
+    const earlier: StepContext = { source: { url: source }, target: { url: target }, settings: engineSettings({ ...manifest(from, to, [V1], false), metadata: { name: 'earlier', namespace: 'test' } }) };
     t.is((await schemaStep(earlier)).version, '1');
     const context: StepContext = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to, [V1, V2], true)) };
     const schema = await schemaStep(context);
@@ -135,7 +135,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
     t.deepEqual([...dropped.droppedTables].sort(), ['items', 'notes']);
     t.is(dropped.version, '2');
     t.false((await tableNames(target)).includes('items'));
-    await withSession(target, async (s) => { t.deepEqual(await createdTables(s, context.settings.migration), []); });
+    await withSession(target, async (s) => { t.deepEqual(await createdTables(s, context.settings.uid), []); });
     const droppedAgain = await rollbackStep(context, { versionBefore: '1', action: 'DropCreatedTables' });
     t.deepEqual(droppedAgain.droppedTables, []);
 

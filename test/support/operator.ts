@@ -17,12 +17,15 @@ import { helmTemplate } from './tools.ts';
 
 const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
 
-/** Applies the chart's RBAC for `namespace` and returns a kubeconfig with a token of its ServiceAccount. */
+/**
+ * Applies the chart's RBAC for `namespace` and returns a kubeconfig with a token of its ServiceAccount.
+ * The ClusterRoles aggregated into view/edit are for people, not the operator: left out here.
+ */
 export async function chartKubeConfig(namespace: string): Promise<k8s.KubeConfig> {
   const admin = testKubeConfig();
   const core = admin.makeApiClient(k8s.CoreV1Api);
   const release = `dmo-${randomBytes(3).toString('hex')}`;
-  const rendered = parseAllDocuments(await helmTemplate(release, namespace, [`watchNamespace=${namespace}`]))
+  const rendered = parseAllDocuments(await helmTemplate(release, namespace, [`watchNamespace=${namespace}`, 'rbac.aggregateToDefaultRoles=false']))
     .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null)
     .filter((m) => RBAC_KINDS.includes(m?.kind ?? ''));
   if (rendered.some((m) => m?.kind?.startsWith('Cluster'))) throw new Error('single-namespace mode rendered cluster-scoped RBAC');

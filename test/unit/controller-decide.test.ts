@@ -5,11 +5,11 @@ import { ABORT_ANNOTATION, APPROVE_ANNOTATION, REASONS, RETRY_ANNOTATION } from 
 import type { ConditionType, Phase, Reason, Step } from '../../src/api/constants.ts';
 import type { Condition, DataMigration, DataMigrationSpec, DataMigrationStatus, SchemaSpec } from '../../src/api/types.generated.ts';
 import { findCondition, removeCondition, setCondition } from '../../src/controller/conditions.ts';
-import {
-  baseRunId, decide, isAbortRequested, JOB_APPEAR_GRACE_SECONDS, parseCopyResult, parseSchemaResult, parseValidationResult, replaceSelector,
-  retryToken, selectsSide,
-} from '../../src/controller/decide.ts';
+import { baseRunId, isAbortRequested, retryToken } from '../../src/controller/annotations.ts';
+import { decide, JOB_APPEAR_GRACE_SECONDS, preflightNeeded, recordRejectedJob } from '../../src/controller/decide.ts';
 import type { Action, DecideInput, Decision, MissingObject, ObservedJob } from '../../src/controller/decide.ts';
+import { replaceSelector, selectsSide } from '../../src/controller/selectors.ts';
+import { parseCopyResult, parseSchemaResult, parseValidationResult } from '../../src/controller/step-results.ts';
 
 const T0 = '2025-01-01T00:00:00Z';
 const T1 = '2025-01-01T00:00:10Z';
@@ -65,13 +65,13 @@ function input(m: DataMigration, observe: Observe = {}): DecideInput {
 }
 
 /**
- * Decides as the reconciler does (without the preflight first, again with it when asked), and
- * returns the decision with the migration as it would be after the status write.
+ * Decides as the reconciler does (with the preflight's findings only when preflightNeeded says
+ * something may start: a decision that starts something without them throws), and returns the
+ * decision with the migration as it would be after the status write.
  */
 function step(m: DataMigration, observe: Observe = {}): { d: Decision; m: DataMigration } {
   const { preflight, ...withoutPreflight } = input(m, observe);
-  const first = decide(withoutPreflight);
-  const d = first.needsPreflight ? decide({ ...withoutPreflight, ...(preflight ? { preflight } : {}) }) : first;
+  const d = decide(preflightNeeded(withoutPreflight) && preflight ? { ...withoutPreflight, preflight } : withoutPreflight);
   return { d, m: { ...m, status: d.status } };
 }
 
@@ -535,30 +535,30 @@ for (const [missing, reason, text] of [
 
 test('preflight is asked for only where something would start: a new Job or the switch', (t) => {
   const m0 = migration();
-  const asked = decide({ migration: m0, jobs: [], now: T0 });
-  t.true(asked.needsPreflight, 'Pending: the first Job waits for the preflight');
-  t.deepEqual(asked.actions, [], 'nothing is done on a decision without the preflight');
-  t.deepEqual(asked.status, m0.status ?? {});
+  t.true(preflightNeeded({ migration: m0, jobs: [], now: T0 }), 'Pending: the first Job waits for the preflight');
+  t.throws(() => decide({ migration: m0, jobs: [], now: T0 }), { message: /without the preflight's findings/ }, 'nothing starts without the preflight');
   const { d: started, m } = step(m0);
   t.deepEqual(kinds(started).filter((k) => k.startsWith('event:')), ['event:Normal:Copying'], 'one Event for the start, not one per condition');
+  t.false(preflightNeeded({ migration: m, jobs: [job('copy', 'Running')], now: T1 }), 'a running Job: nothing starts, no Secret is read');
   const running = decide({ migration: m, jobs: [job('copy', 'Running')], now: T1 });
-  t.is(running.needsPreflight, undefined, 'a running Job: nothing starts, no Secret is read');
   t.is(running.status.phase, 'Copying');
-  const finished = decide({ migration: m, jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 });
-  t.true(finished.needsPreflight, 'the next step would start');
-  const suspended = decide({ migration: migration({ suspend: true }), jobs: [], now: T0 });
-  t.is(suspended.needsPreflight, undefined, 'suspended: nothing would start');
+  t.true(preflightNeeded({ migration: m, jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 }), 'the next step would start');
+  t.false(preflightNeeded({ migration: migration({ suspend: true }), jobs: [], now: T0 }), 'suspended: nothing would start');
+  t.is(decide({ migration: migration({ suspend: true }), jobs: [], now: T0 }).status.phase, 'Pending');
   const approval = step(step(step(migration(cutover('Manual'))).m, { jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 }).m,
     { jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], now: T1, selector: { track: 'blue' } });
   t.is(approval.d.status.phase, 'AwaitingApproval');
-  t.is(decide({ migration: approval.m, jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], service: { selector: { track: 'blue' } }, now: T1 }).needsPreflight,
-    undefined, 'awaiting approval: nothing would start');
+  t.false(preflightNeeded({ migration: approval.m, jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], service: { selector: { track: 'blue' } }, now: T1 }),
+    'awaiting approval: nothing would start');
 });
 
 test('a Job the API server refused: no Job, Ready False JobRejected with the answer, one Warning, asked for again later', (t) => {
   const m0 = migration();
   const refused = 'HTTP 422 Invalid: Job.batch "orders-g1-copy" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1';
-  const d = decide({ ...input(m0), rejectedJob: { step: 'copy', message: refused } });
+  // As the reconciler does: the decision asks for the copy Job, the create is refused, the refusal is recorded.
+  const asked = decide(input(m0));
+  t.deepEqual(creates(asked), ['copy']);
+  const d = recordRejectedJob(m0, asked, { step: 'copy', runId: 'g1', message: refused }, T0);
   t.deepEqual(creates(d), []);
   t.is(d.status.phase, 'Copying');
   t.is(cond(d, 'Ready')?.reason, REASONS.JobRejected);
@@ -570,7 +570,7 @@ test('a Job the API server refused: no Job, Ready False JobRejected with the ans
   // Later, without a refusal: the Job is asked for again; a refusal again warns no second time.
   const m = { ...m0, status: d.status };
   t.deepEqual(creates(decide(input(m, { now: T1 }))), ['copy']);
-  const again = decide({ ...input(m, { now: T1 }), rejectedJob: { step: 'copy', message: refused } });
+  const again = recordRejectedJob(m, decide(input(m, { now: T1 })), { step: 'copy', runId: 'g1', message: refused }, T1);
   t.false(kinds(again).some((k) => k.startsWith('event:')));
 });
 

@@ -89,10 +89,10 @@ test('bookkeeping tables: the history and checkpoint tables as each engine creat
   t.is(createHistoryTableSql(my, 'hist'), 'CREATE TABLE IF NOT EXISTS `hist` (version varchar(100) NOT NULL PRIMARY KEY, description text NOT NULL, '
     + 'checksum varchar(64) NOT NULL, installed_by varchar(255) NOT NULL, installed_on datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), '
     + 'execution_ms bigint NOT NULL, success tinyint(1) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin');
-  t.is(createCheckpointTableSql(postgresAdapter), 'CREATE TABLE IF NOT EXISTS "dataops_copy_checkpoint" (migration text NOT NULL, table_name text NOT NULL, shard integer NOT NULL, '
-    + 'last_key text, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (migration, table_name, shard))');
-  t.is(createCheckpointTableSql(mysqlAdapter), 'CREATE TABLE IF NOT EXISTS `dataops_copy_checkpoint` (migration varchar(255) NOT NULL, table_name varchar(255) NOT NULL, shard integer NOT NULL, '
-    + 'last_key longtext, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries longtext NOT NULL, updated_at datetime(6) NOT NULL, PRIMARY KEY (migration, table_name, shard))'
+  t.is(createCheckpointTableSql(postgresAdapter), 'CREATE TABLE IF NOT EXISTS "dataops_copy_checkpoint" (migration_uid text NOT NULL, table_name text NOT NULL, shard integer NOT NULL, '
+    + 'last_key text, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (migration_uid, table_name, shard))');
+  t.is(createCheckpointTableSql(mysqlAdapter), 'CREATE TABLE IF NOT EXISTS `dataops_copy_checkpoint` (migration_uid varchar(255) NOT NULL, table_name varchar(255) NOT NULL, shard integer NOT NULL, '
+    + 'last_key longtext, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries longtext NOT NULL, updated_at datetime(6) NOT NULL, PRIMARY KEY (migration_uid, table_name, shard))'
     + ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin');
   t.is(postgresAdapter.booleanParam(true), true);
   t.is(mysqlAdapter.booleanParam(true), 1);

@@ -1,14 +1,14 @@
-// Packaging drift: the CRD shipped by the Helm chart and by config/crd is byte for byte the
-// generated one (crds/); the operator's RBAC rules in the chart and in config/rbac are identical
+// Packaging drift: the CRD the Helm chart templates and config/crd ships is the generated one
+// (crds/); the aggregated view/edit roles are the same in both; the operator's RBAC rules in the chart and in config/rbac are identical
 // and exactly the verbs the operator uses; nothing is shipped for the engine Jobs (they run as
 // their namespace's default ServiceAccount, without a token); the manifests and the image agree with the operator's contract (env, command, user, paths).
 // test/e2e/packaging.test.ts renders the chart with helm, builds config/default with kustomize
 // and applies both to the real control plane.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { parse, parseAllDocuments } from 'yaml';
-import { crdKustomization, crdKustomizationText, packagingDrift, repoRoot } from '../../scripts/sync-packaging.ts';
+import { chartCrdTemplateText, crdKustomization, crdKustomizationText, legacyChartCrdDir, packagingDrift, repoRoot } from '../../scripts/sync-packaging.ts';
 import { ENGINE_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { OPERATOR_NODE_FLAGS } from '../../src/controller/node-flags.ts';
 
@@ -44,13 +44,42 @@ const LEADER_ELECTION_RULES: PolicyRule[] = [
 ];
 const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'LOG_LEVEL', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'METRICS_PORT'];
 
-test('the chart and config/crd ship the generated CRD byte for byte, and nothing else', async (t) => {
+test('the chart templates the generated CRD (crds.enabled, crds.keep); config/crd ships it byte for byte', async (t) => {
   const drift = await packagingDrift();
   t.deepEqual([...drift.keys()], [], 'stale copies: run `node scripts/sync-packaging.ts`');
   const generated = read('crds', 'dataops.dev_datamigrations.yaml');
-  t.is(read('charts', 'datamigration-operator', 'crds', 'dataops.dev_datamigrations.yaml'), generated);
+  const template = read('charts', 'datamigration-operator', 'templates', 'crds.yaml');
+  t.is(template, chartCrdTemplateText([{ file: 'dataops.dev_datamigrations.yaml', text: generated }]));
+  t.false(existsSync(legacyChartCrdDir), 'no crds/ in the chart: Helm installs those once and never upgrades them');
+  // The template is the generated text, wrapped: take the wrapping off and the CRD is what remains.
+  const unwrapped = template
+    .replace(/^\{\{-? \/\*.*\*\/\}\}\n\{\{- if \.Values\.crds\.enabled \}\}\n/, '')
+    .replace(/\{\{- end \}\}\n$/, '')
+    .replace('  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n', '');
+  t.is(unwrapped, generated);
+  const values = parse(read('charts', 'datamigration-operator', 'values.yaml')) as { crds: { enabled: boolean; keep: boolean } };
+  t.deepEqual(values.crds, { enabled: true, keep: true });
   t.is(read('config', 'crd', 'bases', 'dataops.dev_datamigrations.yaml'), generated);
   t.is(readFileSync(crdKustomization, 'utf8'), crdKustomizationText(['dataops.dev_datamigrations.yaml']));
+});
+
+test('the aggregated view and edit ClusterRoles: DataMigrations only, never the status subresource, the same in the chart and config/rbac', (t) => {
+  for (const kind of ['view', 'edit'] as const) {
+    const rules = parse(read('charts', 'datamigration-operator', 'files', `${kind}-rules.yaml`)) as PolicyRule[];
+    const role = single('config', 'rbac', `aggregate_${kind}_role.yaml`);
+    t.is(role.kind, 'ClusterRole');
+    t.is(role.metadata.labels?.[`rbac.authorization.k8s.io/aggregate-to-${kind}`], 'true');
+    t.deepEqual(role.rules, rules);
+    t.deepEqual(rules.flatMap((rule) => rule.resources), ['datamigrations'], `${kind}: no status, no finalizers`);
+    t.deepEqual(rules.flatMap((rule) => rule.apiGroups), ['dataops.dev']);
+    const verbs = rules.flatMap((rule) => rule.verbs);
+    if (kind === 'view') t.deepEqual(verbs, ['get', 'list', 'watch']);
+    else t.deepEqual(verbs, ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection']);
+  }
+  const template = read('charts', 'datamigration-operator', 'templates', 'aggregated-roles.yaml');
+  t.regex(template, /\.Files\.Get "files\/view-rules\.yaml"/);
+  t.regex(template, /\.Files\.Get "files\/edit-rules\.yaml"/);
+  t.regex(template, /if and \.Values\.rbac\.create \.Values\.rbac\.aggregateToDefaultRoles/);
 });
 
 test('the chart and config/rbac grant the operator exactly the verbs it uses', (t) => {
@@ -89,7 +118,7 @@ test('config/rbac binds the rules to the operator ServiceAccount; nothing is shi
   t.deepEqual((bindings[0]?.roleRef as { kind: string; name: string }), { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: single('config', 'rbac', 'role.yaml').metadata.name });
   t.deepEqual((bindings[1]?.roleRef as { kind: string; name: string }), { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: single('config', 'rbac', 'leader_election_role.yaml').metadata.name });
   const listed = (parse(read('config', 'rbac', 'kustomization.yaml')) as { resources: string[] }).resources;
-  t.deepEqual([...listed].sort(), ['leader_election_role.yaml', 'leader_election_role_binding.yaml',
+  t.deepEqual([...listed].sort(), ['aggregate_edit_role.yaml', 'aggregate_view_role.yaml', 'leader_election_role.yaml', 'leader_election_role_binding.yaml',
     'role.yaml', 'role_binding.yaml', 'service_account.yaml']);
 
   // The engine Jobs run as their namespace's default ServiceAccount, without a token
@@ -101,7 +130,10 @@ test('config/rbac binds the rules to the operator ServiceAccount; nothing is shi
     t.not(object.metadata.labels?.['app.kubernetes.io/component'], 'engine', `${object.kind}/${object.metadata.name} is not for the engine`);
   }
   const bound = bindings.map((binding) => (binding.roleRef as { name: string }).name).sort();
-  t.deepEqual(bound, rbacObjects.filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole').map((m) => m.metadata.name).sort(), 'every Role is the operator\'s');
+  // Besides the aggregated view/edit roles (bound to no one: Kubernetes folds them into its own), every Role is the operator's.
+  const aggregated = (m: Manifest): boolean => Object.keys(m.metadata.labels ?? {}).some((label) => label.startsWith('rbac.authorization.k8s.io/aggregate-to-'));
+  t.deepEqual(bound, rbacObjects.filter((m) => (m.kind === 'Role' || m.kind === 'ClusterRole') && !aggregated(m)).map((m) => m.metadata.name).sort(), 'every Role is the operator\'s');
+  t.deepEqual(rbacObjects.filter(aggregated).map((m) => m.metadata.name).sort(), ['datamigration-operator-edit', 'datamigration-operator-view']);
   const templates = ['serviceaccount.yaml', 'rbac.yaml'].map((file) => read('charts', 'datamigration-operator', 'templates', file)).join('\n');
   t.false(/engine/i.test(templates), 'the chart creates no engine ServiceAccount, Role or binding');
   const chartValues = parse(read('charts', 'datamigration-operator', 'values.yaml')) as { engine?: Record<string, unknown> };

@@ -7,6 +7,7 @@ import {
 } from '../../src/engine/validate/canonical.ts';
 import type { ColumnInfo } from '../../src/engine/schema/model.ts';
 import { fixedFraction, tableCheckPlan } from '../../src/engine/validate/table-plan.ts';
+import { checkWhere } from '../../src/engine/sql/fragments.ts';
 
 const col = (dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({ name: 'c', nativeType: dataType, dataType, nullable: true, autoIncrement: false, ...extra });
 
@@ -115,7 +116,7 @@ test('table plan: source expressions against target columns, key ranges for inte
       sourceEngine: 'mysql' as const, targetEngine: 'postgres' as const, sourceTable: 'items', targetTable: 'goods', key: ['id'],
       selectColumns: ['`id`', 'UPPER(`name`)', '`price`', '`at`'],
       targetColumns: [{ name: 'id', binary: false }, { name: 'title', binary: false }, { name: 'price', binary: false }, { name: 'at', binary: false }],
-      converters: [undefined, undefined, undefined, undefined], where: 'id > 10', conflictPolicy: 'fail' as const,
+      converters: [undefined, undefined, undefined, undefined], where: checkWhere('mysql', 'id > 10', 'where'), conflictPolicy: 'fail' as const,
     },
   };
   const plan = tableCheckPlan({ planned, target: { name: 'goods', columns: targetColumns }, flavors: { source: 'mariadb' } });

@@ -1,7 +1,9 @@
 // Validation rules: exact decimal comparison with absolute and relative tolerance, and how rule
 // outcomes are decided (both queries, or one query against expect).
 import test from 'ava';
-import { compareValues, parseDecimal, parseTolerance, runRule, withinTolerance } from '../../src/engine/validate/rules.ts';
+import { checkRule, compareValues, parseDecimal, parseTolerance, runRule, withinTolerance } from '../../src/engine/validate/rules.ts';
+import type { ValidationRule } from '../../src/api/types.ts';
+import { FragmentRefused } from '../../src/engine/sql/fragments.ts';
 import type { SqlSession } from '../../src/engine/db/session.ts';
 import { postgresAdapter as postgresDialect } from '../../src/engine/db/postgres/adapter.ts';
 
@@ -44,10 +46,13 @@ test('values compare as numbers when both are numbers, else as text; NULL equals
   t.false(compareValues(null, '0', undefined).equal);
 });
 
-function fakeSession(values: Record<string, string | null>): SqlSession {
+/** A read-only session that knows a few queries' values and records what it was sent. */
+function fakeSession(values: Record<string, string | null>, sent: string[] = []): SqlSession {
   return {
     engine: 'postgres', dialect: postgresDialect,
     query: (sql) => {
+      sent.push(sql);
+      if (sql === 'START TRANSACTION READ ONLY' || sql === 'ROLLBACK') return Promise.resolve([]);
       if (!(sql in values)) return Promise.reject(new Error(`cannot execute ${sql} in a read-only transaction`));
       const value = values[sql];
       return Promise.resolve(value === undefined ? [] : [{ v: value }]);
@@ -56,20 +61,32 @@ function fakeSession(values: Record<string, string | null>): SqlSession {
   };
 }
 
+const checked = (rule: ValidationRule) => checkRule(rule, { source: 'postgres', target: 'postgres' });
+
 test('rules: both queries compared, or one against expect; errors fail the rule', async (t) => {
+  const sent: string[] = [];
   const source = fakeSession({ 'SELECT sum(x)': '100.00', 'SELECT 1': '1' });
-  const target = fakeSession({ 'SELECT sum(x)': '100.004', 'SELECT count(*)': '42' });
+  const target = fakeSession({ 'SELECT sum(x)': '100.004', 'SELECT count(*)': '42' }, sent);
   const sessions = { source, target };
-  t.true((await runRule({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)', tolerance: '0.01' }, sessions)).passed);
-  const tight = await runRule({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)' }, sessions);
+  t.true((await runRule(checked({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)', tolerance: '0.01' }), sessions)).passed);
+  const tight = await runRule(checked({ name: 'sum', source: 'SELECT sum(x)', target: 'SELECT sum(x)' }), sessions);
   t.false(tight.passed);
   t.is(tight.message, 'target 100.004 ≠ source 100.00 (difference 0.004)');
-  t.true((await runRule({ name: 'count', target: 'SELECT count(*)', expect: '42' }, sessions)).passed);
-  t.false((await runRule({ name: 'count', target: 'SELECT count(*)', expect: '43' }, sessions)).passed);
-  t.true((await runRule({ name: 'src', source: 'SELECT 1', expect: '1.0' }, sessions)).passed);
-  const denied = await runRule({ name: 'write', target: 'DELETE FROM t', expect: '0' }, sessions);
-  t.false(denied.passed);
-  t.regex(denied.error ?? '', /read-only/);
-  t.false((await runRule({ name: 'none' }, sessions)).passed);
-  t.false((await runRule({ name: 'one', source: 'SELECT 1' }, sessions)).passed, 'one query needs expect');
+  t.true((await runRule(checked({ name: 'count', target: 'SELECT count(*)', expect: '42' }), sessions)).passed);
+  t.false((await runRule(checked({ name: 'count', target: 'SELECT count(*)', expect: '43' }), sessions)).passed);
+  t.true((await runRule(checked({ name: 'src', source: 'SELECT 1', expect: '1.0' }), sessions)).passed);
+  const failing = await runRule(checked({ name: 'gone', target: 'SELECT count(*) FROM elsewhere', expect: '0' }), sessions);
+  t.false(failing.passed);
+  t.regex(failing.error ?? '', /read-only/);
+  t.false((await runRule(checked({ name: 'none' }), sessions)).passed);
+  t.false((await runRule(checked({ name: 'one', source: 'SELECT 1' }), sessions)).passed, 'one query needs expect');
+  // Every query ran alone in a read-only transaction that was rolled back, the failing one too.
+  t.deepEqual(sent.slice(0, 3), ['START TRANSACTION READ ONLY', 'SELECT sum(x)', 'ROLLBACK']);
+  t.deepEqual(sent.slice(-3), ['START TRANSACTION READ ONLY', 'SELECT count(*) FROM elsewhere', 'ROLLBACK']);
+});
+
+test('rules: a query that is not one read-only SELECT is refused before it runs, naming the field', (t) => {
+  const error = t.throws(() => checked({ name: 'write', target: 'DELETE FROM t', expect: '0' }), { instanceOf: FragmentRefused });
+  t.is(error.field, 'spec.validation.rules[write].target');
+  t.throws(() => checkRule({ name: 'stack', source: 'SELECT 1; COMMIT', expect: '1' }, { source: 'mysql', target: 'postgres' }), { message: /^spec\.validation\.rules\[stack\]\.source: / });
 });

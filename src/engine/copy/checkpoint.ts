@@ -1,7 +1,8 @@
-// Copy checkpoints live in the target database, one row per (migration, table, shard), and are
+// Copy checkpoints live in the target database, one row per (migration uid, table, shard), and are
 // written in the same transaction as the batch of rows they describe: after a crash the target
 // holds exactly the batches whose checkpoint it holds, so a resumed copy neither loses nor
-// repeats a row.
+// repeats a row. They belong to the DataMigration's uid (migrations/ownership.ts), never to its
+// name: a migration re-created under the same name does not find them "done".
 import type { DatabaseAdapter } from '../db/adapter.ts';
 import { tableExists } from '../db/catalog.ts';
 import type { SqlRow, SqlSession, SqlValue } from '../db/session.ts';
@@ -12,6 +13,7 @@ export const CHECKPOINT_TABLE = 'dataops_copy_checkpoint';
 export type KeyValue = string | Buffer;
 
 export interface CheckpointId {
+  /** The owner: the migration's uid (EngineSettings.uid), or uid#sync for a Trickle round. */
   migration: string;
   table: string;
   shard: number;
@@ -38,9 +40,9 @@ export function decodeKey(text: string): KeyValue[] {
 export function createCheckpointTableSql(adapter: DatabaseAdapter): string {
   const table = adapter.quoteIdent(CHECKPOINT_TABLE);
   const { keyText, longText, timestamp, tableOptions } = adapter.bookkeeping;
-  return `CREATE TABLE IF NOT EXISTS ${table} (migration ${keyText(255)} NOT NULL, table_name ${keyText(255)} NOT NULL, shard integer NOT NULL, `
+  return `CREATE TABLE IF NOT EXISTS ${table} (migration_uid ${keyText(255)} NOT NULL, table_name ${keyText(255)} NOT NULL, shard integer NOT NULL, `
     + `last_key ${longText}, rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, boundaries ${longText} NOT NULL, `
-    + `updated_at ${timestamp} NOT NULL, PRIMARY KEY (migration, table_name, shard))${tableOptions}`;
+    + `updated_at ${timestamp} NOT NULL, PRIMARY KEY (migration_uid, table_name, shard))${tableOptions}`;
 }
 
 export async function ensureCheckpointTable(session: SqlSession): Promise<void> {
@@ -65,7 +67,7 @@ function checkpointOf(row: SqlRow): Checkpoint {
 export async function readCheckpoint(session: SqlSession, id: CheckpointId): Promise<Checkpoint | undefined> {
   const d = session.dialect;
   const rows = await session.query(
-    `SELECT last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} AND shard = ${d.placeholder(3)}`,
+    `SELECT last_key, rows_copied, done, boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} AND shard = ${d.placeholder(3)}`,
     [id.migration, id.table, id.shard],
   );
   return rows[0] ? checkpointOf(rows[0]) : undefined;
@@ -75,7 +77,7 @@ export async function readCheckpoint(session: SqlSession, id: CheckpointId): Pro
 export async function readRecordedSplit(session: SqlSession, migration: string, table: string): Promise<string[] | undefined> {
   const d = session.dialect;
   const [row] = await session.query(
-    `SELECT boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} ORDER BY shard LIMIT 1`,
+    `SELECT boundaries FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} ORDER BY shard LIMIT 1`,
     [migration, table],
   );
   return row ? JSON.parse(asText(row.boundaries)) as string[] : undefined;
@@ -92,7 +94,7 @@ export interface ShardState {
 export async function readShardStates(session: SqlSession, migration: string): Promise<ShardState[]> {
   const d = session.dialect;
   const rows = await session.query(
-    `SELECT table_name, shard, rows_copied, done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)}`,
+    `SELECT table_name, shard, rows_copied, done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)}`,
     [migration],
   );
   return rows.map((row) => ({ table: asText(row.table_name), shard: Number(asText(row.shard)), rowsCopied: Number(asText(row.rows_copied)), done: isTrue(row.done) }));
@@ -115,24 +117,30 @@ async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoin
   const values = [id.migration, id.table, id.shard, checkpoint.lastKey ? encodeKey(checkpoint.lastKey) : null,
     checkpoint.rowsCopied, checkpoint.done, JSON.stringify(checkpoint.boundaries)];
   const placeholders = values.map((_, i) => d.placeholder(i + 1)).join(', ');
-  const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${d.bookkeeping.utcNow})`;
-  const conflict = d.onConflictSql(['migration', 'table_name', 'shard'], overwrite ? ['last_key', 'rows_copied', 'done', 'updated_at'] : []);
+  const insert = `INSERT INTO ${d.quoteIdent(CHECKPOINT_TABLE)} (migration_uid, table_name, shard, last_key, rows_copied, done, boundaries, updated_at) VALUES (${placeholders}, ${d.bookkeeping.utcNow})`;
+  const conflict = d.onConflictSql(['migration_uid', 'table_name', 'shard'], overwrite ? ['last_key', 'rows_copied', 'done', 'updated_at'] : []);
   await session.query(insert + conflict, values);
 }
 
 /** Forgets a migration's checkpoints (a fresh run, or a rollback that empties the tables). */
 export async function clearCheckpoints(session: SqlSession, migration: string): Promise<void> {
   const d = session.dialect;
-  await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)}`, [migration]);
+  await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)}`, [migration]);
 }
 
-/** Rows committed so far per target table for a migration (empty before the first batch). */
-export async function copiedRowsByTable(session: SqlSession, migration: string): Promise<Map<string, { rowsCopied: number; done: boolean }>> {
+/**
+ * Rows committed so far per target table for a migration (empty before the first batch), by its
+ * uid; in a checkpoint table not yet upgraded to uids (the operator reads progress before an
+ * engine step of this version has run), by its namespace/name.
+ */
+export async function copiedRowsByTable(session: SqlSession, owner: { uid: string; name: string }): Promise<Map<string, { rowsCopied: number; done: boolean }>> {
   const d = session.dialect;
   if (!await tableExists(session, CHECKPOINT_TABLE)) return new Map(); // nothing copied yet
+  const info = await d.introspector.table(session, CHECKPOINT_TABLE);
+  const [column, value] = info?.columns.some((c) => c.name === 'migration_uid') ? ['migration_uid', owner.uid] : ['migration', owner.name];
   const rows = await session.query(
-    `SELECT table_name, SUM(rows_copied) AS rows_copied, MIN(CASE WHEN done THEN 1 ELSE 0 END) AS done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${d.placeholder(1)} GROUP BY table_name`,
-    [migration],
+    `SELECT table_name, SUM(rows_copied) AS rows_copied, MIN(CASE WHEN done THEN 1 ELSE 0 END) AS done FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${column} = ${d.placeholder(1)} GROUP BY table_name`,
+    [value],
   );
   return new Map(rows.map((r) => [asText(r.table_name), { rowsCopied: Number(asText(r.rows_copied)), done: asText(r.done) === '1' }]));
 }

@@ -7,6 +7,7 @@ import { connectMysql, connectMysqlCore, mysqlSession } from '../db/mysql/connec
 import { connectPostgres, postgresSession } from '../db/postgres/connection.ts';
 import type { SqlSession } from '../db/session.ts';
 import type { TlsOptions } from '../db/session.ts';
+import type { Side } from '../db/connection-options.ts';
 import { readCheckpoint, type Checkpoint, type CheckpointId, type KeyValue } from './checkpoint.ts';
 import { formatLoadDataLine } from './load-data.ts';
 import { formatCopyTextLine, parseCopyTextLine } from './pg-text.ts';
@@ -21,6 +22,8 @@ import {
 export interface Endpoint {
   url: string;
   tls?: TlsOptions;
+  /** Named in connection errors and timeouts. */
+  side?: Side;
 }
 
 export interface ShardProgress {
@@ -78,6 +81,7 @@ async function connect(options: CopyShardOptions): Promise<Connections & { targe
   try {
     const connectOptions = (endpoint: Endpoint, readOnly: boolean) => ({
       readOnly, applicationName: `datamigration copy ${plan.targetTable}#${options.shard}`, ...(endpoint.tls ? { tls: endpoint.tls } : {}),
+      ...(endpoint.side ? { side: endpoint.side } : {}),
     });
     let sourcePg: pg.Client | undefined;
     let sourceMysql: MysqlConnection | undefined;
@@ -146,6 +150,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
       dialect: adapterFor(plan.sourceEngine),
       table: plan.sourceTable, columns: plan.selectColumns, key: plan.key,
       ...(plan.where ? { where: plan.where } : {}), ...(plan.dedupe ? { dedupe: plan.dedupe } : {}),
+      ...(plan.changedSince ? { conditions: [plan.changedSince] } : {}),
       range: shardRange(options.boundaries, options.shard),
       ...(resumedFrom ? { after: resumedFrom } : {}),
     });

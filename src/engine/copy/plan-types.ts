@@ -2,6 +2,7 @@
 // source, in which order, and how each value becomes the target's.
 import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
+import type { CheckedSql } from '../sql/fragments.ts';
 import type { Dedupe } from './source-query.ts';
 import type { ConflictPolicy, TargetColumn } from './sinks.ts';
 
@@ -22,7 +23,13 @@ export interface TableCopyPlan {
   targetColumns: TargetColumn[];
   /** Per column: how a source value becomes the target's (undefined: unchanged). */
   converters: (Converter | undefined)[];
-  where?: string;
+  /** The manifest's filter, checked in the source's grammar. */
+  where?: CheckedSql;
+  /**
+   * A condition the engine built from quoted names and literals (never manifest text): the sync's
+   * "changed since the watermark". Applied to the rows the copy reads, after dedupe.
+   */
+  changedSince?: string;
   dedupe?: Dedupe;
   conflictPolicy: ConflictPolicy;
 }

@@ -1,13 +1,18 @@
 // Decides how one table is copied, before anything is written: which source columns go where,
 // how each value is converted, and every reason the copy could not be correct (missing key,
-// missing or unfillable target columns, unmappable types).
+// missing or unfillable target columns, unmappable types, SQL fragments that are not what their
+// field may hold). The manifest's SQL text becomes CheckedSql here (engine/sql/fragments.ts):
+// the statement builders take nothing else.
 import { adapterFor } from '../db/adapter.ts';
 import type { Engine } from '../db/dialect.ts';
+import { checkDefault, checkExpression, checkWhere, FragmentRefused, type CheckedSql } from '../sql/fragments.ts';
+import { pathKey } from '../sql/refusal.ts';
 import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import type { Dedupe } from './source-query.ts';
 import type { Converter, TableCopyPlan } from './plan-types.ts';
 import type { ConflictPolicy, TargetColumn } from './sinks.ts';
 import { applyTransforms, type Transform } from './transforms.ts';
+import { keyUniqueness } from './key-uniqueness.ts';
 
 export interface ColumnSpec {
   /** Source column (or, with `expression` or `default`, a new target column). */
@@ -59,6 +64,20 @@ export function planTableCopy(input: {
   const errors: string[] = [];
   const warnings: string[] = [];
   const label = `table ${spec.name}`;
+  const at = `spec.tables[${pathKey(spec.name)}]`;
+  /** The fragment checked in the source's grammar; undefined (and an error naming the field) when refused. */
+  const checked = (check: typeof checkWhere, text: string, field: string): CheckedSql | undefined => {
+    try {
+      return check(from, text, field);
+    } catch (error) {
+      if (!(error instanceof FragmentRefused)) throw error;
+      errors.push(error.message);
+      return undefined;
+    }
+  };
+  const where = spec.where ? checked(checkWhere, spec.where, `${at}.where`) : undefined;
+  const expressionOf = (c: ColumnSpec): CheckedSql | undefined => (c.expression !== undefined ? checked(checkExpression, c.expression, `${at}.columns[${pathKey(c.name)}].expression`) : undefined);
+  const defaultOf = (c: ColumnSpec): CheckedSql | undefined => (c.default !== undefined ? checked(checkDefault, c.default, `${at}.columns[${pathKey(c.name)}].default`) : undefined);
   const overrides = new Map((spec.columns ?? []).map((c) => [c.name, c]));
   const sourceColumns = new Map(source.columns.map((c) => [c.name, c]));
   const targetColumns = new Map(target.columns.map((c) => [c.name, c]));
@@ -71,6 +90,17 @@ export function planTableCopy(input: {
     else if (override && (override.skip || override.expression || override.transforms?.length || override.default !== undefined)) {
       errors.push(`${label}: key column ${column} cannot be skipped, computed or transformed (the key resumes the copy and matches rows in validation)`);
     }
+  }
+  // Dedupe names are quoted wherever they are used; one that is not a source column is refused here, not by the server mid-copy.
+  for (const [i, column] of (spec.dedupe?.by ?? []).entries()) {
+    if (!sourceColumns.has(column)) errors.push(`${at}.dedupe.by[${i}]: ${pathKey(column)} is not a column of the source table`);
+  }
+  const orderBy = spec.dedupe?.orderBy;
+  if (orderBy !== undefined && !sourceColumns.has(orderBy)) errors.push(`${at}.dedupe.orderBy: ${pathKey(orderBy)} is not a column of the source table`);
+  if (key.length > 0 && key.every((column) => sourceColumns.has(column))) {
+    const uniqueness = keyUniqueness(source, key, spec.dedupe);
+    if (uniqueness.error) errors.push(`${label}: ${uniqueness.error}`);
+    if (uniqueness.warning) warnings.push(`${label}: ${uniqueness.warning}`);
   }
   if (input.conflictPolicy === 'upsert' && target.primaryKey.length === 0 && target.uniqueKeys.length === 0) {
     errors.push(`${label}: conflictPolicy Upsert needs a primary or unique key on target table ${target.name}`);
@@ -86,9 +116,11 @@ export function planTableCopy(input: {
       continue;
     }
     let select = q.quoteIdent(column.name);
-    if (override?.expression) select = `(${override.expression})`;
+    const expression = override && expressionOf(override);
+    const fallback = override && defaultOf(override);
+    if (expression) select = expression.sql;
     if (override?.transforms?.length) select = applyTransforms(select, override.transforms, from);
-    if (override?.default !== undefined) select = `COALESCE(${select}, ${override.default})`;
+    if (fallback) select = `COALESCE(${select}, ${fallback.sql})`;
     planned.push({ select, target: override?.target ?? column.name, source: column });
   }
   for (const override of spec.columns ?? []) {
@@ -97,7 +129,7 @@ export function planTableCopy(input: {
       errors.push(`${label}: column ${override.name} is not in the source; give it an expression or a default`);
       continue;
     }
-    const base = override.expression !== undefined ? `(${override.expression})` : (override.default ?? 'NULL');
+    const base = (override.expression !== undefined ? expressionOf(override) : defaultOf(override))?.sql ?? 'NULL';
     const select = override.transforms?.length ? applyTransforms(base, override.transforms, from) : base;
     planned.push({ select, target: override.target ?? override.name });
   }
@@ -155,7 +187,7 @@ export function planTableCopy(input: {
       selectColumns: planned.filter((c) => targetColumns.has(c.target)).map((c) => c.select),
       targetColumns: columns,
       converters,
-      ...(spec.where ? { where: spec.where } : {}),
+      ...(where ? { where } : {}),
       ...(spec.dedupe ? { dedupe: spec.dedupe } : {}),
       conflictPolicy: input.conflictPolicy,
     },

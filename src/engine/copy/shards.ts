@@ -3,6 +3,7 @@
 // every worker, so the pods of an Indexed Job agree on it (see units.ts); the outer ranges are
 // open, so every row falls in exactly one shard.
 import type { SqlSession } from '../db/session.ts';
+import type { CheckedSql } from '../sql/fragments.ts';
 
 /** Every checkpoint row holds the whole split, so the rows of a table grow with its square: cap it. */
 export const MAX_SHARDS_PER_TABLE = 256;
@@ -22,11 +23,11 @@ export function integerBoundaries(min: bigint, max: bigint, shards: number): str
   return boundaries;
 }
 
-export async function planShards(session: SqlSession, table: string, keyColumn: string, keyType: string, shards: number, where?: string): Promise<string[]> {
+export async function planShards(session: SqlSession, table: string, keyColumn: string, keyType: string, shards: number, where?: CheckedSql): Promise<string[]> {
   if (shards <= 1 || !INTEGER_TYPES.has(keyType.toLowerCase())) return [];
   const d = session.dialect;
   const column = d.quoteIdent(keyColumn);
-  const [row] = await session.query(`SELECT min(${column}) AS lo, max(${column}) AS hi FROM ${d.quoteQualified(table)}${where ? ` WHERE (${where})` : ''}`);
+  const [row] = await session.query(`SELECT min(${column}) AS lo, max(${column}) AS hi FROM ${d.quoteQualified(table)}${where ? ` WHERE ${where.sql}` : ''}`);
   if (!row || row.lo === null || row.hi === null || row.lo === undefined || row.hi === undefined) return [];
   return integerBoundaries(BigInt(row.lo.toString()), BigInt(row.hi.toString()), shards);
 }

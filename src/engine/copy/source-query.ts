@@ -2,6 +2,7 @@
 // expressions and transforms pushed down into SQL, the where filter, dedupe by a window, and
 // keyset resumption after the last committed key. Never OFFSET.
 import type { DatabaseAdapter } from '../db/adapter.ts';
+import type { CheckedSql } from '../sql/fragments.ts';
 import type { KeyValue } from './checkpoint.ts';
 
 export interface Dedupe {
@@ -20,8 +21,10 @@ export interface SourceSelect {
   columns: string[];
   /** Source key column names (unquoted). */
   key: string[];
-  /** The user's filter, an SQL condition run read-only on the source. */
-  where?: string;
+  /** The user's filter, checked: one condition, spliced as checked (in parentheses). */
+  where?: CheckedSql;
+  /** Conditions the engine built (quoted names and literals only), applied after dedupe. */
+  conditions?: readonly string[];
   dedupe?: Dedupe;
   /** Key range of this shard, on the first key column: lower inclusive, upper exclusive, either open. */
   range?: { lower?: string; upper?: string };
@@ -50,13 +53,13 @@ export function keyAfter(dialect: DatabaseAdapter, key: readonly string[], value
  * and so what validation compares. The dedupe window sees every row that passes the filter, so a
  * resumed copy keeps the same choice.
  */
-export function sourceRows(d: DatabaseAdapter, table: string, key: readonly string[], where: string | undefined, dedupe: { by: readonly string[]; keep?: 'first' | 'latest'; orderBy?: string } | undefined): { from: string; conditions: string[] } {
+export function sourceRows(d: DatabaseAdapter, table: string, key: readonly string[], where: CheckedSql | undefined, dedupe: { by: readonly string[]; keep?: 'first' | 'latest'; orderBy?: string } | undefined): { from: string; conditions: string[] } {
   const quoted = d.quoteQualified(table);
-  if (!dedupe) return { from: quoted, conditions: where ? [`(${where})`] : [] };
+  if (!dedupe) return { from: quoted, conditions: where ? [where.sql] : [] };
   const direction = dedupe.keep === 'latest' ? 'DESC' : 'ASC';
   const order = [...(dedupe.orderBy ? [`${d.quoteIdent(dedupe.orderBy)} ${direction}`] : []), ...key.map((k) => `${d.quoteIdent(k)} ${direction}`)];
   const window = `ROW_NUMBER() OVER (PARTITION BY ${dedupe.by.map((c) => d.quoteIdent(c)).join(', ')} ORDER BY ${order.join(', ')})`;
-  const filter = where ? ` WHERE (${where})` : '';
+  const filter = where ? ` WHERE ${where.sql}` : '';
   return { from: `(SELECT dataops_t.*, ${window} AS dataops_rank FROM ${quoted} AS dataops_t${filter}) AS dataops_deduped`, conditions: ['dataops_rank = 1'] };
 }
 
@@ -64,6 +67,7 @@ export function buildSourceSelect(select: SourceSelect): string {
   const d = select.dialect;
   const key = select.key.map((name) => d.quoteIdent(name));
   const { from, conditions } = sourceRows(d, select.table, select.key, select.where, select.dedupe);
+  conditions.push(...(select.conditions ?? []));
   const first = key[0] ?? '';
   if (select.range?.lower !== undefined) conditions.push(`${first} >= ${d.quoteLiteral(select.range.lower)}`);
   if (select.range?.upper !== undefined) conditions.push(`${first} < ${d.quoteLiteral(select.range.upper)}`);

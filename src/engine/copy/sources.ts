@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Connection as MysqlConnection } from 'mysql2';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { assertMysqlSelect, assertPostgresCopyOut } from '../sql/statement-guard.ts';
 import { parseCopyTextLine } from './pg-text.ts';
 
 export type SourceValue = string | Buffer | null;
@@ -15,9 +16,15 @@ export async function beginPostgresSnapshot(client: pg.Client): Promise<void> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
-/** `COPY (select) TO STDOUT` in text format: a byte stream of rows, one per line. */
+/**
+ * `COPY (select) TO STDOUT` in text format: a byte stream of rows, one per line. pg-copy-streams
+ * sends it as a simple query, where a second statement would run: the statement guard parses it
+ * first and refuses anything but COPY of one read-only SELECT to STDOUT (throws UnsafeStatement).
+ */
 export function postgresCopyOut(client: pg.Client, select: string): Readable {
-  return client.query(copyTo(`COPY (${select}) TO STDOUT`));
+  const statement = `COPY (${select}) TO STDOUT`;
+  assertPostgresCopyOut(statement, 'the copy\'s COPY … TO STDOUT');
+  return client.query(copyTo(statement));
 }
 
 /** Splits a COPY text byte stream into lines; a line may span chunks. Calls `onLines` per chunk. */
@@ -58,6 +65,8 @@ const MAX_QUEUED_BLOCKS = 4;
  * MAX_QUEUED_BLOCKS behind, so memory stays bounded whatever the table size.
  */
 export async function* mysqlRowBlocks(connection: MysqlConnection, select: string): AsyncGenerator<SourceRow[]> {
+  // One SELECT, nothing after it, no INTO OUTFILE/DUMPFILE, no locking read (throws UnsafeStatement).
+  assertMysqlSelect(select, 'the copy\'s SELECT');
   const queue: SourceRow[][] = [];
   let block: SourceRow[] = [];
   // Set by the query's event handlers while this generator waits (hence an object, not locals

@@ -64,6 +64,35 @@ export type LockAttempt = { outcome: 'acquired' } | { outcome: 'timeout' } | { o
 /** MySQL or MariaDB: they spell some canonical forms differently (validate/canonical.ts). */
 export type ServerFlavor = 'mysql' | 'mariadb';
 
+/**
+ * Who a session is talking to, as the server itself says (not as the URL spells it): which server
+ * (or cluster of servers that share their data, like a replica and its primary) and which database
+ * on it. Compared by db/identity.ts; see there for why these values.
+ */
+export interface ServerIdentity {
+  /** PostgreSQL's system_identifier; MySQL's server_uuid; MariaDB's server_uid with host, port and data directory. */
+  server: string | undefined;
+  /** When `server` cannot be read: the best the role can see that is the same for every session on one server. */
+  fallbackServer: string;
+  /** The database (PostgreSQL: its oid) or MySQL schema, as compared. */
+  database: string;
+  /** For messages: the database's name. */
+  databaseName: string;
+  /** PostgreSQL: a replica (pg_is_in_recovery()). */
+  inRecovery: boolean;
+  /** PostgreSQL: when the server started, same for every session of one running server. */
+  started: string | undefined;
+}
+
+/** What the session's role may do beyond reading (checked on the source in the plan). */
+export interface RolePrivileges {
+  user: string;
+  /** Superuser (PostgreSQL rolsuper; MySQL SUPER or ALL on *.*): can write anything, whatever the session says. */
+  superuser: boolean;
+  /** Of the tables asked about, those the role may INSERT, UPDATE, DELETE or TRUNCATE. */
+  writableTables: string[];
+}
+
 export interface Introspector {
   /** The table's shape, or undefined when it does not exist. */
   table(session: SqlSession, name: string): Promise<TableInfo | undefined>;
@@ -132,6 +161,10 @@ export interface DatabaseAdapter extends Dialect {
   releaseLock(session: SqlSession, name: string): Promise<void>;
   /** MySQL or MariaDB (undefined on PostgreSQL). */
   serverFlavor(session: SqlSession): Promise<ServerFlavor | undefined>;
+  /** The server and database this session is on, as the server says (readable by a plain role). */
+  identity(session: SqlSession): Promise<ServerIdentity>;
+  /** Whether the session's role is a superuser, and which of these tables (as the manifest names them) it may write. */
+  rolePrivileges(session: SqlSession, tables: readonly string[]): Promise<RolePrivileges>;
 }
 
 const ADAPTERS: Record<Engine, DatabaseAdapter> = { postgres: postgresAdapter, mysql: mysqlAdapter };

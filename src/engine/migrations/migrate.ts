@@ -26,6 +26,11 @@ export interface MigrateUpOptions {
   installedBy?: string;
   /** How long to wait for another migrator (default 600 s). */
   lockTimeoutSeconds?: number;
+  /**
+   * Called under the lock with the version before anything is applied, before anything is: where
+   * the caller records it (registry.ts), so the record is never later than the change.
+   */
+  beforeApply?: (versionBefore: string | null) => Promise<void>;
 }
 
 export interface MigrateUpResult {
@@ -208,6 +213,7 @@ export async function migrateUp(session: SqlSession, migrations: readonly Migrat
     const history = await readHistory(session, table);
     checkHistory(history, sorted, { engine: session.engine, table, repairSql: (version) => deleteHistoryRowSql(session, table, version) });
     const versionBefore = currentVersion(history);
+    await options.beforeApply?.(versionBefore);
     const pending = sorted.filter((m) => !history.some((row) => sameVersion(row.version, m.version)));
     const late = versionBefore === null ? [] : pending.filter((m) => compareVersions(m.version, versionBefore) < 0);
     if (late.length > 0) {

@@ -10,6 +10,10 @@ import { introspectTable, listTables } from '../schema/introspect.ts';
 import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import { valueMapper } from '../schema/typemap.ts';
 import type { EngineSettings } from './settings.ts';
+import { sameDatabaseReason } from '../db/identity.ts';
+import { checkSourceRole, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
+import { foreignRecordReasons } from '../migrations/ownership.ts';
+import { manifestSqlRefusals } from '../sql/manifest-sql.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -28,15 +32,36 @@ export interface MigrationPlan {
   estimatedRows: number;
   errors: string[];
   warnings: string[];
+  /** What the source role may do beyond reading (a warning when it could write). */
+  sourceRole?: SourceRoleCheck;
 }
 
 /** Zero dates turned into NULL, per "table.column"; filled while the copy runs. */
 export type ZeroDateCounts = Map<string, number>;
 
+/**
+ * Every SQL fragment and name of the manifest that is not what its field may hold, each message
+ * naming the field (spec.tables[orders].where: …). Pure, no session: every step asks it before it
+ * opens one, so a refused fragment stops the migration before anything is written or sent.
+ */
+export function manifestSqlReasons(settings: Pick<EngineSettings, 'tables' | 'incremental' | 'validationRules' | 'sourceEngine' | 'targetEngine'>): string[] {
+  const spec = {
+    tables: settings.tables,
+    ...(settings.incremental ? { strategy: { incremental: settings.incremental } } : {}),
+    validation: { rules: settings.validationRules },
+  };
+  return manifestSqlRefusals(spec, { source: settings.sourceEngine, target: settings.targetEngine }).map((refusal) => refusal.message);
+}
+
 export async function planMigration(
   source: SqlSession, target: SqlSession, settings: EngineSettings, zeroDates: ZeroDateCounts = new Map(),
   options: { migrationsPending?: boolean } = {},
 ): Promise<MigrationPlan> {
+  const refused = manifestSqlReasons(settings);
+  if (refused.length > 0) return { tables: [], estimatedRows: 0, errors: refused, warnings: [] };
+  // Before any catalog is read for the plan: one database on both sides refuses everything else.
+  const same = await sameDatabaseReason(source, target);
+  if (same !== undefined) return { tables: [], estimatedRows: 0, errors: [same], warnings: [] };
   const errors: string[] = [];
   const warnings: string[] = [];
   const specs: TableSpec[] = settings.tables.length > 0 ? settings.tables : (await listTables(source)).map((name) => ({ name }));
@@ -83,7 +108,12 @@ export async function planMigration(
     }
     tables.push(planned);
   }
-  return { tables, estimatedRows: tables.reduce((sum, t) => sum + t.source.estimatedRows, 0), errors, warnings };
+  // Another migration's checkpoints or created tables for these tables: not this one's to touch.
+  errors.push(...await foreignRecordReasons(target, { uid: settings.uid, name: settings.migration }, specs.map((s) => s.target ?? s.name)));
+  const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));
+  const roleWarning = sourceRoleWarning(sourceRole);
+  if (roleWarning !== undefined) warnings.push(roleWarning);
+  return { tables, estimatedRows: tables.reduce((sum, t) => sum + t.source.estimatedRows, 0), errors, warnings, sourceRole };
 }
 
 /** The target table the DDL would create, shaped for the copy planner. */

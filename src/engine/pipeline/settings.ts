@@ -7,8 +7,14 @@ import type { Engine } from '../db/dialect.ts';
 import type { MysqlBulk } from '../copy/copy-shard.ts';
 
 export interface EngineSettings {
-  /** Names checkpoints and created-table records: namespace/name of the resource. */
+  /** namespace/name of the resource: for messages, and to adopt rows written before uids (migrations/ownership.ts). */
   migration: string;
+  /**
+   * The migration's identity, which every bookkeeping record in the target carries: the
+   * DataMigration's metadata.uid (the operator passes it in DMO_MANIFEST), or for a manifest
+   * file without one (dmctl on a laptop) `local:<namespace>/<name>`, stable so a rerun resumes.
+   */
+  uid: string;
   sourceEngine: Engine;
   targetEngine: Engine;
   /** Tables named in the manifest; empty means every table of the source. */
@@ -33,12 +39,16 @@ export interface EngineSettings {
   inlineMigrations: { version: string; description: string; up: string; down?: string }[];
   /** The manifest names a ConfigMap of migration files (mounted as a directory in the Job). */
   migrationsFromConfigMap: boolean;
+  /** spec.validation.rules: their queries are checked with the plan (engine/sql), before any step writes. */
+  validationRules: { name: string; source?: string; target?: string }[];
 }
 
 export function engineSettings(migration: DataMigration): EngineSettings {
   const { spec, metadata } = migration;
+  const name = `${metadata?.namespace ?? 'default'}/${metadata?.name ?? 'unnamed'}`;
   return {
-    migration: `${metadata?.namespace ?? 'default'}/${metadata?.name ?? 'unnamed'}`,
+    migration: name,
+    uid: metadata?.uid ? metadata.uid : localIdentity(name),
     sourceEngine: spec.source.engine,
     targetEngine: spec.target.engine,
     tables: (spec.tables ?? []).map((t) => ({
@@ -66,5 +76,11 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     ...(spec.schema?.targetVersion ? { targetVersion: spec.schema.targetVersion } : {}),
     inlineMigrations: spec.schema?.migrations ?? [],
     migrationsFromConfigMap: spec.schema?.configMapRef !== undefined,
+    validationRules: spec.validation?.rules ?? [],
   };
+}
+
+/** The identity of a migration run from a file without metadata.uid: stable per namespace/name. */
+export function localIdentity(name: string): string {
+  return `local:${name}`;
 }

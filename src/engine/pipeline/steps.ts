@@ -8,14 +8,19 @@ import { SINGLE_POD, unitsProgress, unlessLocked, waitForUnits, type PodShare, t
 import type { Endpoint } from '../copy/copy-shard.ts';
 import { copyTables, type TableProgressState } from '../copy/copy-tables.ts';
 import { openSession } from '../db/connect.ts';
+import type { Side } from '../db/connection-options.ts';
+import { sameDatabaseReason } from '../db/identity.ts';
 import type { SqlSession } from '../db/session.ts';
 import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
 import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
 import { afterCopyDdl } from '../schema/ddl.ts';
-import { createdTables, ensureCreatedTablesTable, recordCreatedTable, recordCreatedType, typeExists } from '../schema/created-tables.ts';
+import { createdTables, createRecordedTable, ensureCreatedTablesTable } from '../schema/created-tables.ts';
+import { readBaseline, recordBaseline } from '../migrations/registry.ts';
+import { finishedReasons } from '../migrations/ownership.ts';
+import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
-import { planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
+import { manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 
 /** The plan found reasons the migration cannot be correct; nothing was written. */
@@ -38,14 +43,17 @@ export interface StepContext {
   pod?: PodShare;
 }
 
-/** A session on one side, with its TLS settings. */
-export function openEndpoint(endpoint: Endpoint, readOnly: boolean, applicationName: string): Promise<SqlSession> {
-  return openSession(endpoint.url, { readOnly, applicationName, ...(endpoint.tls ? { tls: endpoint.tls } : {}) });
+/** A session on one side, with its TLS settings; `statementTimeoutMs` for sessions that run only short statements. */
+export function openEndpoint(endpoint: Endpoint, readOnly: boolean, applicationName: string, statementTimeoutMs?: number): Promise<SqlSession> {
+  return openSession(endpoint.url, {
+    readOnly, applicationName, ...(endpoint.tls ? { tls: endpoint.tls } : {}), ...(endpoint.side ? { side: endpoint.side } : {}),
+    ...(statementTimeoutMs !== undefined ? { statementTimeoutMs } : {}),
+  });
 }
 
 /** Runs `fn` with a session on one side, closed afterwards whatever happens. */
-export async function withSession<T>(endpoint: Endpoint, readOnly: boolean, applicationName: string, fn: (session: SqlSession) => Promise<T>): Promise<T> {
-  const session = await openEndpoint(endpoint, readOnly, applicationName);
+export async function withSession<T>(endpoint: Endpoint, readOnly: boolean, applicationName: string, fn: (session: SqlSession) => Promise<T>, statementTimeoutMs?: number): Promise<T> {
+  const session = await openEndpoint(endpoint, readOnly, applicationName, statementTimeoutMs);
   try {
     return await fn(session);
   } finally {
@@ -53,9 +61,48 @@ export async function withSession<T>(endpoint: Endpoint, readOnly: boolean, appl
   }
 }
 
-/** The source (read only) and the target (read-write), for a step. */
-function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>): Promise<T> {
-  return withSession(context.source, true, 'datamigration plan', (source) => withSession(context.target, false, 'datamigration', (target) => fn(source, target)));
+/** The endpoint, named as the source or the target (in connection errors and timeouts). */
+export function sided(endpoint: Endpoint, side: Side): Endpoint {
+  return { ...endpoint, side };
+}
+
+/** Statements of the plan step (catalog reads) end within this; the other steps' sessions run long statements. */
+const PLAN_STATEMENT_TIMEOUT_MS = 120_000;
+
+export interface SessionPair {
+  /** The target is read only too (validation). */
+  targetReadOnly?: boolean;
+  /** For pg_stat_activity and the processlist. */
+  applicationName?: string;
+  statementTimeoutMs?: number;
+}
+
+/**
+ * The source (read only) and the target, for a step: every step opens its sessions here, and
+ * none runs when both are one database (db/identity.ts), whatever the URLs look like.
+ */
+export async function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>, pair: SessionPair = {}): Promise<T> {
+  refuseUnconfinedSql(context.settings);
+  const name = pair.applicationName ?? 'datamigration';
+  return withSession(sided(context.source, 'source'), true, name, (source) => withSession(sided(context.target, 'target'), pair.targetReadOnly ?? false, name, async (target) => {
+    await refuseSameDatabase(source, target);
+    return fn(source, target);
+  }, pair.statementTimeoutMs), pair.statementTimeoutMs);
+}
+
+/** The source and the target are one database (or the source a replica of the target): refused before anything is written. */
+export async function refuseSameDatabase(source: SqlSession, target: SqlSession): Promise<void> {
+  const reason = await sameDatabaseReason(source, target);
+  if (reason !== undefined) throw new PlanRefusedError([reason]);
+}
+
+/**
+ * Manifest SQL that is not what its field may hold refuses the step before any session opens
+ * (plan, schema, copy, sync and validate: `run` therefore stops before it writes anything).
+ */
+export function refuseUnconfinedSql(settings: EngineSettings): void {
+  const refused = new Set(manifestSqlReasons(settings));
+  if (refused.size > 0) throw new PlanRefusedError([...refused]);
 }
 
 /** The manifest's migrations: inline ones, or the files of the mounted directory. */
@@ -81,8 +128,9 @@ export async function planStep(context: StepContext): Promise<PlanResult> {
     const version = await schemaVersion(target, context.settings.historyTable);
     const pending = migrations.filter((m) => version === null || compareVersions(m.version, version) > 0).map((m) => m.version);
     const plan = await planMigration(source, target, context.settings, new Map(), { migrationsPending: pending.length > 0 });
+    plan.errors.push(...await finishedReasons(target, identityOf(context.settings)));
     return { plan, schemaVersion: version, pendingMigrations: pending };
-  });
+  }, { applicationName: 'datamigration plan', statementTimeoutMs: PLAN_STATEMENT_TIMEOUT_MS });
 }
 
 export interface SchemaStepResult {
@@ -97,32 +145,40 @@ export async function schemaStep(context: StepContext): Promise<SchemaStepResult
   const migrations = await loadMigrations(context);
   return withSessions(context, async (source, target) => {
     const { settings } = context;
+    const refused = await claimTarget(source, target, settings);
+    if (refused.length > 0) throw new PlanRefusedError(refused);
+    // The version before is recorded once, by the first attempt, before anything is applied.
+    const recordVersionBefore = (version: string | null): Promise<void> => recordBaseline(target, identityOf(settings), version);
     const unchanged = async (): Promise<{ applied: never[]; version: string | null; versionBefore: string | null }> => {
       const version = await schemaVersion(target, settings.historyTable);
       return { applied: [], version, versionBefore: version };
     };
     const migrated = migrations.length > 0
-      ? await migrateUp(target, migrations, { historyTable: settings.historyTable, installedBy: `datamigration@${hostname()}`, ...(settings.targetVersion ? { targetVersion: settings.targetVersion } : {}) })
+      ? await migrateUp(target, migrations, {
+        historyTable: settings.historyTable, installedBy: `datamigration@${hostname()}`, beforeApply: recordVersionBefore,
+        ...(settings.targetVersion ? { targetVersion: settings.targetVersion } : {}),
+      })
       : await unchanged();
     const created: string[] = [];
     const warnings: string[] = [];
-    if (settings.createMissingTables) {
-      const plan = await planMigration(source, target, settings);
+    const plan = settings.createMissingTables ? await planMigration(source, target, settings) : undefined;
+    if (plan) {
       if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
       warnings.push(...plan.warnings);
+    }
+    // Without migrations the version before is recorded once the plan has passed: a refused step writes nothing.
+    if (migrations.length === 0) await recordVersionBefore(migrated.versionBefore);
+    if (plan) {
       await ensureCreatedTablesTable(target);
       for (const table of plan.tables) {
         if (!table.ddl) continue;
         context.signal?.throwIfAborted();
-        const newTypes: string[] = [];
-        for (const type of table.ddl.types) if (!await typeExists(target, type)) newTypes.push(type);
-        for (const statement of table.ddl.create) await target.query(statement);
-        await recordCreatedTable(target, settings.migration, table.ddl.table);
-        for (const type of newTypes) await recordCreatedType(target, settings.migration, type);
+        await createRecordedTable(target, settings.uid, table.ddl);
         created.push(table.ddl.table);
       }
     }
-    return { versionBefore: migrated.versionBefore, version: migrated.version, applied: migrated.applied, createdTables: created, warnings };
+    const baseline = await readBaseline(target, settings.uid);
+    return { versionBefore: baseline.recorded ? baseline.versionBefore : migrated.versionBefore, version: migrated.version, applied: migrated.applied, createdTables: created, warnings };
   });
 }
 
@@ -159,8 +215,11 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
   return withSessions(context, async (source, target) => {
     const { settings } = context;
     const zeroDates: ZeroDateCounts = new Map();
+    const refused = await claimTarget(source, target, settings);
+    if (refused.length > 0) throw new PlanRefusedError(refused);
     const plan = await planMigration(source, target, settings, zeroDates);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
+    await registerTarget(target, settings);
     const toCopy = plan.tables.flatMap((t) => (t.copy ? [{
       plan: t.copy, estimatedRows: t.source.estimatedRows, sourceName: t.spec.name,
       keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
@@ -173,10 +232,10 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     let previous: TableSplit[] = [];
     for (const phase of phases) {
       // With several pods a phase starts only when every pod has finished the one before.
-      if (pod.count > 1 && previous.length > 0) await waitForUnits(target, settings.migration, previous, context.signal ? { signal: context.signal } : {});
+      if (pod.count > 1 && previous.length > 0) await waitForUnits(target, settings.uid, previous, context.signal ? { signal: context.signal } : {});
       const result = await copyTables({
-        source: context.source, target: context.target, sourceSession: source, targetSession: target,
-        migration: settings.migration, batchSize: settings.batchSize, parallelism: settings.parallelism,
+        source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target,
+        migration: settings.uid, batchSize: settings.batchSize, parallelism: settings.parallelism,
         shardsPerTable: settings.parallelism * Math.max(settings.copyPods, pod.count), pod,
         tables: toCopy.filter((t) => phase.includes(t.sourceName)),
         ...(settings.minRowsToShard !== undefined ? { minRowsToShard: settings.minRowsToShard } : {}),
@@ -191,7 +250,7 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     }
     copied.tables = done;
     const finish = (): Promise<number> => finishCreatedTables(target, settings, plan);
-    const post = pod.count === 1 ? { postCopy: 'ran' as const, postCopyStatements: await finish() } : await finishWhenAllDone(target, settings.migration, splits, finish);
+    const post = pod.count === 1 ? { postCopy: 'ran' as const, postCopyStatements: await finish() } : await finishWhenAllDone(target, settings.uid, splits, finish);
     const sourceOf = new Map(plan.tables.map((t) => [t.spec.target ?? t.spec.name, t.spec.name]));
     const tables = copied.tables.map((t) => ({ name: sourceOf.get(t.table) ?? t.table, target: t.table, rowsCopied: t.rowsCopied }));
     return { pod, tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), ...post, warnings: plan.warnings };
@@ -222,6 +281,8 @@ export async function syncStep(context: StepContext): Promise<SyncStepResult> {
   const incremental = settings.incremental;
   if (!incremental) throw new PlanRefusedError(['the sync step needs strategy.type Trickle with strategy.incremental']);
   return withSessions(context, async (source, target) => {
+    const refused = await claimTarget(source, target, settings);
+    if (refused.length > 0) throw new PlanRefusedError(refused);
     const plan = await planMigration(source, target, { ...settings, conflictPolicy: 'upsert' });
     const errors = [...plan.errors];
     const tables: SyncTable[] = [];
@@ -237,7 +298,7 @@ export async function syncStep(context: StepContext): Promise<SyncStepResult> {
     if (errors.length > 0) throw new PlanRefusedError(errors);
     await ensureCheckpointTable(target);
     return syncTables({
-      source: context.source, target: context.target, sourceSession: source, targetSession: target, migration: settings.migration,
+      source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target, migration: settings.uid,
       tables, mode: incremental.mode, overlapSeconds: incremental.overlapSeconds, batchSize: settings.batchSize,
       ...(context.signal ? { signal: context.signal } : {}),
     });
@@ -246,7 +307,7 @@ export async function syncStep(context: StepContext): Promise<SyncStepResult> {
 
 /** Keys, indexes, foreign keys and identity restarts for the tables this migration created. */
 async function finishCreatedTables(target: SqlSession, settings: EngineSettings, plan: MigrationPlan): Promise<number> {
-  const created = new Set(await createdTables(target, settings.migration));
+  const created = new Set(await createdTables(target, settings.uid));
   const tableNames = new Map(plan.tables.map((t) => [t.source.name, t.spec.target ?? t.spec.name]));
   const statements: string[] = [];
   // Indexes first, foreign keys last: a foreign key needs the referenced table's unique key.

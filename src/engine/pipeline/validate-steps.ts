@@ -7,7 +7,8 @@ import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rol
 import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
 import { planMigration } from './plan.ts';
-import { loadMigrations, openEndpoint, PlanRefusedError, withSession, type StepContext } from './steps.ts';
+import { retireTarget } from './bookkeeping.ts';
+import { loadMigrations, openEndpoint, PlanRefusedError, refuseSameDatabase, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
 
 export type { ValidationReport } from '../validate/report.ts';
 export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
@@ -19,17 +20,22 @@ export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
  */
 export async function validateStep(context: StepContext, options: Partial<ValidateOptions> = {}): Promise<ValidationReport> {
   const settled: ValidateOptions = { ...DEFAULT_VALIDATE_OPTIONS, ...options };
-  return withSession(context.source, true, 'datamigration validate', (source) => withSession(context.target, true, 'datamigration validate', async (target) => {
+  // The manifest's rules and those about to run (the same in dmctl and the Job).
+  refuseUnconfinedSql({ ...context.settings, validationRules: [...context.settings.validationRules, ...settled.rules] });
+  return withSession(sided(context.source, 'source'), true, 'datamigration validate', (source) => withSession(sided(context.target, 'target'), true, 'datamigration validate', async (target) => {
     context.signal?.throwIfAborted();
     const plan = await planMigration(source, target, context.settings);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
     const open = (endpoint: Endpoint) => () => openEndpoint(endpoint, true, 'datamigration validate');
-    return validateMigration({ source, target }, plan, settled, context.settings.migration, { source: open(context.source), target: open(context.target) });
+    return validateMigration({ source, target }, plan, settled, context.settings.migration, { source: open(sided(context.source, 'source')), target: open(sided(context.target, 'target')) });
   }));
 }
 
 export interface RollbackStepOptions {
-  /** The schema version recorded before this migration started (status.schema.versionBefore); null: none. */
+  /**
+   * The schema version the caller believes was there before (status.schema.versionBefore,
+   * --to-version): used only when the target holds no record of it (rollback/rollback.ts); null: none given.
+   */
   versionBefore: string | null;
   action: RollbackAction;
 }
@@ -46,8 +52,21 @@ export async function rollbackStep(context: StepContext, options: RollbackStepOp
   const migrations = options.action === 'DownMigrations' ? await loadMigrations(context) : [];
   const tables = options.action === 'TruncateTables' ? await targetTables(context) : [];
   context.signal?.throwIfAborted();
-  return withSession(context.target, false, 'datamigration rollback', (target) => rollbackTarget(target, {
-    action: options.action, migration: settings.migration, versionBefore: options.versionBefore, migrations,
-    historyTable: settings.historyTable, tables,
+  // The source is opened too: a rollback (TruncateTables above all) must not run on the source reached through a second URL.
+  return withSession(sided(context.source, 'source'), true, 'datamigration rollback', (source) => withSession(sided(context.target, 'target'), false, 'datamigration rollback', async (target) => {
+    await refuseSameDatabase(source, target);
+    return rollbackTarget(target, {
+      action: options.action, identity: { uid: settings.uid, name: settings.migration }, versionBefore: options.versionBefore, migrations,
+      historyTable: settings.historyTable, tables,
+    });
   }));
+}
+
+/**
+ * The migration is finished (after a validated run; in a cluster, after the cutover): its
+ * checkpoints are deleted, its created tables become the application's (a rollback never drops
+ * them), its version before is forgotten, and running it again is refused (see migrations/ownership.ts).
+ */
+export async function retireStep(context: StepContext): Promise<{ checkpoints: number }> {
+  return withSession(context.target, false, 'datamigration retire', (target) => retireTarget(target, context.settings));
 }

@@ -1,18 +1,23 @@
 // Rollback of the target by policy, never touching the source:
-//   DownMigrations     the down scripts back to the version recorded before this migration
-//                      started, and the tables this migration created (createMissingTables) dropped
+//   DownMigrations     the down scripts back to the version recorded in the target before this
+//                      migration's first schema step (migrations/registry.ts), and the tables
+//                      this migration created (createMissingTables) dropped
 //   DropCreatedTables  the tables (and PostgreSQL enum types) this migration created dropped, and
 //                      their records
-//   TruncateTables     the migration's target tables emptied
+//   TruncateTables     the migration's target tables that it copied into (its checkpoints name
+//                      them) or created, emptied
 //   None               nothing
 // Every action but None also forgets the migration's copy checkpoints, so a later run starts
-// clean. Each step checks what exists first: running rollback twice, or after a copy that
-// stopped half way, is harmless.
+// clean. Rollback acts only on records of its own uid: never on a table another migration made,
+// a finished (retired) migration's tables, or a table it has no record of. Each step checks what
+// exists first: running rollback twice, or after a copy that stopped half way, is harmless.
 import type { SqlSession } from '../db/session.ts';
-import { CHECKPOINT_TABLE, clearCheckpoints } from '../copy/checkpoint.ts';
+import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
-import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, createdTables, createdTypes, typeExists } from '../schema/created-tables.ts';
+import { foreignRecordReasons, prepareBookkeeping, type MigrationIdentity } from '../migrations/ownership.ts';
+import { readBaseline } from '../migrations/registry.ts';
+import { createdTables, createdTypes, forgetCreated, typeExists } from '../schema/created-tables.ts';
 import { tableExists } from '../db/catalog.ts';
 import { ROLLBACK_SCHEMA_ACTIONS } from '../../api/constants.ts';
 
@@ -21,9 +26,13 @@ export type RollbackAction = (typeof ROLLBACK_SCHEMA_ACTIONS)[number];
 
 export interface RollbackOptions {
   action: RollbackAction;
-  /** Names checkpoints and created-table records (namespace/name). */
-  migration: string;
-  /** DownMigrations: the schema version before this migration started (null: none, undo every version). */
+  /** Whose records it acts on. */
+  identity: MigrationIdentity;
+  /**
+   * DownMigrations: the version the caller believes was there before (--to-version, the status),
+   * used only when the target has no record of it (a migration started before versions were
+   * recorded). null or absent: none given, and without a record no version is undone.
+   */
   versionBefore?: string | null;
   /** DownMigrations: the migration files (with their down scripts). */
   migrations?: readonly Migration[];
@@ -59,9 +68,12 @@ async function withoutForeignKeyChecks<T>(session: SqlSession, fn: () => Promise
   }
 }
 
-/** Drops the tables this migration created and forgets them. */
-export async function dropCreatedTables(session: SqlSession, migration: string): Promise<string[]> {
-  const tables = await createdTables(session, migration);
+/**
+ * Drops the tables this migration created and forgets them: recorded as created, or as intended
+ * (MySQL: the record went first; a table that exists was created after it, by this migration).
+ */
+export async function dropCreatedTables(session: SqlSession, uid: string): Promise<string[]> {
+  const tables = await createdTables(session, uid, ['created', 'intended']);
   if (tables.length === 0) return [];
   const existing: string[] = [];
   for (const table of tables) if (await tableExists(session, table)) existing.push(table);
@@ -70,7 +82,7 @@ export async function dropCreatedTables(session: SqlSession, migration: string):
     // One statement: foreign keys between the created tables do not dictate an order.
     await withoutForeignKeyChecks(session, () => session.query(`DROP TABLE IF EXISTS ${existing.map((t) => q.quoteQualified(t)).join(', ')}`));
   }
-  await session.query(`DELETE FROM ${q.quoteIdent(CREATED_TABLES_TABLE)} WHERE migration = ${q.placeholder(1)}`, [migration]);
+  await forgetCreated(session, uid, 'tables', tables);
   return existing;
 }
 
@@ -78,8 +90,8 @@ export async function dropCreatedTables(session: SqlSession, migration: string):
  * Drops the enum types this migration created (after its tables) and forgets them. A type
  * something else still uses (a table created since) is left in place with a warning.
  */
-export async function dropCreatedTypes(session: SqlSession, migration: string, warnings: string[]): Promise<string[]> {
-  const types = await createdTypes(session, migration);
+export async function dropCreatedTypes(session: SqlSession, uid: string, warnings: string[]): Promise<string[]> {
+  const types = await createdTypes(session, uid);
   const dropped: string[] = [];
   for (const type of types) {
     if (!await typeExists(session, type)) continue;
@@ -90,7 +102,7 @@ export async function dropCreatedTypes(session: SqlSession, migration: string, w
       warnings.push(`type ${type} was created by this migration but is still in use, so it was left in place: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  if (types.length > 0) await session.query(`DELETE FROM ${session.dialect.quoteIdent(CREATED_TYPES_TABLE)} WHERE migration = $1`, [migration]);
+  await forgetCreated(session, uid, 'types', types);
   return dropped;
 }
 
@@ -106,14 +118,43 @@ export async function truncateTables(session: SqlSession, tables: readonly strin
   return existing;
 }
 
-/** Forgets a migration's copy checkpoints; the number of rows removed. */
-export async function clearMigrationCheckpoints(session: SqlSession, migration: string): Promise<number> {
+/** Forgets a migration's copy checkpoints (its Trickle rounds' too); the number of rows removed. */
+export async function clearMigrationCheckpoints(session: SqlSession, uid: string): Promise<number> {
   if (!await tableExists(session, CHECKPOINT_TABLE)) return 0;
   const q = session.dialect;
-  const [row] = await session.query(`SELECT count(*) AS n FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE migration = ${q.placeholder(1)}`, [migration]);
+  const owners = `migration_uid IN (${q.placeholder(1)}, ${q.placeholder(2)})`;
+  const [row] = await session.query(`SELECT count(*) AS n FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, [uid, `${uid}#sync`]);
   const count = Number(row?.n?.toString() ?? '0');
-  if (count > 0) await clearCheckpoints(session, migration);
+  if (count > 0) await session.query(`DELETE FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, [uid, `${uid}#sync`]);
   return count;
+}
+
+/** The target tables this migration's checkpoints name (it copied or synced into them). */
+async function checkpointedTables(session: SqlSession, uid: string): Promise<Set<string>> {
+  if (!await tableExists(session, CHECKPOINT_TABLE)) return new Set();
+  const q = session.dialect;
+  const rows = await session.query(`SELECT DISTINCT table_name FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid IN (${q.placeholder(1)}, ${q.placeholder(2)})`, [uid, `${uid}#sync`]);
+  return new Set(rows.map((r) => (r.table_name?.toString() ?? '').replace(/^sync:/, '')));
+}
+
+/**
+ * The version DownMigrations returns to: the target's record of this migration's version before;
+ * without one, the caller's (never "every version" for want of a value).
+ */
+async function versionToReturnTo(target: SqlSession, options: RollbackOptions, warnings: string[]): Promise<{ undo: false } | { undo: true; to: string | null }> {
+  const baseline = await readBaseline(target, options.identity.uid);
+  if (baseline.recorded) {
+    if (options.versionBefore && options.versionBefore !== baseline.versionBefore) {
+      warnings.push(`the version given (${options.versionBefore}) is not the one recorded in the target before this migration's first schema step (${baseline.versionBefore ?? 'none'}, at ${baseline.at}): the recorded one is used`);
+    }
+    return { undo: true, to: baseline.versionBefore };
+  }
+  if (options.versionBefore) {
+    warnings.push(`the target has no record of the version before this migration (it started under an operator version that did not record it): returning to the version given, ${options.versionBefore}`);
+    return { undo: true, to: options.versionBefore };
+  }
+  warnings.push('the target has no record of the version before this migration (its schema step never ran, or the migration finished) and none was given: no schema version was undone');
+  return { undo: false };
 }
 
 /** Rolls the target back by policy. `target` is a read-write session on the target only. */
@@ -122,35 +163,45 @@ export async function rollbackTarget(target: SqlSession, options: RollbackOption
   const result: RollbackResult = {
     action: options.action, reverted: [], versionBefore: await schemaVersion(target, historyTable), version: null, droppedTables: [], droppedTypes: [], truncatedTables: [], checkpointsCleared: 0, warnings: [],
   };
+  const uid = options.identity.uid;
+  if (options.action !== 'None') await prepareBookkeeping(target, options.identity);
   switch (options.action) {
     case 'None':
       result.warnings.push('rollback action None: the target was left as it is');
       break;
     case 'DownMigrations': {
-      if (options.versionBefore === undefined) throw new Error('DownMigrations needs the schema version recorded before this migration started (versionBefore; null for none)');
+      const to = await versionToReturnTo(target, options, result.warnings);
       // Created tables first: the down scripts may drop tables they reference.
-      result.droppedTables = await dropCreatedTables(target, options.migration);
-      result.droppedTypes = await dropCreatedTypes(target, options.migration, result.warnings);
+      result.droppedTables = await dropCreatedTables(target, uid);
+      result.droppedTypes = await dropCreatedTypes(target, uid, result.warnings);
       const migrations = options.migrations ?? [];
       const current = result.versionBefore;
+      if (!to.undo) break;
       if (migrations.length === 0) {
-        if (current !== options.versionBefore) result.warnings.push(`no migrations given: the schema stays at version ${current ?? 'none'}`);
+        if (current !== to.to) result.warnings.push(`no migrations given: the schema stays at version ${current ?? 'none'}`);
       } else {
-        const down = await migrateDown(target, migrations, { historyTable, toVersion: options.versionBefore });
+        const down = await migrateDown(target, migrations, { historyTable, toVersion: to.to });
         result.reverted = down.reverted;
       }
       break;
     }
     case 'DropCreatedTables':
-      result.droppedTables = await dropCreatedTables(target, options.migration);
-      result.droppedTypes = await dropCreatedTypes(target, options.migration, result.warnings);
+      result.droppedTables = await dropCreatedTables(target, uid);
+      result.droppedTypes = await dropCreatedTypes(target, uid, result.warnings);
       if (result.droppedTables.length === 0) result.warnings.push('no tables created by this migration exist');
       break;
-    case 'TruncateTables':
-      result.truncatedTables = await truncateTables(target, options.tables ?? []);
+    case 'TruncateTables': {
+      const tables = options.tables ?? [];
+      const foreign = await foreignRecordReasons(target, options.identity, tables);
+      if (foreign.length > 0) throw new Error(`TruncateTables refused, nothing was emptied: ${foreign.join(' ')}`);
+      const ours = new Set([...await checkpointedTables(target, uid), ...await createdTables(target, uid, ['created', 'intended'])]);
+      const notOurs = tables.filter((t) => !ours.has(t));
+      if (notOurs.length > 0) result.warnings.push(`left as they are (this migration has no record of copying into them or creating them): ${notOurs.join(', ')}`);
+      result.truncatedTables = await truncateTables(target, tables.filter((t) => ours.has(t)));
       break;
+    }
   }
-  if (options.action !== 'None') result.checkpointsCleared = await clearMigrationCheckpoints(target, options.migration);
+  if (options.action !== 'None') result.checkpointsCleared = await clearMigrationCheckpoints(target, uid);
   result.version = await schemaVersion(target, historyTable);
   return result;
 }

@@ -49,7 +49,11 @@ function changedSince(d: DatabaseAdapter, column: string, watermark: string, mod
   return `${quoted} > ${d.timestampMinusSecondsSql(literal, overlapSeconds)}`;
 }
 
-const and = (a: string | undefined, b: string): string => (a ? `(${a}) AND (${b})` : b);
+/** WHERE over the table's checked filter (spliced as checked, in parentheses) and engine-built conditions. */
+function whereClause(where: TableCopyPlan['where'], ...conditions: string[]): string {
+  const all = [...(where ? [where.sql] : []), ...conditions];
+  return all.length > 0 ? ` WHERE ${all.join(' AND ')}` : '';
+}
 
 async function scalar(session: SqlSession, sql: string): Promise<string | null> {
   const [row] = await session.query(sql);
@@ -75,15 +79,16 @@ export async function syncTables(options: SyncOptions): Promise<SyncResult> {
       const column = sd.quoteIdent(table.sourceColumn);
       const sourceTable = sd.quoteQualified(plan.sourceTable);
       // Read before copying: the next round starts here, so nothing committed meanwhile is missed.
-      const next = await scalar(options.sourceSession, `SELECT MAX(${column}) FROM ${sourceTable}${plan.where ? ` WHERE ${plan.where}` : ''}`);
+      const next = await scalar(options.sourceSession, `SELECT MAX(${column}) FROM ${sourceTable}${whereClause(plan.where)}`);
       if (next === null) continue;
       // Whether anything is newer (not how much: the copy counts the rows).
       const newer = watermark === null || await scalar(options.sourceSession,
-        `SELECT 1 FROM ${sourceTable} WHERE ${and(plan.where, `${column} > ${sd.quoteLiteral(watermark)}`)} LIMIT 1`) !== null;
+        `SELECT 1 FROM ${sourceTable}${whereClause(plan.where, `${column} > ${sd.quoteLiteral(watermark)}`)} LIMIT 1`) !== null;
       if (!newer) continue;
       changed++;
-      const where = watermark === null ? plan.where : and(plan.where, changedSince(sd, table.sourceColumn, watermark, options.mode, options.overlapSeconds));
-      const roundPlan: TableCopyPlan = { ...plan, conflictPolicy: 'upsert', ...(where ? { where } : {}) };
+      // The table's filter stays as checked; the engine's own condition travels apart from it.
+      const since = watermark === null ? undefined : changedSince(sd, table.sourceColumn, watermark, options.mode, options.overlapSeconds);
+      const roundPlan: TableCopyPlan = { ...plan, conflictPolicy: 'upsert', ...(since ? { changedSince: since } : {}) };
       const roundId = `${options.migration}#sync`;
       // A round interrupted before its watermark moved is simply run again (upsert): start it clean.
       await clearCheckpoints(options.targetSession, roundId);

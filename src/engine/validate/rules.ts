@@ -1,10 +1,32 @@
 // SQL rules: a query on the source compared with one on the target, or one query compared with
 // an expected value. Numbers compare exactly as decimals (no binary float rounding), within a
 // tolerance that is absolute ("0.01") or relative to the expected or source value ("0.1%").
-// Rules run on read-only sessions only (the caller opens them so).
+// A rule's queries are checked first (engine/sql: one read-only SELECT each, in its side's
+// grammar) and each runs alone in a READ ONLY transaction that is rolled back, on read-only
+// sessions (the caller opens them so): validation writes nothing, on either side.
 import type { ValidationRule } from '../../api/types.ts';
+import type { Engine } from '../db/dialect.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
+import { checkRuleQuery, type CheckedSql } from '../sql/fragments.ts';
+import { pathKey } from '../sql/refusal.ts';
 import type { RuleReport } from './report.ts';
+
+/** A rule whose queries passed their check; only these run. */
+export interface CheckedRule extends Omit<ValidationRule, 'source' | 'target'> {
+  source?: CheckedSql;
+  target?: CheckedSql;
+}
+
+/** Checks a rule's queries in each side's grammar; throws FragmentRefused naming the field. */
+export function checkRule(rule: ValidationRule, engines: { source: Engine; target: Engine }): CheckedRule {
+  const at = `spec.validation.rules[${pathKey(rule.name)}]`;
+  const { source, target, ...rest } = rule;
+  return {
+    ...rest,
+    ...(source !== undefined ? { source: checkRuleQuery(engines.source, source, `${at}.source`) } : {}),
+    ...(target !== undefined ? { target: checkRuleQuery(engines.target, target, `${at}.target`) } : {}),
+  };
+}
 
 /** An exact decimal: value = digits × 10^-scale. */
 export interface Decimal {
@@ -99,9 +121,20 @@ function valueText(value: SqlValue | undefined): string | null {
   return typeof value === 'string' ? value : value.toString('utf8');
 }
 
-/** The first column of the first row, or null when there is no row. */
-export async function queryValue(session: SqlSession, sql: string): Promise<string | null> {
-  const rows = await session.query(sql);
+/**
+ * The first column of the first row (null when there is no row) of a checked query, run alone in
+ * a READ ONLY transaction that is rolled back: the server refuses a write even on a session that
+ * could write (the target's), and the query cannot end the transaction (it is one statement).
+ */
+export async function queryValue(session: SqlSession, query: CheckedSql): Promise<string | null> {
+  // Both engines spell these the same (PostgreSQL, MySQL 5.6.5+, MariaDB 10.0+).
+  await session.query('START TRANSACTION READ ONLY');
+  let rows;
+  try {
+    rows = await session.query(query.sql);
+  } finally {
+    await session.query('ROLLBACK');
+  }
   const first = rows[0];
   if (!first) return null;
   const [value] = Object.values(first);
@@ -112,8 +145,8 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Runs one rule on read-only sessions and compares its values. */
-export async function runRule(rule: ValidationRule, sessions: { source: SqlSession; target: SqlSession }): Promise<RuleReport> {
+/** Runs one checked rule on read-only sessions and compares its values. */
+export async function runRule(rule: CheckedRule, sessions: { source: SqlSession; target: SqlSession }): Promise<RuleReport> {
   const base: RuleReport = {
     name: rule.name, passed: false,
     ...(rule.expect !== undefined ? { expected: rule.expect } : {}),

@@ -9,7 +9,8 @@ import { DEFAULT_TUNING, totalRows, type BisectTuning } from './bisect.ts';
 import type { MysqlFlavor } from './canonical.ts';
 import { SessionPool, TableChecksum, type SessionOpeners } from './checksum.ts';
 import { summaryLine, type RowDifference, type TableReport, type ValidationReport, type RuleReport } from './report.ts';
-import { runRule } from './rules.ts';
+import { checkRule, runRule } from './rules.ts';
+import { FragmentRefused } from '../sql/fragments.ts';
 import { tableCheckPlan } from './table-plan.ts';
 
 export interface ValidateOptions {
@@ -150,7 +151,19 @@ export async function validateMigration(
     await pool.close();
   }
   const rules: RuleReport[] = [];
-  for (const rule of options.rules) rules.push(await runRule(rule, sessions));
+  const engines = { source: sessions.source.engine, target: sessions.target.engine };
+  for (const rule of options.rules) {
+    let checked;
+    try {
+      checked = checkRule(rule, engines);
+    } catch (error) {
+      // The plan refuses such a rule before any step runs; should one get here, it is not run.
+      if (!(error instanceof FragmentRefused)) throw error;
+      rules.push({ name: rule.name, passed: false, error: error.message });
+      continue;
+    }
+    rules.push(await runRule(checked, sessions));
+  }
   const finishedAt = new Date();
   return {
     migration,

@@ -103,4 +103,38 @@ export const mysqlAdapter: DatabaseAdapter = {
     const [row] = await session.query('SELECT VERSION() AS v');
     return /mariadb/i.test(row?.v?.toString() ?? '') ? 'mariadb' : 'mysql';
   },
+  async identity(session: SqlSession) {
+    const [place] = await session.query('SELECT DATABASE() AS db, @@hostname AS host, @@port AS port, @@datadir AS datadir');
+    const fallbackServer = `${place?.host?.toString() ?? '?'}:${place?.port?.toString() ?? '?'}:${place?.datadir?.toString() ?? '?'}`;
+    // MySQL has server_uuid, MariaDB server_uid (10.3+); each fails on the other (db/identity.ts).
+    const [uuid] = await session.query('SELECT @@server_uuid AS id').catch(() => []);
+    const [uid] = uuid ? [] : await session.query('SELECT @@server_uid AS id').catch(() => []);
+    const server = uuid?.id?.toString() ?? (uid?.id ? `${uid.id.toString()} ${fallbackServer}` : undefined);
+    const database = place?.db?.toString() ?? '';
+    return { server, fallbackServer, database, databaseName: database, inRecovery: false, started: undefined };
+  },
+  async rolePrivileges(session: SqlSession, tables: readonly string[]) {
+    const [user] = await session.query('SELECT CURRENT_USER() AS who');
+    const who = user?.who?.toString() ?? '';
+    const at = who.lastIndexOf('@');
+    // information_schema spells grantees 'user'@'host'.
+    const grantee = `'${who.slice(0, at)}'@'${who.slice(at + 1)}'`;
+    const globalRows = await session.query('SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?', [grantee]);
+    const global = new Set(globalRows.map((r) => r.p?.toString() ?? ''));
+    const writes = (privileges: Iterable<string>): boolean => [...privileges].some((p) => ['INSERT', 'UPDATE', 'DELETE', 'DROP'].includes(p));
+    const writableTables: string[] = [];
+    for (const table of tables) {
+      const parts = splitQualifiedName(table);
+      const name = parts.at(-1) ?? table;
+      const schemaRows = await session.query(parts.length > 1
+        ? 'SELECT PRIVILEGE_TYPE AS p FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ?'
+        : 'SELECT PRIVILEGE_TYPE AS p FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = DATABASE()', parts.length > 1 ? [grantee, parts[0]] : [grantee]);
+      const tableRows = await session.query(parts.length > 1
+        ? 'SELECT PRIVILEGE_TYPE AS p FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND TABLE_NAME = ?'
+        : 'SELECT PRIVILEGE_TYPE AS p FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+      parts.length > 1 ? [grantee, parts[0], name] : [grantee, name]);
+      if (writes(global) || writes(schemaRows.map((r) => r.p?.toString() ?? '')) || writes(tableRows.map((r) => r.p?.toString() ?? ''))) writableTables.push(table);
+    }
+    return { user: who, superuser: global.has('SUPER'), writableTables };
+  },
 };

@@ -1,10 +1,12 @@
 // MySQL/MariaDB connections through mysql2: UTC, utf8mb4, every value as text (bytes for binary
-// columns), read-only on request.
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+// columns), read-only on request, with connect, statement and idle timeouts and TCP keepalive
+// (see ../connection-options.ts).
 import mysqlCore from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { TypeCast } from 'mysql2';
-import type { ConnectOptions, SqlRow, SqlSession, TlsOptions } from '../session.ts';
+import { connectError, statementError } from '../connect-error.ts';
+import { connectionOptions, sessionTimeouts, type SessionTimeouts } from '../connection-options.ts';
+import { readOnlyTransactions, type ConnectOptions, type SqlRow, type SqlSession } from '../session.ts';
 import { mysqlAdapter } from './adapter.ts';
 
 // mysql2 would turn these into JS numbers and Dates (lossy); their wire text is exact.
@@ -14,18 +16,18 @@ const TEXT_TYPES = new Set(['DECIMAL', 'NEWDECIMAL', 'TINY', 'SHORT', 'LONG', 'I
 /** The server's own text for every value; bytes (mysql2's default) for binary strings, blobs and bit fields. */
 export const textTypeCast: TypeCast = (field, next) => (TEXT_TYPES.has(field.type) ? field.string('utf8') : next());
 
-function sslOptions(tls: TlsOptions | undefined): mysql.SslOptions | undefined {
-  if (!tls || tls.mode === 'disable') return undefined;
-  if (tls.mode === 'require') return { rejectUnauthorized: false };
-  return tls.mode === 'verify-ca'
-    // verify-ca: the chain is checked, the host name is not (mysql2 passes this through to tls.connect).
-    ? Object.assign({ ca: tls.ca, rejectUnauthorized: true }, { checkServerIdentity: () => undefined } satisfies TlsConnectionOptions)
-    : { ca: tls.ca, rejectUnauthorized: true };
+function timeoutsOf(options: ConnectOptions): SessionTimeouts {
+  return { ...sessionTimeouts(process.env), ...(options.statementTimeoutMs !== undefined ? { statementMs: options.statementTimeoutMs } : {}) };
 }
 
 export function mysqlConnectionOptions(url: string, options: ConnectOptions): mysql.ConnectionOptions {
+  const built = connectionOptions(url.replace(/^mariadb:/i, 'mysql:'), {
+    ...(options.side ? { side: options.side } : {}), ...(options.tls ? { tls: options.tls } : {}),
+    timeouts: timeoutsOf(options), applicationName: options.applicationName ?? 'datamigration',
+  });
+  if (built.engine !== 'mysql') throw new Error('not a MySQL URL');
   return {
-    uri: url,
+    ...built.config,
     charset: 'utf8mb4_unicode_ci',
     timezone: 'Z',
     typeCast: textTypeCast,
@@ -33,21 +35,53 @@ export function mysqlConnectionOptions(url: string, options: ConnectOptions): my
     bigNumberStrings: true,
     dateStrings: true,
     jsonStrings: true, // JSON as the server's text, not parsed into objects
+    // Said again here: one statement per query, whatever else changes (connection-options sets it too).
     multipleStatements: false,
     connectAttributes: { program_name: options.applicationName ?? 'datamigration' },
-    ssl: sslOptions(options.tls),
   };
 }
 
-/** Session settings every connection gets; read-only sessions refuse writes in every transaction. */
+/** ER_UNKNOWN_SYSTEM_VARIABLE: the timeout variables differ between MySQL and MariaDB. */
+const UNKNOWN_VARIABLE = 1193;
+
+/**
+ * Session settings every connection gets; read-only sessions refuse writes in every transaction.
+ * Timeouts: MariaDB's max_statement_time (seconds) and idle_transaction_timeout, MySQL's
+ * max_execution_time (milliseconds, SELECT only); each is set where the server has it.
+ */
 export async function prepareMysqlSession(connection: mysql.Connection, options: ConnectOptions): Promise<void> {
   for (const statement of mysqlAdapter.sessionSetup({ readOnly: options.readOnly }).statements) await connection.query(statement);
+  const timeouts = timeoutsOf(options);
+  const optional = [`SET SESSION idle_transaction_timeout = ${String(Math.ceil(timeouts.idleInTransactionMs / 1000))}`];
+  if (timeouts.statementMs !== undefined) {
+    optional.push(`SET SESSION max_statement_time = ${String(timeouts.statementMs / 1000)}`, `SET SESSION max_execution_time = ${String(timeouts.statementMs)}`);
+  }
+  for (const statement of optional) {
+    await connection.query(statement).catch((error: unknown) => {
+      if ((error as { errno?: unknown }).errno !== UNKNOWN_VARIABLE) throw error;
+    });
+  }
 }
 
-export async function connectMysql(url: string, options: ConnectOptions): Promise<mysql.Connection> {
-  const connection = await mysql.createConnection(mysqlConnectionOptions(url, options));
-  await prepareMysqlSession(connection, options);
-  return connection;
+async function connected<T>(url: string, options: ConnectOptions, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    throw connectError(error, url, options.side, mysqlAdapter.engine, timeoutsOf(options).connectMs);
+  }
+}
+
+export function connectMysql(url: string, options: ConnectOptions): Promise<mysql.Connection> {
+  return connected(url, options, async () => {
+    const connection = await mysql.createConnection(mysqlConnectionOptions(url, options));
+    try {
+      await prepareMysqlSession(connection, options);
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+    return connection;
+  });
 }
 
 /**
@@ -56,22 +90,35 @@ export async function connectMysql(url: string, options: ConnectOptions): Promis
  * the column's display precision (91.42345678900001 arrives as 91.423456789). With the cast the
  * copy measured as fast as without it (bench:copy).
  */
-export async function connectMysqlCore(url: string, options: ConnectOptions): Promise<mysqlCore.Connection> {
-  const connection = mysqlCore.createConnection(mysqlConnectionOptions(url, options));
-  await prepareMysqlSession(connection.promise(), options);
-  return connection;
+export function connectMysqlCore(url: string, options: ConnectOptions): Promise<mysqlCore.Connection> {
+  return connected(url, options, async () => {
+    const connection = mysqlCore.createConnection(mysqlConnectionOptions(url, options));
+    try {
+      await prepareMysqlSession(connection.promise(), options);
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+    return connection;
+  });
 }
 
-export function mysqlSession(connection: mysql.Connection): SqlSession {
-  return {
+/** A session over a connection; read-only sessions run every statement in a READ ONLY transaction. */
+export function mysqlSession(connection: mysql.Connection, options: Pick<ConnectOptions, 'readOnly' | 'side' | 'statementTimeoutMs'> = { readOnly: false }): SqlSession {
+  const session: SqlSession = {
     engine: 'mysql',
     dialect: mysqlAdapter,
     async query(sql, params = []) {
-      const [rows] = await connection.query(sql, [...params]);
-      return Array.isArray(rows) ? (rows as SqlRow[]) : [];
+      try {
+        const [rows] = await connection.query(sql, [...params]);
+        return Array.isArray(rows) ? (rows as SqlRow[]) : [];
+      } catch (error) {
+        throw statementError(error, options.side, options.statementTimeoutMs);
+      }
     },
     async close() {
       await connection.end();
     },
   };
+  return options.readOnly ? readOnlyTransactions(session) : session;
 }

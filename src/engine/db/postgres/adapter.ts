@@ -104,4 +104,31 @@ export const postgresAdapter: DatabaseAdapter = {
     await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
   },
   serverFlavor: () => Promise.resolve(undefined),
+  async identity(session: SqlSession) {
+    const [row] = await session.query(`SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text AS db_oid,
+      current_database() AS db_name, pg_is_in_recovery()::text AS in_recovery, extract(epoch FROM pg_postmaster_start_time())::text AS started`);
+    // Revocable by an administrator (then the start time stands in: see db/identity.ts). Asked
+    // first, not tried: a failed call would abort a transaction the caller may have open.
+    const [allowed] = await session.query("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')::text AS ok");
+    const system = allowed?.ok?.toString() === 'true' ? await session.query('SELECT system_identifier::text AS id FROM pg_control_system()') : [];
+    const started = row?.started?.toString();
+    return {
+      server: system[0]?.id?.toString(),
+      fallbackServer: `started at ${started ?? '?'}`,
+      database: row?.db_oid?.toString() ?? '',
+      databaseName: row?.db_name?.toString() ?? '',
+      inRecovery: row?.in_recovery?.toString() === 'true',
+      started,
+    };
+  },
+  async rolePrivileges(session: SqlSession, tables: readonly string[]) {
+    const [role] = await session.query('SELECT current_user AS who, rolsuper::text AS super FROM pg_roles WHERE rolname = current_user');
+    const writableTables: string[] = [];
+    for (const table of tables) {
+      const [row] = await session.query("SELECT has_table_privilege(to_regclass($1), 'INSERT, UPDATE, DELETE, TRUNCATE')::text AS writes",
+        [splitQualifiedName(table).map(quoteIdent).join('.')]);
+      if (row?.writes?.toString() === 'true') writableTables.push(table);
+    }
+    return { user: role?.who?.toString() ?? '', superuser: role?.super?.toString() === 'true', writableTables };
+  },
 };

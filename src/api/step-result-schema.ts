@@ -1,0 +1,72 @@
+// The step-result contract: what a step's engine (dmctl step …) leaves in its container's
+// termination message and the operator reads back. Written once, with the same builder and the
+// same nodes and bounds as the CRD's status (a table's or a check's outcome is the very node
+// status.tables and status.validation.checks use). `npm run generate` writes the TypeScript types
+// (step-result.generated.ts); step-result.ts reads a result at run time against this schema.
+import {
+  IDENT, STATUS_LIMITS, checkResult, schemaVersion, tableStatus,
+} from './datamigration-schema.ts';
+import { array, boolean, enumOf, integer, object, optional, required, string, type SchemaNode } from './schema-builder.ts';
+
+const count = (description: string): SchemaNode => integer(description, { minimum: 0 });
+const names = (description: string): SchemaNode => array(string('A name.', IDENT), description);
+
+export const schemaStepResult = object('SchemaStepResult', 'The schema step: the target schema\'s version before and after, what it created.', {
+  versionBefore: optional(schemaVersion('The version before the step (rollback returns here).')),
+  version: optional(schemaVersion('The version after the step.')),
+  createdTables: optional(names('Tables the step created (createMissingTables), for rollback.')),
+  applied: optional(array(schemaVersion('A migration version.'), 'The migrations applied, in order.')),
+});
+
+export const POST_COPY = ['ran', 'pending', 'elsewhere'] as const;
+
+const podShare = object('CopyPodShare', 'Which share of the copy a pod took.', {
+  index: required(count('The pod\'s index.')),
+  count: required(count('How many pods share the copy.')),
+});
+
+export const copyStepResult = object('CopyStepResult', 'The copy step (one pod\'s share; the operator merges an Indexed Job\'s pods).', {
+  tables: optional(array(tableStatus, 'The tables copied: name, target, state, rowsCopied.')),
+  zeroDates: optional({ type: 'object', description: 'MySQL zero dates stored as NULL, per source "table.column".', additionalProperties: count('Values made NULL.') }),
+  warnings: optional(array(string('A warning.', { maxLength: STATUS_LIMITS.figure }), 'What a person should know about the copied data (lossy conversions and the like).')),
+  rowsThisRun: optional(count('Rows this run wrote.')),
+  postCopy: optional(enumOf(POST_COPY, 'Whether this pod ran the post-copy statements (indexes, keys), left them to the last pod, or another pod ran them.')),
+  postCopyStatements: optional(count('Post-copy statements run.')),
+  pod: optional(podShare),
+  pods: optional(array(object('CopyPodResult', 'One pod\'s part (merged results).', {
+    pod: optional(podShare),
+    rowsThisRun: optional(count('Rows the pod wrote.')),
+    postCopy: optional(enumOf(POST_COPY, 'ran, pending or elsewhere.')),
+  }), 'Per pod, in a merged result.')),
+  truncated: optional(boolean('The result was shortened to fit the termination message.')),
+});
+
+export const syncStepResult = object('SyncStepResult', 'The sync step (Trickle): changed rows copied since the copy.', {
+  rounds: optional(count('Rounds run.')),
+  rowsSynced: optional(count('Changed rows written.')),
+  caughtUp: optional(boolean('Whether the sync caught up with the source.')),
+});
+
+export const validateStepResult = object('ValidateStepResult', 'The validate step\'s verdict and report (failed checks first).', {
+  passed: required(boolean('Whether every check passed.')),
+  checkedAt: optional(string('When validation finished.', { format: 'date-time' })),
+  summary: optional(string('One line: checks passed and failed.', { maxLength: STATUS_LIMITS.message })),
+  checks: optional(array(checkResult, 'Check outcomes; the operator keeps the first ones, failures first.')),
+  truncated: optional(boolean('More checks ran than are listed.')),
+  tables: optional(array(tableStatus, 'Per table: rowsSource, rowsTarget, checksum, message.')),
+});
+
+export const rollbackStepResult = object('RollbackStepResult', 'The rollback step: the schema version it returned to, what it undid.', {
+  version: optional(schemaVersion('The version after the rollback.')),
+  reverted: optional(array(schemaVersion('A migration version.'), 'The migrations reverted.')),
+  droppedTables: optional(names('Tables dropped (DropCreatedTables).')),
+});
+
+/** Every step's result, by step (the root the types are generated from). */
+export const stepResultSchema: SchemaNode = object('StepResults', 'The result of each step, as its Job\'s termination message carries it.', {
+  schema: required(schemaStepResult),
+  copy: required(copyStepResult),
+  sync: required(syncStepResult),
+  validate: required(validateStepResult),
+  rollback: required(rollbackStepResult),
+});

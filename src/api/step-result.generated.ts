@@ -1,0 +1,140 @@
+// Generated from src/api/step-result-schema.ts by `npm run generate`. Do not edit.
+/** The result of each step, as its Job's termination message carries it. */
+export interface StepResults {
+  /** The schema step: the target schema's version before and after, what it created. */
+  schema: SchemaStepResult;
+  /** The copy step (one pod's share; the operator merges an Indexed Job's pods). */
+  copy: CopyStepResult;
+  /** The sync step (Trickle): changed rows copied since the copy. */
+  sync: SyncStepResult;
+  /** The validate step's verdict and report (failed checks first). */
+  validate: ValidateStepResult;
+  /** The rollback step: the schema version it returned to, what it undid. */
+  rollback: RollbackStepResult;
+}
+
+/** The rollback step: the schema version it returned to, what it undid. */
+export interface RollbackStepResult {
+  /** The version after the rollback. */
+  version?: string;
+  /** The migrations reverted. */
+  reverted?: string[];
+  /** Tables dropped (DropCreatedTables). */
+  droppedTables?: string[];
+}
+
+/** The validate step's verdict and report (failed checks first). */
+export interface ValidateStepResult {
+  /** Whether every check passed. */
+  passed: boolean;
+  /** When validation finished. */
+  checkedAt?: string;
+  /** One line: checks passed and failed. */
+  summary?: string;
+  /** Check outcomes; the operator keeps the first ones, failures first. */
+  checks?: CheckResult[];
+  /** More checks ran than are listed. */
+  truncated?: boolean;
+  /** Per table: rowsSource, rowsTarget, checksum, message. */
+  tables?: TableStatus[];
+}
+
+/** One check's outcome. */
+export interface CheckResult {
+  /** The rule name, or the table for built-in checks. */
+  name: string;
+  /** RowCount, Checksum, Sample or Rule. */
+  kind: "RowCount" | "Checksum" | "Sample" | "Rule";
+  /** Whether it passed. */
+  passed: boolean;
+  /** The source side's figure. */
+  source?: string;
+  /** The target side's figure. */
+  target?: string;
+  /** The expected value (rules with expect). */
+  expected?: string;
+  /** What differs (keys, columns), bounded. */
+  message?: string;
+}
+
+/** The sync step (Trickle): changed rows copied since the copy. */
+export interface SyncStepResult {
+  /** Rounds run. */
+  rounds?: number;
+  /** Changed rows written. */
+  rowsSynced?: number;
+  /** Whether the sync caught up with the source. */
+  caughtUp?: boolean;
+}
+
+/** The copy step (one pod's share; the operator merges an Indexed Job's pods). */
+export interface CopyStepResult {
+  /** The tables copied: name, target, state, rowsCopied. */
+  tables?: TableStatus[];
+  /** MySQL zero dates stored as NULL, per source "table.column". */
+  zeroDates?: Record<string, number>;
+  /** What a person should know about the copied data (lossy conversions and the like). */
+  warnings?: string[];
+  /** Rows this run wrote. */
+  rowsThisRun?: number;
+  /** Whether this pod ran the post-copy statements (indexes, keys), left them to the last pod, or another pod ran them. */
+  postCopy?: "ran" | "pending" | "elsewhere";
+  /** Post-copy statements run. */
+  postCopyStatements?: number;
+  /** Which share of the copy a pod took. */
+  pod?: CopyPodShare;
+  /** Per pod, in a merged result. */
+  pods?: CopyPodResult[];
+  /** The result was shortened to fit the termination message. */
+  truncated?: boolean;
+}
+
+/** One pod's part (merged results). */
+export interface CopyPodResult {
+  /** Which share of the copy a pod took. */
+  pod?: CopyPodShare;
+  /** Rows the pod wrote. */
+  rowsThisRun?: number;
+  /** ran, pending or elsewhere. */
+  postCopy?: "ran" | "pending" | "elsewhere";
+}
+
+/** Which share of the copy a pod took. */
+export interface CopyPodShare {
+  /** The pod's index. */
+  index: number;
+  /** How many pods share the copy. */
+  count: number;
+}
+
+/** The outcome for one table. */
+export interface TableStatus {
+  /** The source table. */
+  name: string;
+  /** The target table. */
+  target?: string;
+  /** Pending, Copying, Copied or Failed. */
+  state?: "Pending" | "Copying" | "Copied" | "Failed";
+  /** Rows written by the copy. */
+  rowsCopied?: number;
+  /** Rows on the source (validation, where filter applied). */
+  rowsSource?: number;
+  /** Rows on the target (validation). */
+  rowsTarget?: number;
+  /** Match, Mismatch or Skipped. */
+  checksum?: "Match" | "Mismatch" | "Skipped";
+  /** Differences or the error, bounded. */
+  message?: string;
+}
+
+/** The schema step: the target schema's version before and after, what it created. */
+export interface SchemaStepResult {
+  /** The version before the step (rollback returns here). */
+  versionBefore?: string;
+  /** The version after the step. */
+  version?: string;
+  /** Tables the step created (createMissingTables), for rollback. */
+  createdTables?: string[];
+  /** The migrations applied, in order. */
+  applied?: string[];
+}

@@ -1,0 +1,52 @@
+// The one small interface the reconciler talks to Kubernetes through: the informer caches it
+// reads, and the few requests it makes. kube-cluster.ts implements it with @kubernetes/client-node
+// (and keeps the e2e tests); test/support/memory-cluster.ts implements it in memory for the
+// reconciler's unit tests. Errors carry the API server's HTTP code (ClusterError), never a response.
+import type * as k8s from '@kubernetes/client-node';
+import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
+
+/** An Event as the reconciler records it (the implementation fills in the rest). */
+export interface ClusterEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  time: Date;
+}
+
+export interface Cluster {
+  /** From the informer caches (no request). */
+  migration(namespace: string, name: string): DataMigration | undefined;
+  jobs(namespace: string): readonly k8s.V1Job[];
+  service(namespace: string, name: string): k8s.V1Service | undefined;
+
+  /** The pods of a Job (their termination messages are the step's result). */
+  jobPods(namespace: string, job: string): Promise<k8s.V1Pod[]>;
+  /** Creates a Job; an existing one of that name is a ClusterError 409. */
+  createJob(job: k8s.V1Job): Promise<void>;
+  /** Deletes a Job with its pods; an absent one is a ClusterError 404. */
+  deleteJob(namespace: string, name: string): Promise<void>;
+  /** Replaces the Service's spec.selector with exactly `selector`. */
+  patchServiceSelector(namespace: string, name: string, selector: Record<string, string>): Promise<void>;
+  /** A JSON patch of the DataMigration's metadata (its finalizer); returns the object as stored. */
+  patchMigration(migration: DataMigration, operations: object[]): Promise<DataMigration>;
+  /** Replaces the status at the migration's resourceVersion (ClusterError 409 when it moved on); returns the object as stored. */
+  writeStatus(migration: DataMigration, status: DataMigrationStatus): Promise<DataMigration>;
+  /** Records an Event about the migration. */
+  recordEvent(migration: DataMigration, event: ClusterEvent): Promise<void>;
+  /** Which keys a Secret has (never its values); undefined when it does not exist. */
+  secretKeys(namespace: string, name: string): Promise<ReadonlySet<string> | undefined>;
+  /** One value of a Secret (for the copy's progress); undefined when the Secret or key is absent. */
+  secretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
+  configMapExists(namespace: string, name: string): Promise<boolean>;
+  /** A Deployment's ready replicas; undefined when it does not exist. */
+  deploymentReadyReplicas(namespace: string, name: string): Promise<number | undefined>;
+}
+
+/** An API server's refusal: the HTTP code and a one-line message. */
+export class ClusterError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

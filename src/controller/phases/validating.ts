@@ -1,0 +1,56 @@
+// Validating: the validate Job's verdict decides: passed → the approval gate or the switch (or
+// done, without a cutover); failed → RollingBack (rollback.onValidationFailure, the default) or
+// Failed with the target left for inspection.
+import { REASONS } from '../../api/constants.ts';
+import type { CutoverSpec } from '../../api/types.generated.ts';
+import { fail, setCond, succeed, transition, type Context } from '../context.ts';
+import { recordOutcome } from '../ledger.ts';
+import { mergeTables, parseValidationResult } from '../step-results.ts';
+import type { Next } from './next.ts';
+import { failureReason, runStep, stepFailed, stepSucceeded } from './run-step.ts';
+
+export function needsApproval(cutover: CutoverSpec | undefined): boolean {
+  return cutover?.approval === 'Manual';
+}
+
+export function validating(ctx: Context): Next {
+  const outcome = runStep(ctx, 'validate');
+  if (outcome.kind === 'wait') return 'stop';
+  const parsed = parseValidationResult(outcome.job.result);
+  // A validate Job that exits non-zero with a readable "passed: false" is a validation failure; any
+  // other failure of the Job (or an unreadable result) is a step failure.
+  const validationFailed = parsed.ok && !parsed.value.validation.passed;
+  if (outcome.kind === 'failed' && !validationFailed) return stepFailed(ctx, 'validate', outcome.message, failureReason('validate', outcome.job), outcome.job);
+  if (!parsed.ok) return stepFailed(ctx, 'validate', parsed.error, REASONS.JobFailed, outcome.job);
+  const { validation, tables } = parsed.value;
+  ctx.status.validation = { ...validation, checkedAt: ctx.now };
+  if (tables.length > 0) ctx.status.tables = mergeTables(ctx.status.tables, tables);
+  const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
+  if (validation.passed) {
+    stepSucceeded(ctx, 'validate', outcome.job);
+    setCond(ctx, 'Validated', 'True', REASONS.ValidationPassed, `Validation passed${summary}`);
+    const cutover = ctx.spec.cutover;
+    if (cutover === undefined) {
+      succeed(ctx, `Validation passed${summary}; no cutover configured`);
+      return 'stop';
+    }
+    if (needsApproval(cutover)) transition(ctx, 'AwaitingApproval', REASONS.AwaitingApproval, `validation passed${summary}; the cutover waits for approval`);
+    else transition(ctx, 'CuttingOver', 'CuttingOver', `validation passed${summary}; switching Service ${cutover.service}`);
+    return 'continue';
+  }
+  const failedChecks = (validation.checks ?? []).filter((check) => !check.passed);
+  const reason = failedChecks.length > 0 && failedChecks.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+  const names = failedChecks.slice(0, 5).map((check) => check.name).join(', ');
+  const message = `Validation failed${summary}${names === '' ? '' : ` (failed: ${names})`}`;
+  // The verdict is the step's outcome: not a failed Job a retry could run again.
+  recordOutcome(ctx.status, 'validate', ctx.runId, 'Failed', ctx.now, {
+    reason, message, job: outcome.job.name, ...(outcome.job.exitCode !== undefined ? { exitCode: outcome.job.exitCode } : {}),
+  });
+  setCond(ctx, 'Validated', 'False', reason, message);
+  if (ctx.spec.rollback?.onValidationFailure ?? true) {
+    transition(ctx, 'RollingBack', reason, `${message}; rolling back`, 'Warning');
+    return 'continue';
+  }
+  fail(ctx, reason, `${message}; rollback.onValidationFailure is false, the target is left as it is`);
+  return 'stop';
+}

@@ -1,0 +1,116 @@
+// What the operator takes from a step's result (read against the step-result contract,
+// src/api/step-result.ts): the schema versions, the copied tables and their progress, the sync's
+// counts, the validation verdict (failures first, bounded as status is), the rollback's version.
+import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
+import { parseStepResult, type Parsed, type SchemaStepResult } from '../api/step-result.ts';
+import type { CheckResult, Progress, SchemaStatus, TableStatus, ValidationStatus } from '../api/types.generated.ts';
+import { bound } from './context.ts';
+
+export type { Parsed };
+
+export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
+  const parsed = parseStepResult('schema', result);
+  if (!parsed.ok) return parsed;
+  const value: SchemaStepResult = parsed.value ?? {};
+  const out: SchemaStatus = {};
+  if (value.versionBefore !== undefined) out.versionBefore = value.versionBefore;
+  if (value.version !== undefined) out.version = value.version;
+  if (value.createdTables !== undefined) out.createdTables = value.createdTables;
+  return { ok: true, value: out };
+}
+
+export interface CopyOutcome {
+  tables: TableStatus[];
+  progress?: Progress;
+  failedTables: string[];
+  /** MySQL zero dates the copy stored as NULL, per source "table.column". */
+  zeroDates: Record<string, number>;
+  /** The plan's warnings (lossy conversions and the like). */
+  warnings: string[];
+}
+
+/** Most warnings named in a copy's Event; the rest are counted. */
+const MAX_NOTICES = 8;
+
+/** What a person should know about the copied data, or undefined when there is nothing. */
+export function copyNotices(outcome: CopyOutcome): string | undefined {
+  const zeroDates = Object.entries(outcome.zeroDates).filter(([, n]) => n > 0);
+  const parts: string[] = [];
+  if (zeroDates.length > 0) {
+    const total = zeroDates.reduce((sum, [, n]) => sum + n, 0);
+    parts.push(`${String(total)} MySQL zero date(s) stored as NULL (${zeroDates.map(([column, n]) => `${column}: ${String(n)}`).join(', ')})`);
+  }
+  parts.push(...outcome.warnings.slice(0, MAX_NOTICES));
+  if (outcome.warnings.length > MAX_NOTICES) parts.push(`and ${String(outcome.warnings.length - MAX_NOTICES)} more warning(s) in the copy Job's log`);
+  return parts.length > 0 ? bound(parts.join('; '), STATUS_LIMITS.message) : undefined;
+}
+
+export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
+  const parsed = parseStepResult('copy', result);
+  if (!parsed.ok) return parsed;
+  const value = parsed.value ?? {};
+  // A table without a state was copied (older engines reported no state).
+  const tables = (value.tables ?? []).map((table): TableStatus => ({ ...table, state: table.state ?? 'Copied' }));
+  const failedTables = tables.filter((table) => table.state === 'Failed').map((table) => (table.message === undefined ? table.name : `${table.name} (${table.message})`));
+  const zeroDates = Object.fromEntries(Object.entries(value.zeroDates ?? {}).map(([column, n]) => [bound(column, STATUS_LIMITS.figure), n]));
+  const out: CopyOutcome = { tables, failedTables, zeroDates, warnings: value.warnings ?? [] };
+  if (tables.length > 0) {
+    const rowsCopied = tables.reduce((sum, table) => sum + (table.rowsCopied ?? 0), 0);
+    const done = tables.filter((table) => table.state === 'Copied').length;
+    out.progress = {
+      tablesTotal: tables.length, tablesDone: done, rowsCopied,
+      percent: Math.round((100 * done) / tables.length),
+      summary: `${done}/${tables.length} tables · ${rowsCopied} rows`,
+    };
+  }
+  return { ok: true, value: out };
+}
+
+export interface SyncOutcome { rounds?: number; rowsSynced?: number }
+
+export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
+  const parsed = parseStepResult('sync', result);
+  if (!parsed.ok) return parsed;
+  const out: SyncOutcome = {};
+  if (parsed.value?.rounds !== undefined) out.rounds = parsed.value.rounds;
+  if (parsed.value?.rowsSynced !== undefined) out.rowsSynced = parsed.value.rowsSynced;
+  return { ok: true, value: out };
+}
+
+export interface ValidationOutcome { validation: ValidationStatus & { passed: boolean }; tables: TableStatus[] }
+
+/** The validate step's result: `passed` is required (without it nothing can be decided). */
+export function parseValidationResult(result: unknown): Parsed<ValidationOutcome> {
+  if (result === undefined || result === null) return { ok: false, error: 'the validation Job left no result (termination message)' };
+  const parsed = parseStepResult('validate', result);
+  if (!parsed.ok) return parsed;
+  if (parsed.value === undefined) return { ok: false, error: 'the validation Job left no result (termination message)' };
+  const value = parsed.value;
+  const checks: CheckResult[] = value.checks ?? [];
+  const failedCount = checks.filter((check) => !check.passed).length;
+  // Failures first, so truncation never hides one.
+  const ordered = [...checks.filter((check) => !check.passed), ...checks.filter((check) => check.passed)];
+  const validation: ValidationStatus & { passed: boolean } = { passed: value.passed };
+  const summary = value.summary ?? (checks.length > 0 ? `${checks.length - failedCount}/${checks.length} checks passed` : undefined);
+  if (summary !== undefined) validation.summary = summary;
+  if (ordered.length > 0) validation.checks = ordered.slice(0, STATUS_LIMITS.checks);
+  if (ordered.length > STATUS_LIMITS.checks || value.truncated === true) validation.truncated = true;
+  return { ok: true, value: { validation, tables: value.tables ?? [] } };
+}
+
+export function parseRollbackResult(result: unknown): Parsed<{ version?: string }> {
+  const parsed = parseStepResult('rollback', result);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: parsed.value?.version === undefined ? {} : { version: parsed.value.version } };
+}
+
+/** status.tables with `updates` merged in by name. */
+export function mergeTables(current: readonly TableStatus[] | undefined, updates: readonly TableStatus[]): TableStatus[] {
+  const out = (current ?? []).map((table) => ({ ...table }));
+  for (const update of updates) {
+    const index = out.findIndex((table) => table.name === update.name);
+    if (index === -1) out.push({ ...update });
+    else out[index] = { ...out[index], ...update };
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+// Source and target are different databases, proven from what each server says about itself
+// before anything is written: URLs prove nothing (127.0.0.1 and localhost, two users, two Secrets
+// holding one URL all reach the same database).
+//
+// Why these values (see the adapters' identity()):
+// - PostgreSQL: pg_control_system().system_identifier is chosen by initdb and kept by every
+//   physical copy of the cluster (a streaming replica, a restored base backup), so a replica of the
+//   target used as the source is caught too; the database is compared by oid (one name can be
+//   reached through a pooler alias). Executable by PUBLIC by default (tried with a plain role on
+//   PostgreSQL 15); where an administrator revoked it, pg_postmaster_start_time() (microseconds,
+//   readable by anyone, the same for every session of one running server) stands in: the same
+//   server is still caught, a replica then is not.
+//   Two servers with one system identifier that are both primaries (two restores of one backup)
+//   are different databases: they are told apart by their start times; one that is a replica is
+//   treated as the same (the primary's writes reach it).
+// - MySQL: @@server_uuid (auto.cnf, unique per data directory). MariaDB has none; its @@server_uid
+//   (a hash of a MAC address and the port) with @@hostname, @@port and @@datadir, all readable by a
+//   user with no privileges, tells servers apart. The database is the schema (DATABASE()).
+// A false "same" refuses a migration with a clear reason; a false "different" could overwrite the
+// source, so every doubt resolves to "same".
+import type { ServerIdentity } from './adapter.ts';
+import type { SqlSession } from './session.ts';
+
+export interface SideIdentity extends ServerIdentity {
+  engine: SqlSession['engine'];
+  displayName: string;
+}
+
+export async function readIdentity(session: SqlSession): Promise<SideIdentity> {
+  return { ...(await session.dialect.identity(session)), engine: session.engine, displayName: session.dialect.displayName };
+}
+
+/** Whether writing to `b` can change what `a` reads (the same database, or a replica of it). */
+export function sameDatabase(a: SideIdentity, b: SideIdentity): boolean {
+  if (a.engine !== b.engine) return false;
+  if (a.server !== undefined && b.server !== undefined) {
+    if (a.server !== b.server || a.database !== b.database) return false;
+    // One cluster's data: the same running server, or a replica of the other.
+    return a.inRecovery || b.inRecovery || a.started === b.started;
+  }
+  return a.fallbackServer === b.fallbackServer && a.database === b.database;
+}
+
+/** The reason to refuse the migration when source and target are one database; undefined when they are two. */
+export async function sameDatabaseReason(source: SqlSession, target: SqlSession): Promise<string | undefined> {
+  const [from, to] = [await readIdentity(source), await readIdentity(target)];
+  if (!sameDatabase(from, to)) return undefined;
+  const replica = from.inRecovery || to.inRecovery ? ' (or a replica of it)' : '';
+  return `the source and the target are the same database${replica}: ${from.displayName} database "${from.databaseName}" on server ${from.server ?? from.fallbackServer}, `
+    + 'whatever the two connection URLs look like; the migration would write to the data it reads: point the target at another database';
+}

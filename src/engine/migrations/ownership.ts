@@ -1,0 +1,200 @@
+// Whose records the target's bookkeeping holds. Every record (checkpoints, created tables and
+// types, the registry's version before) carries the DataMigration's uid, so a migration deleted and
+// re-created under the same name is another migration: it does not resume the first one's copy,
+// and its rollback cannot drop the first one's tables. A migration that finds another uid's
+// records for its target tables is refused, with the SQL that forgets or adopts them.
+//
+// Upgrade: tables written by a version without uids have a `migration` column holding
+// namespace/name. It is renamed migration_uid (the primary keys follow), so such rows have the
+// name where a uid belongs. A name is never a uid (Kubernetes uids are UUIDs, local identities
+// start with `local:`), so those rows are told apart, and the migration of that namespace/name
+// adopts them once (its uid replaces the name), as if it had written them.
+import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
+import { tableExists } from '../db/catalog.ts';
+import type { SqlSession, SqlValue } from '../db/session.ts';
+import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, confirmIntendedTables, retireCreated } from '../schema/created-tables.ts';
+import { databaseLockName, withMigrationLock } from './lock.ts';
+import { REGISTRY_TABLE, registeredNames, retiredAt, retireRegistration, type MigrationIdentity } from './registry.ts';
+
+export type { MigrationIdentity } from './registry.ts';
+
+/** The owner of a Trickle sync round's checkpoints (copy/sync). */
+const SYNC_SUFFIX = '#sync';
+
+/** The bookkeeping tables that hold per-migration rows, with their name column. */
+const OWNED_TABLES = [
+  { table: CHECKPOINT_TABLE, nameColumn: 'table_name' },
+  { table: CREATED_TABLES_TABLE, nameColumn: 'table_name' },
+  { table: CREATED_TYPES_TABLE, nameColumn: 'type_name' },
+] as const;
+
+/** The owner column of a bookkeeping table: migration_uid, `migration` (before uids), or undefined (no table). */
+export async function ownerColumn(session: SqlSession, table: string): Promise<'migration_uid' | 'migration' | undefined> {
+  if (!await tableExists(session, table)) return undefined;
+  const info = await session.dialect.introspector.table(session, table);
+  return info?.columns.some((c) => c.name === 'migration_uid') ? 'migration_uid' : 'migration';
+}
+
+/** Renames a table's `migration` column (namespace/name) to migration_uid and adds what the records carry now. */
+async function upgradeTable(session: SqlSession, table: string): Promise<void> {
+  const d = session.dialect;
+  const { keyText, timestamp } = d.bookkeeping;
+  const statements = [`ALTER TABLE ${d.quoteIdent(table)} RENAME COLUMN migration TO migration_uid`];
+  if (table !== CHECKPOINT_TABLE) {
+    statements.push(`ALTER TABLE ${d.quoteIdent(table)} ADD COLUMN state ${keyText(16)} NOT NULL DEFAULT 'created'`, `ALTER TABLE ${d.quoteIdent(table)} ADD COLUMN recorded_at ${timestamp} NULL`);
+  }
+  if (!d.transactionalDdl) {
+    for (const statement of statements) await session.query(statement);
+    return;
+  }
+  await session.query(d.beginStatement);
+  try {
+    for (const statement of statements) await session.query(statement);
+    await session.query('COMMIT');
+  } catch (error) {
+    await session.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Before a step writes: bookkeeping tables of an earlier version are upgraded, rows it wrote under
+ * this migration's namespace/name are adopted, and a schema step's 'intended' tables that exist
+ * are confirmed. Nothing is created here (a refused step writes nothing): each table is created
+ * where its first record is written. Under a lock: pods starting at once upgrade once.
+ */
+export async function prepareBookkeeping(session: SqlSession, identity: MigrationIdentity): Promise<void> {
+  const d = session.dialect;
+  await withMigrationLock(session, await databaseLockName(session, 'dataops_bookkeeping', 'prepare'), async () => {
+    for (const { table } of OWNED_TABLES) {
+      const column = await ownerColumn(session, table);
+      if (column === undefined) continue;
+      if (column === 'migration') await upgradeTable(session, table);
+      for (const [from, to] of [[identity.name, identity.uid], [identity.name + SYNC_SUFFIX, identity.uid + SYNC_SUFFIX]]) {
+        await session.query(`UPDATE ${d.quoteIdent(table)} SET migration_uid = ${d.placeholder(1)} WHERE migration_uid = ${d.placeholder(2)}`, [to, from]);
+      }
+    }
+    await confirmIntendedTables(session, identity.uid);
+  }, { what: 'the lock of the bookkeeping tables\' upgrade' });
+}
+
+interface ForeignRecord {
+  owner: string;
+  kind: 'checkpoints' | 'created tables' | 'created types';
+  names: string[];
+  /** Latest time a record of the group was written, as the database prints it ('' when unknown). */
+  at: string;
+}
+
+const text = (value: SqlValue | undefined): string => (value === null || value === undefined ? '' : value.toString());
+
+/** Rows of other migrations naming these tables, per owner; read only (the plan calls it). */
+async function foreignRecords(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<ForeignRecord[]> {
+  const d = session.dialect;
+  const own = [identity.uid, identity.uid + SYNC_SUFFIX, identity.name, identity.name + SYNC_SUFFIX];
+  const found: ForeignRecord[] = [];
+  for (const { table, nameColumn } of OWNED_TABLES) {
+    const column = await ownerColumn(session, table);
+    if (column === undefined) continue;
+    const names = table === CHECKPOINT_TABLE ? tables.flatMap((t) => [t, `sync:${t}`]) : tables;
+    if (names.length === 0) continue;
+    const time = table === CHECKPOINT_TABLE ? 'updated_at' : column === 'migration_uid' ? 'recorded_at' : undefined;
+    const p = (i: number): string => d.placeholder(i);
+    const rows = await session.query(
+      `SELECT ${d.quoteIdent(column)} AS owner, ${nameColumn} AS name${time ? `, ${time} AS at` : ''} FROM ${d.quoteIdent(table)} `
+        + `WHERE ${nameColumn} IN (${names.map((_, i) => p(i + 1)).join(', ')}) AND ${d.quoteIdent(column)} NOT IN (${own.map((_, i) => p(names.length + i + 1)).join(', ')})`,
+      [...names, ...own],
+    );
+    const kind = table === CHECKPOINT_TABLE ? 'checkpoints' : table === CREATED_TABLES_TABLE ? 'created tables' : 'created types';
+    const byOwner = new Map<string, ForeignRecord>();
+    for (const row of rows) {
+      const owner = text(row.owner).replace(/#sync$/, '');
+      const record = byOwner.get(owner) ?? { owner, kind, names: [], at: '' };
+      const name = text(row.name).replace(/^sync:/, '');
+      if (!record.names.includes(name)) record.names.push(name);
+      const at = text(row.at);
+      if (at > record.at) record.at = at;
+      byOwner.set(owner, record);
+    }
+    found.push(...byOwner.values());
+  }
+  return found;
+}
+
+/** A name written before uids existed (namespace/name): neither a UUID nor a local identity. */
+function isLegacyOwner(owner: string): boolean {
+  return !owner.startsWith('local:') && owner.includes('/');
+}
+
+/**
+ * Why this migration must not touch its target tables: other migrations' records for them, each
+ * named with its uid and when it wrote them, and the SQL that forgets or adopts them. Empty: none.
+ */
+export async function foreignRecordReasons(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<string[]> {
+  const records = await foreignRecords(session, identity, tables);
+  if (records.length === 0) return [];
+  const d = session.dialect;
+  const owners = [...new Set(records.map((r) => r.owner))];
+  const names = await registeredNames(session, owners.filter((o) => !isLegacyOwner(o)));
+  const reasons: string[] = [];
+  for (const owner of owners) {
+    const who = isLegacyOwner(owner) ? `migration ${owner} (written by an operator version without uids)` : `migration uid ${owner}${names.get(owner) ? ` (${names.get(owner) ?? ''})` : ''}`;
+    const what = records.filter((r) => r.owner === owner).map((r) => `${r.kind} ${r.names.join(', ')}${r.at ? ` (last written ${r.at})` : ''}`);
+    const lit = (value: string): string => d.quoteLiteral(value);
+    const tablesOf = await existingOwnedTables(session);
+    const forget = [
+      ...tablesOf.map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${lit(owner)}, ${lit(owner + SYNC_SUFFIX)})`),
+      ...(isLegacyOwner(owner) || !await tableExists(session, REGISTRY_TABLE) ? [] : [`DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid = ${lit(owner)}`]),
+    ];
+    const adopt = tablesOf.flatMap(({ table, column }) => [
+      `UPDATE ${d.quoteIdent(table)} SET ${column} = ${lit(identity.uid)} WHERE ${column} = ${lit(owner)}`,
+      ...(table === CHECKPOINT_TABLE ? [`UPDATE ${d.quoteIdent(table)} SET ${column} = ${lit(identity.uid + SYNC_SUFFIX)} WHERE ${column} = ${lit(owner + SYNC_SUFFIX)}`] : []),
+    ]);
+    reasons.push(`the target holds records of another migration, ${who}: ${what.join('; ')}. This migration (uid ${identity.uid}, ${identity.name}) will not touch them. `
+      + `If that migration is finished or gone and what it made is yours now, forget its records: ${forget.join('; ')}; `
+      + `or, to continue its work as this migration (resume its copy; its created tables become this migration's, which its rollback may drop): ${adopt.join('; ')}`);
+  }
+  return reasons;
+}
+
+/** Why this migration must not run again: it finished (was retired); empty when it did not. */
+export async function finishedReasons(session: SqlSession, identity: MigrationIdentity): Promise<string[]> {
+  const finished = await retiredAt(session, identity.uid);
+  if (finished === undefined) return [];
+  const d = session.dialect;
+  const forget = (await existingOwnedTables(session)).map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${d.quoteLiteral(identity.uid)}, ${d.quoteLiteral(identity.uid + SYNC_SUFFIX)})`);
+  return [`this migration (uid ${identity.uid}, ${identity.name}) finished at ${finished}: running it again would copy into the tables it filled, which are the application's now. `
+    + `To run it again from the start anyway, forget its records: ${[...forget, `DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid = ${d.quoteLiteral(identity.uid)}`].join('; ')}`];
+}
+
+/** Why this migration must not write to its target tables (finishedReasons, foreignRecordReasons). */
+export async function ownershipReasons(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<string[]> {
+  return [...await finishedReasons(session, identity), ...await foreignRecordReasons(session, identity, tables)];
+}
+
+async function existingOwnedTables(session: SqlSession): Promise<{ table: string; column: string }[]> {
+  const found: { table: string; column: string }[] = [];
+  for (const { table } of OWNED_TABLES) {
+    const column = await ownerColumn(session, table);
+    if (column) found.push({ table, column });
+  }
+  return found;
+}
+
+/**
+ * A migration that finished: its checkpoints are deleted (a rerun copies afresh, nothing is found
+ * "done"), its created tables are the application's (never dropped by a rollback, still named to
+ * any other migration that targets them), and its version before is forgotten.
+ */
+export async function retireMigration(session: SqlSession, identity: MigrationIdentity): Promise<{ checkpoints: number }> {
+  let checkpoints = 0;
+  if (await ownerColumn(session, CHECKPOINT_TABLE) === 'migration_uid') {
+    const d = session.dialect;
+    const [row] = await session.query(`SELECT count(*) AS n FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`, [identity.uid, identity.uid + SYNC_SUFFIX]);
+    checkpoints = Number(text(row?.n) || '0');
+    await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`, [identity.uid, identity.uid + SYNC_SUFFIX]);
+  }
+  await retireCreated(session, identity.uid);
+  await retireRegistration(session, identity);
+  return { checkpoints };
+}

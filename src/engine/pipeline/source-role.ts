@@ -1,0 +1,25 @@
+// The source role, checked in the plan: the engine's own guards keep the source unwritten (read-only
+// transactions, one statement at a time, parsed fragments), but a role that cannot write at all is
+// the guard that does not depend on them. A superuser, or a role that may write the copied tables,
+// is named in a warning; the README shows how to create a read-only role on both engines.
+import type { RolePrivileges } from '../db/adapter.ts';
+import type { SqlSession } from '../db/session.ts';
+
+export interface SourceRoleCheck extends RolePrivileges {
+  /** The role could write to the source (superuser, or write privileges on a copied table). */
+  canWrite: boolean;
+}
+
+export async function checkSourceRole(source: SqlSession, tables: readonly string[]): Promise<SourceRoleCheck> {
+  const privileges = await source.dialect.rolePrivileges(source, tables);
+  return { ...privileges, canWrite: privileges.superuser || privileges.writableTables.length > 0 };
+}
+
+/** The plan warning for a role that could write, or undefined for a read-only one. Pure. */
+export function sourceRoleWarning(check: SourceRoleCheck): string | undefined {
+  if (!check.canWrite) return undefined;
+  const what = check.superuser
+    ? 'is a superuser'
+    : `may write to ${check.writableTables.length > 3 ? `${check.writableTables.slice(0, 3).join(', ')} and ${String(check.writableTables.length - 3)} more table(s)` : check.writableTables.join(', ')}`;
+  return `the source role ${check.user} ${what}: use a read-only role for the source (see "A read-only source role" in the README)`;
+}

@@ -1,0 +1,144 @@
+// The Cluster interface (src/controller/cluster.ts) in memory, for the reconciler's unit tests:
+// the objects a test sets up, the requests the reconciler makes (in order, in `requests`), and
+// the API server's answers a test asks for (a refused Job, a conflicting status write). Not a
+// Kubernetes fake: only the project's own small interface, with the semantics it documents.
+import type * as k8s from '@kubernetes/client-node';
+import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
+import { ClusterError, type Cluster, type ClusterEvent } from '../../src/controller/cluster.ts';
+
+const key = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+export class MemoryCluster implements Cluster {
+  readonly migrations = new Map<string, DataMigration>();
+  readonly jobList: k8s.V1Job[] = [];
+  readonly services = new Map<string, k8s.V1Service>();
+  /** Pods by Job name. */
+  readonly pods = new Map<string, k8s.V1Pod[]>();
+  /** Secret data (plain text) by namespace/name. */
+  readonly secrets = new Map<string, Record<string, string>>();
+  readonly events: ClusterEvent[] = [];
+  /** Every request, in order: "createJob orders-g1-copy", "writeStatus Copying", … */
+  readonly requests: string[] = [];
+  /** The next Job create is answered with this. */
+  refuseNextJob: ClusterError | undefined;
+  /** The next status write is answered with 409 (the object moved on). */
+  conflictOnNextStatusWrite = false;
+  private version = 1;
+  private uid = 1;
+
+  add(migration: DataMigration): void {
+    const meta = migration.metadata ?? {};
+    meta.resourceVersion = String(this.version++);
+    migration.metadata = meta;
+    this.migrations.set(key(meta.namespace ?? '', meta.name ?? ''), structuredClone(migration));
+  }
+
+  /** Marks a Job finished, with its pods. */
+  finishJob(name: string, state: 'Complete' | 'Failed', pods: k8s.V1Pod[]): void {
+    const job = this.jobList.find((j) => j.metadata?.name === name);
+    if (!job) throw new Error(`no Job ${name}`);
+    job.status = { conditions: [{ type: state, status: 'True', reason: state === 'Failed' ? 'BackoffLimitExceeded' : undefined }] };
+    this.pods.set(name, pods);
+  }
+
+  migration(namespace: string, name: string): DataMigration | undefined {
+    const found = this.migrations.get(key(namespace, name));
+    return found ? structuredClone(found) : undefined;
+  }
+
+  jobs(namespace: string): readonly k8s.V1Job[] {
+    return this.jobList.filter((job) => job.metadata?.namespace === namespace);
+  }
+
+  service(namespace: string, name: string): k8s.V1Service | undefined {
+    return this.services.get(key(namespace, name));
+  }
+
+  jobPods(_namespace: string, job: string): Promise<k8s.V1Pod[]> {
+    this.requests.push(`listPods ${job}`);
+    return Promise.resolve(this.pods.get(job) ?? []);
+  }
+
+  createJob(job: k8s.V1Job): Promise<void> {
+    const name = job.metadata?.name ?? '';
+    this.requests.push(`createJob ${name}`);
+    const refusal = this.refuseNextJob;
+    if (refusal) {
+      this.refuseNextJob = undefined;
+      return Promise.reject(refusal);
+    }
+    if (this.jobList.some((j) => j.metadata?.name === name)) return Promise.reject(new ClusterError(409, `jobs "${name}" already exists`));
+    const created = structuredClone(job);
+    created.metadata ??= {};
+    created.metadata.uid = `job-${String(this.uid++)}`;
+    created.status = {};
+    this.jobList.push(created);
+    return Promise.resolve();
+  }
+
+  deleteJob(namespace: string, name: string): Promise<void> {
+    this.requests.push(`deleteJob ${name}`);
+    const index = this.jobList.findIndex((j) => j.metadata?.name === name && j.metadata.namespace === namespace);
+    if (index === -1) return Promise.reject(new ClusterError(404, `jobs "${name}" not found`));
+    this.jobList.splice(index, 1);
+    return Promise.resolve();
+  }
+
+  patchServiceSelector(namespace: string, name: string, selector: Record<string, string>): Promise<void> {
+    this.requests.push(`patchService ${name} ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')}`);
+    const service = this.services.get(key(namespace, name));
+    if (!service) return Promise.reject(new ClusterError(404, `services "${name}" not found`));
+    service.spec ??= {};
+    service.spec.selector = { ...selector };
+    return Promise.resolve();
+  }
+
+  patchMigration(migration: DataMigration, operations: object[]): Promise<DataMigration> {
+    this.requests.push('patchMigration');
+    const stored = this.migrations.get(key(migration.metadata?.namespace ?? '', migration.metadata?.name ?? ''));
+    if (!stored?.metadata) return Promise.reject(new ClusterError(404, 'not found'));
+    for (const op of operations as { op: string; path: string; value?: unknown }[]) {
+      if (op.op === 'add' && op.path === '/metadata/finalizers') stored.metadata.finalizers = op.value as string[];
+      else if (op.op === 'add' && op.path === '/metadata/finalizers/-') stored.metadata.finalizers = [...stored.metadata.finalizers ?? [], op.value as string];
+      else if (op.op === 'remove') stored.metadata.finalizers = (stored.metadata.finalizers ?? []).filter((_, i) => `/metadata/finalizers/${String(i)}` !== op.path);
+    }
+    stored.metadata.resourceVersion = String(this.version++);
+    return Promise.resolve(structuredClone(stored));
+  }
+
+  writeStatus(migration: DataMigration, status: DataMigrationStatus): Promise<DataMigration> {
+    this.requests.push(`writeStatus ${status.phase ?? ''}`);
+    const stored = this.migrations.get(key(migration.metadata?.namespace ?? '', migration.metadata?.name ?? ''));
+    if (!stored?.metadata) return Promise.reject(new ClusterError(404, 'not found'));
+    if (this.conflictOnNextStatusWrite || stored.metadata.resourceVersion !== migration.metadata?.resourceVersion) {
+      this.conflictOnNextStatusWrite = false;
+      return Promise.reject(new ClusterError(409, 'the object has been modified; please apply your changes to the latest version and try again'));
+    }
+    stored.status = structuredClone(status);
+    stored.metadata.resourceVersion = String(this.version++);
+    return Promise.resolve(structuredClone(stored));
+  }
+
+  recordEvent(_migration: DataMigration, event: ClusterEvent): Promise<void> {
+    this.events.push(event);
+    return Promise.resolve();
+  }
+
+  secretKeys(namespace: string, name: string): Promise<ReadonlySet<string> | undefined> {
+    this.requests.push(`readSecret ${name}`);
+    const data = this.secrets.get(key(namespace, name));
+    return Promise.resolve(data ? new Set(Object.keys(data)) : undefined);
+  }
+
+  secretValue(namespace: string, name: string, secretKey: string): Promise<string | undefined> {
+    return Promise.resolve(this.secrets.get(key(namespace, name))?.[secretKey]);
+  }
+
+  configMapExists(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  deploymentReadyReplicas(): Promise<number | undefined> {
+    return Promise.resolve(undefined);
+  }
+}

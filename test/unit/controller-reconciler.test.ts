@@ -1,0 +1,159 @@
+// The reconciler's own rules, against an in-memory Cluster (test/support/memory-cluster.ts): the
+// order of status writes and actions, a refused Job recorded in status, conflicts, results read
+// once, copy progress gathered before the decision. The real client keeps the e2e tests.
+import { Writable } from 'node:stream';
+import test from 'ava';
+import type * as k8s from '@kubernetes/client-node';
+import { ABORT_ANNOTATION, REASONS } from '../../src/api/constants.ts';
+import type { DataMigration } from '../../src/api/types.ts';
+import { ClusterError } from '../../src/controller/cluster.ts';
+import { entryOf } from '../../src/controller/ledger.ts';
+import { createLogger } from '../../src/controller/logger.ts';
+import { createMetrics } from '../../src/controller/metrics.ts';
+import { applyOutcome, CONFLICT_RETRY_MS, outcomeOf, type OutcomeQueue } from '../../src/controller/outcome.ts';
+import { Reconciler, type ProgressReader } from '../../src/controller/reconciler.ts';
+import { MemoryCluster } from '../support/memory-cluster.ts';
+
+const KEY = 'shop/orders';
+const silent = createLogger('error', new Writable({ write: (_chunk, _encoding, done) => { done(); } }));
+
+function setUp(extra: { annotations?: Record<string, string> } = {}): { cluster: MemoryCluster; reconciler: Reconciler; clock: { now: Date }; reads: number[] } {
+  const cluster = new MemoryCluster();
+  cluster.secrets.set('shop/legacy-db', { url: 'mysql://u:p@legacy/db' });
+  cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
+  const migration: DataMigration = {
+    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration',
+    metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: 1, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
+    spec: { source: { engine: 'mysql', secretRef: { name: 'legacy-db', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 'orders-pg', key: 'url' } }, strategy: { type: 'BigBang' } },
+  };
+  cluster.add(migration);
+  const clock = { now: new Date('2025-01-01T00:00:00Z') };
+  const reads: number[] = [];
+  const readProgress: ProgressReader = (_m, _key, urls, previous) => {
+    reads.push(clock.now.getTime());
+    if (!urls.source.startsWith('mysql://')) throw new Error('wrong URL');
+    return Promise.resolve({ progress: { rowsCopied: 5 + (previous?.rows ?? 0), summary: 'some' }, rows: 5, at: clock.now.getTime() });
+  };
+  const reconciler = new Reconciler({
+    cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger: silent, metrics: createMetrics(), now: () => clock.now, readProgress,
+  });
+  return { cluster, reconciler, clock, reads };
+}
+
+const pod = (message: string, exitCode = 0): k8s.V1Pod => ({
+  metadata: { name: 'p' },
+  status: { containerStatuses: [{ name: 'engine', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, message, finishedAt: new Date() } } }] },
+});
+const stored = (cluster: MemoryCluster): DataMigration => cluster.migration('shop', 'orders') ?? (() => { throw new Error('gone'); })();
+
+test('a new migration: finalizer, the status (the ledger\'s request) written before the Job is created', async (t) => {
+  const { cluster, reconciler } = setUp();
+  const result = await reconciler.reconcile(KEY);
+  t.deepEqual(cluster.requests.filter((r) => !r.startsWith('readSecret')), ['patchMigration', 'writeStatus Copying', 'createJob orders-g1-copy']);
+  const m = stored(cluster);
+  t.deepEqual(m.metadata?.finalizers, ['dataops.dev/cleanup']);
+  t.is(m.status?.phase, 'Copying');
+  t.like(entryOf(m.status ?? {}, 'copy'), { runId: 'g1', requestedAt: '2025-01-01T00:00:00.000Z', job: 'orders-g1-copy' });
+  t.deepEqual(result, { requeueAfterSeconds: 10 });
+  t.deepEqual(cluster.events.map((e) => e.reason), ['Copying']);
+});
+
+test('a Job the API server refuses is recorded in status (ledger Rejected, Ready, one Warning), not retried in a loop', async (t) => {
+  const { cluster, reconciler, clock } = setUp();
+  cluster.refuseNextJob = new ClusterError(422, 'HTTP 422 Invalid: spec.template.spec.containers[0].resources.requests: Invalid value');
+  const result = await reconciler.reconcile(KEY);
+  t.deepEqual(result, { requeueAfterSeconds: 60 });
+  const m = stored(cluster);
+  t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Rejected', reason: REASONS.JobRejected });
+  t.is(m.status?.conditions?.find((c) => c.type === 'Ready')?.reason, REASONS.JobRejected);
+  t.regex(m.status?.message ?? '', /Invalid value.*spec\.jobTemplate/);
+  t.is(cluster.jobList.length, 0);
+  t.deepEqual(cluster.events.filter((e) => e.type === 'Warning').map((e) => e.reason), ['JobRejected']);
+  // Asked for again later: created this time.
+  clock.now = new Date('2025-01-01T00:01:00Z');
+  await reconciler.reconcile(KEY);
+  t.deepEqual(cluster.jobList.map((j) => j.metadata?.name), ['orders-g1-copy']);
+  t.like(entryOf(stored(cluster).status ?? {}, 'copy'), { requestedAt: '2025-01-01T00:01:00.000Z' });
+});
+
+test('a conflicting status write stops the reconcile before the Job is sent; the work queue retries it at once', async (t) => {
+  const { cluster, reconciler } = setUp();
+  cluster.conflictOnNextStatusWrite = true;
+  const error = await t.throwsAsync(reconciler.reconcile(KEY));
+  t.is((error as ClusterError).code, 409);
+  t.false(cluster.requests.some((r) => r.startsWith('createJob')), 'nothing irreversible was sent');
+  t.deepEqual(outcomeOf({ error }), { kind: 'conflict' });
+  // The retry goes through.
+  await reconciler.reconcile(KEY);
+  t.deepEqual(cluster.jobList.map((j) => j.metadata?.name), ['orders-g1-copy']);
+});
+
+test('an abort deletes the running Job first, then records Failed', async (t) => {
+  const { cluster, reconciler } = setUp();
+  await reconciler.reconcile(KEY);
+  const m = stored(cluster);
+  m.metadata ??= {};
+  m.metadata.annotations = { [ABORT_ANNOTATION]: 'true' };
+  cluster.migrations.set(KEY, m);
+  cluster.requests.length = 0;
+  await reconciler.reconcile(KEY);
+  t.deepEqual(cluster.requests, ['deleteJob orders-g1-copy', 'writeStatus Failed']);
+  t.like(entryOf(stored(cluster).status ?? {}, 'copy'), { outcome: 'Aborted' });
+});
+
+test('a finished Job\'s result is read once from its pods; the exit code gives the reason', async (t) => {
+  const { cluster, reconciler, clock } = setUp();
+  await reconciler.reconcile(KEY);
+  cluster.finishJob('orders-g1-copy', 'Failed', [pod('the plan refused: no key on orders', 3)]);
+  clock.now = new Date('2025-01-01T00:00:30Z');
+  await reconciler.reconcile(KEY);
+  await reconciler.reconcile(KEY);
+  t.is(cluster.requests.filter((r) => r === 'listPods orders-g1-copy').length, 1);
+  const m = stored(cluster);
+  t.is(m.status?.phase, 'Failed');
+  t.is(m.status?.conditions?.find((c) => c.type === 'Ready')?.reason, REASONS.PlanRefused);
+  t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Failed', reason: REASONS.PlanRefused, exitCode: 3 });
+});
+
+test('a running copy\'s progress is read before the decision, at most every 10 s, and asks to be woken for the next', async (t) => {
+  const { cluster, reconciler, clock, reads } = setUp();
+  await reconciler.reconcile(KEY);
+  const job = cluster.jobList[0];
+  if (job) job.status = { active: 1 };
+  clock.now = new Date('2025-01-01T00:00:05Z');
+  t.deepEqual(await reconciler.reconcile(KEY), { requeueAfterSeconds: 10 });
+  t.is(stored(cluster).status?.progress?.rowsCopied, 5);
+  clock.now = new Date('2025-01-01T00:00:08Z');
+  t.deepEqual(await reconciler.reconcile(KEY), { requeueAfterSeconds: 10 });
+  t.is(reads.length, 1, 'not read again within 10 s');
+  clock.now = new Date('2025-01-01T00:00:20Z');
+  await reconciler.reconcile(KEY);
+  t.is(reads.length, 2);
+  t.is(stored(cluster).status?.progress?.rowsCopied, 10);
+});
+
+test('a succeeded copy moves on to validation with its result recorded', async (t) => {
+  const { cluster, reconciler } = setUp();
+  await reconciler.reconcile(KEY);
+  cluster.finishJob('orders-g1-copy', 'Complete', [pod(JSON.stringify({ tables: [{ name: 'orders', target: 'orders', state: 'Copied', rowsCopied: 7 }], rowsThisRun: 7 }))]);
+  await reconciler.reconcile(KEY);
+  const m = stored(cluster);
+  t.is(m.status?.phase, 'Validating');
+  t.like(m.status?.tables?.[0], { name: 'orders', rowsCopied: 7 });
+  t.deepEqual(cluster.jobList.map((j) => j.metadata?.name), ['orders-g1-copy', 'orders-g1-validate']);
+});
+
+test('the outcome handler: done forgets, requeue waits, conflict retries quickly, an error backs off', (t) => {
+  const calls: string[] = [];
+  const queue: OutcomeQueue = {
+    forget: (key) => calls.push(`forget ${key}`),
+    addAfter: (key, ms) => calls.push(`after ${key} ${String(ms)}`),
+    addRateLimited: (key) => calls.push(`backoff ${key}`),
+  };
+  applyOutcome(queue, 'a', outcomeOf({ result: {} }));
+  applyOutcome(queue, 'b', outcomeOf({ result: { requeueAfterSeconds: 30 } }));
+  applyOutcome(queue, 'c', outcomeOf({ error: new ClusterError(409, 'conflict') }));
+  applyOutcome(queue, 'd', outcomeOf({ error: new Error('connection refused') }));
+  applyOutcome(queue, 'e', outcomeOf({ error: new ClusterError(500, 'internal') }));
+  t.deepEqual(calls, ['forget a', 'forget b', 'after b 30000', `after c ${String(CONFLICT_RETRY_MS)}`, 'backoff d', 'backoff e']);
+});

@@ -1,0 +1,80 @@
+// The transition table: every phase handler is driven through what it may meet (its Job running,
+// succeeded, failed, with a bad result; the Service switched or not; abort) and every phase it
+// moves to must be in the table (context.transition throws otherwise); a move outside it throws.
+import test from 'ava';
+import { PHASES, TERMINAL_PHASES, type Phase, type Step } from '../../src/api/constants.ts';
+import type { DataMigration, DataMigrationSpec, DataMigrationStatus } from '../../src/api/types.generated.ts';
+import { createContext, transition } from '../../src/controller/context.ts';
+import { decide, type ObservedJob } from '../../src/controller/decide.ts';
+import { HANDLERS, type ActivePhase } from '../../src/controller/phases/index.ts';
+import { assertTransition, InvalidTransitionError, TRANSITIONS } from '../../src/controller/transitions.ts';
+
+const T0 = '2025-01-01T00:00:00Z';
+const spec = (extra: Partial<DataMigrationSpec>): DataMigrationSpec => ({
+  source: { engine: 'mysql', secretRef: { name: 's', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 't', key: 'url' } },
+  strategy: { type: 'BigBang' }, ...extra,
+});
+const SPECS: Partial<DataMigrationSpec>[] = [
+  {},
+  { schema: { createMissingTables: true } },
+  { strategy: { type: 'Trickle', incremental: { column: 'updated_at' } } },
+  { cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, approval: 'Manual' } },
+  { cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' } }, rollback: { onValidationFailure: false } },
+  { rollback: { schemaAction: 'None' } },
+];
+const RESULTS: Record<Step, unknown[]> = {
+  schema: [{ version: '2' }, 'unreadable'],
+  copy: [{ tables: [{ name: 'a', rowsCopied: 1 }] }, { tables: [{ name: 'a', state: 'Failed' }] }],
+  sync: [{ rowsSynced: 1 }],
+  validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
+  rollback: [{}],
+};
+const STEP_OF: Partial<Record<Phase, Step>> = { SchemaMigrating: 'schema', Copying: 'copy', Syncing: 'sync', Validating: 'validate', RollingBack: 'rollback' };
+
+function observations(phase: Phase): ObservedJob[][] {
+  const step = STEP_OF[phase];
+  if (step === undefined) return [[]];
+  const job = (state: ObservedJob['state'], result?: unknown): ObservedJob => ({ name: `dm-g1-${step}`, step, runId: 'g1', state, ...(result !== undefined ? { result } : {}) });
+  return [[], [job('Running')], [job('Failed')], ...RESULTS[step].map((r) => [job('Succeeded', r)]), [job('Failed', RESULTS[step][1])]];
+}
+
+test('every handler, in every situation, moves only along the transition table', (t) => {
+  const seen = new Set<string>();
+  for (const phase of Object.keys(HANDLERS) as ActivePhase[]) {
+    for (const extra of SPECS) {
+      for (const jobs of observations(phase)) {
+        for (const selector of [{ track: 'blue' }, { track: 'green' }]) {
+          for (const annotations of [{}, { 'dataops.dev/abort': 'true' }, { 'dataops.dev/approve': 'true' }] as Record<string, string>[]) {
+            const status: DataMigrationStatus = { phase, runId: 'g1' };
+            const migration: DataMigration = { metadata: { name: 'dm', namespace: 'ns', generation: 1, annotations }, spec: spec(extra), status };
+            const d = decide({ migration, jobs, service: { selector }, preflight: { missing: [], deploymentReady: true }, now: T0 });
+            for (const action of d.actions) {
+              const moved = action.kind === 'event' ? /^(\w+) → (\w+):/.exec(action.message) : null;
+              if (moved) {
+                t.true(TRANSITIONS[moved[1] as Phase].includes(moved[2] as Phase), `${moved[1]} → ${moved[2]}`);
+                seen.add(`${moved[1]}→${moved[2]}`);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  // Every move the table allows out of a running phase happens somewhere above (retries: controller-decide).
+  const allowed = Object.entries(TRANSITIONS).filter(([from]) => from !== 'Failed').flatMap(([from, tos]) => tos.map((to) => `${from}→${to}`));
+  t.deepEqual(allowed.filter((move) => !seen.has(move)), []);
+});
+
+test('the table names every phase; terminal phases go nowhere but a Failed one may be retried', (t) => {
+  t.deepEqual(Object.keys(TRANSITIONS).sort(), [...PHASES].sort());
+  for (const phase of TERMINAL_PHASES) if (phase !== 'Failed') t.deepEqual(TRANSITIONS[phase], []);
+  for (const phase of PHASES) if (!TERMINAL_PHASES.includes(phase)) t.true(TRANSITIONS[phase].includes('Failed'), `${phase} can fail (abort)`);
+});
+
+test('a move outside the table throws', (t) => {
+  t.throws(() => { assertTransition('Copying', 'CuttingOver'); }, { instanceOf: InvalidTransitionError, message: /Copying → CuttingOver/ });
+  t.throws(() => { assertTransition('Succeeded', 'Copying'); }, { instanceOf: InvalidTransitionError });
+  const ctx = createContext({ migration: { metadata: { name: 'dm' }, spec: spec({}), status: { phase: 'Validating' } }, jobs: [], now: T0 });
+  t.throws(() => { transition(ctx, 'SchemaMigrating', 'SchemaMigrating', 'back'); }, { instanceOf: InvalidTransitionError });
+  t.is(ctx.status.phase, 'Validating', 'the phase is left as it was');
+});
