@@ -7,7 +7,7 @@ import type { DataMigration, TableSpec as ApiTableSpec, ValidationRule } from '.
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
-import { copyStep, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
+import { copyStep, PlanRefusedError, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { validateStep } from '../../src/engine/pipeline/validate-steps.ts';
 import type { RowDifference, ValidationReport } from '../../src/engine/validate/report.ts';
 import { summarizeForStatus } from '../../src/engine/validate/report.ts';
@@ -138,7 +138,6 @@ const RULES: ValidationRule[] = [
   { name: 'expect', target: 'SELECT count(*) FROM items', expect: String(ROWS) },
   { name: 'expect-fail', target: 'SELECT count(*) FROM items', expect: String(ROWS + 1) },
   { name: 'text', source: "SELECT 'a'", target: "SELECT 'a'" },
-  { name: 'read-only', target: 'DELETE FROM items', expect: '0' },
 ];
 
 for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql', 'postgres'], ['postgres', 'mysql']] as const) {
@@ -181,16 +180,17 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
     t.true(items.differencesTruncated);
   });
 
-  test(`${from} → ${to}: rules compare across engines with tolerance, expect values, and run read only`, async (t) => {
+  test(`${from} → ${to}: rules compare across engines with tolerance, expect values, and a rule that writes is refused`, async (t) => {
     const { context, target } = await copied(t, from, to, [{ name: 'items' }]);
     const report = await validateStep(context, { rules: RULES, checksum: { mode: 'None' }, rowCount: false });
     const outcome = Object.fromEntries(report.rules.map((r) => [r.name, r.passed]));
     t.deepEqual(outcome, {
       rows: true, 'price-sum': true, 'price-sum-tight': false, relative: true, 'relative-fail': false,
-      expect: true, 'expect-fail': false, text: true, 'read-only': false,
+      expect: true, 'expect-fail': false, text: true,
     }, JSON.stringify(report.rules, null, 1));
-    t.truthy(report.rules.find((r) => r.name === 'read-only')?.error);
-    t.is(await scalar(target, 'SELECT count(*) FROM items'), String(ROWS), 'the read-only rule wrote nothing');
+    const writing = await t.throwsAsync(validateStep(context, { rules: [{ name: 'read-only', target: 'DELETE FROM items', expect: '0' }] }), { instanceOf: PlanRefusedError });
+    t.regex(writing.message, /spec\.validation\.rules\[read-only\]\.target: expected one read-only SELECT .*found a DELETE statement/);
+    t.is(await scalar(target, 'SELECT count(*) FROM items'), String(ROWS), 'the writing rule wrote nothing');
     t.false(report.passed);
     const status = summarizeForStatus(report);
     t.is(status.checks?.filter((c) => c.kind === 'Rule').length, RULES.length);
