@@ -81,10 +81,10 @@ export const STEPS = ['schema', 'copy', 'sync', 'validate', 'rollback'] as const
 export type Step = (typeof STEPS)[number];
 
 /**
- * What the step ledger (status.steps) records: the start of the run, the Job steps, and the two
- * Service actions (the cutover's switch, the rollback's restore).
+ * What the step ledger (status.steps) records: the start of the run, the Job steps, the two
+ * Service actions (the cutover's switch, the rollback's restore), and how the run finished.
  */
-export const LEDGER_STEPS = ['start', 'schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore'] as const;
+export const LEDGER_STEPS = ['start', 'schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore', 'finish'] as const;
 export type LedgerStep = (typeof LEDGER_STEPS)[number];
 /** How a step ended: Rejected is a Job the API server refused to create (it is asked for again). */
 export const STEP_OUTCOMES = ['Succeeded', 'Failed', 'Aborted', 'Rejected'] as const;

@@ -26,6 +26,10 @@ export const IDENT = { minLength: 1, maxLength: MAX_IDENT };
  * Bounds of what status holds. The operator bounds what it writes (and what it reads from a step's
  * result) by these same figures, so they are named once, here.
  */
+/** Step Jobs' default activeDeadlineSeconds (spec.jobTemplate.activeDeadlineSeconds overrides both): generous, a stop for a hung step, not a budget. */
+export const DEFAULT_COPY_DEADLINE_SECONDS = 86_400;
+export const DEFAULT_STEP_DEADLINE_SECONDS = 21_600;
+
 export const STATUS_LIMITS = {
   /** status.message, a validation summary. */
   message: 1024,
@@ -239,7 +243,7 @@ const jobTemplate = object('JobTemplateSpec', 'Overrides for the step Jobs\' pod
   })),
   serviceAccountName: optional(string('The ServiceAccount the pods run as (default: the namespace\'s default; its token is not mounted unless a step needs it).', K8S_NAME)),
   backoffLimit: optional(integer('Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry.', { default: 3, minimum: 0, maximum: 20 })),
-  activeDeadlineSeconds: optional(integer('Longest a step Job may run, retries included.', { minimum: 1, format: 'int64' })),
+  activeDeadlineSeconds: optional(integer(`Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: ${String(DEFAULT_COPY_DEADLINE_SECONDS)} (24 h) for copy, ${String(DEFAULT_STEP_DEADLINE_SECONDS)} (6 h) for the other steps; set it to override both.`, { minimum: 1, format: 'int64' })),
   ttlSecondsAfterFinished: optional(integer('Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists).', { minimum: 0 })),
   nodeSelector: optional(stringMap('Node labels the pods must match.')),
   tolerations: optional(array(toleration, 'Tolerations for the pods.', { maxItems: 32 })),
@@ -335,7 +339,7 @@ export const schemaVersion = (description: string): SchemaNode => string(descrip
 
 /** The step ledger's entry: the phase machine's memory (src/controller/ledger.ts). */
 const stepRecord = object('StepRecord', 'One step of the run as the operator asked for it and saw it end. The operator decides from these entries; phase and conditions are derived for people.', {
-  step: required(enumOf(LEDGER_STEPS, 'start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover\'s Service patch) or restore (the rollback\'s).')),
+  step: required(enumOf(LEDGER_STEPS, 'start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover\'s Service patch), restore (the rollback\'s), or finish (the run ended: Succeeded; Failed with reason RolledBack, or why it failed).')),
   runId: required(string('The run the step belongs to.', { maxLength: STATUS_LIMITS.name })),
   requestedAt: optional(string('When the operator last asked for it: created the Job or patched the Service.', { format: 'date-time' })),
   job: optional(string('The step\'s Job.', { maxLength: STATUS_LIMITS.name })),
@@ -354,6 +358,8 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
   startedAt: optional(string('When the first step started.', { format: 'date-time' })),
   completedAt: optional(string('When the migration reached Succeeded, RolledBack or Failed.', { format: 'date-time' })),
   conditions: optional(array(condition, 'Conditions, one per type.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })),
+  waitingSince: optional(string('When the operator began waiting for objects the spec refers to (a Secret, a key, a ConfigMap, the Service, the readiness Deployment); its recheck backoff grows with this wait. Absent when nothing is missing.', { format: 'date-time' })),
+  announced: optional(string('The Ready status and reason ("False/SecretNotFound") last announced by an Event, so each change is announced once. The operator\'s memory; read Ready instead.', { maxLength: STATUS_LIMITS.figure })),
   steps: optional(array(stepRecord, 'The step ledger: per step of the current run, when it was asked for, its Job and how it ended.', {
     maxItems: LEDGER_STEPS.length, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['step'],
   })),

@@ -18,7 +18,9 @@ export function generateTypes(root: SchemaNode, source = 'src/api/datamigration-
   const declarations = new Map<string, string>();
   const imports = new Set<string>();
 
-  const typeOf = (node: SchemaNode): string => {
+  const typeOf = (node: SchemaNode): string => (node.nullable ? `${baseTypeOf(node)} | null` : baseTypeOf(node));
+
+  const baseTypeOf = (node: SchemaNode): string => {
     if (node.tsType) {
       imports.add(node.tsType);
       return node.tsType;

@@ -24,6 +24,8 @@ export interface SchemaNode {
   enum?: string[];
   default?: unknown;
   format?: string;
+  /** null is a value ("none"), not the field's absence. */
+  nullable?: true;
   pattern?: string;
   minimum?: number;
   maximum?: number;
@@ -65,6 +67,9 @@ export function object(typeName: string, description: string, fields: Record<str
   }
   return { type: 'object', description, properties, ...(requiredNames.length > 0 ? { required: requiredNames } : {}), ...extra, typeName };
 }
+
+/** The same node, with null as a value of its own (the field present, saying "none"). */
+export const nullable = (node: SchemaNode): SchemaNode => ({ ...node, nullable: true });
 
 export const string = (description: string, extra: Extra = {}): SchemaNode => ({ type: 'string', description, ...extra });
 export const integer = (description: string, extra: Extra = {}): SchemaNode => ({ type: 'integer', description, ...extra });

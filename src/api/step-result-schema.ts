@@ -6,13 +6,15 @@
 import {
   IDENT, STATUS_LIMITS, checkResult, schemaVersion, tableStatus,
 } from './datamigration-schema.ts';
-import { array, boolean, enumOf, integer, object, optional, required, string, type SchemaNode } from './schema-builder.ts';
+import { array, boolean, enumOf, integer, nullable, object, optional, required, string, type SchemaNode } from './schema-builder.ts';
 
 const count = (description: string): SchemaNode => integer(description, { minimum: 0 });
 const names = (description: string): SchemaNode => array(string('A name.', IDENT), description);
 
 export const schemaStepResult = object('SchemaStepResult', 'The schema step: the target schema\'s version before and after, what it created.', {
-  versionBefore: optional(schemaVersion('The version before the step (rollback returns here).')),
+  // Required: a schema result that does not say what was there before is unreadable (a failure),
+  // and null says "no version" (the target had no schema history).
+  versionBefore: required(nullable(schemaVersion('The version the target was at before this migration\'s first schema step, as the target records it; null: none.'))),
   version: optional(schemaVersion('The version after the step.')),
   createdTables: optional(names('Tables the step created (createMissingTables), for rollback.')),
   applied: optional(array(schemaVersion('A migration version.'), 'The migrations applied, in order.')),

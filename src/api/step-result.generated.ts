@@ -129,8 +129,8 @@ export interface TableStatus {
 
 /** The schema step: the target schema's version before and after, what it created. */
 export interface SchemaStepResult {
-  /** The version before the step (rollback returns here). */
-  versionBefore?: string;
+  /** The version the target was at before this migration's first schema step, as the target records it; null: none. */
+  versionBefore: string | null;
   /** The version after the step. */
   version?: string;
   /** Tables the step created (createMissingTables), for rollback. */

@@ -4,7 +4,7 @@
 // so a field renamed on one side fails the typecheck on the other.
 //
 // The reader is lenient where leniency loses nothing and strict where a wrong value would be
-// recorded as true: null counts as absent; a number where text is expected is read as text; text
+// recorded as true: null counts as absent (unless the schema says null is a value: nullable); a number where text is expected is read as text; text
 // longer than the schema allows is shortened (with …) to its maxLength; an integer must be a safe
 // integer at or above its minimum (0 unless the schema says otherwise); fields the schema does not
 // name are dropped. Lists are not cut to maxItems here: the operator decides what to keep.
@@ -100,6 +100,10 @@ function read(node: SchemaNode, value: unknown, path: string, errors: string[]):
       let complete = true;
       for (const [key, child] of Object.entries(node.properties)) {
         const item = value[key];
+        if (item === null && child.nullable === true) {
+          out[key] = null;
+          continue;
+        }
         if (item === null || item === undefined) {
           if (required.has(key)) {
             errors.push(`${path}.${key} is missing`);

@@ -30,6 +30,10 @@ export interface DataMigrationStatus {
   completedAt?: string;
   /** Conditions, one per type. */
   conditions?: Condition[];
+  /** When the operator began waiting for objects the spec refers to (a Secret, a key, a ConfigMap, the Service, the readiness Deployment); its recheck backoff grows with this wait. Absent when nothing is missing. */
+  waitingSince?: string;
+  /** The Ready status and reason ("False/SecretNotFound") last announced by an Event, so each change is announced once. The operator's memory; read Ready instead. */
+  announced?: string;
   /** The step ledger: per step of the current run, when it was asked for, its Job and how it ended. */
   steps?: StepRecord[];
   /** Copy progress, updated while the copy runs. */
@@ -146,8 +150,8 @@ export interface Progress {
 
 /** One step of the run as the operator asked for it and saw it end. The operator decides from these entries; phase and conditions are derived for people. */
 export interface StepRecord {
-  /** start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover's Service patch) or restore (the rollback's). */
-  step: "start" | "schema" | "copy" | "sync" | "validate" | "switch" | "rollback" | "restore";
+  /** start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover's Service patch), restore (the rollback's), or finish (the run ended: Succeeded; Failed with reason RolledBack, or why it failed). */
+  step: "start" | "schema" | "copy" | "sync" | "validate" | "switch" | "rollback" | "restore" | "finish";
   /** The run the step belongs to. */
   runId: string;
   /** When the operator last asked for it: created the Job or patched the Service. */
@@ -220,7 +224,7 @@ export interface JobTemplateSpec {
   serviceAccountName?: string;
   /** Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry. Default: 3. */
   backoffLimit?: number;
-  /** Longest a step Job may run, retries included. */
+  /** Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: 86400 (24 h) for copy, 21600 (6 h) for the other steps; set it to override both. */
   activeDeadlineSeconds?: number;
   /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists). */
   ttlSecondsAfterFinished?: number;

@@ -223,7 +223,8 @@ export function stepResult(command: string, results: Record<string, unknown>): S
     case 'step schema': {
       const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
       const out: StepResultOf<'schema'> = {
-        versionBefore: schema.versionBefore ?? undefined, version: schema.version ?? undefined, createdTables: schema.createdTables, applied: schema.applied,
+        // null is "no version before" (the contract keeps it); only a missing field is unreadable.
+        versionBefore: schema.versionBefore, version: schema.version ?? undefined, createdTables: schema.createdTables, applied: schema.applied,
       };
       return out;
     }

@@ -8,7 +8,8 @@ import type { Condition, DataMigration, DataMigrationSpec, DataMigrationStatus }
 import { baseRunId } from './annotations.ts';
 import { findCondition, setCondition } from './conditions.ts';
 import type { ConditionStatus } from './conditions.ts';
-import { ledgerFromConditions, secondsBetween } from './ledger.ts';
+import { entryOf, ledgerFromConditions, recordOutcome, secondsBetween, setEntry } from './ledger.ts';
+import { phaseOf } from './phase-of.ts';
 import { REQUEUE } from './model.ts';
 import type { Action, DecideInput, EventAction, EventReason, JobState, MissingObject, ObservedJob, PreflightKind } from './model.ts';
 import { assertTransition } from './transitions.ts';
@@ -65,13 +66,13 @@ export interface Context {
   runId: string;
   /** This run's Jobs by step. */
   runJobs: ReadonlyMap<Step, ObservedJob>;
-  /** Ready as it was before this decision (for Events and the preflight backoff). */
-  readonly readyBefore: Condition | undefined;
   status: DataMigrationStatus;
   actions: Action[];
   requeue: number | undefined;
   /** A phase change's Event is among the actions. */
   phaseEvent: boolean;
+  /** Ready as this decision set it (undefined: not set, nothing new to announce). */
+  readySaid: { status: ConditionStatus; reason: Reason; message: string } | undefined;
 }
 
 const JOB_STATE_RANK: Record<JobState, number> = { Running: 0, Failed: 1, Succeeded: 2 };
@@ -104,19 +105,60 @@ export function jobsOfRun(jobs: readonly ObservedJob[], runId: string): Map<Step
   return runJobs;
 }
 
+/** The Ready status and reason as status.announced keeps them. */
+export const announcedKey = (ready: Pick<Condition, 'status' | 'reason'>): string => `${ready.status}/${ready.reason}`;
+
+/**
+ * Written by a version that kept its memory in conditions: every decision of this version sets
+ * status.announced (Ready always has a value), so its absence next to conditions marks an older status.
+ */
+function writtenBeforeMemoryFields(status: DataMigrationStatus): boolean {
+  return status.announced === undefined && (status.conditions?.length ?? 0) > 0;
+}
+
+/** What the status says was announced last (for an older status: its Ready, read once). */
+export function announcedOf(status: DataMigrationStatus | undefined): string | undefined {
+  if (status === undefined) return undefined;
+  if (!writtenBeforeMemoryFields(status)) return status.announced;
+  const ready = findCondition(status.conditions, 'Ready');
+  return ready === undefined ? undefined : announcedKey(ready);
+}
+
+const PREFLIGHT_WAIT_REASONS: ReadonlySet<string> = new Set<string>(Object.values(PREFLIGHT_REASONS));
+
+/**
+ * An older status's memory, read from its conditions once (the only place they are read): the
+ * ledger (ledgerFromConditions), the Ready change last announced, and since when the preflight waits.
+ */
+function upgradeStatus(status: DataMigrationStatus, runId: string): void {
+  if (status.steps === undefined) {
+    const derived = ledgerFromConditions(status, runId);
+    if (derived.length > 0) status.steps = derived;
+  }
+  const ready = findCondition(status.conditions, 'Ready');
+  // The phase it was in, as the ledger now tells it: a cutover under way, or the run's end.
+  const phase = status.phase ?? 'Pending';
+  if (phase === 'CuttingOver' && entryOf(status, 'switch') === undefined) setEntry(status, { step: 'switch', runId });
+  if (isTerminal(phase) && entryOf(status, 'finish') === undefined) {
+    const reason: Reason = phase === 'Succeeded' ? REASONS.Succeeded : phase === 'RolledBack' ? REASONS.RolledBack : (ready?.reason ?? REASONS.JobFailed) as Reason;
+    setEntry(status, { step: 'finish', runId, outcome: phase === 'Succeeded' ? 'Succeeded' : 'Failed', reason, ...(status.completedAt !== undefined ? { finishedAt: status.completedAt } : {}) });
+  }
+  if (ready === undefined) return;
+  status.announced = announcedKey(ready);
+  if (ready.status === 'False' && PREFLIGHT_WAIT_REASONS.has(ready.reason)) status.waitingSince ??= ready.lastTransitionTime;
+}
+
 export function createContext(input: DecideInput): Context {
   const migration = input.migration;
   const generation = migration.metadata?.generation ?? 0;
   const runId = chooseRunId(migration, input.jobs, generation);
   const status = structuredClone(migration.status ?? {});
-  // A status from before the ledger: derived from its conditions, once.
-  if (status.steps === undefined) {
-    const derived = ledgerFromConditions(status, runId);
-    if (derived.length > 0) status.steps = derived;
-  }
+  if (writtenBeforeMemoryFields(status)) upgradeStatus(status, runId);
+  // Where the ledger puts the machine; status.phase is only written (for people).
+  status.phase = phaseOf(status, { schemaStep: schemaStepRequired(migration.spec), trickle: migration.spec.strategy?.type === 'Trickle' });
   return {
     input, migration, spec: migration.spec, generation, now: input.now, runId, runJobs: jobsOfRun(input.jobs, runId),
-    readyBefore: findCondition(status.conditions, 'Ready'), status, actions: [], requeue: undefined, phaseEvent: false,
+    status, actions: [], requeue: undefined, phaseEvent: false, readySaid: undefined,
   };
 }
 
@@ -130,6 +172,7 @@ export function setCond(ctx: Context, type: ConditionType, status: ConditionStat
 
 export function ready(ctx: Context, status: ConditionStatus, reason: Reason, message: string): void {
   setCond(ctx, 'Ready', status, reason, message);
+  ctx.readySaid = { status, reason, message };
   ctx.status.message = bound(message, STATUS_LIMITS.message);
 }
 
@@ -137,11 +180,23 @@ export function event(ctx: Context, type: EventAction['type'], reason: EventReas
   ctx.actions.push({ kind: 'event', type, reason, message: bound(message, STATUS_LIMITS.message) });
 }
 
+/**
+ * What a move leaves in the ledger, so that phaseOf() finds the phase again: the cutover cleared
+ * to go (the switch's entry, before anything is sent), or the run's end (finish).
+ */
+function recordPhaseInLedger(ctx: Context, phase: Phase, reason: EventReason): void {
+  if (phase === 'CuttingOver' && entryOf(ctx.status, 'switch') === undefined) setEntry(ctx.status, { step: 'switch', runId: ctx.runId });
+  if (!isTerminal(phase)) return;
+  const why: Reason = phase === 'Succeeded' ? REASONS.Succeeded : phase === 'RolledBack' ? REASONS.RolledBack : reason as Reason;
+  recordOutcome(ctx.status, 'finish', ctx.runId, phase === 'Succeeded' ? 'Succeeded' : 'Failed', ctx.now, { reason: why });
+}
+
 /** Moves the phase (only along the transition table) and says so in an Event. */
 export function transition(ctx: Context, phase: Phase, reason: EventReason, message: string, type: EventAction['type'] = 'Normal'): void {
   const from = ctx.status.phase ?? 'Pending';
   assertTransition(from, phase);
   ctx.status.phase = phase;
+  recordPhaseInLedger(ctx, phase, reason);
   event(ctx, type, reason, `${from} → ${phase}: ${message}`);
   ctx.phaseEvent = true;
 }
@@ -170,11 +225,13 @@ export function mayStart(ctx: Context, what: string): boolean {
   const first = missing[0];
   if (first !== undefined) {
     ready(ctx, 'False', PREFLIGHT_REASONS[first.kind], `${what} waits for: ${missing.map(describeMissing).join('; ')}`);
-    // Backoff: the time already waited (Ready False since), between the bounds.
-    const waited = ctx.readyBefore?.status === 'False' ? secondsBetween(ctx.readyBefore.lastTransitionTime, ctx.now) : 0;
+    // Backoff: the time already waited (status.waitingSince), between the bounds.
+    ctx.status.waitingSince ??= ctx.now;
+    const waited = secondsBetween(ctx.status.waitingSince, ctx.now);
     const delay = Number.isFinite(waited) ? Math.round(waited) : REQUEUE.preflightMin;
     requeueAfter(ctx, Math.min(REQUEUE.preflightMax, Math.max(REQUEUE.preflightMin, delay)));
     return false;
   }
+  delete ctx.status.waitingSince;
   return true;
 }

@@ -7,6 +7,7 @@
 //   context.ts      one decision's state and verbs (conditions, Ready, Events, transitions, the preflight gate)
 //   transitions.ts  the transition table every phase change is checked against
 //   ledger.ts       status.steps, the machine's memory (and its derivation from an older status)
+//   phase-of.ts     the phase, computed from the ledger at the start of each decision
 //   phases/*.ts     one handler per phase; phases/run-step.ts drives a step's Job
 //   abort.ts, retry.ts, annotations.ts   the annotation protocol
 //   selectors.ts    the cutover's selector algebra
@@ -26,18 +27,20 @@
 // - spec.suspend: no new Job and no Service switch; a running Job finishes and its result is
 //   recorded. Restoring the Service during a rollback is not held back by suspend.
 // - Events: one per phase change, plus one whenever the Ready reason changes (so a missing Secret
-//   warns once), except a normal Ready change that comes with a phase change's Event. Feeding the
+//   warns once), except a normal Ready change that comes with a phase change's Event. What was last
+//   announced is status.announced; conditions are written, never read back (context.ts
+//   upgradeStatus() reads an older status's once). Feeding the
 //   returned status back in with the same observations yields no actions besides requeue.
 import { RETRY_ANNOTATION, REASONS, STEPS } from '../api/constants.ts';
 import type { ConditionType, Reason, Step } from '../api/constants.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
-import type { DataMigration, StepJob } from '../api/types.generated.ts';
+import type { DataMigration, DataMigrationStatus, StepJob } from '../api/types.generated.ts';
 import { abort } from './abort.ts';
 import { isAbortRequested, isApproved } from './annotations.ts';
 import { findCondition, removeCondition, conditionIs, setCondition } from './conditions.ts';
 import type { ConditionStatus } from './conditions.ts';
 import {
-  bound, createContext, event, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
+  announcedKey, announcedOf, bound, createContext, event, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
 } from './context.ts';
 import { recordOutcome, requestedWithin, retryPoint, STEP_MARKERS } from './ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type DecideInput, type Decision, type EventAction } from './model.ts';
@@ -86,13 +89,23 @@ function recordService(ctx: Context): void {
   ctx.status.active = bound(selectorText(service.selector), STATUS_LIMITS.active);
 }
 
-/** The Event a change of Ready deserves (one per thing that happened). */
+/**
+ * The Event a change of Ready deserves (one per thing that happened). What was announced last is
+ * status.announced (the memory), not Ready as the status held it: conditions are only written here.
+ */
 function readyEvent(ctx: Context): void {
-  const readyNow = findCondition(ctx.status.conditions, 'Ready');
-  const before = ctx.readyBefore;
-  if (readyNow === undefined || readyNow.reason === REASONS.Initializing) return;
-  if (before !== undefined && before.reason === readyNow.reason && before.status === readyNow.status) return;
-  const reason = readyNow.reason as Reason;
+  const readyNow = ctx.readySaid;
+  if (readyNow === undefined) {
+    // The first decision: Ready is Initializing (nothing to announce, and the memory starts here).
+    const initial = findCondition(ctx.status.conditions, 'Ready');
+    if (ctx.status.announced === undefined && initial !== undefined) ctx.status.announced = announcedKey(initial);
+    return;
+  }
+  const key = announcedKey(readyNow);
+  const before = ctx.status.announced;
+  ctx.status.announced = key;
+  if (before === key) return;
+  const reason = readyNow.reason;
   const type = WARNING_REASONS.has(reason) ? 'Warning' : 'Normal';
   // A normal Ready change that comes with a phase change ("Pending → Copying", then Ready "the
   // copy Job is starting") is said by the phase's Event.
@@ -102,6 +115,7 @@ function readyEvent(ctx: Context): void {
 
 function finish(ctx: Context): Decision {
   ctx.status.observedGeneration = ctx.generation;
+  if (isTerminal(ctx.status.phase ?? 'Pending')) delete ctx.status.waitingSince;
   // A running copy: progress read for this decision, and a wake-up to read it again.
   const copyProgress = ctx.input.copyProgress;
   if (copyProgress !== undefined && ctx.status.phase === 'Copying' && ctx.input.jobs.some((job) => job.step === 'copy' && job.state === 'Running')) {
@@ -114,6 +128,16 @@ function finish(ctx: Context): Decision {
   return decision;
 }
 
+/** Ready of a finished migration, from its phase and the ledger's last ending (not from Ready as it was). */
+function terminalReady(status: DataMigrationStatus): { status: ConditionStatus; reason: Reason } {
+  if (status.phase === 'Succeeded') return { status: 'True', reason: REASONS.Succeeded };
+  if (status.phase === 'RolledBack') return { status: 'False', reason: REASONS.RolledBack };
+  const ended = [...(status.steps ?? [])].filter((entry) => entry.outcome === 'Failed' || entry.outcome === 'Aborted')
+    .sort((a, b) => (a.finishedAt ?? '').localeCompare(b.finishedAt ?? ''))
+    .at(-1);
+  return { status: 'False', reason: (ended?.reason ?? REASONS.JobFailed) as Reason };
+}
+
 function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
   const notes: string[] = [];
   const previous = ctx.status.observedGeneration;
@@ -123,16 +147,16 @@ function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
   }
   if (retry.kind === 'refused') notes.push(`Retry "${retry.token}" not started: ${retry.why}`);
   if (notes.length > 0) {
-    const ready = findCondition(ctx.status.conditions, 'Ready');
     const outcome = ctx.status.message ?? ctx.status.phase ?? '';
     const note = notes.join('. ');
+    const { status, reason } = terminalReady(ctx.status);
     ctx.status.conditions = setCondition(ctx.status.conditions, {
-      type: 'Ready', status: ready?.status ?? 'Unknown', reason: (ready?.reason ?? REASONS.NotStarted) as Reason,
-      message: outcome === '' ? note : `${outcome}. ${note}`, observedGeneration: ctx.generation,
+      type: 'Ready', status, reason, message: outcome === '' ? note : `${outcome}. ${note}`, observedGeneration: ctx.generation,
     }, ctx.now);
   }
   recordJobs(ctx);
   recordService(ctx);
+  delete ctx.status.waitingSince;
   ctx.status.observedGeneration = ctx.generation;
   return { status: ctx.status, actions: [] };
 }
@@ -204,8 +228,10 @@ export function recordRejectedJob(migration: DataMigration, decision: Decision, 
   status.conditions = setCondition(status.conditions, { type: marker.type, status: marker.status, reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
   status.conditions = setCondition(status.conditions, { type: 'Ready', status: 'False', reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
   status.message = bound(message, STATUS_LIMITS.message);
-  const before = findCondition(migration.status?.conditions, 'Ready');
-  const actions: EventAction[] = before?.reason === REASONS.JobRejected && before.status === 'False'
-    ? [] : [{ kind: 'event', type: 'Warning', reason: REASONS.JobRejected, message: bound(message, STATUS_LIMITS.message) }];
+  // Announced once: the refusal's Event is not repeated while it stays the last thing announced.
+  const key = announcedKey({ status: 'False', reason: REASONS.JobRejected });
+  const announced = announcedOf(migration.status) === key;
+  status.announced = key;
+  const actions: EventAction[] = announced ? [] : [{ kind: 'event', type: 'Warning', reason: REASONS.JobRejected, message: bound(message, STATUS_LIMITS.message) }];
   return { status, actions, requeueAfterSeconds: REQUEUE.jobRejected };
 }

@@ -8,6 +8,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
+import { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from '../api/datamigration-schema.ts';
 import { EXIT } from '../cli/exit-codes.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
@@ -41,7 +42,7 @@ export function stepJobName(migration: string, runId: string, step: Step): strin
 export function engineManifest(migration: DataMigration): string {
   return JSON.stringify({
     apiVersion: API_VERSION, kind: KIND,
-    metadata: { name: migration.metadata?.name, namespace: migration.metadata?.namespace, generation: migration.metadata?.generation, uid: migration.metadata?.uid },
+    metadata: { name: migration.metadata?.name, namespace: migration.metadata?.namespace, generation: migration.metadata?.generation, uid: migration.metadata?.uid, creationTimestamp: migration.metadata?.creationTimestamp },
     spec: migration.spec,
   });
 }
@@ -130,7 +131,8 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
       // A bad manifest (2), a refused plan (3) or failed validation (4) fails the same way every
       // time: fail the Job at once instead of retrying it (src/cli/exit-codes.ts).
       podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } }] },
-      ...(template.activeDeadlineSeconds !== undefined ? { activeDeadlineSeconds: template.activeDeadlineSeconds } : {}),
+      // Every step has a deadline: a step hung on a half-open connection fails instead of waiting for ever.
+      activeDeadlineSeconds: template.activeDeadlineSeconds ?? (step === 'copy' ? DEFAULT_COPY_DEADLINE_SECONDS : DEFAULT_STEP_DEADLINE_SECONDS),
       ...(template.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: template.ttlSecondsAfterFinished } : {}),
       template: {
         metadata: { labels: { ...template.labels, ...labels }, ...(template.annotations ? { annotations: template.annotations } : {}) },

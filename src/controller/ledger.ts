@@ -1,7 +1,8 @@
 // The step ledger (status.steps): the phase machine's memory. Per step of the current run: when
-// the operator asked for it (created the Job, patched the Service), its Job, and how it ended. A
-// Job asked for but not yet in the informer cache, a switch not yet observed, which step a retry
-// resumes: all are read from here, never from conditions (those are derived for people).
+// the operator asked for it (created the Job, patched the Service), its Job, and how it ended; and
+// how the run finished (finish). A Job asked for but not yet in the informer cache, a switch not yet
+// observed, which step a retry resumes, the phase itself (phase-of.ts): all are read from here,
+// never from conditions or status.phase (those are written for people).
 //
 // A status written before the ledger existed has conditions only: ledgerFromConditions() derives
 // the ledger from them once (test/unit/controller-ledger.test.ts replays statuses of that version).

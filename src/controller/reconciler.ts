@@ -1,6 +1,6 @@
 // The I/O around decide(), through the Cluster interface (cluster.ts): gather (the resource and
 // its Jobs from the informer caches, the Jobs' pods for results, the preflight when something may
-// start, the cutover Service, a running copy's progress), decide once, act (create/delete Jobs,
+// start, the cutover Service, the latest copy progress sampled in the background), decide once, act (create/delete Jobs,
 // switch the Service selector, Events) and write the status. Nothing here chooses what happens
 // next; that is decide()'s job. Its own rules:
 // - A decision that asks for a Job or the switch and goes on running writes its status first (the
@@ -13,7 +13,7 @@ import { FINALIZER, LABELS, TERMINAL_PHASES, type Step } from '../api/constants.
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
-import { forgetEstimates, readCopyProgress, type ProgressSample } from './copy-progress.ts';
+import { forgetEstimates, readCopyProgress, type ProgressSample, type ProgressUrls } from './copy-progress.ts';
 import { decide, preflightNeeded, recordRejectedJob, type Action, type DecideInput, type ObservedJob, type ObservedService } from './decide.ts';
 import { buildStepJob, type EngineConfig } from './job-builder.ts';
 import type { Logger } from './logger.ts';
@@ -22,11 +22,12 @@ import { REQUEUE } from './model.ts';
 import { jobState, observeJob } from './observe.ts';
 import { JobRejectedError, REFUSED_CODES, statusCode, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
+import { ProgressSampler } from './progress-sampler.ts';
 
 export type { ReconcileResult };
 
 /** Reads a running copy's progress (copy-progress.ts; the unit tests give their own). */
-export type ProgressReader = (migration: DataMigration, key: string, urls: { source: string; target: string }, previous: ProgressSample | undefined) => Promise<ProgressSample>;
+export type ProgressReader = (migration: DataMigration, key: string, urls: ProgressUrls, previous: ProgressSample | undefined) => Promise<ProgressSample>;
 
 export interface ReconcilerDeps {
   cluster: Cluster;
@@ -35,16 +36,18 @@ export interface ReconcilerDeps {
   metrics: OperatorMetrics;
   now?: () => Date;
   readProgress?: ProgressReader;
+  /** How long a progress read may take before it is given up on (PROGRESS_DEADLINE_MS). */
+  progressDeadlineMs?: number;
 }
 
 /** Kept between reconciles for one migration. */
 interface MigrationMemory {
   /** Finished Jobs' results by Job uid: read once from their pods. */
   results: Map<string, ObservedJob>;
-  /** The last copy progress sample (for the rate), and when progress was last read (ms). */
-  progress?: ProgressSample;
-  progressReadAt?: number;
 }
+
+/** A progress read (both databases) given up on after this long; each session has its own connect and statement timeouts too. */
+export const PROGRESS_DEADLINE_MS = 60_000;
 
 const isTerminal = (status: DataMigrationStatus): boolean => TERMINAL_PHASES.includes(status.phase ?? 'Pending');
 
@@ -53,10 +56,18 @@ export class Reconciler {
   private readonly cluster: Cluster;
   /** What is kept between reconciles, per migration key; forgotten when the migration goes. */
   private readonly memory = new Map<string, MigrationMemory>();
+  /** Copy progress, read outside the workers (progress-sampler.ts). */
+  private readonly progress: ProgressSampler;
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
     this.cluster = deps.cluster;
+    this.progress = new ProgressSampler({
+      intervalMs: (REQUEUE.copyProgress - 1) * 1000,
+      deadlineMs: deps.progressDeadlineMs ?? PROGRESS_DEADLINE_MS,
+      now: () => (deps.now ?? (() => new Date()))().getTime(),
+      onError: (key, error) => { deps.logger.warn('could not read copy progress', { key, error: error.message }); },
+    });
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -86,7 +97,7 @@ export class Reconciler {
     const service = this.observeService(migration);
     const base: Omit<DecideInput, 'preflight'> = { migration, jobs, ...(service ? { service } : {}), now: now.toISOString() };
     const preflight = preflightNeeded(base) ? await runPreflight(this.cluster, migration) : undefined;
-    const copyProgress = await this.gatherProgress(migration, key, jobs, memory, now, log);
+    const copyProgress = this.gatherProgress(migration, key, jobs);
     let decision = decide({ ...base, ...(preflight ? { preflight } : {}), ...(copyProgress ? { copyProgress } : {}) });
 
     migration = await patching;
@@ -107,7 +118,7 @@ export class Reconciler {
       decision = recordRejectedJob({ ...migration, status: before }, decision, error, now.toISOString());
       for (const action of decision.actions) await this.act(migration, action, decision.status, log, now);
     }
-    if (isTerminal(decision.status)) this.forgetProgress(key, memory);
+    if (isTerminal(decision.status)) this.forgetProgress(key);
     if (JSON.stringify(decision.status) !== JSON.stringify(written)) await this.writeStatus(migration, decision.status, before, log, now);
     const rows = decision.status.progress?.rowsCopied;
     if (rows !== undefined) this.deps.metrics.rowsCopied.set({ namespace, name }, rows);
@@ -124,18 +135,14 @@ export class Reconciler {
   }
 
   /**
-   * A running copy's progress, for decide(): at most one read per REQUEUE.copyProgress seconds,
-   * however often the Job's changes wake this migration. Undefined when no copy runs.
+   * A running copy's progress, for decide(): the latest sample the background reads brought (none
+   * yet: `{}`), and a new read asked for (at most one per REQUEUE.copyProgress seconds, never
+   * awaited here). Undefined when no copy runs.
    */
-  private async gatherProgress(migration: DataMigration, key: string, jobs: readonly ObservedJob[], memory: MigrationMemory, now: Date, log: Logger): Promise<DecideInput['copyProgress']> {
+  private gatherProgress(migration: DataMigration, key: string, jobs: readonly ObservedJob[]): DecideInput['copyProgress'] {
     if (migration.status?.phase !== 'Copying' || !jobs.some((j) => j.step === 'copy' && j.state === 'Running')) return undefined;
-    const last = memory.progressReadAt;
-    if (last !== undefined && now.getTime() - last < (REQUEUE.copyProgress - 1) * 1000) return {};
-    memory.progressReadAt = now.getTime();
-    const sample = await this.copyProgress(migration, key, memory).catch((error: unknown) => {
-      log.warn('could not read copy progress', { error: error instanceof Error ? error.message : String(error) });
-      return undefined;
-    });
+    this.progress.request(key, (previous) => this.copyProgress(migration, key, previous));
+    const sample = this.progress.latest(key);
     return sample ? { progress: sample.progress } : {};
   }
 
@@ -171,15 +178,14 @@ export class Reconciler {
     return memory;
   }
 
-  private forgetProgress(key: string, memory: MigrationMemory): void {
-    delete memory.progress;
-    delete memory.progressReadAt;
+  private forgetProgress(key: string): void {
+    this.progress.forget(key);
     forgetEstimates(key);
   }
 
   private forget(key: string): void {
     this.memory.delete(key);
-    forgetEstimates(key);
+    this.forgetProgress(key);
   }
 
   private async observeJobs(migration: DataMigration, memory: MigrationMemory): Promise<ObservedJob[]> {
@@ -210,17 +216,23 @@ export class Reconciler {
     return service ? { selector: service.spec?.selector ?? {} } : undefined;
   }
 
-  private async copyProgress(migration: DataMigration, key: string, memory: MigrationMemory): Promise<ProgressSample> {
+  /** Reads the copy's progress with the URLs and, where spec.*.tls names one, the CA the engine uses. */
+  private async copyProgress(migration: DataMigration, key: string, previous: ProgressSample | undefined): Promise<ProgressSample> {
     const namespace = migration.metadata?.namespace ?? '';
+    const value = async (ref: { name: string; key: string }): Promise<string> => {
+      const found = await this.cluster.secretValue(namespace, ref.name, ref.key);
+      if (found === undefined || found === '') throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
+      return found;
+    };
     const [source, target] = await Promise.all([migration.spec.source, migration.spec.target].map(async (endpoint) => {
-      const ref = endpointSecrets(endpoint).url;
-      const value = await this.cluster.secretValue(namespace, ref.name, ref.key);
-      if (value === undefined || value === '') throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
-      return value;
+      const refs = endpointSecrets(endpoint);
+      return { url: await value(refs.url), ...(refs.ca ? { ca: await value(refs.ca) } : {}) };
     }));
-    const sample = await (this.deps.readProgress ?? readCopyProgress)(migration, key, { source: source ?? '', target: target ?? '' }, memory.progress);
-    memory.progress = sample;
-    return sample;
+    const urls: ProgressUrls = {
+      source: source?.url ?? '', target: target?.url ?? '',
+      ...(source?.ca !== undefined ? { sourceCa: source.ca } : {}), ...(target?.ca !== undefined ? { targetCa: target.ca } : {}),
+    };
+    return (this.deps.readProgress ?? readCopyProgress)(migration, key, urls, previous);
   }
 
   private async deleteJob(namespace: string, name: string): Promise<void> {
@@ -265,7 +277,12 @@ export class Reconciler {
   }
 }
 
-/** What a step's engine needs beyond the manifest: the rollback's target schema version. */
+/**
+ * What a step's engine needs beyond the manifest. The rollback returns to the version the target
+ * itself recorded before the first schema step (engine: rollback/rollback.ts); status.schema.versionBefore
+ * is passed only as a hint for a target with no such record (a migration whose schema step ran
+ * under an engine that did not record it), and the engine says so when it uses it.
+ */
 function stepEnv(step: Step, status: DataMigrationStatus): k8s.V1EnvVar[] {
   if (step !== 'rollback') return [];
   const before = status.schema?.versionBefore;

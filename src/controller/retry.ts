@@ -38,6 +38,7 @@ export function startRetry(ctx: Context, verdict: Extract<RetryVerdict, { kind: 
   ctx.status.runId = runId;
   delete ctx.status.completedAt;
   removeEntry(ctx.status, point.entry);
+  removeEntry(ctx.status, 'finish');
   const what = point.step === undefined ? (point.phase === 'Pending' ? 'the migration' : 'the cutover') : `the ${STEP_TITLES[point.step]} step`;
   const why = `(annotation ${RETRY_ANNOTATION}=${token}; run ${from} stopped)`;
   if (point.step !== undefined) {

@@ -2,18 +2,33 @@
 // src/api/step-result.ts): the schema versions, the copied tables and their progress, the sync's
 // counts, the validation verdict (failures first, bounded as status is), the rollback's version.
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
-import { parseStepResult, type Parsed, type SchemaStepResult } from '../api/step-result.ts';
+import type { Step } from '../api/constants.ts';
+import { parseStepResult, type Parsed, type SchemaStepResult, type StepResultOf } from '../api/step-result.ts';
 import type { CheckResult, Progress, SchemaStatus, TableStatus, ValidationStatus } from '../api/types.generated.ts';
 import { bound } from './context.ts';
 
 export type { Parsed };
 
-export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
-  const parsed = parseStepResult('schema', result);
+const TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };
+
+/**
+ * A step's result, which every step must leave: a Job that ended without one (no termination
+ * message, or one that is not the contract's JSON) is a failure, never a success with nothing to say.
+ */
+function stepResultOf<S extends Step>(step: S, result: unknown): Parsed<StepResultOf<S>> {
+  const parsed = parseStepResult(step, result);
   if (!parsed.ok) return parsed;
-  const value: SchemaStepResult = parsed.value ?? {};
+  if (parsed.value === undefined) return { ok: false, error: `the ${TITLES[step]} Job left no result (termination message)` };
+  return { ok: true, value: parsed.value };
+}
+
+export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
+  const parsed = stepResultOf('schema', result);
+  if (!parsed.ok) return parsed;
+  const value: SchemaStepResult = parsed.value;
   const out: SchemaStatus = {};
-  if (value.versionBefore !== undefined) out.versionBefore = value.versionBefore;
+  // For people: rollback reads the version before from the target's own record, not from status.
+  if (value.versionBefore !== null) out.versionBefore = value.versionBefore;
   if (value.version !== undefined) out.version = value.version;
   if (value.createdTables !== undefined) out.createdTables = value.createdTables;
   return { ok: true, value: out };
@@ -46,9 +61,9 @@ export function copyNotices(outcome: CopyOutcome): string | undefined {
 }
 
 export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
-  const parsed = parseStepResult('copy', result);
+  const parsed = stepResultOf('copy', result);
   if (!parsed.ok) return parsed;
-  const value = parsed.value ?? {};
+  const value = parsed.value;
   // A table without a state was copied (older engines reported no state).
   const tables = (value.tables ?? []).map((table): TableStatus => ({ ...table, state: table.state ?? 'Copied' }));
   const failedTables = tables.filter((table) => table.state === 'Failed').map((table) => (table.message === undefined ? table.name : `${table.name} (${table.message})`));
@@ -69,11 +84,11 @@ export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
 export interface SyncOutcome { rounds?: number; rowsSynced?: number }
 
 export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
-  const parsed = parseStepResult('sync', result);
+  const parsed = stepResultOf('sync', result);
   if (!parsed.ok) return parsed;
   const out: SyncOutcome = {};
-  if (parsed.value?.rounds !== undefined) out.rounds = parsed.value.rounds;
-  if (parsed.value?.rowsSynced !== undefined) out.rowsSynced = parsed.value.rowsSynced;
+  if (parsed.value.rounds !== undefined) out.rounds = parsed.value.rounds;
+  if (parsed.value.rowsSynced !== undefined) out.rowsSynced = parsed.value.rowsSynced;
   return { ok: true, value: out };
 }
 
@@ -81,10 +96,8 @@ export interface ValidationOutcome { validation: ValidationStatus & { passed: bo
 
 /** The validate step's result: `passed` is required (without it nothing can be decided). */
 export function parseValidationResult(result: unknown): Parsed<ValidationOutcome> {
-  if (result === undefined || result === null) return { ok: false, error: 'the validation Job left no result (termination message)' };
-  const parsed = parseStepResult('validate', result);
+  const parsed = stepResultOf('validate', result);
   if (!parsed.ok) return parsed;
-  if (parsed.value === undefined) return { ok: false, error: 'the validation Job left no result (termination message)' };
   const value = parsed.value;
   const checks: CheckResult[] = value.checks ?? [];
   const failedCount = checks.filter((check) => !check.passed).length;
@@ -99,9 +112,9 @@ export function parseValidationResult(result: unknown): Parsed<ValidationOutcome
 }
 
 export function parseRollbackResult(result: unknown): Parsed<{ version?: string }> {
-  const parsed = parseStepResult('rollback', result);
+  const parsed = stepResultOf('rollback', result);
   if (!parsed.ok) return parsed;
-  return { ok: true, value: parsed.value?.version === undefined ? {} : { version: parsed.value.version } };
+  return { ok: true, value: parsed.value.version === undefined ? {} : { version: parsed.value.version } };
 }
 
 /** status.tables with `updates` merged in by name. */

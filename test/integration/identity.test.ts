@@ -20,9 +20,9 @@ import { join } from 'node:path';
 
 const ROWS = 3000;
 
-function manifest(from: Engine, to: Engine, name: string, uid: string | undefined, tables: NonNullable<DataMigration['spec']['tables']> = [{ name: 'orders' }]): DataMigration {
+function manifest(from: Engine, to: Engine, name: string, uid: string | undefined, tables: NonNullable<DataMigration['spec']['tables']> = [{ name: 'orders' }], createdAt?: Date): DataMigration {
   return {
-    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name, namespace: 'test', ...(uid ? { uid } : {}) },
+    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name, namespace: 'test', ...(uid ? { uid } : {}), ...(createdAt ? { creationTimestamp: createdAt } : {}) },
     spec: {
       source: { engine: from, secretRef: { name: 's' } }, target: { engine: to, secretRef: { name: 't' } },
       schema: { createMissingTables: true }, tables, strategy: { batchSize: 200, parallelism: 2 },
@@ -56,7 +56,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const source = await freshDatabase(t, engine);
     const target = await freshDatabase(t, engine);
     await execSql(source, seed(engine));
-    const first = context(source, target, manifest(engine, engine, 'orders', 'uid-first'));
+    const first = context(source, target, manifest(engine, engine, 'orders', '11111111-1111-4111-8111-111111111111'));
     await schemaStep(first);
     await copyStep(first);
     t.true((await validateStep(first)).passed);
@@ -64,24 +64,24 @@ for (const engine of ['postgres', 'mysql'] as const) {
     await execSql(target, ["INSERT INTO orders (id, grp, code, note) VALUES (999999, 1, 'app', 'written by the application')"]);
 
     // Not retired yet (the operator has not called it): the second migration is refused all the same.
-    const second = context(source, target, manifest(engine, engine, 'orders', 'uid-second'));
+    const second = context(source, target, manifest(engine, engine, 'orders', '22222222-2222-4222-8222-222222222222'));
     const planned = await planStep(second);
     const reason = planned.plan.errors.join('\n');
-    t.regex(reason, /another migration, migration uid uid-first \(test\/orders\): checkpoints orders/);
+    t.regex(reason, /another migration, migration uid 11111111-1111-4111-8111-111111111111 \(test\/orders\): checkpoints orders/);
     t.regex(reason, /created tables orders/);
-    t.regex(reason, /This migration \(uid uid-second, test\/orders\) will not touch them/);
+    t.regex(reason, /This migration \(uid 22222222-2222-4222-8222-222222222222, test\/orders\) will not touch them/);
     t.regex(reason, /forget its records: DELETE FROM/);
-    t.regex(await refusal(schemaStep(second)), /uid uid-first/);
-    t.regex(await refusal(copyStep(second)), /uid uid-first/);
+    t.regex(await refusal(schemaStep(second)), /uid 11111111-1111-4111-8111-111111111111/);
+    t.regex(await refusal(copyStep(second)), /uid 11111111-1111-4111-8111-111111111111/);
     const rollback = await rollbackStep(second, { versionBefore: null, action: 'DropCreatedTables' });
     t.deepEqual(rollback.droppedTables, [], 'rollback acts only on its own uid');
-    await t.throwsAsync(rollbackStep(second, { versionBefore: null, action: 'TruncateTables' }), { message: /TruncateTables refused, nothing was emptied: .*uid-first/ });
+    await t.throwsAsync(rollbackStep(second, { versionBefore: null, action: 'TruncateTables' }), { message: /TruncateTables refused, nothing was emptied: .*11111111-1111-4111-8111-111111111111/ });
     t.is(await scalar(target, 'SELECT count(*) FROM orders'), String(ROWS + 1), 'the earlier tables are untouched');
 
     // The first one finishes: checkpoints retired, its table is the application's.
     t.true((await retireStep(first)).checkpoints > 0);
-    t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = 'uid-first'"), '0');
-    t.regex((await planStep(second)).plan.errors.join('\n'), /migration uid uid-first \(test\/orders\): created tables orders/, 'still refused: the table is the first one\'s');
+    t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = '11111111-1111-4111-8111-111111111111'"), '0');
+    t.regex((await planStep(second)).plan.errors.join('\n'), /migration uid 11111111-1111-4111-8111-111111111111 \(test\/orders\): created tables orders/, 'still refused: the table is the first one\'s');
     t.regex((await planStep(first)).plan.errors.join('\n'), /finished at .*: running it again would copy into the tables it filled/);
     t.deepEqual((await rollbackStep(first, { versionBefore: null, action: 'DropCreatedTables' })).droppedTables, [], 'a finished migration\'s tables are never dropped');
     t.is(await scalar(target, 'SELECT count(*) FROM orders'), String(ROWS + 1));
@@ -136,7 +136,7 @@ spec:
     t.is((await copyStep(byCode)).rowsThisRun, ROWS);
   });
 
-  test(`${engine}: rows written before uids existed are adopted, once, by the migration of that name`, async (t) => {
+  test(`${engine}: rows written before uids existed are adopted, once, by the migration of that name created before them`, async (t) => {
     const source = await freshDatabase(t, engine);
     const target = await freshDatabase(t, engine);
     await execSql(source, seed(engine));
@@ -154,24 +154,31 @@ spec:
       `INSERT INTO dataops_copy_checkpoint VALUES ('test/other', 'elsewhere', 0, NULL, 5, false, '[]', ${engine === 'postgres' ? 'now()' : 'UTC_TIMESTAMP(6)'})`,
       "INSERT INTO dataops_created_table VALUES ('test/legacy', 'orders'), ('test/other', 'elsewhere')",
     ]);
-    const legacy = context(source, target, manifest(engine, engine, 'legacy', 'uid-legacy'));
+    // Created after those rows were written (a migration re-created under the name), or without a
+    // creation time (a local file): refused, with the SQL that adopts them explicitly.
+    const later = context(source, target, manifest(engine, engine, 'legacy', '66666666-6666-4666-8666-666666666666', undefined, new Date(Date.now() + 3_600_000)));
+    t.regex((await planStep(later)).plan.errors.join('\n'), /migration test\/legacy \(written by an operator version without uids\).*continue its work as this migration .*UPDATE/s);
+    t.regex(await refusal(copyStep(later)), /migration test\/legacy \(written by an operator version without uids\)/);
+    t.regex((await planStep(context(source, target, manifest(engine, engine, 'legacy', undefined)))).plan.errors.join('\n'), /migration test\/legacy \(written by an operator version without uids\)/);
+    t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = 'test/legacy'"), '1', 'not adopted');
+    const legacy = context(source, target, manifest(engine, engine, 'legacy', '33333333-3333-4333-8333-333333333333', undefined, new Date(Date.now() - 3_600_000)));
     // The operator reads progress before any engine step of this version has upgraded the table.
     const session = await openSession(target, { readOnly: true });
-    t.deepEqual(Object.fromEntries(await copiedRowsByTable(session, { uid: 'uid-legacy', name: 'test/legacy' })), { orders: { rowsCopied: ROWS, done: true } });
+    t.deepEqual(Object.fromEntries(await copiedRowsByTable(session, { uid: '33333333-3333-4333-8333-333333333333', name: 'test/legacy' })), { orders: { rowsCopied: ROWS, done: true } });
     await session.close();
     t.deepEqual((await planStep(legacy)).plan.errors, [], 'its own name\'s rows are not another migration\'s');
 
     const copy = await copyStep(legacy);
     t.is(copy.rowsThisRun, 0, 'the adopted checkpoints say the copy is done, as they did');
-    t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = 'uid-legacy'"), '1');
-    t.is(await scalar(target, "SELECT count(*) FROM dataops_created_table WHERE migration_uid = 'uid-legacy' AND table_name = 'orders' AND state = 'created'"), '1');
+    t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = '33333333-3333-4333-8333-333333333333'"), '1');
+    t.is(await scalar(target, "SELECT count(*) FROM dataops_created_table WHERE migration_uid = '33333333-3333-4333-8333-333333333333' AND table_name = 'orders' AND state = 'created'"), '1');
     t.is(await scalar(target, "SELECT count(*) FROM dataops_copy_checkpoint WHERE migration_uid = 'test/other'"), '1', 'another name\'s rows stay as they were');
 
     // Once: a migration re-created under that name later (another uid) finds them the first one's.
-    const recreated = context(source, target, manifest(engine, engine, 'legacy', 'uid-recreated'));
-    t.regex((await planStep(recreated)).plan.errors.join('\n'), /migration uid uid-legacy \(test\/legacy\)/);
+    const recreated = context(source, target, manifest(engine, engine, 'legacy', '44444444-4444-4444-8444-444444444444'));
+    t.regex((await planStep(recreated)).plan.errors.join('\n'), /migration uid 33333333-3333-4333-8333-333333333333 \(test\/legacy\)/);
     // A migration that targets the other name's table is told whose rows they are.
-    const other = context(source, target, manifest(engine, engine, 'third', 'uid-third', [{ name: 'orders', target: 'elsewhere' }]));
+    const other = context(source, target, manifest(engine, engine, 'third', '55555555-5555-4555-8555-555555555555', [{ name: 'orders', target: 'elsewhere' }]));
     t.regex((await planStep(other)).plan.errors.join('\n'), /migration test\/other \(written by an operator version without uids\): checkpoints elsewhere/);
     t.deepEqual((await rollbackStep(legacy, { versionBefore: null, action: 'DropCreatedTables' })).droppedTables, ['orders'], 'adopted records are its own');
   });

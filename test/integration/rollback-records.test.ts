@@ -49,20 +49,20 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const target = await freshDatabase(t, engine);
     await execSql(source, seed(engine));
     // Version 1 is there before: another migration applied it.
-    await schemaStep(context(engine, engine, source, target, 'earlier', 'uid-earlier', [V1]));
+    await schemaStep(context(engine, engine, source, target, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
 
-    const first = await schemaStep(context(engine, engine, source, target, 'm', 'uid-m', [V1, V2]));
+    const first = await schemaStep(context(engine, engine, source, target, 'm', 'aaaaaaaa-0000-4000-8000-000000000002', [V1, V2]));
     t.deepEqual([first.versionBefore, first.version], ['1', '2']);
     // The Job is retried (its pod was lost after the migration was applied): nothing to apply,
     // and the version before is still the first attempt's, not the one the first attempt reached.
-    const retried = await schemaStep(context(engine, engine, source, target, 'm', 'uid-m', [V1, V2]));
+    const retried = await schemaStep(context(engine, engine, source, target, 'm', 'aaaaaaaa-0000-4000-8000-000000000002', [V1, V2]));
     t.deepEqual([retried.versionBefore, retried.version, retried.applied], ['1', '2', []]);
-    const more = await schemaStep(context(engine, engine, source, target, 'm', 'uid-m', [V1, V2, V3]));
+    const more = await schemaStep(context(engine, engine, source, target, 'm', 'aaaaaaaa-0000-4000-8000-000000000002', [V1, V2, V3]));
     t.deepEqual([more.versionBefore, more.version], ['1', '3']);
-    t.is(await scalar(target, "SELECT version_before FROM dataops_migration WHERE migration_uid = 'uid-m'"), '1');
+    t.is(await scalar(target, "SELECT version_before FROM dataops_migration WHERE migration_uid = 'aaaaaaaa-0000-4000-8000-000000000002'"), '1');
 
     // The status says 3 (what a retried Job reported before): the record wins, and says so.
-    const down = await rollbackStep(context(engine, engine, source, target, 'm', 'uid-m', [V1, V2, V3]), { versionBefore: '3', action: 'DownMigrations' });
+    const down = await rollbackStep(context(engine, engine, source, target, 'm', 'aaaaaaaa-0000-4000-8000-000000000002', [V1, V2, V3]), { versionBefore: '3', action: 'DownMigrations' });
     t.deepEqual(down.reverted, ['3', '2']);
     t.is(down.version, '1');
     t.true(down.warnings.some((w) => /the version given \(3\) is not the one recorded .* \(1, at /.test(w)), down.warnings.join('\n'));
@@ -73,18 +73,18 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const source = await freshDatabase(t, engine);
     const target = await freshDatabase(t, engine);
     await execSql(source, seed(engine));
-    await schemaStep(context(engine, engine, source, target, 'earlier', 'uid-earlier', [V1]));
+    await schemaStep(context(engine, engine, source, target, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
     // A migration whose schema step never ran has no record: nothing is undone for want of a value.
-    const never = await rollbackStep(context(engine, engine, source, target, 'never', 'uid-never', [V1]), { versionBefore: null, action: 'DownMigrations' });
+    const never = await rollbackStep(context(engine, engine, source, target, 'never', 'aaaaaaaa-0000-4000-8000-000000000003', [V1]), { versionBefore: null, action: 'DownMigrations' });
     t.deepEqual(never.reverted, []);
     t.is(never.version, '1');
     t.true(never.warnings.some((w) => w.includes('no record of the version before this migration')));
 
     // On an empty database the record says there was no version: the rollback undoes them all.
     const empty = await freshDatabase(t, engine);
-    const fresh = context(engine, engine, source, empty, 'fresh', 'uid-fresh', [V1, V2]);
+    const fresh = context(engine, engine, source, empty, 'fresh', 'aaaaaaaa-0000-4000-8000-000000000004', [V1, V2]);
     t.is((await schemaStep(fresh)).versionBefore, null);
-    t.is(await scalar(empty, "SELECT count(*) FROM dataops_migration WHERE migration_uid = 'uid-fresh' AND baseline_recorded AND version_before IS NULL"), '1');
+    t.is(await scalar(empty, "SELECT count(*) FROM dataops_migration WHERE migration_uid = 'aaaaaaaa-0000-4000-8000-000000000004' AND baseline_recorded AND version_before IS NULL"), '1');
     const down = await rollbackStep(fresh, { versionBefore: null, action: 'DownMigrations' });
     t.deepEqual(down.reverted, ['2', '1']);
     t.is(await version(empty), null);
@@ -95,13 +95,13 @@ test('mysql: a step killed between the intent and CREATE TABLE, or between CREAT
   const source = await freshDatabase(t, 'mysql');
   const target = await freshDatabase(t, 'mysql');
   await execSql(source, seed('mysql'));
-  const p = context('mysql', 'mysql', source, target, 'p', 'uid-p', [], true);
+  const p = context('mysql', 'mysql', source, target, 'p', 'aaaaaaaa-0000-4000-8000-000000000005', [], true);
   t.deepEqual((await schemaStep(p)).createdTables, ['orders']);
   // The states a kill leaves, written as the step writes them (intent first, then CREATE, then 'created'):
   //   ghost: intent recorded, killed before CREATE TABLE;  half: CREATE TABLE ran, killed before the record said so;
   //   keep: the target's own table, there before the migration, never recorded.
   await execSql(target, [
-    "INSERT INTO dataops_created_table (migration_uid, table_name, state) VALUES ('uid-p', 'ghost', 'intended'), ('uid-p', 'half', 'intended')",
+    "INSERT INTO dataops_created_table (migration_uid, table_name, state) VALUES ('aaaaaaaa-0000-4000-8000-000000000005', 'ghost', 'intended'), ('aaaaaaaa-0000-4000-8000-000000000005', 'half', 'intended')",
     'CREATE TABLE half (id integer PRIMARY KEY) ENGINE=InnoDB',
     'CREATE TABLE keep (id integer PRIMARY KEY) ENGINE=InnoDB',
     'INSERT INTO keep VALUES (1)',
@@ -113,9 +113,9 @@ test('mysql: a step killed between the intent and CREATE TABLE, or between CREAT
   // An injected failure after the CREATE: the table is this migration's and recorded so.
   const session = await openSession(target, { readOnly: false });
   try {
-    await t.throwsAsync(createRecordedTable(session, 'uid-p', { table: 'later', types: [], create: ['CREATE TABLE later (id integer PRIMARY KEY) ENGINE=InnoDB', 'SELECT * FROM no_such_table'] }));
+    await t.throwsAsync(createRecordedTable(session, 'aaaaaaaa-0000-4000-8000-000000000005', { table: 'later', types: [], create: ['CREATE TABLE later (id integer PRIMARY KEY) ENGINE=InnoDB', 'SELECT * FROM no_such_table'] }));
     // A CREATE that fails (the table appeared meanwhile): no record, the table is left alone.
-    await t.throwsAsync(createRecordedTable(session, 'uid-p', { table: 'raced', types: [], create: ['CREATE TABLE keep (id integer PRIMARY KEY) ENGINE=InnoDB'] }));
+    await t.throwsAsync(createRecordedTable(session, 'aaaaaaaa-0000-4000-8000-000000000005', { table: 'raced', types: [], create: ['CREATE TABLE keep (id integer PRIMARY KEY) ENGINE=InnoDB'] }));
   } finally {
     await session.close();
   }
@@ -131,11 +131,11 @@ test('postgres: a created table and its record commit together; a failure betwee
   const source = await freshDatabase(t, 'postgres');
   const target = await freshDatabase(t, 'postgres');
   await execSql(source, seed('postgres'));
-  const p = context('postgres', 'postgres', source, target, 'p', 'uid-p', [], true);
+  const p = context('postgres', 'postgres', source, target, 'p', 'aaaaaaaa-0000-4000-8000-000000000005', [], true);
   t.deepEqual((await schemaStep(p)).createdTables, ['orders']);
   const session = await openSession(target, { readOnly: false });
   try {
-    await t.throwsAsync(createRecordedTable(session, 'uid-p', {
+    await t.throwsAsync(createRecordedTable(session, 'aaaaaaaa-0000-4000-8000-000000000005', {
       table: 'later', types: ['"later_mood"'], create: ['CREATE TYPE later_mood AS ENUM (\'a\')', 'CREATE TABLE later (id integer PRIMARY KEY, m later_mood)', 'SELECT 1 / 0'],
     }));
   } finally {
@@ -147,11 +147,11 @@ test('postgres: a created table and its record commit together; a failure betwee
   // A retried first attempt: the pending migration fails part way (V2 applied, V3 not); the
   // fixed retry applies V3; the version before stays the first attempt's.
   const other = await freshDatabase(t, 'postgres');
-  await schemaStep(context('postgres', 'postgres', source, other, 'earlier', 'uid-earlier', [V1]));
+  await schemaStep(context('postgres', 'postgres', source, other, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
   const broken = { ...V3, up: 'CREATE TABLE flags (name varchar(40) PRIMARY KEY); SELECT 1 / 0' };
-  await t.throwsAsync(schemaStep(context('postgres', 'postgres', source, other, 'q', 'uid-q', [V1, V2, broken])), { message: /migration 3 \(flags\) failed at statement 2/ });
+  await t.throwsAsync(schemaStep(context('postgres', 'postgres', source, other, 'q', 'aaaaaaaa-0000-4000-8000-000000000006', [V1, V2, broken])), { message: /migration 3 \(flags\) failed at statement 2/ });
   t.is(await version(other), '2');
-  const fixed = context('postgres', 'postgres', source, other, 'q', 'uid-q', [V1, V2, V3]);
+  const fixed = context('postgres', 'postgres', source, other, 'q', 'aaaaaaaa-0000-4000-8000-000000000006', [V1, V2, V3]);
   t.deepEqual((await schemaStep(fixed)).versionBefore, '1');
   const down = await rollbackStep(fixed, { versionBefore: '2', action: 'DownMigrations' });
   t.deepEqual(down.reverted, ['3', '2']);

@@ -33,7 +33,7 @@ function migration(spec: Partial<DataMigrationSpec> = {}, options: { generation?
   const m: DataMigration = {
     apiVersion: 'dataops.dev/v1alpha1',
     kind: 'DataMigration',
-    metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: options.generation ?? 1 },
+    metadata: { name: 'orders', namespace: 'shop', uid: '0f8fad5b-d9cb-469f-a165-70867728950e', generation: options.generation ?? 1 },
     spec: { ...baseSpec(), ...spec },
   };
   if (options.annotations && m.metadata) m.metadata.annotations = options.annotations;
@@ -342,7 +342,7 @@ test('full happy path with schema, Manual approval and cutover; every call is id
   let m = migration({ schema: { createMissingTables: true }, ...cutover('Manual') });
   const jobs: ObservedJob[] = [];
   const phases: string[] = [];
-  const results: Record<string, unknown> = { schema: { version: '1' }, copy: { tables: [{ name: 'a', rowsCopied: 1 }] }, validate: { passed: true } };
+  const results: Record<string, unknown> = { schema: { versionBefore: null, version: '1' }, copy: { tables: [{ name: 'a', rowsCopied: 1 }] }, validate: { passed: true } };
   let selector: Record<string, string> = BLUE;
   for (let i = 0; i < 12; i++) {
     const { d, m: next } = step(m, { jobs, selector, now: T0 });
@@ -415,7 +415,7 @@ test('rollback restores the Service when it had been switched, and finishes only
   ]);
   t.is(cond(d, 'CutOver')?.status, 'Unknown');
   assertIdempotent(t, rolling, { jobs, selector: GREEN, now: T1 }, 'restore requested');
-  const withRollback = [...jobs, job('rollback', 'Succeeded')];
+  const withRollback = [...jobs, job('rollback', 'Succeeded', {})];
   const { d: notYet } = step(rolling, { jobs: withRollback, selector: GREEN, now: T1 });
   t.is(notYet.status.phase, 'RollingBack', 'the Service still selects green');
   const { d: done } = step(rolling, { jobs: withRollback, selector: BLUE, now: T1 });
@@ -480,7 +480,10 @@ test('a failed validate Job whose result says passed:false is a validation failu
 
 for (const [label, phase, stepName, result, pattern] of [
   ['schema result not an object', 'SchemaMigrating', 'schema', 'oops', /schema result is unreadable: result is not an object/],
-  ['schema version of a wrong type', 'SchemaMigrating', 'schema', { version: true }, /result\.version is not a string/],
+  ['schema version of a wrong type', 'SchemaMigrating', 'schema', { versionBefore: null, version: true }, /result\.version is not a string/],
+  ['schema result without versionBefore', 'SchemaMigrating', 'schema', { version: '2' }, /result\.versionBefore is missing/],
+  ['schema without a result', 'SchemaMigrating', 'schema', undefined, /schema Job left no result/],
+  ['copy without a result', 'Copying', 'copy', undefined, /copy Job left no result/],
   ['copy tables not a list', 'Copying', 'copy', { tables: 'all' }, /result\.tables is not a list/],
   ['copy table without a name', 'Copying', 'copy', { tables: [{ rowsCopied: 1 }] }, /tables\[0\]\.name is missing/],
   ['copy rows negative', 'Copying', 'copy', { tables: [{ name: 'a', rowsCopied: -1 }] }, /rowsCopied is not a non-negative integer/],
@@ -729,9 +732,12 @@ test('selector helpers: replace keeps unrelated labels; sides are told apart', (
   t.false(selectsSide({ app: 'x', color: 'blue', version: 'v2' }, { version: 'v2' }, { color: 'blue' }), 'the old label still narrows it');
 });
 
-test('result parsers accept absent results where they carry no decision, and bound what they keep', (t) => {
-  t.deepEqual(parseSchemaResult(undefined), { ok: true, value: {} });
-  t.deepEqual(parseCopyResult(null), { ok: true, value: { tables: [], failedTables: [], zeroDates: {}, warnings: [] } });
+test('result parsers: a result is required (absent is a failure, never a success), and what they keep is bounded', (t) => {
+  for (const absent of [undefined, null]) {
+    t.deepEqual(parseSchemaResult(absent), { ok: false, error: 'the schema Job left no result (termination message)' });
+    t.deepEqual(parseCopyResult(absent), { ok: false, error: 'the copy Job left no result (termination message)' });
+  }
+  t.deepEqual(parseCopyResult({}), { ok: true, value: { tables: [], failedTables: [], zeroDates: {}, warnings: [] } });
   t.false(parseCopyResult({ tables: [], zeroDates: { 'orders.created': -1 } }).ok, 'a count is a non-negative integer');
   t.false(parseCopyResult({ tables: [], warnings: [{ evil: true }] }).ok);
   const many = Array.from({ length: 70 }, (_, i) => ({ name: `c${i}`, kind: 'Rule', passed: i !== 69 }));

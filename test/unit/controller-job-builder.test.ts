@@ -8,7 +8,7 @@ const engine = { image: 'ghcr.io/example/datamigration-operator:1.0.0', command:
 
 const migration: DataMigration = {
   apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration',
-  metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: 2 },
+  metadata: { name: 'orders', namespace: 'shop', uid: '0f8fad5b-d9cb-469f-a165-70867728950e', generation: 2 },
   spec: {
     source: { engine: 'mysql', secretRef: { name: 'legacy', key: 'dsn' } },
     target: { engine: 'postgres', secretRef: { name: 'new' }, tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca' } } },
@@ -31,7 +31,7 @@ test('names are deterministic, at most 63 characters and distinct when shortened
 test('the Job is owned by the migration, labelled, and runs the engine step with URLs from the Secrets', (t) => {
   const job = buildStepJob(migration, 'schema', 'g2', engine);
   t.is(job.metadata?.name, 'orders-g2-schema');
-  t.deepEqual(job.metadata?.ownerReferences?.[0], { apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', name: 'orders', uid: 'uid-1', controller: true, blockOwnerDeletion: true });
+  t.deepEqual(job.metadata?.ownerReferences?.[0], { apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', name: 'orders', uid: '0f8fad5b-d9cb-469f-a165-70867728950e', controller: true, blockOwnerDeletion: true });
   t.is(job.metadata?.labels?.['dataops.dev/step'], 'schema');
   t.is(job.metadata?.labels?.['dataops.dev/run'], 'g2');
   const container = job.spec?.template.spec?.containers[0];
@@ -102,4 +102,12 @@ test('copyPods > 1: the copy Job is an Indexed Job, one completion per pod, each
   t.is(single?.completionMode, undefined, 'copyPods 1: the Job is as before');
   t.is(single?.completions, undefined);
   t.is(single?.backoffLimit, 1);
+});
+
+test('every step Job has a deadline: 24 h for the copy, 6 h for the others, unless jobTemplate sets one', (t) => {
+  const plain: DataMigration = { ...migration, spec: { ...migration.spec, jobTemplate: {} } };
+  t.is(buildStepJob(plain, 'copy', 'g2', engine).spec?.activeDeadlineSeconds, 86_400);
+  for (const step of ['schema', 'sync', 'validate', 'rollback'] as const) t.is(buildStepJob(plain, step, 'g2', engine).spec?.activeDeadlineSeconds, 21_600, step);
+  t.is(buildStepJob(migration, 'copy', 'g2', engine).spec?.activeDeadlineSeconds, 3600, 'jobTemplate overrides it');
+  t.is(buildStepJob(migration, 'validate', 'g2', engine).spec?.activeDeadlineSeconds, 3600);
 });

@@ -51,6 +51,11 @@ for (const f of fixtures) {
     const again = decideAsReconciler({ ...f, migration: { ...f.migration, status: d.status } });
     t.deepEqual(again.actions.filter((a) => a.kind !== 'event' && a.kind !== 'createJob' && a.kind !== 'patchServiceSelector'), []);
     t.deepEqual(again.status.steps, d.status.steps);
+    // The phase is the ledger's from then on (phase-of.ts): status.phase written wrong changes nothing.
+    t.is(again.status.phase, d.status.phase);
+    const wrongPhase = decideAsReconciler({ ...f, migration: { ...f.migration, status: { ...d.status, phase: d.status.phase === 'Copying' ? 'Validating' : 'Copying' } } });
+    t.deepEqual(wrongPhase.actions, again.actions);
+    t.is(wrongPhase.status.phase, again.status.phase);
   });
 }
 

@@ -23,7 +23,7 @@ function setUp(extra: { annotations?: Record<string, string> } = {}): { cluster:
   cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
   const migration: DataMigration = {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration',
-    metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: 1, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
+    metadata: { name: 'orders', namespace: 'shop', uid: '0f8fad5b-d9cb-469f-a165-70867728950e', generation: 1, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
     spec: { source: { engine: 'mysql', secretRef: { name: 'legacy-db', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 'orders-pg', key: 'url' } }, strategy: { type: 'BigBang' } },
   };
   cluster.add(migration);
@@ -115,21 +115,74 @@ test('a finished Job\'s result is read once from its pods; the exit code gives t
   t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Failed', reason: REASONS.PlanRefused, exitCode: 3 });
 });
 
-test('a running copy\'s progress is read before the decision, at most every 10 s, and asks to be woken for the next', async (t) => {
+/** Lets the background progress reads settle (they are promise callbacks, not timers). */
+const settle = (): Promise<void> => new Promise((resolve) => { setImmediate(resolve); });
+
+test('a running copy\'s progress is read in the background (the reconcile never waits), at most every 10 s, and asks to be woken for the next', async (t) => {
   const { cluster, reconciler, clock, reads } = setUp();
   await reconciler.reconcile(KEY);
   const job = cluster.jobList[0];
   if (job) job.status = { active: 1 };
   clock.now = new Date('2025-01-01T00:00:05Z');
   t.deepEqual(await reconciler.reconcile(KEY), { requeueAfterSeconds: 10 });
-  t.is(stored(cluster).status?.progress?.rowsCopied, 5);
+  t.is(reads.length, 1, 'a read started');
+  await settle();
   clock.now = new Date('2025-01-01T00:00:08Z');
   t.deepEqual(await reconciler.reconcile(KEY), { requeueAfterSeconds: 10 });
+  t.is(stored(cluster).status?.progress?.rowsCopied, 5, 'the sample that arrived meanwhile is recorded');
   t.is(reads.length, 1, 'not read again within 10 s');
   clock.now = new Date('2025-01-01T00:00:20Z');
   await reconciler.reconcile(KEY);
+  await settle();
   t.is(reads.length, 2);
-  t.is(stored(cluster).status?.progress?.rowsCopied, 10);
+  await reconciler.reconcile(KEY);
+  t.is(stored(cluster).status?.progress?.rowsCopied, 10, 'the rate\'s previous sample is passed on');
+});
+
+test('progress reads that never answer hold no worker: other migrations reconcile, and the stuck ones are given up on after the deadline', async (t) => {
+  const cluster = new MemoryCluster();
+  cluster.secrets.set('shop/legacy-db', { url: 'mysql://u:p@legacy/db' });
+  cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
+  const names = ['stuck-a', 'stuck-b', 'healthy'];
+  for (const name of names) {
+    cluster.add({
+      apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name, namespace: 'shop', uid: `0f8fad5b-d9cb-469f-a165-${String(names.indexOf(name)).padStart(12, '0')}`, generation: 1 },
+      spec: { source: { engine: 'mysql', secretRef: { name: 'legacy-db', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 'orders-pg', key: 'url' } }, strategy: { type: 'BigBang' } },
+    });
+  }
+  const clock = { now: new Date('2025-01-01T00:00:00Z') };
+  const started: string[] = [];
+  const warnings: string[] = [];
+  // Two hosts that accept and never answer: their reads never settle.
+  const readProgress: ProgressReader = (migration) => {
+    const name = migration.metadata?.name ?? '';
+    started.push(name);
+    return name.startsWith('stuck') ? new Promise(() => undefined) : Promise.resolve({ progress: { rowsCopied: 42 }, rows: 42, at: clock.now.getTime() });
+  };
+  const logger = createLogger('warn', new Writable({ write: (chunk: Buffer, _encoding, done) => { warnings.push(chunk.toString()); done(); } }));
+  const reconciler = new Reconciler({
+    cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger, metrics: createMetrics(), now: () => clock.now, readProgress, progressDeadlineMs: 20,
+  });
+  for (const name of names) await reconciler.reconcile(`shop/${name}`);
+  for (const job of cluster.jobList) job.status = { active: 1 };
+  clock.now = new Date('2025-01-01T00:00:05Z');
+  const timeout = new Promise<'stuck'>((resolve) => { setTimeout(() => { resolve('stuck'); }, 2000).unref(); });
+  // Two workers' worth of stuck migrations, then the healthy one: each reconcile returns at once.
+  for (const name of names) {
+    t.deepEqual(await Promise.race([reconciler.reconcile(`shop/${name}`), timeout]), { requeueAfterSeconds: 10 }, `${name} reconciled`);
+  }
+  await settle();
+  await reconciler.reconcile('shop/healthy');
+  t.is(cluster.migration('shop', 'healthy')?.status?.progress?.rowsCopied, 42);
+  t.is(cluster.migration('shop', 'stuck-a')?.status?.progress, undefined);
+  await new Promise((resolve) => { setTimeout(resolve, 50); });
+  t.is(warnings.filter((w) => w.includes('could not read copy progress') && w.includes('given up')).length, 2, 'each stuck read is reported at its deadline');
+  // A read still hanging is not started again (one per migration), however often it is reconciled.
+  clock.now = new Date('2025-01-01T00:01:00Z');
+  for (const name of names) await reconciler.reconcile(`shop/${name}`);
+  await settle();
+  t.deepEqual(started.filter((n) => n.startsWith('stuck')).sort(), ['stuck-a', 'stuck-b']);
+  t.is(started.filter((n) => n === 'healthy').length, 2);
 });
 
 test('a succeeded copy moves on to validation with its result recorded', async (t) => {
@@ -156,4 +209,24 @@ test('the outcome handler: done forgets, requeue waits, conflict retries quickly
   applyOutcome(queue, 'd', outcomeOf({ error: new Error('connection refused') }));
   applyOutcome(queue, 'e', outcomeOf({ error: new ClusterError(500, 'internal') }));
   t.deepEqual(calls, ['forget a', 'forget b', 'after b 30000', `after c ${String(CONFLICT_RETRY_MS)}`, 'backoff d', 'backoff e']);
+});
+
+test('a re-created DataMigration refused by the engine (exit 3, another uid\'s records): the reason reaches status.message and a Warning Event', async (t) => {
+  const { cluster, reconciler, clock } = setUp();
+  await reconciler.reconcile(KEY);
+  // What `dmctl step copy` leaves when the target holds the records of the earlier DataMigration of this name.
+  const refusal = 'the plan was refused:\n  the target holds records of another migration, migration uid 5d0c-earlier (shop/orders): checkpoints orders, items (last written 2025-01-01T00:00:00Z). '
+    + 'This migration (uid 0f8fad5b-d9cb-469f-a165-70867728950e, shop/orders) will not touch them. If that migration is finished or gone and what it made is yours now, forget its records: DELETE FROM "dataops_copy_checkpoints" WHERE migration_uid IN (\'5d0c-earlier\', \'5d0c-earlier#sync\')';
+  cluster.finishJob('orders-g1-copy', 'Failed', [pod(refusal, 3)]);
+  clock.now = new Date('2025-01-01T00:00:30Z');
+  await reconciler.reconcile(KEY);
+  const m = stored(cluster);
+  t.is(m.status?.phase, 'Failed');
+  t.is(m.status?.conditions?.find((c) => c.type === 'Ready')?.reason, REASONS.PlanRefused);
+  t.regex(m.status?.message ?? '', /migration uid 5d0c-earlier \(shop\/orders\)/);
+  t.regex(m.status?.message ?? '', /This migration \(uid 0f8fad5b-d9cb-469f-a165-70867728950e/);
+  const warnings = cluster.events.filter((e) => e.type === 'Warning');
+  t.deepEqual(warnings.map((e) => e.reason), [REASONS.PlanRefused]);
+  t.regex(warnings[0]?.message ?? '', /migration uid 5d0c-earlier/);
+  t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Failed', reason: REASONS.PlanRefused, exitCode: 3 });
 });

@@ -2,8 +2,8 @@
 // succeeded, failed, with a bad result; the Service switched or not; abort) and every phase it
 // moves to must be in the table (context.transition throws otherwise); a move outside it throws.
 import test from 'ava';
-import { PHASES, TERMINAL_PHASES, type Phase, type Step } from '../../src/api/constants.ts';
-import type { DataMigration, DataMigrationSpec, DataMigrationStatus } from '../../src/api/types.generated.ts';
+import { PHASES, REASONS, TERMINAL_PHASES, type Phase, type Step } from '../../src/api/constants.ts';
+import type { DataMigration, DataMigrationSpec, DataMigrationStatus, StepRecord } from '../../src/api/types.generated.ts';
 import { createContext, transition } from '../../src/controller/context.ts';
 import { decide, type ObservedJob } from '../../src/controller/decide.ts';
 import { HANDLERS, type ActivePhase } from '../../src/controller/phases/index.ts';
@@ -23,7 +23,7 @@ const SPECS: Partial<DataMigrationSpec>[] = [
   { rollback: { schemaAction: 'None' } },
 ];
 const RESULTS: Record<Step, unknown[]> = {
-  schema: [{ version: '2' }, 'unreadable'],
+  schema: [{ versionBefore: null, version: '2' }, 'unreadable'],
   copy: [{ tables: [{ name: 'a', rowsCopied: 1 }] }, { tables: [{ name: 'a', state: 'Failed' }] }],
   sync: [{ rowsSynced: 1 }],
   validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
@@ -38,6 +38,17 @@ function observations(phase: Phase): ObservedJob[][] {
   return [[], [job('Running')], [job('Failed')], ...RESULTS[step].map((r) => [job('Succeeded', r)]), [job('Failed', RESULTS[step][1])]];
 }
 
+/** A ledger that puts the machine in `phase` (the phase is computed from it, src/controller/phase-of.ts). */
+function ledgerAt(phase: Phase): StepRecord[] {
+  const done = (step: StepRecord['step']): StepRecord => ({ step, runId: 'g1', outcome: 'Succeeded', finishedAt: T0 });
+  const order: Phase[] = ['Pending', 'SchemaMigrating', 'Copying', 'Syncing', 'Validating', 'AwaitingApproval', 'CuttingOver'];
+  if (phase === 'RollingBack') return [...ledgerAt('Validating'), { step: 'validate', runId: 'g1', outcome: 'Failed', reason: REASONS.ValidationFailed, finishedAt: T0 }];
+  const steps: StepRecord['step'][] = ['start', 'schema', 'copy', 'sync', 'validate'];
+  const out = steps.slice(0, order.indexOf(phase)).map(done);
+  if (phase === 'CuttingOver') out.push({ step: 'switch', runId: 'g1' });
+  return out;
+}
+
 test('every handler, in every situation, moves only along the transition table', (t) => {
   const seen = new Set<string>();
   for (const phase of Object.keys(HANDLERS) as ActivePhase[]) {
@@ -45,7 +56,7 @@ test('every handler, in every situation, moves only along the transition table',
       for (const jobs of observations(phase)) {
         for (const selector of [{ track: 'blue' }, { track: 'green' }]) {
           for (const annotations of [{}, { 'dataops.dev/abort': 'true' }, { 'dataops.dev/approve': 'true' }] as Record<string, string>[]) {
-            const status: DataMigrationStatus = { phase, runId: 'g1' };
+            const status: DataMigrationStatus = { phase, runId: 'g1', steps: ledgerAt(phase) };
             const migration: DataMigration = { metadata: { name: 'dm', namespace: 'ns', generation: 1, annotations }, spec: spec(extra), status };
             const d = decide({ migration, jobs, service: { selector }, preflight: { missing: [], deploymentReady: true }, now: T0 });
             for (const action of d.actions) {
@@ -74,7 +85,7 @@ test('the table names every phase; terminal phases go nowhere but a Failed one m
 test('a move outside the table throws', (t) => {
   t.throws(() => { assertTransition('Copying', 'CuttingOver'); }, { instanceOf: InvalidTransitionError, message: /Copying → CuttingOver/ });
   t.throws(() => { assertTransition('Succeeded', 'Copying'); }, { instanceOf: InvalidTransitionError });
-  const ctx = createContext({ migration: { metadata: { name: 'dm' }, spec: spec({}), status: { phase: 'Validating' } }, jobs: [], now: T0 });
+  const ctx = createContext({ migration: { metadata: { name: 'dm' }, spec: spec({}), status: { phase: 'Validating', steps: ledgerAt('Validating') } }, jobs: [], now: T0 });
   t.throws(() => { transition(ctx, 'SchemaMigrating', 'SchemaMigrating', 'back'); }, { instanceOf: InvalidTransitionError });
   t.is(ctx.status.phase, 'Validating', 'the phase is left as it was');
 });

@@ -18,6 +18,18 @@ test('schema: versions and created tables arrive', (t) => {
   t.deepEqual(parseSchemaResult(result), { ok: true, value: { version: '3', createdTables: ['orders'] } });
 });
 
+test('schema: "no version before" (null) arrives as such; a result that does not say, or none at all, is a failure', (t) => {
+  const none = written('step schema', { schema: { versionBefore: null, version: '1', applied: ['1'], createdTables: [], warnings: [] } });
+  t.deepEqual(none, { versionBefore: null, version: '1', createdTables: [], applied: ['1'] }, 'null is written, not dropped');
+  t.deepEqual(parseStepResult('schema', none), { ok: true, value: { versionBefore: null, version: '1', createdTables: [], applied: ['1'] } });
+  const before = written('step schema', { schema: { versionBefore: '2', version: '3', applied: ['3'], createdTables: [], warnings: [] } });
+  t.deepEqual(parseSchemaResult(before), { ok: true, value: { versionBefore: '2', version: '3', createdTables: [] } });
+  t.deepEqual(parseSchemaResult({ version: '3' }), { ok: false, error: 'the schema result is unreadable: result.versionBefore is missing' });
+  t.deepEqual(parseSchemaResult(undefined), { ok: false, error: 'the schema Job left no result (termination message)' });
+  t.false(parseSchemaResult('{"version":').ok, 'a message that is not JSON');
+  for (const parse of [parseCopyResult, parseSyncResult, parseValidationResult, parseRollbackResult]) t.false(parse(undefined).ok);
+});
+
 test('copy: tables, rows, zero dates and warnings arrive', (t) => {
   const result = written('step copy', { copy: {
     pod: { index: 0, count: 1 }, tables: [{ name: 'orders', target: 'orders', rowsCopied: 7 }], rowsThisRun: 7, zeroDates: { 'orders.created': 2 },

@@ -5,6 +5,7 @@
 // name: a migration re-created under the same name does not find them "done".
 import type { DatabaseAdapter } from '../db/adapter.ts';
 import { tableExists } from '../db/catalog.ts';
+import { createIfAbsent } from '../migrations/create-if-absent.ts';
 import type { SqlRow, SqlSession, SqlValue } from '../db/session.ts';
 
 export const CHECKPOINT_TABLE = 'dataops_copy_checkpoint';
@@ -46,7 +47,7 @@ export function createCheckpointTableSql(adapter: DatabaseAdapter): string {
 }
 
 export async function ensureCheckpointTable(session: SqlSession): Promise<void> {
-  await session.query(createCheckpointTableSql(session.dialect));
+  await createIfAbsent(session, createCheckpointTableSql(session.dialect));
 }
 
 function asText(value: SqlValue | undefined): string {

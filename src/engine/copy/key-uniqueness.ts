@@ -25,8 +25,17 @@ export function keyUniqueness(source: TableInfo, key: readonly string[], dedupe:
     const primary = source.primaryKey.length > 0 && source.primaryKey.every((c) => set.has(c));
     return primary || source.uniqueKeys.some((u) => u.columns.length > 0 && u.columns.every((c) => set.has(c)) && notNull(u.columns));
   };
-  if (covered(key)) return {};
   const shown = `(${key.join(', ')})`;
+  // Every key column NOT NULL, whatever proves uniqueness: keyset pagination compares keys with
+  // >, and NULL never compares greater (rows lost on resume) nor reads back as its type.
+  const nullable = key.filter((n) => columns.get(n)?.nullable !== false && !source.primaryKey.includes(n));
+  if (nullable.length > 0) {
+    return {
+      error: `key ${shown} has nullable column(s) ${nullable.join(', ')}: the copy resumes after the last key it committed, and a NULL key never compares greater, so rows would be skipped or the resume stuck. `
+        + 'Set tables[].key to NOT NULL columns of the primary key or of a unique index',
+    };
+  }
+  if (covered(key)) return {};
   if (dedupe && dedupe.by.every((c) => key.includes(c)) && notNull(key)) {
     const order = [...(dedupe.orderBy ? [dedupe.orderBy] : []), ...key];
     return covered(order) ? {} : {

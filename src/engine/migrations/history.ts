@@ -1,6 +1,7 @@
 // The schema history table in the target database: one row per applied migration version, with
 // the checksum of the script that was applied and whether it succeeded.
 import { tableExists } from '../db/catalog.ts';
+import { createIfAbsent } from './create-if-absent.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { compareVersions } from './files.ts';
 
@@ -28,7 +29,7 @@ export function createHistoryTableSql(session: SqlSession, table: string): strin
 }
 
 export async function ensureHistoryTable(session: SqlSession, table = DEFAULT_HISTORY_TABLE): Promise<void> {
-  await session.query(createHistoryTableSql(session, table));
+  await createIfAbsent(session, createHistoryTableSql(session, table));
 }
 
 /** Whether the history table exists (without creating it). */

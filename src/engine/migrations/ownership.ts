@@ -4,17 +4,25 @@
 // and its rollback cannot drop the first one's tables. A migration that finds another uid's
 // records for its target tables is refused, with the SQL that forgets or adopts them.
 //
+// Tables are compared by canonical (schema, name) (table-names.ts), and the tables a migration
+// writes rows into are claimed under a target-wide lock before its first row (claims.ts); the
+// claims outlive retirement, so a later migration (another uid) for those tables is refused.
+//
 // Upgrade: tables written by a version without uids have a `migration` column holding
 // namespace/name. It is renamed migration_uid (the primary keys follow), so such rows have the
-// name where a uid belongs. A name is never a uid (Kubernetes uids are UUIDs, local identities
-// start with `local:`), so those rows are told apart, and the migration of that namespace/name
-// adopts them once (its uid replaces the name), as if it had written them.
+// name where a uid belongs. A name is never a uid (settings.ts validates uids: Kubernetes uids
+// are UUIDs, local identities are `local:ns/name`), so those rows are told apart. The migration of
+// that namespace/name adopts them (its uid replaces the name) only when nothing else can have
+// written them: no other uid of that name in the registry, and the migration existed before every
+// such record was written (its creationTimestamp). Otherwise it is refused with the SQL to adopt.
 import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import { tableExists } from '../db/catalog.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, confirmIntendedTables, retireCreated } from '../schema/created-tables.ts';
+import { CLAIMED_TABLES_TABLE, claimTables } from './claims.ts';
 import { databaseLockName, withMigrationLock } from './lock.ts';
-import { REGISTRY_TABLE, registeredNames, retiredAt, retireRegistration, type MigrationIdentity } from './registry.ts';
+import { ensureRegistryTable, REGISTRY_TABLE, registeredNames, registerMigration, retiredAt, retireRegistration, type MigrationIdentity } from './registry.ts';
+import { TableNames } from './table-names.ts';
 
 export type { MigrationIdentity } from './registry.ts';
 
@@ -26,6 +34,7 @@ const OWNED_TABLES = [
   { table: CHECKPOINT_TABLE, nameColumn: 'table_name' },
   { table: CREATED_TABLES_TABLE, nameColumn: 'table_name' },
   { table: CREATED_TYPES_TABLE, nameColumn: 'type_name' },
+  { table: CLAIMED_TABLES_TABLE, nameColumn: 'table_name' },
 ] as const;
 
 /** The owner column of a bookkeeping table: migration_uid, `migration` (before uids), or undefined (no table). */
@@ -59,28 +68,87 @@ async function upgradeTable(session: SqlSession, table: string): Promise<void> {
 
 /**
  * Before a step writes: bookkeeping tables of an earlier version are upgraded, rows it wrote under
- * this migration's namespace/name are adopted, and a schema step's 'intended' tables that exist
- * are confirmed. Nothing is created here (a refused step writes nothing): each table is created
- * where its first record is written. Under a lock: pods starting at once upgrade once.
+ * this migration's namespace/name are adopted when they can only be its own (see the file
+ * comment), and a schema step's 'intended' tables that exist are confirmed. Nothing is created
+ * here (a refused step writes nothing). Under a lock: pods starting at once upgrade once.
  */
 export async function prepareBookkeeping(session: SqlSession, identity: MigrationIdentity): Promise<void> {
+  await withBookkeepingLock(session, () => prepareUnlocked(session, identity));
+}
+
+/** Runs `fn` under the target-wide lock of the bookkeeping (upgrades, claims, table creation). */
+export async function withBookkeepingLock<T>(session: SqlSession, fn: () => Promise<T>): Promise<T> {
+  return withMigrationLock(session, await databaseLockName(session, 'dataops_bookkeeping', 'prepare'), fn, { what: 'the lock of the target\'s bookkeeping' });
+}
+
+async function prepareUnlocked(session: SqlSession, identity: MigrationIdentity): Promise<void> {
   const d = session.dialect;
-  await withMigrationLock(session, await databaseLockName(session, 'dataops_bookkeeping', 'prepare'), async () => {
-    for (const { table } of OWNED_TABLES) {
-      const column = await ownerColumn(session, table);
-      if (column === undefined) continue;
-      if (column === 'migration') await upgradeTable(session, table);
+  const upgraded: string[] = [];
+  for (const { table } of OWNED_TABLES) {
+    const column = await ownerColumn(session, table);
+    if (column === undefined) continue;
+    if (column === 'migration') await upgradeTable(session, table);
+    upgraded.push(table);
+  }
+  if (upgraded.length > 0 && await mayAdoptLegacy(session, identity)) {
+    for (const table of upgraded) {
       for (const [from, to] of [[identity.name, identity.uid], [identity.name + SYNC_SUFFIX, identity.uid + SYNC_SUFFIX]]) {
         await session.query(`UPDATE ${d.quoteIdent(table)} SET migration_uid = ${d.placeholder(1)} WHERE migration_uid = ${d.placeholder(2)}`, [to, from]);
       }
     }
-    await confirmIntendedTables(session, identity.uid);
-  }, { what: 'the lock of the bookkeeping tables\' upgrade' });
+  }
+  await confirmIntendedTables(session, identity.uid);
+}
+
+/**
+ * Whether rows written under this migration's namespace/name (before uids) are its own: no other
+ * uid of that name is registered, and the migration was created before every such checkpoint was
+ * written. Without a creation time (a local manifest), or without checkpoints to date them: no
+ * (the refusal gives the SQL to adopt them explicitly).
+ */
+async function mayAdoptLegacy(session: SqlSession, identity: MigrationIdentity): Promise<boolean> {
+  if (!identity.createdAt) return false;
+  const created = new Date(identity.createdAt);
+  if (Number.isNaN(created.getTime())) return false;
+  const d = session.dialect;
+  if (await tableExists(session, REGISTRY_TABLE)) {
+    const [other] = await session.query(`SELECT migration_uid FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_name = ${d.placeholder(1)} AND migration_uid <> ${d.placeholder(2)}`, [identity.name, identity.uid]);
+    if (other) return false;
+  }
+  if (await ownerColumn(session, CHECKPOINT_TABLE) === undefined) return false;
+  // Checkpoint times are UTC: timestamptz on PostgreSQL, UTC_TIMESTAMP() in a datetime on MySQL.
+  const utc = created.toISOString().replace('T', ' ').replace('Z', '');
+  const createdSql = d.engine === 'postgres' ? `CAST(${d.quoteLiteral(`${utc}+00`)} AS timestamptz)` : `CAST(${d.quoteLiteral(utc)} AS DATETIME(6))`;
+  const owners = `migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`;
+  const [row] = await session.query(
+    `SELECT count(*) AS n, sum(CASE WHEN updated_at >= ${createdSql} THEN 1 ELSE 0 END) AS later FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`,
+    [identity.name, identity.name + SYNC_SUFFIX],
+  );
+  const n = Number(text(row?.n) || '0');
+  return n > 0 && Number(text(row?.later) || '0') === n;
+}
+
+/**
+ * Claims the tables this migration writes rows into (claims.ts) and registers it, under the
+ * bookkeeping lock, after checking again that no other migration's records name them: two
+ * migrations claiming one table at once cannot both pass. The reasons it must not go on, empty
+ * when the claim was written.
+ */
+export async function claimTargetTables(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<string[]> {
+  return withBookkeepingLock(session, async () => {
+    await prepareUnlocked(session, identity);
+    const reasons = await ownershipReasons(session, identity, tables);
+    if (reasons.length > 0) return reasons;
+    await ensureRegistryTable(session);
+    await registerMigration(session, identity);
+    await claimTables(session, identity.uid, tables);
+    return [];
+  });
 }
 
 interface ForeignRecord {
   owner: string;
-  kind: 'checkpoints' | 'created tables' | 'created types';
+  kind: 'checkpoints' | 'created tables' | 'created types' | 'tables written';
   names: string[];
   /** Latest time a record of the group was written, as the database prints it ('' when unknown). */
   at: string;
@@ -88,29 +156,30 @@ interface ForeignRecord {
 
 const text = (value: SqlValue | undefined): string => (value === null || value === undefined ? '' : value.toString());
 
-/** Rows of other migrations naming these tables, per owner; read only (the plan calls it). */
+/** Rows of other migrations naming these tables (compared by canonical name), per owner; read only (the plan calls it). */
 async function foreignRecords(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<ForeignRecord[]> {
   const d = session.dialect;
-  const own = [identity.uid, identity.uid + SYNC_SUFFIX, identity.name, identity.name + SYNC_SUFFIX];
+  if (tables.length === 0) return [];
+  const own = [identity.uid, identity.uid + SYNC_SUFFIX];
+  const names = new TableNames(session);
+  const wanted = await names.canonicalAll(tables);
   const found: ForeignRecord[] = [];
   for (const { table, nameColumn } of OWNED_TABLES) {
     const column = await ownerColumn(session, table);
     if (column === undefined) continue;
-    const names = table === CHECKPOINT_TABLE ? tables.flatMap((t) => [t, `sync:${t}`]) : tables;
-    if (names.length === 0) continue;
     const time = table === CHECKPOINT_TABLE ? 'updated_at' : column === 'migration_uid' ? 'recorded_at' : undefined;
-    const p = (i: number): string => d.placeholder(i);
     const rows = await session.query(
       `SELECT ${d.quoteIdent(column)} AS owner, ${nameColumn} AS name${time ? `, ${time} AS at` : ''} FROM ${d.quoteIdent(table)} `
-        + `WHERE ${nameColumn} IN (${names.map((_, i) => p(i + 1)).join(', ')}) AND ${d.quoteIdent(column)} NOT IN (${own.map((_, i) => p(names.length + i + 1)).join(', ')})`,
-      [...names, ...own],
+        + `WHERE ${d.quoteIdent(column)} NOT IN (${own.map((_, i) => d.placeholder(i + 1)).join(', ')})`,
+      own,
     );
-    const kind = table === CHECKPOINT_TABLE ? 'checkpoints' : table === CREATED_TABLES_TABLE ? 'created tables' : 'created types';
+    const kind = table === CHECKPOINT_TABLE ? 'checkpoints' : table === CREATED_TABLES_TABLE ? 'created tables' : table === CLAIMED_TABLES_TABLE ? 'tables written' : 'created types';
     const byOwner = new Map<string, ForeignRecord>();
     for (const row of rows) {
+      const name = text(row.name).replace(/^sync:/, '');
+      if (!wanted.has(await names.canonical(name)) && !(table === CREATED_TYPES_TABLE && tables.includes(name))) continue;
       const owner = text(row.owner).replace(/#sync$/, '');
       const record = byOwner.get(owner) ?? { owner, kind, names: [], at: '' };
-      const name = text(row.name).replace(/^sync:/, '');
       if (!record.names.includes(name)) record.names.push(name);
       const at = text(row.at);
       if (at > record.at) record.at = at;

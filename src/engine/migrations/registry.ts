@@ -6,6 +6,7 @@
 // it from here, never from the status, which a lost or retried Job can leave wrong.
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { tableExists } from '../db/catalog.ts';
+import { createIfAbsent } from './create-if-absent.ts';
 
 export const REGISTRY_TABLE = 'dataops_migration';
 
@@ -13,6 +14,8 @@ export const REGISTRY_TABLE = 'dataops_migration';
 export interface MigrationIdentity {
   uid: string;
   name: string;
+  /** metadata.creationTimestamp (RFC 3339), when the manifest has one: decides adopting rows written before uids. */
+  createdAt?: string;
 }
 
 /** What the registry says of the schema version before a migration: recorded or not, and which. */
@@ -21,7 +24,7 @@ export type Baseline = { recorded: false } | { recorded: true; versionBefore: st
 export async function ensureRegistryTable(session: SqlSession): Promise<void> {
   const d = session.dialect;
   const t = d.bookkeeping;
-  await session.query(`CREATE TABLE IF NOT EXISTS ${d.quoteIdent(REGISTRY_TABLE)} (migration_uid ${t.keyText(255)} NOT NULL PRIMARY KEY, `
+  await createIfAbsent(session, `CREATE TABLE IF NOT EXISTS ${d.quoteIdent(REGISTRY_TABLE)} (migration_uid ${t.keyText(255)} NOT NULL PRIMARY KEY, `
     + `migration_name ${t.keyText(255)} NOT NULL, registered_at ${t.timestamp} NOT NULL DEFAULT ${t.timestampDefault}, `
     + `baseline_recorded ${t.boolean} NOT NULL DEFAULT ${d.booleanLiteral(false)}, version_before ${t.keyText(100)}, baseline_at ${t.timestamp} NULL, `
     + `retired_at ${t.timestamp} NULL)${t.tableOptions}`);
@@ -64,15 +67,25 @@ export async function readBaseline(session: SqlSession, uid: string): Promise<Ba
   return { recorded: true, versionBefore: text(row.version_before), at: text(row.baseline_at) ?? '' };
 }
 
-/** A finished migration: its baseline is forgotten (a later run of the same identity records its own). */
+/**
+ * A finished migration: marked retired. Its baseline stays (other migrations' DownMigrations
+ * rollbacks read it to see whose versions lie above theirs); its own rollback is refused.
+ */
 export async function retireRegistration(session: SqlSession, identity: MigrationIdentity): Promise<void> {
   const d = session.dialect;
   await ensureRegistryTable(session);
   await registerMigration(session, identity);
-  await session.query(
-    `UPDATE ${d.quoteIdent(REGISTRY_TABLE)} SET baseline_recorded = ${d.booleanLiteral(false)}, version_before = NULL, baseline_at = NULL, retired_at = ${d.bookkeeping.utcNow} WHERE migration_uid = ${d.placeholder(1)}`,
-    [identity.uid],
+  await session.query(`UPDATE ${d.quoteIdent(REGISTRY_TABLE)} SET retired_at = ${d.bookkeeping.utcNow} WHERE migration_uid = ${d.placeholder(1)} AND retired_at IS NULL`, [identity.uid]);
+}
+
+/** The recorded versions before of the other migrations (retired ones included). */
+export async function otherBaselines(session: SqlSession, uid: string): Promise<{ uid: string; name: string; versionBefore: string | null }[]> {
+  if (!await tableExists(session, REGISTRY_TABLE)) return [];
+  const d = session.dialect;
+  const rows = await session.query(
+    `SELECT migration_uid, migration_name, version_before FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid <> ${d.placeholder(1)} AND baseline_recorded = ${d.booleanLiteral(true)}`, [uid],
   );
+  return rows.map((r) => ({ uid: text(r.migration_uid) ?? '', name: text(r.migration_name) ?? '', versionBefore: text(r.version_before) }));
 }
 
 /** When the migration was retired (it finished), as the database prints it; undefined: it was not. */

@@ -13,6 +13,7 @@ import type { EngineSettings } from './settings.ts';
 import { sameDatabaseReason } from '../db/identity.ts';
 import { checkSourceRole, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
 import { foreignRecordReasons } from '../migrations/ownership.ts';
+import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals } from '../sql/manifest-sql.ts';
 
 export interface PlannedTable {
@@ -109,7 +110,7 @@ export async function planMigration(
     tables.push(planned);
   }
   // Another migration's checkpoints or created tables for these tables: not this one's to touch.
-  errors.push(...await foreignRecordReasons(target, { uid: settings.uid, name: settings.migration }, specs.map((s) => s.target ?? s.name)));
+  errors.push(...await foreignRecordReasons(target, identityOf(settings), specs.map((s) => s.target ?? s.name)));
   const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));
   const roleWarning = sourceRoleWarning(sourceRole);
   if (roleWarning !== undefined) warnings.push(roleWarning);

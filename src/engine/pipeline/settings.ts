@@ -15,6 +15,8 @@ export interface EngineSettings {
    * file without one (dmctl on a laptop) `local:<namespace>/<name>`, stable so a rerun resumes.
    */
   uid: string;
+  /** metadata.creationTimestamp, when the manifest has one (adopting rows written before uids). */
+  createdAt?: string;
   sourceEngine: Engine;
   targetEngine: Engine;
   /** Tables named in the manifest; empty means every table of the source. */
@@ -49,6 +51,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
   return {
     migration: name,
     uid: metadata?.uid ? metadata.uid : localIdentity(name),
+    ...(metadata?.creationTimestamp ? { createdAt: timestampText(metadata.creationTimestamp) } : {}),
     sourceEngine: spec.source.engine,
     targetEngine: spec.target.engine,
     tables: (spec.tables ?? []).map((t) => ({
@@ -78,6 +81,11 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     migrationsFromConfigMap: spec.schema?.configMapRef !== undefined,
     validationRules: spec.validation?.rules ?? [],
   };
+}
+
+/** creationTimestamp as RFC 3339 text (typed Date by the client library, text once parsed from JSON). */
+function timestampText(value: Date | string): string {
+  return value instanceof Date ? value.toISOString() : value;
 }
 
 /** The identity of a migration run from a file without metadata.uid: stable per namespace/name. */

@@ -22,15 +22,9 @@ import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
 import { manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
+import { PlanRefusedError } from './refused.ts';
 
-/** The plan found reasons the migration cannot be correct; nothing was written. */
-export class PlanRefusedError extends Error {
-  readonly reasons: string[];
-  constructor(reasons: string[]) {
-    super(`the plan was refused:\n  ${reasons.join('\n  ')}`);
-    this.reasons = reasons;
-  }
-}
+export { PlanRefusedError } from './refused.ts';
 
 export interface StepContext {
   source: Endpoint;
@@ -141,6 +135,11 @@ export interface SchemaStepResult {
   warnings: string[];
 }
 
+/** The history rows' installed_by: which migration (uid) applied the version, so another migration's rollback never undoes it. */
+export function installedBy(uid: string): string {
+  return `datamigration uid=${uid} host=${hostname()}`.slice(0, 255);
+}
+
 export async function schemaStep(context: StepContext): Promise<SchemaStepResult> {
   const migrations = await loadMigrations(context);
   return withSessions(context, async (source, target) => {
@@ -155,7 +154,7 @@ export async function schemaStep(context: StepContext): Promise<SchemaStepResult
     };
     const migrated = migrations.length > 0
       ? await migrateUp(target, migrations, {
-        historyTable: settings.historyTable, installedBy: `datamigration@${hostname()}`, beforeApply: recordVersionBefore,
+        historyTable: settings.historyTable, installedBy: installedBy(settings.uid), beforeApply: recordVersionBefore,
         ...(settings.targetVersion ? { targetVersion: settings.targetVersion } : {}),
       })
       : await unchanged();
@@ -219,7 +218,8 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     if (refused.length > 0) throw new PlanRefusedError(refused);
     const plan = await planMigration(source, target, settings, zeroDates);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
-    await registerTarget(target, settings);
+    const taken = await registerTarget(source, target, settings);
+    if (taken.length > 0) throw new PlanRefusedError(taken);
     const toCopy = plan.tables.flatMap((t) => (t.copy ? [{
       plan: t.copy, estimatedRows: t.source.estimatedRows, sourceName: t.spec.name,
       keyType: t.source.columns.find((c) => c.name === t.copy?.key[0])?.dataType ?? '',
@@ -296,6 +296,8 @@ export async function syncStep(context: StepContext): Promise<SyncStepResult> {
       tables.push({ plan: table.copy, sourceColumn: incremental.column, targetColumn: override?.target ?? incremental.column });
     }
     if (errors.length > 0) throw new PlanRefusedError(errors);
+    const taken = await registerTarget(source, target, settings);
+    if (taken.length > 0) throw new PlanRefusedError(taken);
     await ensureCheckpointTable(target);
     return syncTables({
       source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target, migration: settings.uid,

@@ -7,7 +7,7 @@ import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rol
 import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
 import { planMigration } from './plan.ts';
-import { retireTarget } from './bookkeeping.ts';
+import { identityOf, retireTarget } from './bookkeeping.ts';
 import { loadMigrations, openEndpoint, PlanRefusedError, refuseSameDatabase, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
 
 export type { ValidationReport } from '../validate/report.ts';
@@ -56,7 +56,7 @@ export async function rollbackStep(context: StepContext, options: RollbackStepOp
   return withSession(sided(context.source, 'source'), true, 'datamigration rollback', (source) => withSession(sided(context.target, 'target'), false, 'datamigration rollback', async (target) => {
     await refuseSameDatabase(source, target);
     return rollbackTarget(target, {
-      action: options.action, identity: { uid: settings.uid, name: settings.migration }, versionBefore: options.versionBefore, migrations,
+      action: options.action, identity: identityOf(settings), versionBefore: options.versionBefore, migrations,
       historyTable: settings.historyTable, tables,
     });
   }));

@@ -8,13 +8,16 @@
 //                                   that the table does not exist, then the table is created and
 //                                   the record marked 'created'. A crash between the two leaves an
 //                                   'intended' record: the table either does not exist (rollback
-//                                   forgets the record) or was created after the intent, by this
-//                                   migration — it did not exist when the intent was written.
+//                                   forgets the record) or exists; it is this migration's only when
+//                                   MySQL's CREATE_TIME is within seconds of the intent (created
+//                                   later, it is someone else's and never dropped).
 // A finished (retired) migration's records stay, marked 'retired': rollback never drops those
 // tables, and another migration that meets them is refused (migrations/ownership.ts).
 import { tableExists } from '../db/catalog.ts';
+import { createIfAbsent } from '../migrations/create-if-absent.ts';
 import type { SqlSession } from '../db/session.ts';
 import type { TableDdl } from './ddl.ts';
+import { tableAndSchema } from '../db/dialect.ts';
 
 export const CREATED_TABLES_TABLE = 'dataops_created_table';
 export const CREATED_TYPES_TABLE = 'dataops_created_type';
@@ -25,10 +28,10 @@ export type CreatedState = 'intended' | 'created' | 'retired';
 export async function ensureCreatedTablesTable(session: SqlSession): Promise<void> {
   const q = session.dialect;
   const { keyText, timestamp, timestampDefault, tableOptions } = q.bookkeeping;
-  await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TABLES_TABLE)} (migration_uid ${keyText(255)} NOT NULL, table_name ${keyText(255)} NOT NULL, `
+  await createIfAbsent(session, `CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TABLES_TABLE)} (migration_uid ${keyText(255)} NOT NULL, table_name ${keyText(255)} NOT NULL, `
     + `state ${keyText(16)} NOT NULL DEFAULT 'created', recorded_at ${timestamp} NULL DEFAULT ${timestampDefault}, PRIMARY KEY (migration_uid, table_name))${tableOptions}`);
   if (q.namedEnumTypes) {
-    await session.query(`CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TYPES_TABLE)} (migration_uid ${keyText(255)} NOT NULL, type_name ${keyText(255)} NOT NULL, `
+    await createIfAbsent(session, `CREATE TABLE IF NOT EXISTS ${q.quoteIdent(CREATED_TYPES_TABLE)} (migration_uid ${keyText(255)} NOT NULL, type_name ${keyText(255)} NOT NULL, `
       + `state ${keyText(16)} NOT NULL DEFAULT 'created', recorded_at ${timestamp} NULL DEFAULT ${timestampDefault}, PRIMARY KEY (migration_uid, type_name))${tableOptions}`);
   }
 }
@@ -100,14 +103,33 @@ export async function createRecordedTable(session: SqlSession, uid: string, ddl:
   await setTableState(session, uid, ddl.table, 'created');
 }
 
+/** How long after its intent a CREATE TABLE may run and still be this migration's (clock granularity on both sides). */
+const INTENT_WINDOW_SECONDS = { before: 2, after: 10 };
+
 /**
- * A record left 'intended' by a step that stopped between its CREATE and the record's update:
- * when the table exists now it was created after the intent, by this migration.
+ * A record left 'intended' by a step that stopped between its CREATE and the record's update is
+ * confirmed when the table exists and was created right after the intent (MySQL's CREATE_TIME
+ * within seconds of recorded_at, both in the session's time zone). A table created later is
+ * someone else's, made after this migration's step stopped: the record stays an intent, and
+ * rollback never drops that table.
  */
 export async function confirmIntendedTables(session: SqlSession, uid: string): Promise<void> {
   for (const table of await createdTables(session, uid, ['intended'])) {
-    if (await tableExists(session, table)) await setTableState(session, uid, table, 'created');
+    if (await createdRightAfterIntent(session, uid, table)) await setTableState(session, uid, table, 'created');
   }
+}
+
+async function createdRightAfterIntent(session: SqlSession, uid: string, table: string): Promise<boolean> {
+  const q = session.dialect;
+  if (q.transactionalDdl || !await tableExists(session, table)) return false;
+  const { table: name, schema } = tableAndSchema(table);
+  const [row] = await session.query(
+    `SELECT 1 AS one FROM information_schema.TABLES t JOIN ${q.quoteIdent(CREATED_TABLES_TABLE)} r ON r.migration_uid = ? AND r.table_name = ? `
+      + `WHERE t.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND t.TABLE_NAME = ? AND t.CREATE_TIME IS NOT NULL AND r.recorded_at IS NOT NULL `
+      + `AND t.CREATE_TIME BETWEEN r.recorded_at - INTERVAL ${String(INTENT_WINDOW_SECONDS.before)} SECOND AND r.recorded_at + INTERVAL ${String(INTENT_WINDOW_SECONDS.after)} SECOND`,
+    [uid, table, schema ?? null, name],
+  );
+  return row !== undefined;
 }
 
 /** The named enum types this migration created (PostgreSQL), in the order to drop them. */

@@ -62,6 +62,8 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
     if (comment) column.comment = comment;
     return column;
   });
+  // Valid, ready indexes only: an INVALID one (a failed CREATE INDEX CONCURRENTLY) proves no key
+  // unique and is not carried over to a created table.
   const indexRows = await session.query(
     `SELECT ic.relname AS name, i.indisprimary AS is_primary, i.indisunique AS is_unique,
             json_agg(a.attname ORDER BY k.ord)::text AS columns, bool_or(k.attnum = 0) AS has_expression, i.indpred IS NOT NULL AS partial
@@ -69,7 +71,7 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
        JOIN pg_class ic ON ic.oid = i.indexrelid
        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
        LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1::oid AND k.ord <= i.indnkeyatts
+      WHERE i.indrelid = $1::oid AND k.ord <= i.indnkeyatts AND i.indisvalid AND i.indisready
       GROUP BY ic.relname, i.indisprimary, i.indisunique, i.indpred IS NOT NULL
       ORDER BY ic.relname`,
     [oid],

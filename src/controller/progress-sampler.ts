@@ -1,0 +1,84 @@
+// A running copy's progress is read from its databases in the background, never inside a
+// work-queue worker: a reconcile asks for a sample (at most one read in flight per migration, at
+// most one started per interval) and takes the latest one that arrived, without waiting. A database
+// that never answers so holds only its own migration's progress, never a worker (two such
+// migrations would otherwise stall every namespace). Each read has a deadline on top of the
+// sessions' own connect and statement timeouts (copy-progress.ts).
+import type { ProgressSample } from './copy-progress.ts';
+
+export interface SamplerOptions {
+  /** A new read starts at most this often per migration. */
+  intervalMs: number;
+  /** A read still running after this long is given up on (reported, its result ignored). */
+  deadlineMs: number;
+  now?: () => number;
+  /** A read that failed or passed its deadline. */
+  onError?: (key: string, error: Error) => void;
+}
+
+interface KeyState {
+  latest?: ProgressSample;
+  startedAt?: number;
+  /** A read is running (it may have passed its deadline and still not settled). */
+  reading: boolean;
+}
+
+export class DeadlineError extends Error {}
+
+export class ProgressSampler {
+  private readonly options: SamplerOptions;
+  private readonly keys = new Map<string, KeyState>();
+
+  constructor(options: SamplerOptions) {
+    this.options = options;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** The latest sample that arrived for this migration, if any. */
+  latest(key: string): ProgressSample | undefined {
+    return this.keys.get(key)?.latest;
+  }
+
+  /**
+   * Starts `read` in the background unless one is running or the last started within the interval.
+   * Never waits for it: the result is there for a later reconcile (latest()).
+   */
+  request(key: string, read: (previous: ProgressSample | undefined) => Promise<ProgressSample>): void {
+    let state = this.keys.get(key);
+    if (state === undefined) {
+      state = { reading: false };
+      this.keys.set(key, state);
+    }
+    const now = this.now();
+    if (state.reading || (state.startedAt !== undefined && now - state.startedAt < this.options.intervalMs)) return;
+    const current = state;
+    current.reading = true;
+    current.startedAt = now;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => { reject(new DeadlineError(`the progress read took over ${String(this.options.deadlineMs / 1000)} s; given up`)); }, this.options.deadlineMs);
+      timer.unref();
+    });
+    const reading = read(current.latest);
+    // The read's own settling frees the slot (a read past its deadline still holds it: one per key).
+    reading.then(
+      (sample) => {
+        current.reading = false;
+        // A migration forgotten meanwhile keeps nothing.
+        if (this.keys.get(key) === current) current.latest = sample;
+      },
+      () => { current.reading = false; },
+    ).finally(() => { clearTimeout(timer); });
+    Promise.race([reading, deadline]).catch((error: unknown) => {
+      this.options.onError?.(key, error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
+  /** The migration's copy is over, or it is gone: its samples go (a read still running is ignored when it ends). */
+  forget(key: string): void {
+    this.keys.delete(key);
+  }
+}
