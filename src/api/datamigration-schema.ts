@@ -45,6 +45,8 @@ export const STATUS_LIMITS = {
   active: 512,
   /** A Job name, a run id (label values). */
   name: 63,
+  /** Tables listed in status.tables and status.schema.createdTables. */
+  tables: MAX_TABLES,
 } as const;
 
 const columnNames = (description: string, extra: Partial<SchemaNode> = {}): SchemaNode =>
@@ -56,13 +58,17 @@ const secretKeyRef = (typeName: string, what: string, defaultKey: string): Schem
 });
 
 const endpoint = (side: 'source' | 'target'): SchemaNode => object(
-  'DatabaseEndpoint',
+  // The source has a field the target has not: two shapes, two names.
+  side === 'source' ? 'SourceEndpoint' : 'DatabaseEndpoint',
   side === 'source'
     ? 'The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it.'
     : 'The database to write to: schema migrations, copied rows, and the copy\'s checkpoints go here.',
   {
     engine: required(enumOf(ENGINES, 'The database engine: postgres (PostgreSQL 12 or later) or mysql (MySQL 8 or MariaDB 10.6 or later).')),
     secretRef: required(secretKeyRef('SecretKeyRef', 'the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db', 'url')),
+    ...(side === 'source' ? {
+      acceptWritableRole: optional(boolean('Accept a source role that could write: a superuser, or a role with INSERT, UPDATE, DELETE or TRUNCATE (MySQL: DROP) on a copied table. Refused by default (the plan exits 3 naming the role): with such a role, only the operator\'s own guards (read-only transactions, parsed SQL fragments) stand between the manifest and the source, and anyone else holding its credentials can write. The README ("A read-only source role") shows how to create a role that can only read, on both engines.', { default: false })),
+    } : {}),
     tls: optional(object('TlsSpec', 'TLS for the connection. Without it, the URL\'s own parameters decide.', {
       mode: required(enumOf(TLS_MODES, 'libpq\'s sslmode names: disable, require (encrypted, unverified), verify-ca (the chain is checked), verify-full (chain and host name).')),
       caSecretRef: optional(secretKeyRef('CaSecretKeyRef', 'the PEM certificate of the CA that signs the server\'s certificate', 'ca.crt')),
@@ -374,7 +380,8 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
     summary: optional(string('The progress for people ("45% · 5/12 tables · 4.1M rows").', { maxLength: STATUS_LIMITS.figure })),
     updatedAt: optional(string('When progress was last written.', { format: 'date-time' })),
   })),
-  tables: optional(array(tableStatus, 'Per-table results.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  tables: optional(array(tableStatus, 'Per-table results.', { maxItems: STATUS_LIMITS.tables, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  tablesTruncated: optional(boolean('More tables had results than status.tables lists (failed tables are listed first; every table is in the step Jobs\' logs).')),
   validation: optional(object('ValidationStatus', 'The validation report, bounded to fit in status (the full report is in the validate Job\'s log).', {
     passed: optional(boolean('Whether every check passed.')),
     checkedAt: optional(string('When validation finished.', { format: 'date-time' })),
@@ -385,7 +392,8 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
   schema: optional(object('SchemaStatus', 'The target schema\'s versions.', {
     versionBefore: optional(schemaVersion('The version before this migration ran (rollback returns here).')),
     version: optional(schemaVersion('The version now.')),
-    createdTables: optional(array(string('A table name.', IDENT), 'Tables this migration created (createMissingTables), for rollback.', { maxItems: MAX_TABLES, 'x-kubernetes-list-type': 'atomic' })),
+    createdTables: optional(array(string('A table name.', IDENT), 'Tables this migration created (createMissingTables), for people: rollback reads the target\'s own record.', { maxItems: STATUS_LIMITS.tables, 'x-kubernetes-list-type': 'atomic' })),
+    truncated: optional(boolean('More tables were created than createdTables lists (the target\'s own record is complete).')),
   })),
   activeSelector: optional(stringMap('The selector the cutover Service points at now.')),
   active: optional(string('activeSelector as text (track=green), for kubectl get.', { maxLength: STATUS_LIMITS.active })),

@@ -40,6 +40,8 @@ export interface DataMigrationStatus {
   progress?: Progress;
   /** Per-table results. */
   tables?: TableStatus[];
+  /** More tables had results than status.tables lists (failed tables are listed first; every table is in the step Jobs' logs). */
+  tablesTruncated?: boolean;
   /** The validation report, bounded to fit in status (the full report is in the validate Job's log). */
   validation?: ValidationStatus;
   /** The target schema's versions. */
@@ -70,8 +72,10 @@ export interface SchemaStatus {
   versionBefore?: string;
   /** The version now. */
   version?: string;
-  /** Tables this migration created (createMissingTables), for rollback. */
+  /** Tables this migration created (createMissingTables), for people: rollback reads the target's own record. */
   createdTables?: string[];
+  /** More tables were created than createdTables lists (the target's own record is complete). */
+  truncated?: boolean;
 }
 
 /** The validation report, bounded to fit in status (the full report is in the validate Job's log). */
@@ -189,7 +193,7 @@ export interface Condition {
 /** What to migrate, how, and what must hold before traffic moves. */
 export interface DataMigrationSpec {
   /** The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it. */
-  source: DatabaseEndpoint;
+  source: SourceEndpoint;
   /** The database to write to: schema migrations, copied rows, and the copy's checkpoints go here. */
   target: DatabaseEndpoint;
   /** Versioned schema migrations for the target, Flyway style: V<version>__<description>.sql (up) and U<version>__<description>.sql (down). */
@@ -450,12 +454,24 @@ export interface ConfigMapRef {
   name: string;
 }
 
-/** The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it. */
+/** The database to write to: schema migrations, copied rows, and the copy's checkpoints go here. */
 export interface DatabaseEndpoint {
   /** The database engine: postgres (PostgreSQL 12 or later) or mysql (MySQL 8 or MariaDB 10.6 or later). */
   engine: "postgres" | "mysql";
   /** The Secret key holding the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db. */
   secretRef: SecretKeyRef;
+  /** TLS for the connection. Without it, the URL's own parameters decide. */
+  tls?: TlsSpec;
+}
+
+/** The database to read from. It is only ever opened read only (a read-only session enforced by the server), so nothing in this manifest can write to it. */
+export interface SourceEndpoint {
+  /** The database engine: postgres (PostgreSQL 12 or later) or mysql (MySQL 8 or MariaDB 10.6 or later). */
+  engine: "postgres" | "mysql";
+  /** The Secret key holding the connection URL, such as postgres://user:password@host:5432/db or mysql://user:password@host:3306/db. */
+  secretRef: SecretKeyRef;
+  /** Accept a source role that could write: a superuser, or a role with INSERT, UPDATE, DELETE or TRUNCATE (MySQL: DROP) on a copied table. Refused by default (the plan exits 3 naming the role): with such a role, only the operator's own guards (read-only transactions, parsed SQL fragments) stand between the manifest and the source, and anyone else holding its credentials can write. The README ("A read-only source role") shows how to create a role that can only read, on both engines. Default: false. */
+  acceptWritableRole?: boolean;
   /** TLS for the connection. Without it, the URL's own parameters decide. */
   tls?: TlsSpec;
 }

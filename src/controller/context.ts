@@ -14,7 +14,8 @@ import { REQUEUE } from './model.ts';
 import type { Action, DecideInput, EventAction, EventReason, JobState, MissingObject, ObservedJob, PreflightKind } from './model.ts';
 import { assertTransition } from './transitions.ts';
 
-export const bound = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+export { bound } from './bound.ts';
+import { bound } from './bound.ts';
 export const isTerminal = (phase: Phase): boolean => TERMINAL_PHASES.includes(phase);
 
 export const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };

@@ -42,7 +42,7 @@ import type { ConditionStatus } from './conditions.ts';
 import {
   announcedKey, announcedOf, bound, createContext, event, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
 } from './context.ts';
-import { recordOutcome, requestedWithin, retryPoint, STEP_MARKERS } from './ledger.ts';
+import { recordOutcome, rejectedWait, requestedWithin, retryPoint, STEP_MARKERS } from './ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type DecideInput, type Decision, type EventAction } from './model.ts';
 import { HANDLERS, type ActivePhase } from './phases/index.ts';
 import { MAX_FAILURE_IN_MESSAGE } from './phases/run-step.ts';
@@ -207,6 +207,7 @@ export function preflightNeeded(input: Omit<DecideInput, 'preflight'>): boolean 
   const step = PHASE_STEPS[phase];
   if (step === undefined) return true;
   if (ctx.runJobs.get(step)?.state === 'Running') return false;
+  if (ctx.runJobs.get(step) === undefined && rejectedWait(ctx.status, step, ctx.runId, ctx.now, ctx.generation, REQUEUE.jobRejected) !== undefined) return false;
   return ctx.runJobs.get(step) === undefined && requestedWithin(ctx.status, step, ctx.runId, ctx.now, JOB_APPEAR_GRACE_SECONDS) ? false : true;
 }
 

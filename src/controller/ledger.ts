@@ -9,6 +9,8 @@
 import { LEDGER_STEPS, REASONS } from '../api/constants.ts';
 import type { ConditionType, LedgerStep, Phase, Reason, Step, StepOutcome } from '../api/constants.ts';
 import type { Condition, DataMigrationStatus, StepRecord } from '../api/types.generated.ts';
+import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
+import { bound } from './bound.ts';
 import { findCondition } from './conditions.ts';
 import type { ConditionStatus } from './conditions.ts';
 
@@ -52,6 +54,20 @@ export function inFlight(status: DataMigrationStatus, step: LedgerStep, runId: s
   return entry !== undefined && entry.runId === runId && entry.outcome === undefined && entry.requestedAt !== undefined ? entry : undefined;
 }
 
+/**
+ * Seconds left before a step's Job the API server refused in this run is asked for again; undefined
+ * when it may be asked for now. The same Job would be refused at once (and each try writes status,
+ * which wakes the migration again), so it waits `waitSeconds` from the refusal, unless the spec
+ * changed since the status was written (a fixed jobTemplate is tried at once).
+ */
+export function rejectedWait(status: DataMigrationStatus, step: LedgerStep, runId: string, now: string, generation: number, waitSeconds: number): number | undefined {
+  const entry = entryOf(status, step);
+  if (entry?.runId !== runId || entry.outcome !== 'Rejected' || entry.finishedAt === undefined) return undefined;
+  if (status.observedGeneration !== generation) return undefined;
+  const left = waitSeconds - secondsBetween(entry.finishedAt, now);
+  return left > 0 ? Math.ceil(Math.min(left, waitSeconds)) : undefined;
+}
+
 /** Asked for in this run less than `graceSeconds` ago, not ended: it may still be on its way. */
 export function requestedWithin(status: DataMigrationStatus, step: LedgerStep, runId: string, now: string, graceSeconds: number): boolean {
   const entry = inFlight(status, step, runId);
@@ -93,7 +109,8 @@ export function recordOutcome(status: DataMigrationStatus, step: LedgerStep, run
     ...(detail.reason !== undefined ? { reason: detail.reason } : {}),
     ...(detail.exitCode !== undefined ? { exitCode: detail.exitCode } : {}),
     finishedAt: same ? entry.finishedAt ?? now : now,
-    ...(detail.message !== undefined ? { message: detail.message } : {}),
+    // Bounded here, whoever wrote the message: the CRD refuses a longer one (422, every write).
+    ...(detail.message !== undefined ? { message: bound(detail.message, STATUS_LIMITS.detail) } : {}),
   };
   setEntry(status, next);
 }
@@ -165,7 +182,7 @@ export function ledgerFromConditions(status: DataMigrationStatus, runId: string)
     if (listed.state === 'Succeeded' || listed.state === 'Failed') {
       entry.outcome = listed.state;
       if (listed.state === 'Failed') entry.reason = listed.step === 'rollback' ? REASONS.RollbackFailed : REASONS.JobFailed;
-      if (listed.message !== undefined) entry.message = listed.message;
+      if (listed.message !== undefined) entry.message = bound(listed.message, STATUS_LIMITS.detail);
     }
     out.set(listed.step, entry);
   }
@@ -179,11 +196,11 @@ export function ledgerFromConditions(status: DataMigrationStatus, runId: string)
     if (condition.reason === REASONS.JobRunning && condition.status === marker.status) {
       out.set(step, { ...base, requestedAt: at });
     } else if (condition.reason === REASONS.JobRejected) {
-      out.set(step, { ...base, outcome: 'Rejected', reason: REASONS.JobRejected, finishedAt: at, message: condition.message });
+      out.set(step, { ...base, outcome: 'Rejected', reason: REASONS.JobRejected, finishedAt: at, message: bound(condition.message, STATUS_LIMITS.detail) });
     } else if (condition.reason === REASONS.Aborted) {
       out.set(step, { ...base, outcome: 'Aborted', reason: REASONS.Aborted, finishedAt: at });
     } else if (condition.status === 'False' && FAILURE_REASONS.has(condition.reason)) {
-      out.set(step, { ...base, outcome: 'Failed', reason: condition.reason, finishedAt: at, message: condition.message });
+      out.set(step, { ...base, outcome: 'Failed', reason: condition.reason, finishedAt: at, message: bound(condition.message, STATUS_LIMITS.detail) });
     }
   }
   const cutOver = findCondition(status.conditions, 'CutOver');

@@ -18,11 +18,21 @@ export function jobState(job: k8s.V1Job): ObservedJob['state'] {
 }
 
 /** The engine container's termination state in the Job's newest pod that ended (succeeded or not). */
+/**
+ * When the container finished, as a time: the client gives a Date (String(Date) starts with the
+ * weekday, so comparing texts picks the wrong pod across midnight), a fixture may give text.
+ */
+function finishedTime(terminated: k8s.V1ContainerStateTerminated | undefined): number {
+  const at: unknown = terminated?.finishedAt;
+  const ms = at instanceof Date ? at.getTime() : typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+}
+
 function lastTermination(pods: readonly k8s.V1Pod[], wantSucceeded: boolean): k8s.V1ContainerStateTerminated | undefined {
   const finished = pods
     .map((pod) => ({ pod, terminated: pod.status?.containerStatuses?.find((c) => c.name === 'engine')?.state?.terminated }))
     .filter((p) => p.terminated !== undefined && (p.terminated.exitCode === 0) === wantSucceeded)
-    .sort((a, b) => String(b.terminated?.finishedAt ?? '').localeCompare(String(a.terminated?.finishedAt ?? '')));
+    .sort((a, b) => finishedTime(b.terminated) - finishedTime(a.terminated));
   return finished[0]?.terminated;
 }
 

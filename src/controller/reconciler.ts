@@ -11,13 +11,15 @@
 import type * as k8s from '@kubernetes/client-node';
 import { FINALIZER, LABELS, TERMINAL_PHASES, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
+import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
 import { forgetEstimates, readCopyProgress, type ProgressSample, type ProgressUrls } from './copy-progress.ts';
 import { decide, preflightNeeded, recordRejectedJob, type Action, type DecideInput, type ObservedJob, type ObservedService } from './decide.ts';
 import { buildStepJob, type EngineConfig } from './job-builder.ts';
-import type { Logger } from './logger.ts';
+import { scrub, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import { bound } from './bound.ts';
 import { REQUEUE } from './model.ts';
 import { jobState, observeJob } from './observe.ts';
 import { JobRejectedError, REFUSED_CODES, statusCode, type ReconcileResult } from './outcome.ts';
@@ -44,7 +46,12 @@ export interface ReconcilerDeps {
 interface MigrationMemory {
   /** Finished Jobs' results by Job uid: read once from their pods. */
   results: Map<string, ObservedJob>;
+  /** Why the last status write was refused as invalid (422), once said in an Event; cleared by a write that succeeds. */
+  statusRefused?: string;
 }
+
+/** The Event reason of a status the API server refused as invalid (not a condition reason). */
+export const STATUS_REFUSED_REASON = 'StatusRejected';
 
 /** A progress read (both databases) given up on after this long; each session has its own connect and statement timeouts too. */
 export const PROGRESS_DEADLINE_MS = 60_000;
@@ -126,12 +133,38 @@ export class Reconciler {
   }
 
   private async writeStatus(migration: DataMigration, status: DataMigrationStatus, before: DataMigrationStatus, log: Logger, now: Date): Promise<DataMigration> {
-    const stored = await this.cluster.writeStatus(migration, status);
+    const memory = this.memoryOf(`${migration.metadata?.namespace ?? ''}/${migration.metadata?.name ?? ''}`);
+    let stored: DataMigration;
+    try {
+      stored = await this.cluster.writeStatus(migration, status);
+    } catch (error) {
+      if (statusCode(error) === 422) this.statusRefused(migration, memory, error, log, now);
+      throw error;
+    }
+    delete memory.statusRefused;
     if (status.phase !== before.phase) {
       log.info('phase changed', { from: before.phase ?? 'none', to: status.phase, detail: status.message });
       this.deps.metrics.lastPhaseChange.set({ namespace: migration.metadata?.namespace ?? '', name: migration.metadata?.name ?? '', phase: status.phase ?? 'Pending' }, now.getTime() / 1000);
     }
     return stored;
+  }
+
+  /**
+   * The API server refused the status as invalid (422): a bug of the operator (a field past the
+   * CRD's bounds), which every retry meets again. Still backed off (the error is rethrown), but
+   * said: at error in the log with the reason, and in one Warning Event until a write succeeds.
+   */
+  private statusRefused(migration: DataMigration, memory: MigrationMemory, error: unknown, log: Logger, now: Date): void {
+    const why = bound(scrub(error instanceof Error ? error.message : String(error)), STATUS_LIMITS.message);
+    log.error('the API server refused the status as invalid; the migration cannot go on until this is fixed', { error: why });
+    if (memory.statusRefused !== undefined) return;
+    memory.statusRefused = why;
+    void this.cluster.recordEvent(migration, {
+      type: 'Warning', reason: STATUS_REFUSED_REASON, time: now,
+      message: bound(`The API server refused this migration's status (the operator retries with backoff; report it as a bug): ${why}`, STATUS_LIMITS.message),
+    }).catch((eventError: unknown) => {
+      log.warn('could not record an Event', { error: eventError instanceof Error ? eventError.message : String(eventError) });
+    });
   }
 
   /**

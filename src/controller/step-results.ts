@@ -4,7 +4,7 @@
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { Step } from '../api/constants.ts';
 import { parseStepResult, type Parsed, type SchemaStepResult, type StepResultOf } from '../api/step-result.ts';
-import type { CheckResult, Progress, SchemaStatus, TableStatus, ValidationStatus } from '../api/types.generated.ts';
+import type { CheckResult, DataMigrationStatus, Progress, SchemaStatus, TableStatus, ValidationStatus } from '../api/types.generated.ts';
 import { bound } from './context.ts';
 
 export type { Parsed };
@@ -30,7 +30,11 @@ export function parseSchemaResult(result: unknown): Parsed<SchemaStatus> {
   // For people: rollback reads the version before from the target's own record, not from status.
   if (value.versionBefore !== null) out.versionBefore = value.versionBefore;
   if (value.version !== undefined) out.version = value.version;
-  if (value.createdTables !== undefined) out.createdTables = value.createdTables;
+  if (value.createdTables !== undefined) {
+    // Cut to the CRD's maxItems (a longer list would be refused, 422, on every write).
+    out.createdTables = value.createdTables.slice(0, STATUS_LIMITS.tables);
+    if (value.createdTables.length > STATUS_LIMITS.tables) out.truncated = true;
+  }
   return { ok: true, value: out };
 }
 
@@ -126,4 +130,19 @@ export function mergeTables(current: readonly TableStatus[] | undefined, updates
     else out[index] = { ...out[index], ...update };
   }
   return out;
+}
+
+/**
+ * status.tables with `updates` merged in, cut to the CRD's maxItems (failed tables kept first);
+ * status.tablesTruncated says that some are not listed (they are in the step Jobs' logs).
+ */
+export function recordTables(status: DataMigrationStatus, updates: readonly TableStatus[]): void {
+  const merged = mergeTables(status.tables, updates);
+  if (merged.length <= STATUS_LIMITS.tables) {
+    status.tables = merged;
+    return;
+  }
+  const failedFirst = [...merged.filter((table) => table.state === 'Failed'), ...merged.filter((table) => table.state !== 'Failed')];
+  status.tables = failedFirst.slice(0, STATUS_LIMITS.tables);
+  status.tablesTruncated = true;
 }

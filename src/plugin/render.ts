@@ -93,6 +93,9 @@ interface Recorded {
   job?: string;
   state?: string;
   message?: string;
+  reason?: string;
+  requestedAt?: string;
+  finishedAt?: string;
 }
 
 function recordedSteps(migration: DataMigration): Recorded[] {
@@ -105,6 +108,9 @@ function recordedSteps(migration: DataMigration): Recorded[] {
         ...(entry.job !== undefined ? { job: entry.job } : {}),
         state: entry.outcome ?? (entry.requestedAt !== undefined ? 'Requested' : 'Pending'),
         ...(entry.message !== undefined ? { message: entry.message } : entry.reason !== undefined && entry.outcome !== 'Succeeded' ? { message: entry.reason } : {}),
+        ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
+        ...(entry.requestedAt !== undefined ? { requestedAt: entry.requestedAt } : {}),
+        ...(entry.finishedAt !== undefined ? { finishedAt: entry.finishedAt } : {}),
       }));
   }
   return (status.jobs ?? []).map((job: StepJob) => ({ step: job.step, job: job.name, ...(job.state ? { state: job.state } : {}), ...(job.message ? { message: job.message } : {}) }));
@@ -120,9 +126,31 @@ function jobState(job: JobView | undefined, recorded: Recorded | undefined): str
 }
 
 const STATE_MARK: Record<string, string> = { Succeeded: '✔', Failed: '✖', Aborted: '✖', Rejected: '✖', Running: '▶', Pending: '…', Requested: '…' };
-/** Steps in the order they run; the Service actions (switch, restore) have no Job. */
-const STEP_ORDER = ['schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore'];
+/**
+ * Steps in the order they run (the ledger's, src/api/constants.ts LEDGER_STEPS, without start);
+ * the Service actions (switch, restore) have no Job, and finish is how the run ended.
+ */
+const STEP_ORDER = ['schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore', 'finish'];
 const SERVICE_STEPS = new Set(['switch', 'restore']);
+
+const timeOf = (text: string | undefined): Date | undefined => {
+  const ms = text === undefined ? Number.NaN : Date.parse(text);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+};
+
+/** A Service step: the Service, when it was patched or cleared to go, and why it stopped. */
+function serviceLine(mark: string, migration: DataMigration, entry: Recorded | undefined, state: string, now: Date): string {
+  const requested = timeOf(entry?.requestedAt);
+  const when = requested !== undefined ? `  patched ${ago(requested, now)}` : state === 'Pending' ? '  (cleared to go, not patched yet)' : '';
+  return `${mark}Service ${migration.spec.cutover?.service ?? '-'}${when}${entry?.message && state !== 'Succeeded' ? `\n      ${entry.message}` : ''}`;
+}
+
+/** The run's end: Succeeded, or Failed with why (RolledBack, ValidationFailed, …). */
+function finishLine(mark: string, entry: Recorded | undefined, now: Date): string {
+  const finished = timeOf(entry?.finishedAt);
+  const why = entry?.state === 'Succeeded' ? '' : entry?.reason ?? '';
+  return `${mark}${why}${finished !== undefined ? `${why === '' ? '' : '  '}${ago(finished, now)}` : ''}`.trimEnd();
+}
 
 function stepLines(migration: DataMigration, jobs: readonly JobView[], now: Date): string[] {
   const run = migration.status?.runId;
@@ -134,7 +162,8 @@ function stepLines(migration: DataMigration, jobs: readonly JobView[], now: Date
     const entry = recorded.find((r) => r.step === step);
     const state = jobState(job, entry);
     const mark = `  ${STATE_MARK[state] ?? '?'} ${step.padEnd(9)}${state.padEnd(10)}`;
-    if (SERVICE_STEPS.has(step)) return `${mark}Service ${migration.spec.cutover?.service ?? '-'}${entry?.message && state !== 'Succeeded' ? `\n      ${entry.message}` : ''}`;
+    if (SERVICE_STEPS.has(step)) return serviceLine(mark, migration, entry, state, now);
+    if (step === 'finish') return finishLine(mark, entry, now);
     const name = job?.name ?? entry?.job ?? '-';
     const pods = job ? `pods ${job.active} active, ${job.succeeded} succeeded, ${job.failed} failed` : 'Job not found';
     const took = job?.createdAt ? (job.completedAt ? `took ${formatDuration((job.completedAt.getTime() - job.createdAt.getTime()) / 1000)}` : `started ${ago(job.createdAt, now)}`) : '';

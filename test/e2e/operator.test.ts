@@ -69,7 +69,8 @@ async function stage(t: ExecutionContext, prefix: string, from: Engine, to: Engi
 
 /** spec.source and spec.target naming the Secrets stage() creates. */
 const endpoints = (from: Engine, to: Engine): Pick<DataMigration['spec'], 'source' | 'target'> => ({
-  source: { engine: from, secretRef: { name: 'source-db' } },
+  // The test servers' admin user is a superuser: accepted (a read-only role is refused by default).
+  source: { engine: from, secretRef: { name: 'source-db' }, acceptWritableRole: true },
   target: { engine: to, secretRef: { name: 'target-db' } },
 });
 

@@ -36,7 +36,7 @@ async function create(namespace: string, name: string, spec: Partial<DataMigrati
     ...object(namespace),
     body: {
       apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name },
-      spec: { source: { engine: 'mysql', secretRef: { name: 'src' } }, target: { engine: 'postgres', secretRef: { name: 'dst' } }, tables: [{ name: 'orders' }], ...spec },
+      spec: { source: { engine: 'mysql', secretRef: { name: 'src' }, acceptWritableRole: true }, target: { engine: 'postgres', secretRef: { name: 'dst' } }, tables: [{ name: 'orders' }], ...spec },
     },
   }) as DataMigration;
 }
@@ -239,7 +239,7 @@ test('with the operator: status and approve take a Manual migration to Succeeded
     await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { url } } });
   }
   await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
-  const endpoints = { source: { engine: 'postgres' as const, secretRef: { name: 'source-db' } }, target: { engine: 'postgres' as const, secretRef: { name: 'target-db' } } };
+  const endpoints = { source: { engine: 'postgres' as const, secretRef: { name: 'source-db' }, acceptWritableRole: true }, target: { engine: 'postgres' as const, secretRef: { name: 'target-db' } } };
 
   await custom.createNamespacedCustomObject({ ...object(namespace), body: {
     apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: 'manual' },

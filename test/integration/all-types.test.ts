@@ -146,7 +146,7 @@ function manifest(from: Engine, to: Engine): DataMigration {
   return {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: `all-types-${from}-${to}`, namespace: 'test' },
     spec: {
-      source: { engine: from, secretRef: { name: 'source' } }, target: { engine: to, secretRef: { name: 'target' } },
+      source: { engine: from, secretRef: { name: 'source' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 'target' } },
       schema: { createMissingTables: true }, tables: [{ name: 'everything' }], strategy: { batchSize: 100, parallelism: 2 },
     },
   };

@@ -26,7 +26,7 @@ function manifest(from: Engine, to: Engine, extra = ''): string {
 kind: DataMigration
 metadata: {name: resume, namespace: test}
 spec:
-  source: {engine: ${from}, secretRef: {name: source}}
+  source: {engine: ${from}, secretRef: {name: source}, acceptWritableRole: true}
   target: {engine: ${to}, secretRef: {name: target}}
   schema: {createMissingTables: true}
   tables: [{name: orders${extra}}]

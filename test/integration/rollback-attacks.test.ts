@@ -27,7 +27,7 @@ function manifest(engine: Engine, name: string, uid: string, migrations: InlineM
   return {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name, namespace: 'test', uid },
     spec: {
-      source: { engine, secretRef: { name: 's' } }, target: { engine, secretRef: { name: 't' } },
+      source: { engine, secretRef: { name: 's' }, acceptWritableRole: true }, target: { engine, secretRef: { name: 't' } },
       schema: { createMissingTables, migrations }, tables: [{ name: 'orders' }], strategy: { batchSize: 100, parallelism: 1 },
       rollback: { schemaAction: 'TruncateTables' },
     },

@@ -25,7 +25,7 @@ function context(from: Engine, to: Engine, source: string, target: string, name:
   const migration: DataMigration = {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name, namespace: 'test', uid },
     spec: {
-      source: { engine: from, secretRef: { name: 's' } }, target: { engine: to, secretRef: { name: 't' } },
+      source: { engine: from, secretRef: { name: 's' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 't' } },
       schema: { createMissingTables, migrations }, tables: [{ name: 'orders' }], strategy: { batchSize: 100, parallelism: 1 },
     },
   };

@@ -19,7 +19,7 @@ function manifest(from: Engine, to: Engine, migrations: NonNullable<NonNullable<
   return {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: `rollback-${from}-${to}`, namespace: 'test' },
     spec: {
-      source: { engine: from, secretRef: { name: 'source' } }, target: { engine: to, secretRef: { name: 'target' } },
+      source: { engine: from, secretRef: { name: 'source' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 'target' } },
       schema: { createMissingTables: tables, migrations },
       ...(tables ? { tables: [{ name: 'items' }, { name: 'notes' }] } : { tables: [{ name: 'items' }] }),
       strategy: { batchSize: 100, parallelism: 2 },

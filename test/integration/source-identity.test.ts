@@ -20,7 +20,7 @@ async function manifestFile(engine: Engine): Promise<string> {
 kind: DataMigration
 metadata: {name: same, namespace: test}
 spec:
-  source: {engine: ${engine}, secretRef: {name: source}}
+  source: {engine: ${engine}, secretRef: {name: source}, acceptWritableRole: true}
   target: {engine: ${engine}, secretRef: {name: target}}
   schema: {createMissingTables: true}
   tables: [{name: orders, target: orders_copy}]

@@ -36,7 +36,7 @@ function manifest(from: Engine, to: Engine, strategy: NonNullable<DataMigration[
   return {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: 'strategy', namespace: 'test' },
     spec: {
-      source: { engine: from, secretRef: { name: 's' } }, target: { engine: to, secretRef: { name: 't' } },
+      source: { engine: from, secretRef: { name: 's' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 't' } },
       schema: { createMissingTables: true }, tables, strategy: { batchSize: 500, parallelism: 2, ...strategy },
     },
   };

@@ -18,7 +18,7 @@ async function manifestFile(from: Engine, to: Engine, sourceTls = ''): Promise<s
 kind: DataMigration
 metadata: {name: hang, namespace: test}
 spec:
-  source: {engine: ${from}, secretRef: {name: source}${sourceTls}}
+  source: {engine: ${from}, secretRef: {name: source}, acceptWritableRole: true${sourceTls}}
   target: {engine: ${to}, secretRef: {name: target}}
   schema: {createMissingTables: true}
   tables: [{name: orders}]

@@ -76,7 +76,7 @@ function manifest(from: Engine, to: Engine, tables: ApiTableSpec[]): DataMigrati
   return {
     apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: `validate-${from}-${to}`, namespace: 'test' },
     spec: {
-      source: { engine: from, secretRef: { name: 'source' } }, target: { engine: to, secretRef: { name: 'target' } },
+      source: { engine: from, secretRef: { name: 'source' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 'target' } },
       schema: { createMissingTables: true }, tables, strategy: { batchSize: 100, parallelism: 2 },
     },
   };

@@ -116,7 +116,9 @@ function manifest(from: Engine, to: Engine, index: number, hostile: HostileCase)
     kind: 'DataMigration',
     metadata: { name: `hostile-${String(index)}`, namespace: 'hostile' },
     spec: {
-      source: { engine: from, secretRef: { name: 'source' } },
+      // The source role is a superuser on purpose, accepted here: only the project's own guards
+      // (parsed fragments, one statement, read-only transactions) stand between the manifest and the source.
+      source: { engine: from, secretRef: { name: 'source' }, acceptWritableRole: true },
       target: { engine: to, secretRef: { name: 'target' } },
       schema: { createMissingTables: true },
       tables: hostile.tables ?? [table],

@@ -75,6 +75,13 @@ test('pg URL parameters that would override the engine\'s settings are refused',
   }
 });
 
+test('pg URL parameters outside host and ssl are refused: pg would copy them over the engine\'s config', (t) => {
+  for (const name of ['connectionTimeoutMillis', 'keepAlive', 'application_name', 'password', 'user']) {
+    t.notThrows(() => { refused(`${PG}?${name}=0`, {}, new RegExp(`has the parameter "${name}": a PostgreSQL URL may carry only host and the ssl parameters`)); }, name);
+  }
+  t.notThrows(() => connectionOptions(`${PG}?host=${encodeURIComponent('/var/run/postgresql')}&sslmode=disable`, settings()));
+});
+
 test('MySQL: ssl in the URL with a spec tls is refused; any other parameter (multipleStatements!) always', (t) => {
   t.notThrows(() => { refused(`${MY}?ssl=${encodeURIComponent('{"rejectUnauthorized":false}')}`, { tls: { mode: 'verify-full' } }, /spec\.source\.tls\.mode is verify-full/); });
   t.notThrows(() => { refused(`${MY}?multipleStatements=true`, {}, /"multipleStatements"/); });

@@ -4,6 +4,8 @@ import type { ExecutionContext } from 'ava';
 import { ABORT_ANNOTATION, APPROVE_ANNOTATION, REASONS, RETRY_ANNOTATION } from '../../src/api/constants.ts';
 import type { ConditionType, Phase, Reason, Step } from '../../src/api/constants.ts';
 import type { Condition, DataMigration, DataMigrationSpec, DataMigrationStatus, SchemaSpec } from '../../src/api/types.generated.ts';
+import { STATUS_LIMITS } from '../../src/api/datamigration-schema.ts';
+import { dataMigrationCrd } from '../../src/api/crd.ts';
 import { findCondition, removeCondition, setCondition } from '../../src/controller/conditions.ts';
 import { baseRunId, isAbortRequested, retryToken } from '../../src/controller/annotations.ts';
 import { decide, JOB_APPEAR_GRACE_SECONDS, preflightNeeded, recordRejectedJob } from '../../src/controller/decide.ts';
@@ -570,10 +572,16 @@ test('a Job the API server refused: no Job, Ready False JobRejected with the ans
   t.true(d.status.message?.includes('spec.jobTemplate'));
   t.true(kinds(d).includes('event:Warning:JobRejected'));
   t.is(d.requeueAfterSeconds, 60);
-  // Later, without a refusal: the Job is asked for again; a refusal again warns no second time.
+  // 10 s later: not asked for again yet (it would be refused at once), the status unchanged.
   const m = { ...m0, status: d.status };
-  t.deepEqual(creates(decide(input(m, { now: T1 }))), ['copy']);
-  const again = recordRejectedJob(m, decide(input(m, { now: T1 })), { step: 'copy', runId: 'g1', message: refused }, T1);
+  const soon = decide(input(m, { now: T1 }));
+  t.deepEqual(soon.actions, []);
+  t.deepEqual(soon.status, d.status);
+  t.is(soon.requeueAfterSeconds, 50);
+  // After REQUEUE.jobRejected: the Job is asked for again; a refusal again warns no second time.
+  const minuteLater = '2025-01-01T00:01:00Z';
+  t.deepEqual(creates(decide(input(m, { now: minuteLater }))), ['copy']);
+  const again = recordRejectedJob(m, decide(input(m, { now: minuteLater })), { step: 'copy', runId: 'g1', message: refused }, minuteLater);
   t.false(kinds(again).some((k) => k.startsWith('event:')));
 });
 
@@ -1053,4 +1061,69 @@ test('the cutover records the previous selector: "switched from … to …"; act
   delete withoutRecord.activeSelector;
   const { d: rebuilt } = step({ ...requested, status: withoutRecord }, { jobs, selector: { ...GREEN, tier: 'web' }, now: T2 });
   t.is(cond(rebuilt, 'CutOver')?.message, 'Service orders-api switched from app=orders,tier=web,track=blue to app=orders,tier=web,track=green');
+});
+
+/** Where `value` breaks the CRD's maxLength or maxItems (the API server would answer 422). */
+function outOfBounds(schema: Record<string, unknown>, value: unknown, path: string): string[] {
+  if (typeof value === 'string') return typeof schema.maxLength === 'number' && value.length > schema.maxLength ? [`${path}: ${String(value.length)} > ${String(schema.maxLength)}`] : [];
+  if (Array.isArray(value)) {
+    const over = typeof schema.maxItems === 'number' && value.length > schema.maxItems ? [`${path}: ${String(value.length)} items > ${String(schema.maxItems)}`] : [];
+    const items = (schema.items ?? {}) as Record<string, unknown>;
+    return [...over, ...value.flatMap((item, i) => outOfBounds(items, item, `${path}[${String(i)}]`))];
+  }
+  if (value !== null && typeof value === 'object') {
+    const properties = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+    return Object.entries(value).flatMap(([key, v]) => outOfBounds(properties[key] ?? {}, v, `${path}.${key}`));
+  }
+  return [];
+}
+
+function statusSchema(): Record<string, unknown> {
+  const crd = dataMigrationCrd() as { spec: { versions: { schema: { openAPIV3Schema: { properties: { status: Record<string, unknown> } } } }[] } };
+  const version = crd.spec.versions[0];
+  if (version === undefined) throw new Error('the CRD has no version');
+  return version.schema.openAPIV3Schema.properties.status;
+}
+
+test('a validation failure at the result contract\'s bounds (summary at its max, five check names of 256 chars) leaves every status string within the CRD\'s bounds', (t) => {
+  const m = walkTo({ rollback: { onValidationFailure: false } }, 'Validating');
+  const verdict = {
+    passed: false, summary: 's'.repeat(STATUS_LIMITS.message),
+    checks: Array.from({ length: 5 }, (_, i) => ({ name: String(i).repeat(STATUS_LIMITS.figure), kind: 'Rule', passed: false })),
+  };
+  const { d } = step(m, { jobs: [job('validate', 'Failed', verdict, { exitCode: 4 })], now: T1 });
+  t.is(d.status.phase, 'Failed');
+  t.deepEqual(outOfBounds(statusSchema(), d.status, 'status'), []);
+  // The ledger still says why, cut to its bound.
+  t.is(d.status.steps?.find((e) => e.step === 'validate')?.message?.length, STATUS_LIMITS.detail);
+});
+
+test('a status written before the ledger with conditions at their old bound (4096) upgrades to a ledger within the CRD\'s bounds', (t) => {
+  const long = 'x'.repeat(4096);
+  const status: DataMigrationStatus = {
+    phase: 'Failed', runId: 'g1',
+    conditions: [
+      { type: 'Ready', status: 'False', reason: REASONS.JobFailed, message: long, lastTransitionTime: T0 },
+      { type: 'DataCopied', status: 'False', reason: REASONS.JobFailed, message: long, lastTransitionTime: T0 },
+    ],
+  };
+  const d = decide(input(migration({}, { status })));
+  t.deepEqual(outOfBounds(statusSchema(), d.status, 'status'), []);
+  t.truthy(d.status.steps?.find((e) => e.step === 'copy'));
+});
+
+test('lists from step results are cut to the CRD\'s maxItems with a truncated mark (createdTables, tables; failed tables kept)', (t) => {
+  const names = Array.from({ length: STATUS_LIMITS.tables + 20 }, (_, i) => `t${String(i)}`);
+  const schema = parseSchemaResult({ versionBefore: null, version: '1', createdTables: names });
+  t.true(schema.ok);
+  if (!schema.ok) return;
+  t.is(schema.value.createdTables?.length, STATUS_LIMITS.tables);
+  t.true(schema.value.truncated);
+  const m = walkTo({}, 'Copying');
+  const tables = names.map((name, i) => ({ name, rowsCopied: 1, state: i === names.length - 1 ? 'Failed' : 'Copied', ...(i === names.length - 1 ? { message: 'broke' } : {}) }));
+  const { d } = step(m, { jobs: [job('copy', 'Succeeded', { tables })], now: T1 });
+  t.is(d.status.tables?.length, STATUS_LIMITS.tables);
+  t.true(d.status.tablesTruncated);
+  t.true(d.status.tables?.some((table) => table.name === names.at(-1)));
+  t.deepEqual(outOfBounds(statusSchema(), d.status, 'status'), []);
 });

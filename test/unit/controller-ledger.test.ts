@@ -21,9 +21,15 @@ interface Fixture {
 
 const fixtures = JSON.parse(readFileSync(new URL('../fixtures/controller/status-before-ledger.json', import.meta.url), 'utf8')) as Fixture[];
 
+/**
+ * The version before asked for a refused Job again at once (a hot loop: controller-findings 1);
+ * this one waits REQUEUE.jobRejected from the refusal, so that fixture is observed a minute after it.
+ */
+const nowOf = (f: Fixture): string => (f.label.includes('rejected by the API server') ? '2025-01-01T00:01:00Z' : f.next.now ?? '2025-01-01T00:00:00Z');
+
 function decideAsReconciler(f: Fixture): Decision {
   const base: Omit<DecideInput, 'preflight'> = {
-    migration: f.migration, jobs: f.next.jobs ?? [], now: f.next.now ?? '2025-01-01T00:00:00Z',
+    migration: f.migration, jobs: f.next.jobs ?? [], now: nowOf(f),
     ...(f.next.selector ? { service: { selector: f.next.selector } } : {}),
   };
   return decide(preflightNeeded(base) ? { ...base, preflight: { missing: f.next.missing ?? [], deploymentReady: true } } : base);

@@ -185,14 +185,15 @@ for (const fixture of BEFORE_ANNOUNCED) {
   test(`an upgraded status goes on without announcing again: ${fixture.name}`, (t) => {
     const observe: Observe = fixture.name.startsWith('Pending')
       ? { missing: MISSING, now: at(120) }
-      : { jobs: fixture.name.includes('running') ? [job('copy', 'Running')] : [], now: at(30) };
+      // A refused Job is asked for again a minute after the refusal (REQUEUE.jobRejected).
+      : { jobs: fixture.name.includes('running') ? [job('copy', 'Running')] : [], now: fixture.name.includes('refused') ? at(60) : at(30) };
     const d = decideAsReconciler(fixture.migration, observe);
     const readyBefore = fixture.migration.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
     if (fixture.name.includes('refused')) {
-      // Asked for again at once (a reconcile after a refusal): the new request is news, the refusal is not.
+      // Asked for again (a reconcile a minute after a refusal): the new request is news, the refusal is not.
       t.deepEqual(d.actions.map((a) => (a.kind === 'event' ? a.reason : a.kind)), ['createJob', REASONS.JobRunning]);
       // Refused again: the reconciler records it against the status as stored (the older one).
-      const again = recordRejectedJob(fixture.migration, d, { step: 'copy', runId: 'g1', message: 'HTTP 403 Forbidden: exceeded quota: jobs' }, at(30));
+      const again = recordRejectedJob(fixture.migration, d, { step: 'copy', runId: 'g1', message: 'HTTP 403 Forbidden: exceeded quota: jobs' }, at(60));
       t.deepEqual(again.actions, [], 'the refusal the earlier version announced is not announced again');
       t.is(again.status.announced, `False/${REASONS.JobRejected}`);
       return;

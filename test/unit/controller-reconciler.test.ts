@@ -4,12 +4,13 @@
 import { Writable } from 'node:stream';
 import test from 'ava';
 import type * as k8s from '@kubernetes/client-node';
-import { ABORT_ANNOTATION, REASONS } from '../../src/api/constants.ts';
+import { ABORT_ANNOTATION, LABELS, REASONS } from '../../src/api/constants.ts';
 import type { DataMigration } from '../../src/api/types.ts';
 import { ClusterError } from '../../src/controller/cluster.ts';
 import { entryOf } from '../../src/controller/ledger.ts';
 import { createLogger } from '../../src/controller/logger.ts';
 import { createMetrics } from '../../src/controller/metrics.ts';
+import { observeJob } from '../../src/controller/observe.ts';
 import { applyOutcome, CONFLICT_RETRY_MS, outcomeOf, type OutcomeQueue } from '../../src/controller/outcome.ts';
 import { Reconciler, type ProgressReader } from '../../src/controller/reconciler.ts';
 import { MemoryCluster } from '../support/memory-cluster.ts';
@@ -74,6 +75,36 @@ test('a Job the API server refuses is recorded in status (ledger Rejected, Ready
   await reconciler.reconcile(KEY);
   t.deepEqual(cluster.jobList.map((j) => j.metadata?.name), ['orders-g1-copy']);
   t.like(entryOf(stored(cluster).status ?? {}, 'copy'), { requestedAt: '2025-01-01T00:01:00.000Z' });
+});
+
+test('a refused Job is not asked for again at once: a reconcile 1 s later creates nothing and writes nothing', async (t) => {
+  const { cluster, reconciler, clock } = setUp();
+  cluster.refuseNextJob = new ClusterError(422, 'HTTP 422 Invalid: spec.template.spec.containers[0].resources.requests: Invalid value');
+  await reconciler.reconcile(KEY);
+  const before = cluster.requests.length;
+  const version = stored(cluster).metadata?.resourceVersion;
+  clock.now = new Date('2025-01-01T00:00:01Z');
+  const result = await reconciler.reconcile(KEY);
+  const after = cluster.requests.slice(before);
+  t.false(after.some((r) => r.startsWith('createJob')), after.join(', '));
+  t.false(after.some((r) => r.startsWith('writeStatus')), after.join(', '));
+  t.is(stored(cluster).metadata?.resourceVersion, version);
+  t.deepEqual(result, { requeueAfterSeconds: 59 });
+  t.is(stored(cluster).status?.conditions?.find((c) => c.type === 'Ready')?.reason, REASONS.JobRejected);
+  t.deepEqual(cluster.events.filter((e) => e.type === 'Warning').map((e) => e.reason), ['JobRejected']);
+});
+
+test('a refused Job is asked for again at once when the spec changed', async (t) => {
+  const { cluster, reconciler, clock } = setUp();
+  cluster.refuseNextJob = new ClusterError(422, 'HTTP 422 Invalid: resources.requests: Invalid value');
+  await reconciler.reconcile(KEY);
+  const m = structuredClone(stored(cluster));
+  m.metadata ??= {};
+  m.metadata.generation = 2;
+  cluster.add(m);
+  clock.now = new Date('2025-01-01T00:00:01Z');
+  await reconciler.reconcile(KEY);
+  t.deepEqual(cluster.jobList.map((j) => j.metadata?.name), ['orders-g1-copy']);
 });
 
 test('a conflicting status write stops the reconcile before the Job is sent; the work queue retries it at once', async (t) => {
@@ -229,4 +260,47 @@ test('a re-created DataMigration refused by the engine (exit 3, another uid\'s r
   t.deepEqual(warnings.map((e) => e.reason), [REASONS.PlanRefused]);
   t.regex(warnings[0]?.message ?? '', /migration uid 5d0c-earlier/);
   t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Failed', reason: REASONS.PlanRefused, exitCode: 3 });
+});
+
+test('a failed Job\'s exit code is the newest pod\'s, compared as times (Sunday 23:59 before Monday 00:01)', (t) => {
+  const failedPod = (exitCode: number, finishedAt: Date): k8s.V1Pod => ({
+    metadata: { name: `p${String(exitCode)}` },
+    status: { containerStatuses: [{ name: 'engine', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, message: 'x', finishedAt } } }] },
+  });
+  const job: k8s.V1Job = {
+    metadata: { name: 'orders-g1-copy', labels: { [LABELS.step]: 'copy', [LABELS.run]: 'g1' } },
+    status: { conditions: [{ type: 'Failed', status: 'True' }] },
+  };
+  // String(Date) starts with the weekday: as text "Sun …" sorts after "Mon …".
+  const pods = [failedPod(3, new Date(2025, 0, 6, 0, 1)), failedPod(2, new Date(2025, 0, 5, 23, 59))];
+  t.is(observeJob(job, pods)?.exitCode, 3);
+  t.is(observeJob(job, [...pods].reverse())?.exitCode, 3);
+});
+
+test('a status the API server refuses as invalid (422) is said: logged at error with the reason, one Warning Event, and backed off', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger('error', new Writable({ write: (chunk: Buffer, _encoding, done) => { lines.push(chunk.toString()); done(); } }));
+  class RefusingStatus extends MemoryCluster {
+    override writeStatus(): Promise<DataMigration> {
+      this.requests.push('writeStatus refused');
+      return Promise.reject(new ClusterError(422, 'DataMigration.dataops.dev "orders" is invalid: status.steps[0].message: Too long: may not be more than 2048 bytes'));
+    }
+  }
+  const cluster = new RefusingStatus();
+  cluster.secrets.set('shop/legacy-db', { url: 'mysql://u:p@legacy/db' });
+  cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
+  cluster.add({
+    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: 'orders', namespace: 'shop', uid: 'u1', generation: 1 },
+    spec: { source: { engine: 'mysql', secretRef: { name: 'legacy-db', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 'orders-pg', key: 'url' } }, strategy: { type: 'BigBang' } },
+  });
+  const reconciler = new Reconciler({ cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger, metrics: createMetrics(), now: () => new Date('2025-01-01T00:00:00Z') });
+  for (let i = 0; i < 3; i++) {
+    const error = await t.throwsAsync(reconciler.reconcile(KEY));
+    t.is(outcomeOf({ error }).kind, 'error');
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(cluster.events.map((e) => `${e.type}:${e.reason}`), ['Warning:StatusRejected']);
+  t.regex(cluster.events[0]?.message ?? '', /Too long/);
+  t.true(lines.length >= 3 && lines.every((line) => line.includes('"level":"error"') && line.includes('Too long')), lines.join(''));
+  t.false(cluster.requests.some((r) => r.startsWith('createJob')));
 });

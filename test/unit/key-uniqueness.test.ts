@@ -22,6 +22,7 @@ test('a column with duplicates, or a unique index that allows NULLs, is refused 
   t.regex(keyUniqueness(events, ['grp'], undefined).error ?? '', /^key \(grp\) is not proven unique on the source \(no primary key or unique index of NOT NULL columns is made of key columns\)/);
   t.regex(keyUniqueness(events, ['code'], undefined).error ?? '', /unique index \(code\) allows NULL in code/);
   t.regex(keyUniqueness({ ...events, primaryKey: [] }, ['id'], undefined).error ?? '', /not proven unique/);
+  t.regex(keyUniqueness(events, ['id', 'code'], undefined).error ?? '', /key column\(s\) code allow NULL/, 'the primary key plus a nullable column: NULL never compares greater');
 });
 
 test('with dedupe, a NOT NULL key holding every dedupe.by column is unique among the rows kept', (t) => {

@@ -220,6 +220,21 @@ test('renderStatus reads the step ledger (status.steps) of the current run, Serv
   t.regex(text, /Next:\s+after fixing the cause: kubectl dm retry orders/, 'an aborted step is retryable');
 });
 
+test('renderStatus lists the ledger\'s switch (cleared to go, or patched) and finish (how the run ended) entries', (t) => {
+  const render = (steps: NonNullable<DataMigration['status']>['steps'], phase: NonNullable<DataMigration['status']>['phase']): string => renderStatus({
+    now, events: [], jobs: [],
+    migration: migration({ phase, observedGeneration: 2, runId: 'g1', steps }, { cutover: { service: 'api', fromSelector: { a: 'b' }, toSelector: { a: 'c' } } }),
+  });
+  const cleared = render([{ step: 'switch', runId: 'g1' }], 'CuttingOver');
+  t.regex(cleared, /\n {2}… switch {3}Pending {3}Service api {2}\(cleared to go, not patched yet\)\n/);
+  const patched = render([{ step: 'switch', runId: 'g1', requestedAt: '2026-12-01T06:09:00Z' }], 'CuttingOver');
+  t.regex(patched, /\n {2}… switch {3}Requested Service api {2}patched 1m00s ago\n/);
+  const succeeded = render([{ step: 'switch', runId: 'g1', outcome: 'Succeeded' }, { step: 'finish', runId: 'g1', outcome: 'Succeeded', reason: 'Succeeded', finishedAt: '2026-12-01T06:08:00Z' }], 'Succeeded');
+  t.regex(succeeded, /\n {2}✔ switch {3}Succeeded Service api\n {2}✔ finish {3}Succeeded 2m00s ago\n/);
+  const rolledBack = render([{ step: 'finish', runId: 'g1', outcome: 'Failed', reason: 'RolledBack', finishedAt: '2026-12-01T06:08:00Z' }], 'RolledBack');
+  t.regex(rolledBack, /\n {2}✖ finish {3}Failed {4}RolledBack {2}2m00s ago\n/);
+});
+
 test('canRetry follows the operator: the ledger when there is one, else the ledger the conditions imply', (t) => {
   const ready = (reason: string) => [{ type: 'Ready' as const, status: 'False' as const, reason, message: '', lastTransitionTime: '2026-12-01T06:00:00Z' }];
   t.true(canRetry({ phase: 'Failed', runId: 'g1', steps: [{ step: 'copy', runId: 'g1', outcome: 'Failed', reason: 'JobFailed' }] }));

@@ -149,6 +149,17 @@ const HOSTILE: Case[] = [
   ...both('rule', `SELECT ${MEGABYTE}`),
   ...both('where', `${'('.repeat(200)}true${')'.repeat(200)}`),
   ...both('where', ''),
+  // A number running into a word: the server reads 1.1FOR as 1.1 then FOR (issue 13).
+  ['mysql', 'where', 'id IN (SELECT id FROM orders WHERE id > 1.1FOR UPDATE)'],
+  ['mysql', 'expression', '(SELECT note FROM orders LIMIT 1 INTO @x)'],
+  ['mysql', 'where', 'id > 1e1INTO @x'],
+  // Whole catalogs through *_to_xml, credential schemas by name.
+  ['postgres', 'expression', "table_to_xml('pg_authid', true, false, '')::text"],
+  ['postgres', 'where', "schema_to_xml('pg_catalog', true, false, '') IS NOT NULL"],
+  ['postgres', 'expression', "database_to_xml_and_xmlschema(true, false, '')::text"],
+  ['postgres', 'where', 'EXISTS (SELECT 1 FROM pg_catalog.pg_subscription)'],
+  ['mysql', 'where', 'EXISTS (SELECT 1 FROM performance_schema.threads)'],
+  ['mysql', 'where', 'EXISTS (SELECT 1 FROM information_schema.PROCESSLIST)'],
 ];
 
 const REFUSAL_MESSAGE_LIMIT = 600;

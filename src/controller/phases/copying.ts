@@ -2,7 +2,7 @@
 // status. Trickle goes on to Syncing, the other strategies to Validating.
 import { REASONS } from '../../api/constants.ts';
 import { event, setCond, transition, type Context } from '../context.ts';
-import { copyNotices, mergeTables, parseCopyResult } from '../step-results.ts';
+import { copyNotices, parseCopyResult, recordTables } from '../step-results.ts';
 import type { Next } from './next.ts';
 import { failureReason, runStep, stepFailed, stepSucceeded } from './run-step.ts';
 
@@ -11,7 +11,7 @@ export function copying(ctx: Context): Next {
   if (outcome.kind === 'wait') return 'stop';
   const parsed = parseCopyResult(outcome.job.result);
   // Whatever the copy reported is worth keeping, even from a failed Job.
-  if (parsed.ok && parsed.value.tables.length > 0) ctx.status.tables = mergeTables(ctx.status.tables, parsed.value.tables);
+  if (parsed.ok && parsed.value.tables.length > 0) recordTables(ctx.status, parsed.value.tables);
   if (outcome.kind === 'failed') return stepFailed(ctx, 'copy', outcome.message, failureReason('copy', outcome.job), outcome.job);
   if (!parsed.ok) return stepFailed(ctx, 'copy', parsed.error, REASONS.JobFailed, outcome.job);
   const { failedTables, progress, tables } = parsed.value;

@@ -7,7 +7,8 @@ import { STATUS_LIMITS } from '../../api/datamigration-schema.ts';
 import type { ConditionType } from '../../api/constants.ts';
 import { exitReason } from '../../cli/exit-codes.ts';
 import { bound, fail, mayStart, ready, requeueAfter, setCond, STEP_TITLES, type Context } from '../context.ts';
-import { inFlight, recordOutcome, recordRequest, recordSeen, requestedWithin, STEP_MARKERS } from '../ledger.ts';
+import { findCondition } from '../conditions.ts';
+import { entryOf, inFlight, recordOutcome, recordRequest, recordSeen, rejectedWait, requestedWithin, STEP_MARKERS } from '../ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type ObservedJob } from '../model.ts';
 import type { Parsed } from '../step-results.ts';
 import { stepJobName } from '../job-builder.ts';
@@ -51,6 +52,15 @@ export function runStep(ctx: Context, step: Step): StepOutcome {
   if (requestedWithin(ctx.status, step, ctx.runId, ctx.now, JOB_APPEAR_GRACE_SECONDS)) {
     ready(ctx, 'False', REASONS.JobRunning, starting);
     requeueAfter(ctx, REQUEUE.jobStarting);
+    return { kind: 'wait' };
+  }
+  const rejectedFor = rejectedWait(ctx.status, step, ctx.runId, ctx.now, ctx.generation, REQUEUE.jobRejected);
+  if (rejectedFor !== undefined) {
+    // Refused moments ago: Ready keeps saying so (unchanged, so nothing is written) until it is asked for again.
+    const said = findCondition(ctx.status.conditions, 'Ready');
+    const message = said?.reason === REASONS.JobRejected ? said.message : entryOf(ctx.status, step)?.message ?? `The API server refused the ${title} Job of run ${ctx.runId}`;
+    ready(ctx, 'False', REASONS.JobRejected, message);
+    requeueAfter(ctx, rejectedFor);
     return { kind: 'wait' };
   }
   if (!mayStart(ctx, `the ${title} step`)) return { kind: 'wait' };

@@ -5,7 +5,7 @@ import { REASONS } from '../../api/constants.ts';
 import type { CutoverSpec } from '../../api/types.generated.ts';
 import { fail, setCond, succeed, transition, type Context } from '../context.ts';
 import { recordOutcome } from '../ledger.ts';
-import { mergeTables, parseValidationResult } from '../step-results.ts';
+import { parseValidationResult, recordTables } from '../step-results.ts';
 import type { Next } from './next.ts';
 import { failureReason, runStep, stepFailed, stepSucceeded } from './run-step.ts';
 
@@ -24,7 +24,7 @@ export function validating(ctx: Context): Next {
   if (!parsed.ok) return stepFailed(ctx, 'validate', parsed.error, REASONS.JobFailed, outcome.job);
   const { validation, tables } = parsed.value;
   ctx.status.validation = { ...validation, checkedAt: ctx.now };
-  if (tables.length > 0) ctx.status.tables = mergeTables(ctx.status.tables, tables);
+  if (tables.length > 0) recordTables(ctx.status, tables);
   const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
   if (validation.passed) {
     stepSucceeded(ctx, 'validate', outcome.job);

@@ -29,13 +29,7 @@ export function keyUniqueness(source: TableInfo, key: readonly string[], dedupe:
   // Every key column NOT NULL, whatever proves uniqueness: keyset pagination compares keys with
   // >, and NULL never compares greater (rows lost on resume) nor reads back as its type.
   const nullable = key.filter((n) => columns.get(n)?.nullable !== false && !source.primaryKey.includes(n));
-  if (nullable.length > 0) {
-    return {
-      error: `key ${shown} has nullable column(s) ${nullable.join(', ')}: the copy resumes after the last key it committed, and a NULL key never compares greater, so rows would be skipped or the resume stuck. `
-        + 'Set tables[].key to NOT NULL columns of the primary key or of a unique index',
-    };
-  }
-  if (covered(key)) return {};
+  if (nullable.length === 0 && covered(key)) return {};
   if (dedupe && dedupe.by.every((c) => key.includes(c)) && notNull(key)) {
     const order = [...(dedupe.orderBy ? [dedupe.orderBy] : []), ...key];
     return covered(order) ? {} : {
@@ -44,9 +38,11 @@ export function keyUniqueness(source: TableInfo, key: readonly string[], dedupe:
   }
   // A unique index of key columns that is no proof only because it allows NULLs: say which.
   const nullableIndex = source.uniqueKeys.map((u) => u.columns).find((index) => index.length > 0 && index.every((c) => key.includes(c)));
-  const why = nullableIndex
-    ? `unique index (${nullableIndex.join(', ')}) allows NULL in ${nullableIndex.filter((c) => columns.get(c)?.nullable !== false).join(', ')}`
-    : 'no primary key or unique index of NOT NULL columns is made of key columns';
+  const why = nullable.length > 0 && covered(key)
+    ? `key column(s) ${nullable.join(', ')} allow NULL, and a NULL key never compares greater`
+    : nullableIndex
+      ? `unique index (${nullableIndex.join(', ')}) allows NULL in ${nullableIndex.filter((c) => columns.get(c)?.nullable !== false).join(', ')}`
+      : 'no primary key or unique index of NOT NULL columns is made of key columns';
   return {
     error: `key ${shown} is not proven unique on the source (${why}): the copy resumes after the last key it committed, so rows sharing a key would be skipped or repeated. `
       + `Set tables[].key to the columns of the primary key or of a unique index whose columns are NOT NULL${dedupe ? `, or include every dedupe.by column (${dedupe.by.join(', ')}) in a NOT NULL key` : ''}`,

@@ -11,9 +11,18 @@ import { parseCopyTextLine } from './pg-text.ts';
 export type SourceValue = string | Buffer | null;
 export type SourceRow = SourceValue[];
 
-/** Starts the read-only snapshot a whole table or shard is read in. */
+/**
+ * Starts the read-only snapshot a whole table or shard is read in, and makes sure string literals
+ * read as the statement guard parsed them (standard_conforming_strings on: every session asks for
+ * it at startup) before any COPY goes over the simple protocol.
+ */
 export async function beginPostgresSnapshot(client: pg.Client): Promise<void> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const result = await client.query<{ standard_conforming_strings?: string }>('SHOW standard_conforming_strings');
+  if (result.rows[0]?.standard_conforming_strings !== 'on') {
+    await client.query('ROLLBACK');
+    throw new Error('the PostgreSQL source session has standard_conforming_strings off, under which the copy\'s string literals would not read as checked; refusing to copy');
+  }
 }
 
 /**

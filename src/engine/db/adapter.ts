@@ -123,6 +123,11 @@ export interface DatabaseAdapter extends Dialect {
   readonly lockScope: 'database' | 'server';
   /** SELECT … AS db: the session's current database. */
   readonly currentDatabaseSql: string;
+  /** The schema a table name ($1, quoted and maybe qualified) resolves to, as column `s`; undefined where a
+   * session has one schema (MySQL: the current database). */
+  readonly tableSchemaSql?: string;
+  /** A UTC instant as a literal comparable with the bookkeeping tables' timestamp columns. */
+  utcTimestampLiteral(instant: Date): string;
   /** SQL of a random number in [0, 1). */
   readonly randomSql: string;
   readonly scriptSyntax: ScriptSyntax;

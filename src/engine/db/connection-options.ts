@@ -65,6 +65,9 @@ function sideName(settings: ConnectionSettings): string {
 const PG_ENGINE_PARAMS = new Set(['options', 'client_encoding', 'replication', 'binary', 'statement_timeout', 'query_timeout',
   'lock_timeout', 'idle_in_transaction_session_timeout', 'connect_timeout', 'keepalives', 'keepalives_idle', 'types']);
 const isPgSslParam = (name: string): boolean => name === 'ssl' || name.startsWith('ssl');
+// pg copies every parameter of the connection string over the config it is given
+// (connectionTimeoutMillis=0 would undo the connect timeout): only these may stay in a URL.
+const PG_URL_PARAMS = new Set(['host', 'uselibpqcompat']);
 
 /** sslmode values that mean what a spec tls.mode means (libpq's names; pg's `ssl=true` and no-verify spelled out). */
 function pgUrlTlsMode(params: URLSearchParams): TlsMode | 'other' | undefined {
@@ -82,6 +85,9 @@ function postgresOptions(url: URL, settings: ConnectionSettings): ClientConfig {
   for (const name of url.searchParams.keys()) {
     if (PG_ENGINE_PARAMS.has(name)) {
       throw new ConnectionSettingsError(`the ${side} connection URL sets "${name}", which the engine sets itself: remove it from the URL`);
+    }
+    if (!PG_URL_PARAMS.has(name) && !isPgSslParam(name)) {
+      throw new ConnectionSettingsError(`the ${side} connection URL has the parameter "${name}": a PostgreSQL URL may carry only host and the ssl parameters (the engine sets the rest itself)`);
     }
   }
   const { tls } = settings;

@@ -19,6 +19,7 @@
 // A false "same" refuses a migration with a clear reason; a false "different" could overwrite the
 // source, so every doubt resolves to "same".
 import type { ServerIdentity } from './adapter.ts';
+import { splitQualifiedName } from './dialect.ts';
 import type { SqlSession } from './session.ts';
 
 export interface SideIdentity extends ServerIdentity {
@@ -48,4 +49,27 @@ export async function sameDatabaseReason(source: SqlSession, target: SqlSession)
   const replica = from.inRecovery || to.inRecovery ? ' (or a replica of it)' : '';
   return `the source and the target are the same database${replica}: ${from.displayName} database "${from.databaseName}" on server ${from.server ?? from.fallbackServer}, `
     + 'whatever the two connection URLs look like; the migration would write to the data it reads: point the target at another database';
+}
+
+/**
+ * MySQL target tables qualified with a schema other than the target's own (DATABASE()): one
+ * account on one server reaches every schema it has rights on, the source's among them, so a
+ * `target: app.orders` would write the source's table. PostgreSQL names stay inside the
+ * connected database, so any of its schemas is the target's.
+ */
+export async function foreignTargetSchemaReasons(target: SqlSession, tables: readonly { name: string; target?: string }[]): Promise<string[]> {
+  if (target.engine !== 'mysql') return [];
+  const [row] = await target.query(target.dialect.currentDatabaseSql);
+  const own = row?.db?.toString() ?? '';
+  const reasons: string[] = [];
+  for (const table of tables) {
+    const name = table.target ?? table.name;
+    const parts = splitQualifiedName(name);
+    const schema = parts.length > 1 ? parts[0] : undefined;
+    if (schema !== undefined && schema !== own) {
+      reasons.push(`spec.tables[${table.name}]: the target table ${name} is in schema ${schema}, not the target database ${own}: `
+        + 'the target writes only its own database; name the table without a schema (or with the target database\'s)');
+    }
+  }
+  return reasons;
 }

@@ -115,11 +115,10 @@ async function mayAdoptLegacy(session: SqlSession, identity: MigrationIdentity):
     const [other] = await session.query(`SELECT migration_uid FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_name = ${d.placeholder(1)} AND migration_uid <> ${d.placeholder(2)}`, [identity.name, identity.uid]);
     if (other) return false;
   }
-  if (await ownerColumn(session, CHECKPOINT_TABLE) === undefined) return false;
-  // Checkpoint times are UTC: timestamptz on PostgreSQL, UTC_TIMESTAMP() in a datetime on MySQL.
-  const utc = created.toISOString().replace('T', ' ').replace('Z', '');
-  const createdSql = d.engine === 'postgres' ? `CAST(${d.quoteLiteral(`${utc}+00`)} AS timestamptz)` : `CAST(${d.quoteLiteral(utc)} AS DATETIME(6))`;
-  const owners = `migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`;
+  const column = await ownerColumn(session, CHECKPOINT_TABLE);
+  if (column === undefined) return false;
+  const createdSql = d.utcTimestampLiteral(created);
+  const owners = `${d.quoteIdent(column)} IN (${d.placeholder(1)}, ${d.placeholder(2)})`;
   const [row] = await session.query(
     `SELECT count(*) AS n, sum(CASE WHEN updated_at >= ${createdSql} THEN 1 ELSE 0 END) AS later FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`,
     [identity.name, identity.name + SYNC_SUFFIX],
@@ -160,7 +159,8 @@ const text = (value: SqlValue | undefined): string => (value === null || value =
 async function foreignRecords(session: SqlSession, identity: MigrationIdentity, tables: readonly string[]): Promise<ForeignRecord[]> {
   const d = session.dialect;
   if (tables.length === 0) return [];
-  const own = [identity.uid, identity.uid + SYNC_SUFFIX];
+  // Rows under its namespace/name count as its own where prepareBookkeeping would adopt them.
+  const own = [identity.uid, identity.uid + SYNC_SUFFIX, ...(await mayAdoptLegacy(session, identity) ? [identity.name, identity.name + SYNC_SUFFIX] : [])];
   const names = new TableNames(session);
   const wanted = await names.canonicalAll(tables);
   const found: ForeignRecord[] = [];
@@ -171,7 +171,7 @@ async function foreignRecords(session: SqlSession, identity: MigrationIdentity, 
     const rows = await session.query(
       `SELECT ${d.quoteIdent(column)} AS owner, ${nameColumn} AS name${time ? `, ${time} AS at` : ''} FROM ${d.quoteIdent(table)} `
         + `WHERE ${d.quoteIdent(column)} NOT IN (${own.map((_, i) => d.placeholder(i + 1)).join(', ')})`,
-      own,
+      [...own],
     );
     const kind = table === CHECKPOINT_TABLE ? 'checkpoints' : table === CREATED_TABLES_TABLE ? 'created tables' : table === CLAIMED_TABLES_TABLE ? 'tables written' : 'created types';
     const byOwner = new Map<string, ForeignRecord>();

@@ -34,12 +34,8 @@ export class TableNames {
 
   async #schemaOf(name: string): Promise<string> {
     const d = this.#session.dialect;
-    if (d.engine === 'postgres') {
-      // An unqualified name resolves through search_path to an existing table first.
-      const [row] = await this.#session.query(
-        'SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)), current_schema()) AS s',
-        [d.quoteQualified(name)],
-      );
+    if (d.tableSchemaSql !== undefined) {
+      const [row] = await this.#session.query(d.tableSchemaSql, [d.quoteQualified(name)]);
       return row?.s?.toString() ?? '';
     }
     if (this.#current === undefined) {

@@ -10,8 +10,8 @@ import { introspectTable, listTables } from '../schema/introspect.ts';
 import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import { valueMapper } from '../schema/typemap.ts';
 import type { EngineSettings } from './settings.ts';
-import { sameDatabaseReason } from '../db/identity.ts';
-import { checkSourceRole, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
+import { foreignTargetSchemaReasons, sameDatabaseReason } from '../db/identity.ts';
+import { checkSourceRole, sourceRoleRefusal, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
 import { foreignRecordReasons } from '../migrations/ownership.ts';
 import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals } from '../sql/manifest-sql.ts';
@@ -63,6 +63,8 @@ export async function planMigration(
   // Before any catalog is read for the plan: one database on both sides refuses everything else.
   const same = await sameDatabaseReason(source, target);
   if (same !== undefined) return { tables: [], estimatedRows: 0, errors: [same], warnings: [] };
+  const foreign = await foreignTargetSchemaReasons(target, settings.tables);
+  if (foreign.length > 0) return { tables: [], estimatedRows: 0, errors: foreign, warnings: [] };
   const errors: string[] = [];
   const warnings: string[] = [];
   const specs: TableSpec[] = settings.tables.length > 0 ? settings.tables : (await listTables(source)).map((name) => ({ name }));
@@ -112,8 +114,12 @@ export async function planMigration(
   // Another migration's checkpoints or created tables for these tables: not this one's to touch.
   errors.push(...await foreignRecordReasons(target, identityOf(settings), specs.map((s) => s.target ?? s.name)));
   const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));
+  // A role that could write is refused unless the spec accepts it; then it is warned about, first
+  // (the copy's CopyNotices Event lists only the first few warnings).
+  const roleRefusal = sourceRoleRefusal(sourceRole, settings.acceptWritableSourceRole);
   const roleWarning = sourceRoleWarning(sourceRole);
-  if (roleWarning !== undefined) warnings.push(roleWarning);
+  if (roleRefusal !== undefined) errors.push(roleRefusal);
+  else if (roleWarning !== undefined) warnings.unshift(roleWarning);
   return { tables, estimatedRows: tables.reduce((sum, t) => sum + t.source.estimatedRows, 0), errors, warnings, sourceRole };
 }
 

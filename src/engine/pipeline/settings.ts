@@ -43,6 +43,8 @@ export interface EngineSettings {
   migrationsFromConfigMap: boolean;
   /** spec.validation.rules: their queries are checked with the plan (engine/sql), before any step writes. */
   validationRules: { name: string; source?: string; target?: string }[];
+  /** spec.source.acceptWritableRole: a source role that could write is accepted (with a warning), not refused. */
+  acceptWritableSourceRole: boolean;
 }
 
 export function engineSettings(migration: DataMigration): EngineSettings {
@@ -80,6 +82,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     inlineMigrations: spec.schema?.migrations ?? [],
     migrationsFromConfigMap: spec.schema?.configMapRef !== undefined,
     validationRules: spec.validation?.rules ?? [],
+    acceptWritableSourceRole: spec.source.acceptWritableRole ?? false,
   };
 }
 

@@ -15,11 +15,25 @@ export async function checkSourceRole(source: SqlSession, tables: readonly strin
   return { ...privileges, canWrite: privileges.superuser || privileges.writableTables.length > 0 };
 }
 
+/** What the role may do beyond reading, for messages ("is a superuser", "may write to a, b"). */
+function whatItMayDo(check: SourceRoleCheck): string {
+  if (check.superuser) return 'is a superuser';
+  const tables = check.writableTables;
+  return `may write to ${tables.length > 3 ? `${tables.slice(0, 3).join(', ')} and ${String(tables.length - 3)} more table(s)` : tables.join(', ')}`;
+}
+
 /** The plan warning for a role that could write, or undefined for a read-only one. Pure. */
 export function sourceRoleWarning(check: SourceRoleCheck): string | undefined {
   if (!check.canWrite) return undefined;
-  const what = check.superuser
-    ? 'is a superuser'
-    : `may write to ${check.writableTables.length > 3 ? `${check.writableTables.slice(0, 3).join(', ')} and ${String(check.writableTables.length - 3)} more table(s)` : check.writableTables.join(', ')}`;
-  return `the source role ${check.user} ${what}: use a read-only role for the source (see "A read-only source role" in the README)`;
+  return `the source role ${check.user} ${whatItMayDo(check)}: use a read-only role for the source (see "A read-only source role" in the README)`;
+}
+
+/**
+ * The plan's refusal of a role that could write, unless spec.source.acceptWritableRole accepts it
+ * (then undefined, and the warning stands). Pure.
+ */
+export function sourceRoleRefusal(check: SourceRoleCheck, accepted: boolean): string | undefined {
+  if (!check.canWrite || accepted) return undefined;
+  return `the source role ${check.user} ${whatItMayDo(check)}: refused, the source must be read by a role that cannot write `
+    + '(see "A read-only source role" in the README), or set spec.source.acceptWritableRole: true to accept it';
 }

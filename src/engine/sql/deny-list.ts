@@ -27,13 +27,15 @@ const POSTGRES: DenyList = {
     // index maintenance that writes
     'brin_summarize_new_values', 'brin_summarize_range', 'brin_desummarize_range', 'gin_clean_pending_list',
     // SQL given as text, run by the function
-    'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema',
     'ts_stat', 'ts_rewrite', 'crosstab', 'crosstab2', 'crosstab3', 'crosstab4', 'connectby', 'xpath_table',
   ]),
   prefixes: [
     'pg_advisory', 'pg_try_advisory', 'lo_', 'dblink', 'txid_', 'pg_current_xact_id', 'pg_replication_',
     'pg_create_', 'pg_copy_', 'pg_logical_slot_', 'pg_ls_', 'pg_read_', 'pg_file_', 'pg_stat_reset',
     'pg_stat_statements_reset', 'pg_wal_replay_', 'pg_drop_',
+    // the *_to_xml family: SQL given as text, or whole tables, schemas and databases (a catalog of
+    // credentials among them) named by a string no parse sees as a table
+    'query_to_xml', 'cursor_to_xml', 'table_to_xml', 'schema_to_xml', 'database_to_xml',
   ],
 };
 
@@ -54,13 +56,20 @@ const MYSQL: DenyList = {
   prefixes: ['version_tokens_', 'keyring_key_', 'audit_log_', 'group_replication_', 'asynchronous_connection_failover_', 'mysql_firewall_'],
 };
 
-/** Catalogs that hold credentials: a fragment reading them would copy secrets into the target. */
-const CREDENTIAL_TABLES: Record<Engine, ReadonlySet<string>> = {
-  // pg_catalog comes first in every search path, so the bare names mean these.
-  postgres: new Set(['pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_user_mappings']),
-  // Only in the mysql schema: an application may well have a table named user.
-  mysql: new Set(['mysql.user', 'mysql.global_priv']),
-};
+/**
+ * Catalogs that hold credentials (password hashes, foreign servers' and subscriptions' connection
+ * strings, server settings files, other sessions' statement text): a fragment or a copied table
+ * reading them would copy secrets into the target. PostgreSQL's are refused by name in any schema
+ * (pg_catalog comes first in every search path, so the bare names mean these).
+ */
+const POSTGRES_CREDENTIAL_TABLES: ReadonlySet<string> = new Set([
+  'pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_user_mappings', 'pg_subscription', 'pg_file_settings',
+  'pg_hba_file_rules', 'pg_ident_file_mappings', 'pg_stat_activity',
+]);
+/** MySQL schemas refused whole (accounts, grants, server state, other sessions' statements). */
+const MYSQL_CREDENTIAL_SCHEMAS: ReadonlySet<string> = new Set(['mysql', 'performance_schema', 'sys']);
+/** Single MySQL tables outside those schemas (other sessions' statement text). */
+const MYSQL_CREDENTIAL_TABLES: ReadonlySet<string> = new Set(['information_schema.processlist']);
 
 /**
  * The form a name is compared in: compatibility-normalised (fullwidth and other look-alike
@@ -79,6 +88,8 @@ export function isDeniedFunction(engine: Engine, name: string): boolean {
 
 /** Whether a fragment may not read the table `name` (of `schema`, when the fragment names one) on `engine`. */
 export function isCredentialTable(engine: Engine, schema: string | undefined, name: string): boolean {
-  const qualified = engine === 'postgres' || schema === undefined ? name : `${schema}.${name}`;
-  return CREDENTIAL_TABLES[engine].has(comparableName(qualified));
+  if (engine === 'postgres') return POSTGRES_CREDENTIAL_TABLES.has(comparableName(name));
+  // Unqualified MySQL names are the application's: an application may well have a table named user.
+  if (schema === undefined) return false;
+  return MYSQL_CREDENTIAL_SCHEMAS.has(comparableName(schema)) || MYSQL_CREDENTIAL_TABLES.has(comparableName(`${schema}.${name}`));
 }

@@ -120,7 +120,16 @@ export function mysqlTokens(text: string, field: string, expected: string): Toke
     } else if (MYSQL_NAME_CHAR.test(c)) {
       while (i < text.length && MYSQL_NAME_CHAR.test(text[i] ?? '')) i++;
       const word = text.slice(start, i);
-      tokens.push({ kind: 'word', text: word, start, name: word });
+      // The server reads a number and then a word where digits run into letters after a '.'
+      // (1.1FOR is 1.1 then FOR): the leading number is its own token, so the word is checked.
+      const number = /^[0-9]+(?:[eE][0-9]+)?/.exec(word)?.[0] ?? '';
+      if (number !== '' && number.length < word.length) {
+        tokens.push({ kind: 'other', text: number, start });
+        const rest = word.slice(number.length);
+        tokens.push({ kind: 'word', text: rest, start: start + number.length, name: rest });
+      } else {
+        tokens.push({ kind: 'word', text: word, start, name: word });
+      }
     } else {
       i += c.length;
       tokens.push({ kind: 'other', text: c, start });

@@ -1,7 +1,8 @@
 // Every place a DataMigration puts text into SQL, checked at once for the plan: each refusal
 // names its field (spec.tables[orders].where), so one plan run reports them all.
 import type { DataMigrationSpec } from '../../api/types.ts';
-import type { Engine } from '../db/dialect.ts';
+import { splitQualifiedName, type Engine } from '../db/dialect.ts';
+import { isCredentialTable } from './deny-list.ts';
 import { checkDefault, checkExpression, checkIdentifier, checkQualifiedName, checkRuleQuery, checkWhere, FragmentRefused } from './fragments.ts';
 import { pathKey } from './refusal.ts';
 
@@ -17,6 +18,15 @@ export interface ManifestSql {
   }[];
   strategy?: { incremental?: { column: string } };
   validation?: { rules?: readonly { name: string; source?: string; target?: string }[] };
+}
+
+/** Refuses a source table that is a catalog of credentials (see deny-list.ts). */
+function checkNotCredentialTable(engine: Engine, name: string, field: string): void {
+  const parts = splitQualifiedName(name);
+  const table = parts.at(-1) ?? name;
+  if (isCredentialTable(engine, parts.length > 1 ? parts[0] : undefined, table)) {
+    throw new FragmentRefused(field, 'an application table', `the credentials catalog ${name} (its rows would copy secrets into the target)`);
+  }
 }
 
 /**
@@ -40,12 +50,14 @@ export function manifestSqlRefusals(spec: ManifestSql | Pick<DataMigrationSpec, 
   };
   const { source, target } = engines;
   /** A name used on the source and, unless renamed, on the target too (one refusal per field). */
-  const sourceAndTarget = (check: typeof checkIdentifier, name: string, renamed: boolean, field: string): void => {
-    if (attempt(() => check(source, name, field)) && !renamed && target !== source) attempt(() => check(target, name, field));
+  const sourceAndTarget = (check: typeof checkIdentifier, name: string, renamed: boolean, field: string): boolean => {
+    const valid = attempt(() => check(source, name, field));
+    if (valid && !renamed && target !== source) attempt(() => check(target, name, field));
+    return valid;
   };
   for (const table of spec.tables ?? []) {
     const at = `spec.tables[${pathKey(table.name)}]`;
-    sourceAndTarget(checkQualifiedName, table.name, table.target !== undefined, `${at}.name`);
+    if (sourceAndTarget(checkQualifiedName, table.name, table.target !== undefined, `${at}.name`)) attempt(() => { checkNotCredentialTable(source, table.name, `${at}.name`); });
     if (table.target !== undefined) attempt(() => checkQualifiedName(target, table.target, `${at}.target`));
     const renamed = new Set((table.columns ?? []).filter((c) => c.target !== undefined).map((c) => c.name));
     for (const [i, column] of (table.key ?? []).entries()) sourceAndTarget(checkIdentifier, column, renamed.has(column), `${at}.key[${i}]`);

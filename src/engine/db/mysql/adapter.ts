@@ -44,6 +44,8 @@ export const mysqlAdapter: DatabaseAdapter = {
   // GET_LOCK is server wide: callers put the database in the name.
   lockScope: 'server',
   currentDatabaseSql: 'SELECT DATABASE() AS db',
+  // Bookkeeping times are UTC_TIMESTAMP() values in datetime columns.
+  utcTimestampLiteral: (instant) => `CAST('${instant.toISOString().replace('T', ' ').replace('Z', '')}' AS DATETIME(6))`,
   randomSql: 'RAND()',
   scriptSyntax: {
     delimiterCommand: true,

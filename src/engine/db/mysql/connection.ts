@@ -41,6 +41,28 @@ export function mysqlConnectionOptions(url: string, options: ConnectOptions): my
   };
 }
 
+/**
+ * sql_mode flags that change how quoted text reads: mysql2 escapes values with backslashes and the
+ * engine quotes names with backticks and strings with single quotes, which NO_BACKSLASH_ESCAPES
+ * (a value ending in \\ would end its string) and ANSI_QUOTES break; the combined modes that
+ * imply one of them go too (their other flags stay, spelled out by the server).
+ */
+const UNSAFE_MODES = ['NO_BACKSLASH_ESCAPES', 'ANSI_QUOTES', 'ANSI', 'DB2', 'MAXDB', 'MSSQL', 'ORACLE', 'POSTGRESQL'];
+const SAFE_SQL_MODE = `SET SESSION sql_mode = TRIM(BOTH ',' FROM ${UNSAFE_MODES.reduce((expression, mode) => `REPLACE(${expression}, ',${mode},', ',')`, "CONCAT(',', @@SESSION.sql_mode, ',')")})`;
+
+/** Takes the server's sql_mode minus UNSAFE_MODES, and makes sure it took (a refusal otherwise). */
+async function safeSqlMode(connection: mysql.Connection): Promise<void> {
+  await connection.query(SAFE_SQL_MODE);
+  const [rows] = await connection.query('SELECT @@SESSION.sql_mode AS mode');
+  const value = Array.isArray(rows) ? (rows[0] as { mode?: unknown } | undefined)?.mode : undefined;
+  const mode = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : '';
+  const kept = mode.toUpperCase().split(',').filter((flag) => flag === 'NO_BACKSLASH_ESCAPES' || flag === 'ANSI_QUOTES');
+  if (kept.length > 0) throw new Error(`the MySQL session kept sql_mode ${kept.join(', ')}, under which the engine's quoting is not safe; refusing to use it`);
+}
+
+/** Bound on a recursive CTE's iterations on source (read-only) sessions, MariaDB's max_recursive_iterations. */
+export const SOURCE_MAX_RECURSIVE_ITERATIONS = 100_000;
+
 /** ER_UNKNOWN_SYSTEM_VARIABLE: the timeout variables differ between MySQL and MariaDB. */
 const UNKNOWN_VARIABLE = 1193;
 
@@ -51,8 +73,12 @@ const UNKNOWN_VARIABLE = 1193;
  */
 export async function prepareMysqlSession(connection: mysql.Connection, options: ConnectOptions): Promise<void> {
   for (const statement of mysqlAdapter.sessionSetup({ readOnly: options.readOnly }).statements) await connection.query(statement);
+  await safeSqlMode(connection);
   const timeouts = timeoutsOf(options);
   const optional = [`SET SESSION idle_transaction_timeout = ${String(Math.ceil(timeouts.idleInTransactionMs / 1000))}`];
+  // MariaDB lets a recursive CTE run 2^32 iterations by default (MySQL stops at 1000, its
+  // cte_max_recursion_depth): a fragment's WITH RECURSIVE could burn the source's CPU for hours.
+  if (options.readOnly) optional.push(`SET SESSION max_recursive_iterations = ${String(SOURCE_MAX_RECURSIVE_ITERATIONS)}`);
   if (timeouts.statementMs !== undefined) {
     optional.push(`SET SESSION max_statement_time = ${String(timeouts.statementMs / 1000)}`, `SET SESSION max_execution_time = ${String(timeouts.statementMs)}`);
   }

@@ -9,6 +9,15 @@ const MAX_BIGINT = (1n << 63n) - 1n;
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
+/**
+ * A string literal as PostgreSQL's quote_literal spells it: E'…' with doubled backslashes when the
+ * value holds one, so it means the same text whatever standard_conforming_strings says (a server
+ * with it off would otherwise end the literal at \' and run what follows).
+ */
+export const quotePostgresLiteral = (value: string): string => (value.includes('\\')
+  ? `E'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`
+  : `'${value.replaceAll("'", "''")}'`);
+
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }
@@ -19,7 +28,7 @@ export const postgresAdapter: DatabaseAdapter = {
   quoteIdent,
   quoteQualified: (name) => splitQualifiedName(name).map(quoteIdent).join('.'),
   placeholder: (n) => `$${n}`,
-  quoteLiteral: (value) => `'${value.replaceAll("'", "''")}'`,
+  quoteLiteral: quotePostgresLiteral,
 
   transactionalDdl: true,
   beginStatement: 'BEGIN',
@@ -41,7 +50,10 @@ export const postgresAdapter: DatabaseAdapter = {
   currentUserSql: 'SELECT current_user AS who',
   // Advisory locks belong to one database.
   lockScope: 'database',
-  currentDatabaseSql: 'SELECT current_database() AS db',
+  currentDatabaseSql: 'SELECT pg_catalog.current_database() AS db',
+  // An unqualified name resolves through search_path to an existing table first.
+  tableSchemaSql: 'SELECT pg_catalog.coalesce((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)), pg_catalog.current_schema()) AS s',
+  utcTimestampLiteral: (instant) => `CAST('${instant.toISOString().replace('T', ' ').replace('Z', '')}+00' AS timestamptz)`,
   randomSql: 'random()',
   scriptSyntax: {
     delimiterCommand: false,
@@ -58,7 +70,7 @@ export const postgresAdapter: DatabaseAdapter = {
 
   sessionSetup: ({ readOnly }) => ({
     startupOptions: [
-      '-c TimeZone=UTC', '-c client_encoding=UTF8', '-c DateStyle=ISO', '-c IntervalStyle=iso_8601', '-c extra_float_digits=3',
+      '-c TimeZone=UTC', '-c client_encoding=UTF8', '-c standard_conforming_strings=on', '-c DateStyle=ISO', '-c IntervalStyle=iso_8601', '-c extra_float_digits=3',
       ...(readOnly ? ['-c default_transaction_read_only=on'] : []),
     ],
     statements: [],
@@ -73,7 +85,8 @@ export const postgresAdapter: DatabaseAdapter = {
   onConflictSql: (key, update) => (update.length > 0
     ? ` ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${update.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`
     : ` ON CONFLICT (${key.join(', ')}) DO NOTHING`),
-  bytesLiteral: (bytes) => `'\\x${bytes.toString('hex')}'::bytea`,
+  // No backslash to be read two ways (see quotePostgresLiteral).
+  bytesLiteral: (bytes) => `pg_catalog.decode('${bytes.toString('hex')}', 'hex')`,
   sha256HexSql: (e) => `encode(sha256(convert_to(${e}, 'UTF8')), 'hex')`,
   timestampMinusSecondsSql: (literal, seconds) => `CAST(${literal} AS timestamp) - interval '${String(seconds)} seconds'`,
   joinAsTextSql: (expressions, separator) => expressions.map((e) => `${e}::text`).join(` || ${separator} || `),
@@ -104,13 +117,17 @@ export const postgresAdapter: DatabaseAdapter = {
     await session.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
   },
   serverFlavor: () => Promise.resolve(undefined),
+  // Catalog queries name every function, relation, type and operator with pg_catalog: a role may
+  // set its own search_path (ALTER ROLE … SET search_path = evil, pg_catalog) ahead of pg_catalog
+  // and shadow any unqualified name with its own function returning what it likes.
   async identity(session: SqlSession) {
-    const [row] = await session.query(`SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text AS db_oid,
-      current_database() AS db_name, pg_is_in_recovery()::text AS in_recovery, extract(epoch FROM pg_postmaster_start_time())::text AS started`);
+    const [row] = await session.query(`SELECT (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text AS db_oid,
+      pg_catalog.current_database() AS db_name, pg_catalog.pg_is_in_recovery()::pg_catalog.text AS in_recovery,
+      extract(epoch FROM pg_catalog.pg_postmaster_start_time())::pg_catalog.text AS started`);
     // Revocable by an administrator (then the start time stands in: see db/identity.ts). Asked
     // first, not tried: a failed call would abort a transaction the caller may have open.
-    const [allowed] = await session.query("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')::text AS ok");
-    const system = allowed?.ok?.toString() === 'true' ? await session.query('SELECT system_identifier::text AS id FROM pg_control_system()') : [];
+    const [allowed] = await session.query("SELECT pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')::pg_catalog.text AS ok");
+    const system = allowed?.ok?.toString() === 'true' ? await session.query('SELECT s.system_identifier::pg_catalog.text AS id FROM pg_catalog.pg_control_system() s') : [];
     const started = row?.started?.toString();
     return {
       server: system[0]?.id?.toString(),
@@ -122,10 +139,10 @@ export const postgresAdapter: DatabaseAdapter = {
     };
   },
   async rolePrivileges(session: SqlSession, tables: readonly string[]) {
-    const [role] = await session.query('SELECT current_user AS who, rolsuper::text AS super FROM pg_roles WHERE rolname = current_user');
+    const [role] = await session.query('SELECT CURRENT_USER AS who, r.rolsuper::pg_catalog.text AS super FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER');
     const writableTables: string[] = [];
     for (const table of tables) {
-      const [row] = await session.query("SELECT has_table_privilege(to_regclass($1), 'INSERT, UPDATE, DELETE, TRUNCATE')::text AS writes",
+      const [row] = await session.query("SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'INSERT, UPDATE, DELETE, TRUNCATE')::pg_catalog.text AS writes",
         [splitQualifiedName(table).map(quoteIdent).join('.')]);
       if (row?.writes?.toString() === 'true') writableTables.push(table);
     }
