@@ -52,7 +52,7 @@ export const postgresAdapter: DatabaseAdapter = {
   lockScope: 'database',
   currentDatabaseSql: 'SELECT pg_catalog.current_database() AS db',
   // An unqualified name resolves through search_path to an existing table first.
-  tableSchemaSql: 'SELECT pg_catalog.coalesce((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)), pg_catalog.current_schema()) AS s',
+  tableSchemaSql: 'SELECT COALESCE((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)), pg_catalog.current_schema()) AS s',
   utcTimestampLiteral: (instant) => `CAST('${instant.toISOString().replace('T', ' ').replace('Z', '')}+00' AS timestamptz)`,
   randomSql: 'random()',
   scriptSyntax: {
