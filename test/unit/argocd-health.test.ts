@@ -3,36 +3,11 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { LUA, toLua, type Json } from '../support/lua.ts';
 
-const LUA = '/usr/bin/lua5.4';
 const HEALTH_KEY = 'resource.customizations.health.dataops.dev_DataMigration';
 const healthScript = readFileSync(new URL('../../config/argocd/health.lua', import.meta.url), 'utf8');
 const cmPatch = readFileSync(new URL('../../config/argocd/argocd-cm-patch.yaml', import.meta.url), 'utf8');
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/** A Lua string literal; every byte outside printable ASCII (and quote/backslash) becomes a decimal escape. */
-function luaString(value: string): string {
-  let out = '"';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    const printable = byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c;
-    out += printable ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, '0')}`;
-  }
-  return `${out}"`;
-}
-
-/** JSON value as a Lua expression: objects and arrays become table constructors, null becomes nil. */
-function toLua(value: Json): string {
-  if (value === null) return 'nil';
-  if (typeof value === 'boolean') return String(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error(`not representable in Lua: ${value}`);
-    return String(value);
-  }
-  if (typeof value === 'string') return luaString(value);
-  if (Array.isArray(value)) return `{${value.map(toLua).join(', ')}}`;
-  return `{${Object.entries(value).map(([key, item]) => `[${luaString(key)}] = ${toLua(item)}`).join(', ')}}`;
-}
 
 interface Health { status: string; message: string }
 
