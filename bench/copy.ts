@@ -43,28 +43,43 @@ async function generate(servers: Servers, n: number, suffix: string): Promise<{ 
   return { mysqlSource, pgSource, seconds: (performance.now() - started) / 1000 };
 }
 
-async function freshTarget(servers: Servers, engine: 'postgres' | 'mysql', name: string, createTable: boolean): Promise<string> {
+/**
+ * An empty target database, reached as the admin user, or, with `owned`, as an account that owns
+ * it and may write nothing else: the engine refuses a target account that could write a source on
+ * the same server (src/engine/pipeline/source-reach.ts), and the admin user could.
+ */
+async function freshTarget(servers: Servers, engine: 'postgres' | 'mysql', name: string, createTable: boolean, owned = false): Promise<string> {
+  const serverUrl = engine === 'postgres' ? servers.pgUrl : servers.mysqlUrl;
   if (engine === 'postgres') {
-    await psql(servers.pgUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await psql(servers.pgUrl, `CREATE DATABASE ${name}`);
-    const url = withDatabase(servers.pgUrl, name);
-    if (createTable) await psql(url, PG_TABLE);
-    return url;
+    await psql(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    if (owned) await psql(serverUrl, `DO $$ BEGIN CREATE ROLE ${TARGET_OWNER} LOGIN PASSWORD '${TARGET_OWNER}'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    await psql(serverUrl, `CREATE DATABASE ${name}${owned ? ` OWNER ${TARGET_OWNER}` : ''}`);
+  } else {
+    await mysql(serverUrl, `DROP DATABASE IF EXISTS ${name}; CREATE DATABASE ${name}`);
+    if (owned) await mysql(serverUrl, `CREATE USER IF NOT EXISTS '${TARGET_OWNER}'@'%' IDENTIFIED BY '${TARGET_OWNER}'; GRANT ALL PRIVILEGES ON \`${name.replace(/_/g, '\\_')}\`.* TO '${TARGET_OWNER}'@'%'`);
   }
-  await mysql(servers.mysqlUrl, `DROP DATABASE IF EXISTS ${name}; CREATE DATABASE ${name}`);
-  const url = withDatabase(servers.mysqlUrl, name);
-  if (createTable) await mysql(url, MYSQL_TABLE);
-  return url;
+  const url = new URL(withDatabase(serverUrl, name));
+  if (owned) {
+    url.username = TARGET_OWNER;
+    url.password = TARGET_OWNER;
+  }
+  if (createTable) await (engine === 'postgres' ? psql : mysql)(url.toString(), engine === 'postgres' ? PG_TABLE : MYSQL_TABLE);
+  return url.toString();
 }
 
-/** Our copy through the product's own path: `dmctl run` on a manifest, in a child process. */
+const TARGET_OWNER = 'bench_target_owner';
+
+/**
+ * Our copy through the product's own path: `dmctl run` on a manifest, in a child process. The
+ * source is read as the bench server's admin user, a role that could write: accepted explicitly.
+ */
 async function ours(source: string, target: string, sourceEngine: string, targetEngine: string, label: string, extraEnv: Record<string, string> = {}): Promise<{ seconds: number; peakRssMb: number }> {
   const manifest = join(tmpdir(), `bench-${label}-${process.pid}.yaml`);
   await writeFile(manifest, `apiVersion: dataops.dev/v1alpha1
 kind: DataMigration
 metadata: {name: bench-${label}}
 spec:
-  source: {engine: ${sourceEngine}, secretRef: {name: source, key: url}}
+  source: {engine: ${sourceEngine}, secretRef: {name: source, key: url}, acceptWritableRole: true}
   target: {engine: ${targetEngine}, secretRef: {name: target, key: url}}
   tables: [{name: bench}]
   strategy: {type: BigBang, batchSize: 50000, parallelism: ${parallelism}}
@@ -88,7 +103,7 @@ async function main(): Promise<void> {
   // PostgreSQL → PostgreSQL
   const psqlTarget = await freshTarget(servers, 'postgres', 'bench_psql', true);
   const psqlPipe = oursOnly ? SKIPPED : await timeCommand(`psql -q ${quote(data.pgSource)} -c "COPY bench (${COLUMNS}) TO STDOUT" | psql -q ${quote(psqlTarget)} -c "COPY bench (${COLUMNS}) FROM STDIN"`);
-  const pgTarget = await freshTarget(servers, 'postgres', 'bench_pg_ours', true);
+  const pgTarget = await freshTarget(servers, 'postgres', 'bench_pg_ours', true, true);
   const pgOurs = await ours(data.pgSource, pgTarget, 'postgres', 'postgres', 'pg-pg');
   report.psql_pipe_rows_per_s = rate(psqlPipe.seconds);
   report.pg_to_pg_rows_per_s = rate(pgOurs.seconds);
@@ -116,14 +131,14 @@ async function main(): Promise<void> {
   const dumpSource = mysqlCliArgs(data.mysqlSource);
   const dumpInto = mysqlCliArgs(dumpTarget);
   const dumpPipe = oursOnly ? SKIPPED : await timeCommand(`mariadb-dump ${dumpSource.args.map(quote).join(' ')} --single-transaction --quick bench | MYSQL_PWD=${quote(dumpInto.env.MYSQL_PWD ?? '')} mariadb ${dumpInto.args.map(quote).join(' ')}`, { env: dumpSource.env });
-  const mysqlTarget = await freshTarget(servers, 'mysql', 'bench_my_ours', true);
+  const mysqlTarget = await freshTarget(servers, 'mysql', 'bench_my_ours', true, true);
   const mysqlOurs = await ours(data.mysqlSource, mysqlTarget, 'mysql', 'mysql', 'my-my');
   report.mysql_to_mysql_rows_per_s = rate(mysqlOurs.seconds);
   report.mysqldump_pipe_rows_per_s = rate(dumpPipe.seconds);
   report.ratio_vs_mysqldump = round(dumpPipe.seconds / mysqlOurs.seconds);
   console.log(`mysql→mysql: ours ${round(mysqlOurs.seconds)} s, mariadb-dump|mariadb ${round(dumpPipe.seconds)} s`);
   // The other MySQL bulk path, measured on the same copy: multi-row INSERT instead of LOAD DATA.
-  const insertTarget = await freshTarget(servers, 'mysql', 'bench_my_insert', true);
+  const insertTarget = await freshTarget(servers, 'mysql', 'bench_my_insert', true, true);
   const mysqlInsert = await ours(data.mysqlSource, insertTarget, 'mysql', 'mysql', 'my-my-insert', { DMO_MYSQL_BULK: 'insert' });
   report.mysql_to_mysql_insert_rows_per_s = rate(mysqlInsert.seconds);
   report.load_data_vs_insert = round(mysqlInsert.seconds / mysqlOurs.seconds);

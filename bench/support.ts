@@ -59,7 +59,8 @@ export function timeCommand(command: string, options: { env?: Record<string, str
     child.on('close', (code) => {
       const seconds = (performance.now() - started) / 1000;
       if (code !== 0) {
-        reject(new Error(`command failed (${code}): ${redactSecrets(command, secretsOfUrls(command.match(/[a-z]+:\/\/[^\s']+/g) ?? [])).slice(0, 200)}\n${stderr.slice(-2000)}`));
+        const secrets = secretsOfUrls(command.match(/[a-z]+:\/\/[^\s']+/g) ?? []);
+        reject(new Error(`command failed (${code}): ${redactSecrets(command, secrets).slice(0, 200)}\n${redactSecrets(stdout.slice(-2000), secrets)}${stderr.slice(-2000)}`));
         return;
       }
       const rss = /DMO_MAXRSS_KB=(\d+)/.exec(stderr)?.[1];

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env -S node --max-semi-space-size=32 --liftoff-only
 // dmctl: the engine on a laptop and in a Job.
 //   dmctl plan -f manifest.yaml       what a run would do; writes nothing
 //   dmctl run  -f manifest.yaml       schema, copy, (Trickle) sync, then validation
