@@ -11,7 +11,7 @@ import type { SqlValue } from '../../src/engine/db/session.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep } from '../../src/engine/pipeline/steps.ts';
 import { introspectTable } from '../../src/engine/schema/introspect.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 
 /** How a column's values are compared: the canonical form both engines' spellings reduce to. */
 type Kind = 'char' | 'int' | 'decimal' | 'f32' | 'f64' | 'bool' | 'text' | 'bytes' | 'date' | 'timestamp' | 'time' | 'json' | 'bits' | 'set';
@@ -156,7 +156,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
   test(`${from} → ${to}: every supported type arrives value for value in a table created from the source`, async (t) => {
     const columns = from === 'mysql' ? [...COLUMNS, ...MYSQL_EXTRA] : COLUMNS;
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, to);
+    const target = await freshTargetDatabase(t, to);
     await seed(from, source, columns);
     const context = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to)) };
 
@@ -181,7 +181,7 @@ for (const from of ['mysql', 'postgres'] as const) {
   test(`${from} → mysql through multi-row INSERT (the measured alternative to LOAD DATA): every type arrives`, async (t) => {
     const columns = from === 'mysql' ? [...COLUMNS, ...MYSQL_EXTRA] : COLUMNS;
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, 'mysql');
+    const target = await freshTargetDatabase(t, 'mysql');
     await seed(from, source, columns);
     const context = { source: { url: source }, target: { url: target }, settings: { ...engineSettings(manifest(from, 'mysql')), mysqlBulk: 'insert' as const } };
     await schemaStep(context);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl } from '../support/dmctl.ts';
 import { scalar } from '../support/sql.ts';
 
@@ -108,7 +108,7 @@ test('a bad manifest exits 2 naming the field; a password never appears in outpu
 
 test('an expression that would write to the source is refused by the plan (exit 3, naming the field) before anything is written', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   const session = await openSession(source, { readOnly: false });
   await session.query('CREATE TABLE orders (id bigint PRIMARY KEY, note text); CREATE SEQUENCE s; INSERT INTO orders VALUES (1, \'a\')');
   await session.close();

@@ -13,7 +13,7 @@ import { readShardStates } from '../../src/engine/copy/checkpoint.ts';
 import { recordSplits, unitsOf, unlessLocked, type PodShare } from '../../src/engine/copy/units.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep, type CopyStepResult, type StepContext } from '../../src/engine/pipeline/steps.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl, type CliRun } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 
@@ -81,7 +81,7 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'postgres'], ['pos
   test(`${from} → ${to}: three pods copy their shares at once; one stopped part way resumes; post-copy work runs once`, async (t) => {
     const rows = 90_000;
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, to);
+    const target = await freshTargetDatabase(t, to);
     await execSql(source, seed(from, rows));
     const settings = { ...engineSettings(manifest(from, to, { batchSize: 500, parallelism: 2, copyPods: 3 })), minRowsToShard: 10_000 };
     const context: StepContext = { source: { url: source }, target: { url: target }, settings };
@@ -165,7 +165,7 @@ test('the first pod to record a table\'s split wins; the others read it back, wh
 
 test('Phased over two pods: a phase starts only when both pods have finished the one before', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, seed('postgres', 40_000));
   const settings = {
     ...engineSettings(manifest('postgres', 'postgres', { type: 'Phased', batchSize: 500, parallelism: 2, copyPods: 2, phases: [{ name: 'big', tables: ['orders'] }, { name: 'small', tables: ['customers'] }] })),

@@ -18,7 +18,7 @@ import { openSession } from '../../src/engine/db/connect.ts';
 import { mysqlConnectionOptions, prepareMysqlSession } from '../../src/engine/db/mysql/connection.ts';
 import { postgresAdapter } from '../../src/engine/db/postgres/adapter.ts';
 import { connectPostgres } from '../../src/engine/db/postgres/connection.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl, type CliRun } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { fingerprintChanges, sourceFingerprint } from '../support/source-fingerprint.ts';
@@ -128,7 +128,7 @@ test('MySQL: sessions drop NO_BACKSLASH_ESCAPES and ANSI_QUOTES, so an escaped n
     await connection.end();
   }
   const file = await manifest(`  source: {engine: mysql, secretRef: {name: s}, acceptWritableRole: true}\n  target: {engine: mysql, secretRef: {name: t}}\n  tables: [{name: "' OR extractvalue(1,concat(0x7e,user(),0x7e,@@datadir))#", target: x}]\n`);
-  const target = await freshDatabase(t, 'mysql', 'nbe_dst');
+  const target = await freshTargetDatabase(t, 'mysql', 'nbe_dst');
   const run = await dmctl(['plan', '-f', file], { DMO_SOURCE_URL: url, DMO_TARGET_URL: target });
   t.not(run.code, 0);
   t.false(JSON.stringify(run.events).includes('~'), 'no user() or datadir leaked through an error');
@@ -145,7 +145,7 @@ for (const [engine, tables, reason] of [
 ] as const) {
   test(`${engine}: credential catalogs are not copied: ${tables.slice(0, 60)}`, async (t) => {
     const source = await freshDatabase(t, engine, 'cred');
-    const target = await freshDatabase(t, engine, 'cred_dst');
+    const target = await freshTargetDatabase(t, engine, 'cred_dst');
     await execSql(source, ['CREATE TABLE orders (id bigint PRIMARY KEY, customer int NOT NULL, note text)', "INSERT INTO orders VALUES (1, 1, 'a')"]);
     const before = await sourceFingerprint(source);
     const file = await manifest(`  source: {engine: ${engine}, secretRef: {name: s}, acceptWritableRole: true}\n  target: {engine: ${engine}, secretRef: {name: t}}\n  schema: {createMissingTables: true}\n  tables: ${tables}\n`);
@@ -162,7 +162,7 @@ for (const [engine, tables, reason] of [
 // among them: a target table qualified with the source's schema would upsert over the source.
 test('MySQL on one server: a target table in another schema than the target database is refused', async (t) => {
   const source = await freshDatabase(t, 'mysql', 'app');
-  const target = await freshDatabase(t, 'mysql', 'app_copy');
+  const target = await freshTargetDatabase(t, 'mysql', 'app_copy');
   const sourceDb = new URL(source).pathname.slice(1);
   await execSql(source, ['CREATE TABLE orders (id bigint PRIMARY KEY, note varchar(40))', "INSERT INTO orders VALUES (1, 'a'), (2, 'b')"]);
   const before = await sourceFingerprint(source);

@@ -12,7 +12,7 @@ import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { retireStep, validateStep } from '../../src/engine/pipeline/validate-steps.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { writeFile, mkdtemp } from 'node:fs/promises';
@@ -62,7 +62,7 @@ async function manifestFile(text: string): Promise<string> {
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine}: after a retired run into a table that was there before, a re-created migration (new uid) is refused`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     await execSql(target, [ordersDdl(engine)]);
     const first = context(source, target, manifest(engine, UID_A));
@@ -80,7 +80,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: a schema-qualified target name is the same table: another migration is refused`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     await execSql(target, [ordersDdl(engine)]);
     await copyStep(context(source, target, manifest(engine, UID_A)));
@@ -93,7 +93,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: two migrations copying one table at once: one claims it, the other is refused`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     await execSql(target, [ordersDdl(engine)]);
     const results = await Promise.allSettled([copyStep(context(source, target, manifest(engine, UID_A))), copyStep(context(source, target, manifest(engine, UID_B)))]);
@@ -106,7 +106,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: a copy key of the primary key plus a nullable column is refused`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const plan = await planStep(context(source, target, manifest(engine, UID_A, [{ name: 'orders', key: ['id', 'note'] }], true)));
     t.regex(plan.plan.errors.join('\n'), /key \(id, note\) is not proven unique on the source \(key column\(s\) note allow NULL/);
@@ -115,7 +115,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
 test('a forged uid shaped like namespace/name, or a name too long for the bookkeeping, is bad input (exit 2)', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, seed('postgres'));
   const env = { DMO_SOURCE_URL: source, DMO_TARGET_URL: target };
   const body = `spec:
@@ -145,7 +145,7 @@ test('postgres: migrations creating the bookkeeping tables of a fresh target at 
 
 test('postgres: an INVALID unique index proves no key unique and is not carried over', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, ['CREATE TABLE orders (id bigint PRIMARY KEY, code varchar(20) NOT NULL)', "INSERT INTO orders SELECT g, 'c' || (g % 10) FROM generate_series(1, 100) g"]);
   // CONCURRENTLY over duplicates fails and leaves the index behind, INVALID.
   await t.throwsAsync(execSql(source, ['CREATE UNIQUE INDEX CONCURRENTLY orders_code ON orders (code)']));

@@ -11,7 +11,7 @@ import { openSession } from '../../src/engine/db/connect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { retireStep, rollbackStep, validateStep } from '../../src/engine/pipeline/validate-steps.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { writeFile, mkdtemp } from 'node:fs/promises';
@@ -54,7 +54,7 @@ async function refusal(promise: Promise<unknown>): Promise<string> {
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine}: a migration re-created under the same name (another uid) is refused and never touches the earlier tables`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const first = context(source, target, manifest(engine, engine, 'orders', '11111111-1111-4111-8111-111111111111'));
     await schemaStep(first);
@@ -94,7 +94,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: a manifest without a uid has a stable local identity: a stopped copy resumes under it`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const local = context(source, target, manifest(engine, engine, 'local', undefined));
     t.is(local.settings.uid, 'local:test/local');
@@ -115,7 +115,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: the plan refuses a copy key that is not unique on the source, and takes a unique NOT NULL index`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const file = join(await mkdtemp(join(tmpdir(), 'identity-')), 'grp.yaml');
     await writeFile(file, `apiVersion: dataops.dev/v1alpha1
@@ -138,7 +138,7 @@ spec:
 
   test(`${engine}: rows written before uids existed are adopted, once, by the migration of that name created before them`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const text = engine === 'postgres' ? 'text' : 'varchar(255)';
     const options = engine === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' : '';

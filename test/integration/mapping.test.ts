@@ -9,7 +9,7 @@ import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep } from '../../src/engine/pipeline/steps.ts';
 import { introspectTable } from '../../src/engine/schema/introspect.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { execSql } from '../support/sql.ts';
 
 
@@ -63,7 +63,7 @@ function manifest(from: Engine, to: Engine): DataMigration {
 for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql', 'postgres'], ['postgres', 'mysql']] as const) {
   test(`${from} → ${to}: quoted identifiers, renames, transforms, skip, where; keys, indexes, foreign keys and identities on created tables`, async (t) => {
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, to);
+    const target = await freshTargetDatabase(t, to);
     await execSql(source, seedStatements(from));
     const context = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to)) };
     // Customers has a unique e-mail: the transforms make two rows collide, which the copy must refuse loudly, not merge.
@@ -76,7 +76,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
     const fixed = manifest(from, to);
     const customers = fixed.spec.tables?.[0];
     if (customers?.columns?.[0]) customers.columns[0].transforms = ['lowercase'];
-    const target2 = await freshDatabase(t, to);
+    const target2 = await freshTargetDatabase(t, to);
     const context2 = { source: { url: source }, target: { url: target2 }, settings: engineSettings(fixed) };
     await schemaStep(context2);
     const copy = await copyStep(context2);

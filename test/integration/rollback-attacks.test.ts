@@ -9,7 +9,7 @@ import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, PlanRefusedError, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { retireStep, rollbackStep } from '../../src/engine/pipeline/validate-steps.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { writeFile, mkdtemp } from 'node:fs/promises';
@@ -54,7 +54,7 @@ async function refusal(promise: Promise<unknown>): Promise<string> {
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine}: TruncateTables empties only a table that was empty when the migration claimed it; otherwise refuses (exit 3)`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     // The application's rows were in the table before the copy.
     await execSql(target, [ordersDdl(engine), "INSERT INTO orders VALUES (999999, 'application')"]);
@@ -68,7 +68,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     t.is(await scalar(target, 'SELECT count(*) FROM orders'), String(ROWS + 1), 'nothing was emptied');
 
     // Empty when claimed: the rows are the migration's, and the table is emptied.
-    const other = await freshDatabase(t, engine);
+    const other = await freshTargetDatabase(t, engine);
     await execSql(other, [ordersDdl(engine)]);
     const n = context(source, other, manifest(engine, 'n', UID_B));
     await copyStep(n);
@@ -78,7 +78,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: a retired migration's rollback is refused, and DownMigrations never undoes another migration's versions`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     const a = context(source, target, manifest(engine, 'a', UID_A, [V1]));
     await schemaStep(a);
@@ -98,7 +98,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
 test('postgres: versions whose history names no migration are not undone when another migration started above this one', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, seed('postgres'));
   const a = context(source, target, manifest('postgres', 'a', UID_A, [V1]));
   await schemaStep(a);
@@ -111,7 +111,7 @@ test('postgres: versions whose history names no migration are not undone when an
 
 test('mysql: an intent record never claims a table someone else created later', async (t) => {
   const source = await freshDatabase(t, 'mysql');
-  const target = await freshDatabase(t, 'mysql');
+  const target = await freshTargetDatabase(t, 'mysql');
   await execSql(source, seed('mysql'));
   const p = context(source, target, manifest('mysql', 'p', UID_A, [], true));
   await schemaStep(p);

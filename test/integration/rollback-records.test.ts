@@ -12,7 +12,7 @@ import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { rollbackStep } from '../../src/engine/pipeline/validate-steps.ts';
 import { createRecordedTable } from '../../src/engine/schema/created-tables.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { execSql, scalar } from '../support/sql.ts';
 
 type InlineMigration = NonNullable<NonNullable<DataMigration['spec']['schema']>['migrations']>[number];
@@ -46,7 +46,7 @@ async function version(url: string): Promise<string | null> {
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine}: rollback after a retried schema step returns exactly to the version before the first attempt`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     // Version 1 is there before: another migration applied it.
     await schemaStep(context(engine, engine, source, target, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
@@ -71,7 +71,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: an empty version before is "undo every version" only when the record says there was none`, async (t) => {
     const source = await freshDatabase(t, engine);
-    const target = await freshDatabase(t, engine);
+    const target = await freshTargetDatabase(t, engine);
     await execSql(source, seed(engine));
     await schemaStep(context(engine, engine, source, target, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
     // A migration whose schema step never ran has no record: nothing is undone for want of a value.
@@ -81,7 +81,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     t.true(never.warnings.some((w) => w.includes('no record of the version before this migration')));
 
     // On an empty database the record says there was no version: the rollback undoes them all.
-    const empty = await freshDatabase(t, engine);
+    const empty = await freshTargetDatabase(t, engine);
     const fresh = context(engine, engine, source, empty, 'fresh', 'aaaaaaaa-0000-4000-8000-000000000004', [V1, V2]);
     t.is((await schemaStep(fresh)).versionBefore, null);
     t.is(await scalar(empty, "SELECT count(*) FROM dataops_migration WHERE migration_uid = 'aaaaaaaa-0000-4000-8000-000000000004' AND baseline_recorded AND version_before IS NULL"), '1');
@@ -93,7 +93,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
 test('mysql: a step killed between the intent and CREATE TABLE, or between CREATE TABLE and its record, leaves a state rollback handles', async (t) => {
   const source = await freshDatabase(t, 'mysql');
-  const target = await freshDatabase(t, 'mysql');
+  const target = await freshTargetDatabase(t, 'mysql');
   await execSql(source, seed('mysql'));
   const p = context('mysql', 'mysql', source, target, 'p', 'aaaaaaaa-0000-4000-8000-000000000005', [], true);
   t.deepEqual((await schemaStep(p)).createdTables, ['orders']);
@@ -129,7 +129,7 @@ test('mysql: a step killed between the intent and CREATE TABLE, or between CREAT
 
 test('postgres: a created table and its record commit together; a failure between them leaves neither', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, seed('postgres'));
   const p = context('postgres', 'postgres', source, target, 'p', 'aaaaaaaa-0000-4000-8000-000000000005', [], true);
   t.deepEqual((await schemaStep(p)).createdTables, ['orders']);
@@ -146,7 +146,7 @@ test('postgres: a created table and its record commit together; a failure betwee
 
   // A retried first attempt: the pending migration fails part way (V2 applied, V3 not); the
   // fixed retry applies V3; the version before stays the first attempt's.
-  const other = await freshDatabase(t, 'postgres');
+  const other = await freshTargetDatabase(t, 'postgres');
   await schemaStep(context('postgres', 'postgres', source, other, 'earlier', 'aaaaaaaa-0000-4000-8000-000000000001', [V1]));
   const broken = { ...V3, up: 'CREATE TABLE flags (name varchar(40) PRIMARY KEY); SELECT 1 / 0' };
   await t.throwsAsync(schemaStep(context('postgres', 'postgres', source, other, 'q', 'aaaaaaaa-0000-4000-8000-000000000006', [V1, V2, broken])), { message: /migration 3 \(flags\) failed at statement 2/ });

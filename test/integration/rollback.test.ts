@@ -11,7 +11,7 @@ import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
 import { rollbackStep, validateStep } from '../../src/engine/pipeline/validate-steps.ts';
 import { createdTables } from '../../src/engine/schema/created-tables.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 
 const ROWS = 1000;
 
@@ -86,7 +86,7 @@ const checkpoints = (url: string): Promise<number> => count(url, `SELECT count(*
 for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql', 'postgres'], ['postgres', 'mysql']] as const) {
   test(`${from} → ${to}: rollback by policy restores the previous schema version, is idempotent, works after a partial copy, never touches the source`, async (t) => {
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, to);
+    const target = await freshTargetDatabase(t, to);
     await seedSource(from, source);
     const before = await sourceChecksum(from, source);
 
@@ -173,7 +173,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
 
 test('postgres → postgres: DropCreatedTables also drops the enum types the migration created, never one the target had', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await withSession(source, async (s) => {
     await s.query("CREATE TYPE mood AS ENUM ('ok', 'sad')");
     await s.query("CREATE TYPE size AS ENUM ('s', 'm', 'l')");

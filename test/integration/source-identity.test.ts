@@ -8,7 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { adminQuery, freshDatabase } from '../support/databases.ts';
+import { adminQuery, freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 
@@ -89,7 +89,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
 
   test(`${engine}: two databases on one server are two databases: the plan accepts them and a run copies`, async (t) => {
     const source = await freshDatabase(t, engine, 'src');
-    const target = await freshDatabase(t, engine, 'dst');
+    const target = await freshTargetDatabase(t, engine, 'dst');
     await execSql(source, ['CREATE TABLE orders (id bigint PRIMARY KEY, note varchar(20))', "INSERT INTO orders VALUES (1, 'a'), (2, 'b')"]);
     const file = await manifestFile(engine);
     const env = { DMO_SOURCE_URL: source, DMO_TARGET_URL: withHost(target, 'localhost') };

@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { adminQuery, freshDatabase } from '../support/databases.ts';
+import { adminQuery, freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { dmctl, type CliRun } from '../support/dmctl.ts';
 import { execSql } from '../support/sql.ts';
 
@@ -62,7 +62,7 @@ const roleWarnings = (run: CliRun): string[] => run.events.filter((e) => e.event
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine}: a source role that could write is refused by the plan unless spec.source.acceptWritableRole accepts it`, async (t) => {
     const source = await freshDatabase(t, engine, 'rsrc');
-    const target = await freshDatabase(t, engine, 'rdst');
+    const target = await freshTargetDatabase(t, engine, 'rdst');
     await execSql(source, ['CREATE TABLE orders (id bigint PRIMARY KEY, note varchar(20))', "INSERT INTO orders VALUES (1, 'a')"]);
     const admin = decodeURIComponent(new URL(source).username);
 

@@ -7,7 +7,7 @@ import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import { engineSettings } from '../../src/engine/pipeline/settings.ts';
 import { copyStep, schemaStep, syncStep } from '../../src/engine/pipeline/steps.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { execSql } from '../support/sql.ts';
 
 
@@ -77,7 +77,7 @@ for (const [from, to] of [['mysql', 'postgres'], ['postgres', 'mysql']] as const
 
 test('Phased copies the phases one after another', async (t) => {
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, [...seed('postgres'), 'CREATE TABLE customers (id int PRIMARY KEY, name text)', "INSERT INTO customers VALUES (1, 'a'), (2, 'b')"]);
   const context = {
     source: { url: source }, target: { url: target },

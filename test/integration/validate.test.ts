@@ -12,7 +12,7 @@ import { validateStep } from '../../src/engine/pipeline/validate-steps.ts';
 import type { RowDifference, ValidationReport } from '../../src/engine/validate/report.ts';
 import { summarizeForStatus } from '../../src/engine/validate/report.ts';
 import { canonicalSql } from '../../src/engine/validate/canonical.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 
 const ROWS = 300;
 
@@ -84,7 +84,7 @@ function manifest(from: Engine, to: Engine, tables: ApiTableSpec[]): DataMigrati
 
 async function copied(t: ExecutionContext, from: Engine, to: Engine, tables: ApiTableSpec[] = [{ name: 'items' }, { name: 'notes' }]): Promise<{ context: StepContext; source: string; target: string }> {
   const source = await freshDatabase(t, from);
-  const target = await freshDatabase(t, to);
+  const target = await freshTargetDatabase(t, to);
   await run(source, [...TABLES[from], ...INSERTS[from]]);
   const context: StepContext = { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to, tables)) };
   await schemaStep(context);
@@ -293,7 +293,7 @@ for (const [from, to] of [['postgres', 'postgres'], ['mysql', 'mysql'], ['mysql'
   test(`${from} → ${to}: every supported type validates equal after the copy, and a change in each column is found`, async (t) => {
     const columns = from === 'mysql' ? [...EVERY_TYPE, ...MYSQL_ONLY] : EVERY_TYPE;
     const source = await freshDatabase(t, from);
-    const target = await freshDatabase(t, to);
+    const target = await freshTargetDatabase(t, to);
     const statements = [
       ...(from === 'postgres' ? ["CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')"] : []),
       `CREATE TABLE everything (${columns.map((c) => `${c.name} ${c[from]}`).join(', ')})${from === 'mysql' ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''}`,

@@ -93,6 +93,17 @@ export interface RolePrivileges {
   writableTables: string[];
 }
 
+/**
+ * What one account may do to another database on its own server: the target's account, asked
+ * about the source's database when both are on one server or cluster (pipeline/source-reach.ts).
+ */
+export interface WriteAccess {
+  /** The account as the server names it ('app'@'%', a role name): never its password. */
+  account: string;
+  /** Each grant or attribute that lets it write there, for messages; empty when it cannot. */
+  routes: string[];
+}
+
 export interface Introspector {
   /** The table's shape, or undefined when it does not exist. */
   table(session: SqlSession, name: string): Promise<TableInfo | undefined>;
@@ -170,6 +181,12 @@ export interface DatabaseAdapter extends Dialect {
   identity(session: SqlSession): Promise<ServerIdentity>;
   /** Whether the session's role is a superuser, and which of these tables (as the manifest names them) it may write. */
   rolePrivileges(session: SqlSession, tables: readonly string[]): Promise<RolePrivileges>;
+  /**
+   * Source and target on one server: what the target session's account may write of the source's
+   * database (MySQL: the source schemas `schemas`; PostgreSQL: the whole database, asked of the
+   * source session's catalog about the target's role). Roles the account may take count as its own.
+   */
+  sourceWriteAccess(source: SqlSession, target: SqlSession, schemas: readonly string[]): Promise<WriteAccess>;
 }
 
 const ADAPTERS: Record<Engine, DatabaseAdapter> = { postgres: postgresAdapter, mysql: mysqlAdapter };

@@ -31,20 +31,27 @@ export async function readIdentity(session: SqlSession): Promise<SideIdentity> {
   return { ...(await session.dialect.identity(session)), engine: session.engine, displayName: session.dialect.displayName };
 }
 
-/** Whether writing to `b` can change what `a` reads (the same database, or a replica of it). */
-export function sameDatabase(a: SideIdentity, b: SideIdentity): boolean {
+/**
+ * Whether `a` and `b` are on one server (or one cluster's data: a replica and its primary), so
+ * an account of one may reach the other's databases (pipeline/source-reach.ts).
+ */
+export function sameServer(a: SideIdentity, b: SideIdentity): boolean {
   if (a.engine !== b.engine) return false;
   if (a.server !== undefined && b.server !== undefined) {
-    if (a.server !== b.server || a.database !== b.database) return false;
+    if (a.server !== b.server) return false;
     // One cluster's data: the same running server, or a replica of the other.
     return a.inRecovery || b.inRecovery || a.started === b.started;
   }
-  return a.fallbackServer === b.fallbackServer && a.database === b.database;
+  return a.fallbackServer === b.fallbackServer;
 }
 
-/** The reason to refuse the migration when source and target are one database; undefined when they are two. */
-export async function sameDatabaseReason(source: SqlSession, target: SqlSession): Promise<string | undefined> {
-  const [from, to] = [await readIdentity(source), await readIdentity(target)];
+/** Whether writing to `b` can change what `a` reads (the same database, or a replica of it). */
+export function sameDatabase(a: SideIdentity, b: SideIdentity): boolean {
+  return sameServer(a, b) && a.database === b.database;
+}
+
+/** The reason to refuse the migration when source and target are one database; undefined when they are two. Pure. */
+export function sameDatabaseRefusal(from: SideIdentity, to: SideIdentity): string | undefined {
   if (!sameDatabase(from, to)) return undefined;
   const replica = from.inRecovery || to.inRecovery ? ' (or a replica of it)' : '';
   return `the source and the target are the same database${replica}: ${from.displayName} database "${from.databaseName}" on server ${from.server ?? from.fallbackServer}, `

@@ -9,7 +9,6 @@ import type { Endpoint } from '../copy/copy-shard.ts';
 import { copyTables, type TableProgressState } from '../copy/copy-tables.ts';
 import { openSession } from '../db/connect.ts';
 import type { Side } from '../db/connection-options.ts';
-import { sameDatabaseReason } from '../db/identity.ts';
 import type { SqlSession } from '../db/session.ts';
 import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
 import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
@@ -23,6 +22,7 @@ import { syncTables, type SyncTable } from '../sync/sync.ts';
 import { manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 import { PlanRefusedError } from './refused.ts';
+import { separationReason } from './source-reach.ts';
 
 export { PlanRefusedError } from './refused.ts';
 
@@ -73,20 +73,24 @@ export interface SessionPair {
 
 /**
  * The source (read only) and the target, for a step: every step opens its sessions here, and
- * none runs when both are one database (db/identity.ts), whatever the URLs look like.
+ * none runs when both are one database (db/identity.ts), whatever the URLs look like, or when the
+ * target's account could write the source's database on their one server (source-reach.ts).
  */
 export async function withSessions<T>(context: StepContext, fn: (source: SqlSession, target: SqlSession) => Promise<T>, pair: SessionPair = {}): Promise<T> {
   refuseUnconfinedSql(context.settings);
   const name = pair.applicationName ?? 'datamigration';
   return withSession(sided(context.source, 'source'), true, name, (source) => withSession(sided(context.target, 'target'), pair.targetReadOnly ?? false, name, async (target) => {
-    await refuseSameDatabase(source, target);
+    await refuseSharedSource(source, target, context.settings.tables);
     return fn(source, target);
   }, pair.statementTimeoutMs), pair.statementTimeoutMs);
 }
 
-/** The source and the target are one database (or the source a replica of the target): refused before anything is written. */
-export async function refuseSameDatabase(source: SqlSession, target: SqlSession): Promise<void> {
-  const reason = await sameDatabaseReason(source, target);
+/**
+ * The source and the target are one database (or the source a replica of the target), or the
+ * target's account could write the source (one server): refused before anything is written.
+ */
+export async function refuseSharedSource(source: SqlSession, target: SqlSession, tables: readonly { name: string }[]): Promise<void> {
+  const reason = await separationReason(source, target, tables);
   if (reason !== undefined) throw new PlanRefusedError([reason]);
 }
 

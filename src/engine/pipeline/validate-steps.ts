@@ -8,7 +8,7 @@ import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
 import { planMigration } from './plan.ts';
 import { identityOf, retireTarget } from './bookkeeping.ts';
-import { loadMigrations, openEndpoint, PlanRefusedError, refuseSameDatabase, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
+import { loadMigrations, openEndpoint, PlanRefusedError, refuseSharedSource, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
 
 export type { ValidationReport } from '../validate/report.ts';
 export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
@@ -52,9 +52,10 @@ export async function rollbackStep(context: StepContext, options: RollbackStepOp
   const migrations = options.action === 'DownMigrations' ? await loadMigrations(context) : [];
   const tables = options.action === 'TruncateTables' ? await targetTables(context) : [];
   context.signal?.throwIfAborted();
-  // The source is opened too: a rollback (TruncateTables above all) must not run on the source reached through a second URL.
+  // The source is opened too: a rollback (TruncateTables above all) must not run on the source reached
+  // through a second URL, nor run down migrations with an account that could write the source.
   return withSession(sided(context.source, 'source'), true, 'datamigration rollback', (source) => withSession(sided(context.target, 'target'), false, 'datamigration rollback', async (target) => {
-    await refuseSameDatabase(source, target);
+    await refuseSharedSource(source, target, settings.tables);
     return rollbackTarget(target, {
       action: options.action, identity: identityOf(settings), versionBefore: options.versionBefore, migrations,
       historyTable: settings.historyTable, tables,

@@ -5,6 +5,7 @@ import type { DatabaseAdapter } from '../adapter.ts';
 import { splitQualifiedName } from '../dialect.ts';
 import type { SqlSession } from '../session.ts';
 import { mysqlIntrospector } from './introspect.ts';
+import { mysqlSourceWriteAccess } from './reach.ts';
 
 const quoteIdent = (name: string): string => `\`${name.replaceAll('`', '``')}\``;
 
@@ -139,4 +140,5 @@ export const mysqlAdapter: DatabaseAdapter = {
     }
     return { user: who, superuser: global.has('SUPER'), writableTables };
   },
+  sourceWriteAccess: (_source, target, schemas) => mysqlSourceWriteAccess(target, schemas),
 };

@@ -4,6 +4,7 @@ import type { DatabaseAdapter } from '../adapter.ts';
 import { splitQualifiedName } from '../dialect.ts';
 import type { SqlSession } from '../session.ts';
 import { postgresIntrospector } from './introspect.ts';
+import { postgresSourceWriteAccess } from './reach.ts';
 
 const MAX_BIGINT = (1n << 63n) - 1n;
 
@@ -148,4 +149,6 @@ export const postgresAdapter: DatabaseAdapter = {
     }
     return { user: role?.who?.toString() ?? '', superuser: role?.super?.toString() === 'true', writableTables };
   },
+  // The whole source database, whatever the tables: its catalog lists them all.
+  sourceWriteAccess: (source, target) => postgresSourceWriteAccess(source, target),
 };
