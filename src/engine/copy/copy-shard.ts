@@ -148,7 +148,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
 
     const select = buildSourceSelect({
       dialect: adapterFor(plan.sourceEngine),
-      table: plan.sourceTable, columns: plan.selectColumns, key: plan.key,
+      table: plan.sourceTable, columns: plan.readColumns ?? plan.selectColumns, key: plan.key,
       ...(plan.where ? { where: plan.where } : {}), ...(plan.dedupe ? { dedupe: plan.dedupe } : {}),
       ...(plan.changedSince ? { conditions: [plan.changedSince] } : {}),
       range: shardRange(options.boundaries, options.shard),

@@ -19,6 +19,11 @@ export interface TableCopyPlan {
   key: string[];
   /** SQL expressions on the source, one per copied column, key columns first. */
   selectColumns: string[];
+  /**
+   * What the copy reads, in the same order: selectColumns, except where a plain column must be
+   * read another way to be exact (MySQL FLOAT as a double). Validation matches selectColumns.
+   */
+  readColumns?: string[];
   /** The target columns, in the same order. */
   targetColumns: TargetColumn[];
   /** Per column: how a source value becomes the target's (undefined: unchanged). */

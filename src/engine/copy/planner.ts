@@ -106,7 +106,7 @@ export function planTableCopy(input: {
     errors.push(`${label}: conflictPolicy Upsert needs a primary or unique key on target table ${target.name}`);
   }
 
-  interface Planned { select: string; target: string; source?: ColumnInfo }
+  interface Planned { select: string; target: string; source?: ColumnInfo; plain?: boolean }
   const planned: Planned[] = [];
   for (const column of source.columns) {
     const override = overrides.get(column.name);
@@ -121,7 +121,7 @@ export function planTableCopy(input: {
     if (expression) select = expression.sql;
     if (override?.transforms?.length) select = applyTransforms(select, override.transforms, from);
     if (fallback) select = `COALESCE(${select}, ${fallback.sql})`;
-    planned.push({ select, target: override?.target ?? column.name, source: column });
+    planned.push({ select, target: override?.target ?? column.name, source: column, plain: select === q.quoteIdent(column.name) });
   }
   for (const override of spec.columns ?? []) {
     if (sourceColumns.has(override.name) || override.skip) continue;
@@ -185,6 +185,7 @@ export function planTableCopy(input: {
       targetTable: spec.target ?? spec.name,
       key,
       selectColumns: planned.filter((c) => targetColumns.has(c.target)).map((c) => c.select),
+      readColumns: planned.filter((c) => targetColumns.has(c.target)).map((c) => (c.plain && c.source ? exactRead(c.select, c.source, from) : c.select)),
       targetColumns: columns,
       converters,
       ...(where ? { where } : {}),
@@ -197,6 +198,14 @@ export function planTableCopy(input: {
 function rank(keyTargets: readonly string[], target: string): number {
   const index = keyTargets.indexOf(target);
   return index < 0 ? keyTargets.length : index;
+}
+
+/**
+ * MySQL prints FLOAT with 6 significant digits (123456.789 reads as 123457); as a double it prints
+ * the float's exact value, which the target's float parses back to the same bits.
+ */
+export function exactRead(quoted: string, column: ColumnInfo, from: Engine): string {
+  return from === 'mysql' && column.dataType === 'float' ? `(${quoted} + 0e0)` : quoted;
 }
 
 /** BIT columns take a number; the copy sends bit values as hex. */

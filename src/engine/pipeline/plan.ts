@@ -10,11 +10,13 @@ import { introspectTable, listTables } from '../schema/introspect.ts';
 import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import { valueMapper } from '../schema/typemap.ts';
 import type { EngineSettings } from './settings.ts';
-import { foreignTargetSchemaReasons, sameDatabaseReason } from '../db/identity.ts';
+import { foreignTargetSchemaReasons } from '../db/identity.ts';
+import { separationReason } from './source-reach.ts';
 import { checkSourceRole, sourceRoleRefusal, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
 import { foreignRecordReasons } from '../migrations/ownership.ts';
 import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals } from '../sql/manifest-sql.ts';
+import { schemaFidelity } from '../schema/fidelity.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -60,9 +62,10 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const refused = manifestSqlReasons(settings);
   if (refused.length > 0) return { tables: [], estimatedRows: 0, errors: refused, warnings: [] };
-  // Before any catalog is read for the plan: one database on both sides refuses everything else.
-  const same = await sameDatabaseReason(source, target);
-  if (same !== undefined) return { tables: [], estimatedRows: 0, errors: [same], warnings: [] };
+  // Before any catalog is read for the plan: one database on both sides, or a target account that
+  // could write the source's database on their one server, refuses everything else.
+  const apart = await separationReason(source, target, settings.tables);
+  if (apart !== undefined) return { tables: [], estimatedRows: 0, errors: [apart], warnings: [] };
   const foreign = await foreignTargetSchemaReasons(target, settings.tables);
   if (foreign.length > 0) return { tables: [], estimatedRows: 0, errors: foreign, warnings: [] };
   const errors: string[] = [];
@@ -86,7 +89,6 @@ export async function planMigration(
       const ddl = createTableDdl(sourceInfo, spec, settings.targetEngine);
       planned.ddl = ddl;
       errors.push(...ddl.errors);
-      warnings.push(...ddl.warnings);
       copyTarget = tableOfDdl(sourceInfo, ddl, settings.targetEngine);
     } else if (options.migrationsPending) {
       warnings.push(`target table ${targetName} does not exist yet; the pending schema migrations must create it`);
@@ -111,6 +113,10 @@ export async function planMigration(
     }
     tables.push(planned);
   }
+  // Schema-wide: index names, foreign keys to tables not copied, partitions; each difference said once (schema/fidelity.ts).
+  const fidelity = await schemaFidelity(target, tables, settings);
+  errors.push(...fidelity.errors);
+  warnings.push(...fidelity.warnings);
   // Another migration's checkpoints or created tables for these tables: not this one's to touch.
   errors.push(...await foreignRecordReasons(target, identityOf(settings), specs.map((s) => s.target ?? s.name)));
   const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));

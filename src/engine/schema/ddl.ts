@@ -4,7 +4,10 @@
 import { adapterFor } from '../db/adapter.ts';
 import type { Dialect, Engine } from '../db/dialect.ts';
 import type { TableSpec } from '../copy/planner.ts';
+import { tableAndSchema } from '../db/dialect.ts';
+import { oversizedKeys } from './key-size.ts';
 import type { ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo } from './model.ts';
+import type { Notice } from './notices.ts';
 import { mapColumnType } from './typemap.ts';
 
 export interface TableDdl {
@@ -18,9 +21,20 @@ export interface TableDdl {
   columnNames: Map<string, string>;
   /** Target column → its type as created. */
   columnTypes: Map<string, string>;
-  warnings: string[];
+  /** What is not carried over exactly, per object; the plan groups them by reason. */
+  notices: Notice[];
   errors: string[];
 }
+
+/** Why a column differs on the target (the plan prints each reason once, naming its columns). */
+export const REASONS = {
+  zeroDates: 'MySQL zero dates (0000-00-00) become NULL, counted in the copy\'s result',
+  zeroDatesNullable: 'MySQL zero dates become NULL, so these NOT NULL columns are created nullable on PostgreSQL (make them NOT NULL after the copy if it counted no zero dates)',
+  zeroDatesInKey: 'MySQL zero dates in these primary key columns fail the copy (a key column cannot be NULL)',
+} as const;
+
+const ZERO_DATE_TYPES = new Set(['date', 'datetime', 'timestamp']);
+const ZERO_DATE_LITERAL = /^'?(0000-00-00|\d{4}-00-|\d{4}-\d{2}-00)/;
 
 const INTEGER_TYPES = /^(smallint|integer|int|bigint|mediumint|tinyint)\b/i;
 
@@ -32,7 +46,10 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
   const label = `table ${spec.name}`;
   const overrides = new Map((spec.columns ?? []).map((c) => [c.name, c]));
   const indexed = new Set([...source.primaryKey, ...source.uniqueKeys.flatMap((k) => k.columns), ...source.indexes.flatMap((k) => k.columns)]);
-  const result: TableDdl = { table, create: [], types: [], columnNames: new Map(), columnTypes: new Map(), warnings: [], errors: [] };
+  const result: TableDdl = { table, create: [], types: [], columnNames: new Map(), columnTypes: new Map(), notices: [], errors: [] };
+  const notice = (reason: string, column: string): void => { result.notices.push({ reason, subject: `${spec.name}.${column}` }); };
+  // Zero dates become NULL on PostgreSQL: a NOT NULL column is created nullable, unless it is in the primary key.
+  const zeroDates = from === 'mysql' && to === 'postgres';
   const definitions: string[] = [];
   const checks: string[] = [];
 
@@ -40,7 +57,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
     const override = overrides.get(column.name);
     if (override?.skip) continue;
     if (column.generated && from !== to) {
-      result.warnings.push(`${label}: generated column ${column.name} is not created (its expression is ${from} SQL)`);
+      notice(`generated columns are not created (their expression is ${from} SQL)`, column.name);
       continue;
     }
     if (override?.expression !== undefined) {
@@ -54,7 +71,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
       result.errors.push(`${label}: ${mapped.error}`);
       continue;
     }
-    result.warnings.push(...mapped.warnings.map((w) => `${label}: ${w}`));
+    for (const reason of mapped.warnings) notice(reason, column.name);
     result.create.push(...(mapped.before ?? []));
     if (mapped.createsType !== undefined && !result.types.includes(mapped.createsType)) result.types.push(mapped.createsType);
     result.columnTypes.set(name, mapped.type);
@@ -65,14 +82,17 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
         ? ` GENERATED ALWAYS AS (${column.generated.expression}) STORED`
         : ` AS (${column.generated.expression}) ${column.generated.kind === 'stored' ? 'STORED' : 'VIRTUAL'}`;
     } else {
-      if (!column.nullable) definition += ' NOT NULL';
+      const zeroDate = zeroDates && ZERO_DATE_TYPES.has(column.dataType);
+      const inKey = source.primaryKey.includes(column.name);
+      if (zeroDate) notice(column.nullable ? REASONS.zeroDates : inKey ? REASONS.zeroDatesInKey : REASONS.zeroDatesNullable, column.name);
+      if (!column.nullable && !(zeroDate && !inKey)) definition += ' NOT NULL';
       const defaultValue = column.defaultValue === undefined ? undefined : translateDefault(column, mapped.type, from, to);
       if (defaultValue !== undefined) definition += ` DEFAULT ${defaultValue}`;
-      else if (column.defaultValue !== undefined) result.warnings.push(`${label}: default ${column.defaultValue} of column ${column.name} has no ${to} equivalent and is not created`);
+      else if (column.defaultValue !== undefined) notice(`defaults with no ${to} equivalent are not created`, `${column.name} (default ${column.defaultValue})`);
       if (column.autoIncrement) {
         if (to === 'postgres' && INTEGER_TYPES.test(mapped.type)) definition += ' GENERATED BY DEFAULT AS IDENTITY';
         else if (to === 'mysql' && source.primaryKey[0] === column.name) definition += ' AUTO_INCREMENT';
-        else result.warnings.push(`${label}: column ${column.name} auto-increments on the source but cannot on the target as ${mapped.type}`);
+        else notice(`columns that auto-increment on the source cannot on the target as ${mapped.type}`, column.name);
       }
     }
     if (mapped.check) checks.push(`CHECK (${mapped.check(q.quoteIdent(name))})`);
@@ -86,6 +106,16 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
   const primaryKey = source.primaryKey.map((c) => result.columnNames.get(c) ?? c);
   if (primaryKey.length > 0) definitions.push(`PRIMARY KEY (${primaryKey.map((c) => q.quoteIdent(c)).join(', ')})`);
   definitions.push(...checks);
+  // The same engine has the same limits; from PostgreSQL, every key must fit InnoDB's.
+  if (to === 'mysql' && from !== 'mysql') {
+    const created = (columns: readonly string[]): boolean => columns.every((c) => result.columnNames.has(c));
+    const keys = [
+      ...(source.primaryKey.length > 0 ? [{ label: 'primary key', columns: source.primaryKey }] : []),
+      ...source.uniqueKeys.filter((k) => created(k.columns)).map((k) => ({ label: `unique key ${k.name}`, columns: k.columns })),
+      ...source.indexes.filter((k) => created(k.columns)).map((k) => ({ label: `index ${k.name}`, columns: k.columns })),
+    ];
+    result.errors.push(...oversizedKeys(spec.name, keys, (c) => result.columnTypes.get(result.columnNames.get(c) ?? c)));
+  }
   // utf8mb4_bin compares like PostgreSQL (byte-wise, case-sensitive), so PostgreSQL's unique keys stay unique.
   const suffix = to === 'mysql' ? ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4${from === 'postgres' ? ' COLLATE=utf8mb4_bin' : ''}` : '';
   result.create.push(`CREATE TABLE ${q.quoteQualified(table)} (\n  ${definitions.join(',\n  ')}\n)${suffix}`);
@@ -102,6 +132,7 @@ export function translateDefault(column: ColumnInfo, targetType: string, from: E
   if (to === 'mysql' && (value === 'true' || value === 'false')) return value === 'true' ? '1' : '0';
   // PostgreSQL decorates literals with casts: 'abc'::character varying, (-1)::integer.
   const bare = from === 'postgres' ? value.replace(/::[a-z ]+(\[\])?$/i, '').replace(/^\((.*)\)$/, '$1') : value;
+  if (from === 'mysql' && ZERO_DATE_TYPES.has(column.dataType) && ZERO_DATE_LITERAL.test(bare)) return undefined;
   if (/^-?\d+(\.\d+)?$/.test(bare)) return bare;
   if (/^'(?:[^'\\]|'')*'$/.test(bare)) return bare;
   return undefined;
@@ -124,15 +155,18 @@ export function afterCopyDdl(input: {
   const columns = (names: readonly string[]): string => names.map((n) => q.quoteIdent(ddl.columnNames.get(n) ?? n)).join(', ');
   const statements: string[] = [];
   const index = (i: IndexInfo): void => {
-    if (existing.has(i.name) || !i.columns.every((c) => ddl.columnNames.has(c))) return;
+    // The name the plan chose (unique in the target schema; see index-names.ts).
+    const name = i.targetName ?? i.name;
+    if (existing.has(name) || !i.columns.every((c) => ddl.columnNames.has(c))) return;
     statements.push(to === 'postgres'
-      ? `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q.quoteIdent(i.name)} ON ${table} (${columns(i.columns)})`
-      : `ALTER TABLE ${table} ADD ${i.unique ? 'UNIQUE ' : ''}INDEX ${q.quoteIdent(i.name)} (${columns(i.columns)})`);
+      ? `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q.quoteIdent(name)} ON ${table} (${columns(i.columns)})`
+      : `ALTER TABLE ${table} ADD ${i.unique ? 'UNIQUE ' : ''}INDEX ${q.quoteIdent(name)} (${columns(i.columns)})`);
   };
   source.uniqueKeys.forEach(index);
   source.indexes.forEach(index);
   for (const fk of source.foreignKeys) {
-    if (existing.has(fk.name)) continue;
+    // A foreign key to a table this migration does not copy is not created (the plan warns).
+    if (existing.has(fk.name) || referencedTarget(fk, input.tableNames) === undefined) continue;
     statements.push(foreignKey(q, table, fk, columns, input.tableNames));
   }
   if (to === 'postgres') {
@@ -146,8 +180,16 @@ export function afterCopyDdl(input: {
   return statements;
 }
 
+/**
+ * The target table a foreign key references when the migration copies that table; undefined when
+ * it does not. The catalog may qualify and quote the name (PostgreSQL's regclass text).
+ */
+export function referencedTarget(fk: Pick<ForeignKeyInfo, 'referencedTable'>, tableNames: ReadonlyMap<string, string>): string | undefined {
+  return tableNames.get(fk.referencedTable) ?? tableNames.get(tableAndSchema(fk.referencedTable).table);
+}
+
 function foreignKey(q: Dialect, table: string, fk: ForeignKeyInfo, columns: (names: readonly string[]) => string, tableNames: Map<string, string>): string {
-  const referenced = tableNames.get(fk.referencedTable) ?? fk.referencedTable;
+  const referenced = referencedTarget(fk, tableNames) ?? fk.referencedTable;
   const referencedColumns = fk.referencedColumns.map((c) => q.quoteIdent(c)).join(', ');
   return `ALTER TABLE ${table} ADD CONSTRAINT ${q.quoteIdent(fk.name)} FOREIGN KEY (${columns(fk.columns)}) REFERENCES ${q.quoteQualified(referenced)} (${referencedColumns}) ON DELETE ${fk.onDelete} ON UPDATE ${fk.onUpdate}`;
 }

@@ -9,7 +9,22 @@ export async function introspectTable(session: SqlSession, name: string): Promis
   return session.dialect.introspector.table(session, name);
 }
 
-/** Lists the base tables of the session's current schema (PostgreSQL) or database (MySQL). */
+/**
+ * The prefix of this project's own bookkeeping tables (dataops_schema_history, dataops_migration,
+ * dataops_copy_checkpoint, dataops_created_table, …): a database that was once a migration's target
+ * has them, and they are never source tables, nor tables a migration claims or validates.
+ */
+export const BOOKKEEPING_PREFIX = 'dataops_';
+
+export function isBookkeepingTable(name: string): boolean {
+  return name.toLowerCase().startsWith(BOOKKEEPING_PREFIX);
+}
+
+/**
+ * Lists the base tables of the session's current schema (PostgreSQL) or database (MySQL): the
+ * tables a migration without spec.tables copies. Not the bookkeeping tables, nor a partitioned
+ * table's partitions (its rows are read through it).
+ */
 export async function listTables(session: SqlSession): Promise<string[]> {
-  return session.dialect.introspector.tables(session);
+  return (await session.dialect.introspector.tables(session)).filter((name) => !isBookkeepingTable(name));
 }

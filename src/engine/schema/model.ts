@@ -35,6 +35,11 @@ export interface IndexInfo {
   name: string;
   columns: string[];
   unique: boolean;
+  /**
+   * The name the index gets on a table the migration creates, when the plan chose another than
+   * the source's (PostgreSQL names indexes per schema, MySQL per table; see index-names.ts).
+   */
+  targetName?: string;
 }
 
 export interface ForeignKeyInfo {
@@ -60,6 +65,8 @@ export interface TableInfo {
   foreignKeys: ForeignKeyInfo[];
   /** The planner's row estimate (pg_class.reltuples, information_schema.TABLES.TABLE_ROWS): cheap, approximate. */
   estimatedRows: number;
+  /** A partitioned table: how many partitions it has (every level); its rows are read through it, once. */
+  partitions?: number;
   /** MySQL storage engine (InnoDB, MyISAM, ...): the copy needs a transactional target. */
   storageEngine?: string;
 }

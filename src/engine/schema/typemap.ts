@@ -16,6 +16,7 @@ export interface MappedType {
   before?: string[];
   /** The type `before` creates unless it exists (so a rollback can drop it if this migration made it). */
   createsType?: string;
+  /** Why the mapping is not exact, without the column's name: the plan names columns grouped by reason. */
   warnings: string[];
 }
 
@@ -69,10 +70,11 @@ function mysqlToPostgres(c: ColumnInfo): TypeMapping {
     case 'varchar': return ok(`varchar(${String(c.length ?? 255)})`);
     case 'tinytext': case 'text': case 'mediumtext': case 'longtext': return ok('text');
     case 'binary': case 'varbinary': case 'tinyblob': case 'blob': case 'mediumblob': case 'longblob': return ok('bytea');
-    case 'date': return ok('date', `column ${c.name}: zero dates (0000-00-00) become NULL`);
-    case 'datetime': return ok(`timestamp${fsp(c, 6)}`, `column ${c.name}: zero dates become NULL`);
-    case 'timestamp': return ok(`timestamptz${fsp(c, 6)}`, `column ${c.name}: zero dates become NULL`);
-    case 'time': return ok(`time${fsp(c, 6)}`, `column ${c.name}: MySQL TIME values outside 00:00:00–24:00:00 (durations) fail the copy`);
+    // Zero dates become NULL: the DDL says so, grouped, as it decides the column's nullability.
+    case 'date': return ok('date');
+    case 'datetime': return ok(`timestamp${fsp(c, 6)}`);
+    case 'timestamp': return ok(`timestamptz${fsp(c, 6)}`);
+    case 'time': return ok(`time${fsp(c, 6)}`, `MySQL TIME values outside 00:00:00–24:00:00 (durations) fail the copy`);
     case 'year': return ok('smallint');
     case 'enum': {
       const labels = (c.enumValues ?? []).map(literal).join(', ');
@@ -93,7 +95,7 @@ function mysqlToPostgres(c: ColumnInfo): TypeMapping {
 function postgresToMysql(c: ColumnInfo, options: MapOptions): TypeMapping {
   const ok = (type: string, ...warnings: string[]): MappedType => ({ type, warnings });
   const unbounded = (type: string, what: string): MappedType => (options.indexed
-    ? ok(what === 'text' ? MYSQL_INDEXABLE_TEXT : 'varbinary(3072)', `column ${c.name}: indexed ${c.nativeType} becomes ${what === 'text' ? MYSQL_INDEXABLE_TEXT : 'varbinary(3072)'} (InnoDB key size limit); longer values fail the copy`)
+    ? ok(what === 'text' ? MYSQL_INDEXABLE_TEXT : 'varbinary(3072)', `indexed ${c.nativeType} becomes ${what === 'text' ? MYSQL_INDEXABLE_TEXT : 'varbinary(3072)'} (InnoDB key size limit); longer values fail the copy`)
     : ok(type));
   switch (c.dataType) {
     case 'boolean': return ok('tinyint(1)');
@@ -101,7 +103,7 @@ function postgresToMysql(c: ColumnInfo, options: MapOptions): TypeMapping {
     case 'integer': return ok('int');
     case 'bigint': return ok('bigint');
     case 'numeric': {
-      if (c.precision === undefined) return ok('decimal(65,30)', `column ${c.name}: numeric without precision becomes decimal(65,30); values beyond it fail the copy (never rounded silently)`);
+      if (c.precision === undefined) return ok('decimal(65,30)', `numeric without precision becomes decimal(65,30); values beyond it fail the copy (never rounded silently)`);
       if (c.precision > 65 || (c.scale ?? 0) > 30) return { error: `column ${c.name}: ${c.nativeType} exceeds MySQL's decimal(65,30)` };
       return ok(`decimal(${String(c.precision)},${String(c.scale ?? 0)})`);
     }
@@ -116,14 +118,14 @@ function postgresToMysql(c: ColumnInfo, options: MapOptions): TypeMapping {
       return c.length !== undefined && c.length <= 16383 ? ok(`varchar(${String(c.length)})`) : unbounded('longtext', 'text');
     case 'text': return unbounded('longtext', 'text');
     case 'bytea': return unbounded('longblob', 'binary');
-    case 'date': return ok('date', `column ${c.name}: infinity and BC dates fail the copy`);
-    case 'timestamp without time zone': return ok(`datetime${fspMysql(c)}`, `column ${c.name}: infinity and BC timestamps fail the copy`);
-    case 'timestamp with time zone': return ok(`datetime${fspMysql(c)}`, `column ${c.name}: timestamptz is stored as UTC in datetime`);
+    case 'date': return ok('date', 'infinity and BC dates fail the copy');
+    case 'timestamp without time zone': return ok(`datetime${fspMysql(c)}`, 'infinity and BC timestamps fail the copy');
+    case 'timestamp with time zone': return ok(`datetime${fspMysql(c)}`, 'timestamptz is stored as UTC in datetime');
     case 'time without time zone': return ok(`time${fspMysql(c)}`);
     case 'json': case 'jsonb': return ok('json');
     case 'uuid': return ok('char(36)');
     case 'inet': case 'cidr': return ok('varchar(43)');
-    case 'interval': return ok('varchar(64)', `column ${c.name}: interval is stored as ISO 8601 text`);
+    case 'interval': return ok('varchar(64)', 'interval is stored as ISO 8601 text');
     case 'enum': return ok(`enum(${(c.enumValues ?? []).map(mysqlLiteral).join(',')})`);
     default:
       return { error: `column ${c.name}: PostgreSQL type ${c.nativeType} has no mapping to MySQL; skip the column, or create the target table with a schema migration and compute the value with an expression (for arrays: array_to_json)` };
@@ -150,14 +152,14 @@ export const TYPE_MAP: TypeMapRow[] = [
   { from: 'mysql', source: 'bigint', target: 'bigint', notes: 'auto_increment → identity, restarted past the max after the copy' },
   { from: 'mysql', source: 'bigint unsigned', target: 'numeric(20,0)', notes: '' },
   { from: 'mysql', source: 'decimal(12,2)', target: 'numeric(12,2)', notes: 'precision and scale kept' },
-  { from: 'mysql', source: 'float', target: 'real', notes: '' },
+  { from: 'mysql', source: 'float', target: 'real', notes: 'read exactly, as a double (MySQL prints FLOAT with 6 digits)' },
   { from: 'mysql', source: 'double', target: 'double precision', notes: '' },
   { from: 'mysql', source: 'bit(8)', target: 'bit(8)', notes: '' },
   { from: 'mysql', source: 'char(10)', target: 'char(10)', notes: 'lengths in characters; trailing spaces are not significant in CHAR on either engine (PostgreSQL pads, MySQL strips)' },
   { from: 'mysql', source: 'varchar(255)', target: 'varchar(255)', notes: '' },
   { from: 'mysql', source: 'text', target: 'text', notes: 'tinytext, mediumtext, longtext too' },
   { from: 'mysql', source: 'blob', target: 'bytea', notes: 'binary, varbinary and every blob' },
-  { from: 'mysql', source: 'date', target: 'date', notes: 'zero dates → NULL, counted in the result' },
+  { from: 'mysql', source: 'date', target: 'date', notes: 'zero dates → NULL, counted in the result; NOT NULL is created nullable (outside the primary key)' },
   { from: 'mysql', source: 'datetime(3)', target: 'timestamp(3)', notes: 'zero dates → NULL, counted' },
   { from: 'mysql', source: 'timestamp', target: 'timestamptz(0)', notes: 'read in UTC; zero dates → NULL, counted' },
   { from: 'mysql', source: 'time', target: 'time(0)', notes: 'durations outside a day fail the copy' },

@@ -104,13 +104,19 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
     foreignKeys.set(fkName, fk);
   }
   const storageEngine = text(table.engine);
-  return assembleTable({
+  // A partitioned table is one table here too; the plan says its partitioning is not carried over.
+  const [partitioned] = await session.query(
+    `SELECT COUNT(*) AS n FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND PARTITION_NAME IS NOT NULL`, where,
+  );
+  const partitions = int(partitioned?.n) ?? 0;
+  const info = assembleTable({
     engine: 'mysql', schema: text(table.schema) ?? '', name: text(table.name) ?? '', columns,
     estimatedRows: int(table.estimate) ?? 0,
     indexes: [...indexes.values()].filter((i) => !i.expression),
     foreignKeys: [...foreignKeys.values()],
     ...(storageEngine ? { storageEngine } : {}),
   });
+  return partitions > 0 ? { ...info, partitions } : info;
 }
 
 /**

@@ -10,7 +10,11 @@ const PG_ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: '
 
 async function introspectPostgresTable(session: SqlSession, name: string): Promise<TableInfo | undefined> {
   const [table] = await session.query(
-    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.reltuples::bigint AS estimate
+    // A partitioned table is read once, through its parent: its estimate is its leaves'.
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
+            CASE WHEN c.relkind = 'p' THEN (SELECT COALESCE(sum(GREATEST(l.reltuples, 0)), 0) FROM pg_partition_tree(c.oid) p JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf)
+                 ELSE c.reltuples END::bigint AS estimate,
+            CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_partition_tree(c.oid) p WHERE p.relid <> c.oid) END AS partitions
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`,
     [session.dialect.quoteQualified(name)],
@@ -84,7 +88,8 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
        FROM pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'f' ORDER BY c.conname`,
     [oid],
   );
-  return assembleTable({
+  const partitions = int(table.partitions);
+  const info = assembleTable({
     engine: 'postgres', schema: text(table.schema) ?? '', name: text(table.name) ?? '', columns,
     estimatedRows: Math.max(0, int(table.estimate) ?? 0),
     indexes: indexRows
@@ -100,6 +105,7 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
       onUpdate: PG_ACTIONS[text(r.on_update) ?? 'a'] ?? 'NO ACTION',
     })),
   });
+  return partitions === undefined ? info : { ...info, partitions };
 }
 
 function bitLength(nativeType: string | undefined): number | undefined {
@@ -107,9 +113,13 @@ function bitLength(nativeType: string | undefined): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** The base tables of the current schema. */
+/** The base tables of the current schema; a partitioned table's partitions are not listed (its rows are read through it). */
 async function listPostgresTables(session: SqlSession): Promise<string[]> {
-  const rows = await session.query(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`);
+  const rows = await session.query(
+    `SELECT t.table_name AS name FROM information_schema.tables t
+       JOIN pg_namespace n ON n.nspname = t.table_schema JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+      WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND NOT c.relispartition ORDER BY 1`,
+  );
   return rows.map((r) => text(r.name) ?? '');
 }
 
