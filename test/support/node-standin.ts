@@ -263,10 +263,12 @@ export async function startNodeStandIn(kc: k8s.KubeConfig, options: NodeStandInO
 
   async function containerEnv(pod: k8s.V1Pod, container: k8s.V1Container): Promise<Record<string, string>> {
     const namespace = pod.metadata?.namespace ?? 'default';
-    // What a container gets without asking: a PATH, its hostname, and the API server's address.
+    // What a container gets without asking: a PATH, its hostname, and the API server's address;
+    // and, as an image's ENV would, the test run's Node compile cache (step pods start faster).
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: '/root',
+      ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
       HOSTNAME: pod.metadata?.name ?? '',
       KUBERNETES_SERVICE_HOST: apiServer.hostname,
       KUBERNETES_SERVICE_PORT: apiServer.port || '443',
