@@ -460,7 +460,7 @@ async function main(): Promise<void> {
   const byResult = Object.fromEntries(samples(metrics, 'datamigration_reconcile_total').map(({ labels, value }) => [/result="([^"]*)"/.exec(labels)?.[1] ?? '', value]));
   const reconcileTotal = Object.values(byResult).reduce((a, b) => a + b, 0);
   const errors = samples(metrics, 'datamigration_reconcile_errors_total')[0]?.value ?? 0;
-  const queueDepth = samples(metrics, 'datamigration_workqueue_depth')[0]?.value ?? Number.NaN;
+  const queueDepth = samples(metrics, 'workqueue_depth')[0]?.value ?? Number.NaN;
   const processMetric = (name: string): number => samples(metrics, `datamigration_operator_${name}`)[0]?.value ?? Number.NaN;
   const gauge = (name: string): number => processMetric(name) / 1024 / 1024; // MB
 

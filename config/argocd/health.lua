@@ -19,10 +19,18 @@ if status == nil or status.observedGeneration == nil or status.observedGeneratio
   return hs
 end
 
-if spec.suspend == true then
-  hs.status = "Suspended"
-  hs.message = "Suspended"
-  return hs
+-- The kstatus conditions decide first (Stalled, then Ready), so a terminal state shows as such even
+-- when the spec is also suspended; the phase stays the fallback for a status written before them.
+local function condition(kind)
+  if type(status.conditions) ~= "table" then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if type(c) == "table" and c.type == kind then
+      return c
+    end
+  end
+  return nil
 end
 
 local phase = status.phase
@@ -44,13 +52,25 @@ else
   message = "Waiting for the operator to report a phase"
 end
 
-if phase == "Succeeded" then
+local stalled = condition("Stalled")
+local ready = condition("Ready")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  if detail == nil and nonEmpty(stalled.message) then
+    message = message .. ": " .. stalled.message
+  end
+elseif ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
+elseif phase == "Succeeded" then
+  hs.status = "Healthy"
+elseif phase == "Failed" or phase == "RolledBack" then
+  hs.status = "Degraded"
+elseif spec.suspend == true then
+  hs.status = "Suspended"
+  message = "Suspended"
 elseif phase == "AwaitingApproval" then
   hs.status = "Suspended"
   message = message .. " (approve by setting the annotation dataops.dev/approve)"
-elseif phase == "Failed" or phase == "RolledBack" then
-  hs.status = "Degraded"
 else
   -- Pending, SchemaMigrating, Copying, Syncing, Validating, CuttingOver,
   -- RollingBack, an unknown phase, or none yet.

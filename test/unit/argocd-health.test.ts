@@ -49,6 +49,14 @@ const observed = (phase: string | undefined, message?: string): Json => {
   return status;
 };
 
+/** The status with these conditions in place of observed()'s (a Ready of the same type is replaced). */
+const withConditions = (status: Json, conditions: Json[]): Json => {
+  const record = status as Record<string, Json>;
+  const types = new Set(conditions.map((c) => (c as { type: string }).type));
+  const kept = (record.conditions as Json[]).filter((c) => !types.has((c as { type: string }).type));
+  return { ...record, conditions: [...kept, ...conditions] };
+};
+
 const APPROVE = ' (approve by setting the annotation dataops.dev/approve)';
 
 const cases: { title: string; resource: Json; status: string; message: string }[] = [
@@ -74,6 +82,14 @@ const cases: { title: string; resource: Json; status: string; message: string }[
   { title: 'no phase, no message', resource: migration(observed(undefined)), status: 'Progressing', message: 'Waiting for the operator to report a phase' },
   { title: 'no phase, with message', resource: migration(observed(undefined, 'starting')), status: 'Progressing', message: 'starting' },
   { title: 'empty message is ignored', resource: migration(observed('Copying', '')), status: 'Progressing', message: 'Copying' },
+  // The kstatus conditions decide first: Stalled (a refusal that waits for a person) is Degraded in
+  // any phase, a terminal state wins over suspend, Ready True is Healthy.
+  { title: 'Stalled True while Copying (a refused Job)', resource: migration(withConditions(observed('Copying', 'the API server refused the copy Job'), [{ type: 'Stalled', status: 'True', reason: 'JobRejected', message: 'refused' }])), status: 'Degraded', message: 'Copying: the API server refused the copy Job' },
+  { title: 'Stalled True without a status message says why', resource: migration(withConditions(observed('Copying'), [{ type: 'Stalled', status: 'True', reason: 'JobRejected', message: 'quota exceeded' }])), status: 'Degraded', message: 'Copying: quota exceeded' },
+  { title: 'Stalled False is not Degraded', resource: migration(withConditions(observed('Copying'), [{ type: 'Stalled', status: 'False', reason: 'InProgress', message: '' }])), status: 'Progressing', message: 'Copying' },
+  { title: 'Failed and suspended: Degraded, not Suspended', resource: migration(withConditions(observed('Failed', 'copy failed'), [{ type: 'Stalled', status: 'True', reason: 'JobFailed', message: 'copy failed' }]), { suspend: true }), status: 'Degraded', message: 'Failed: copy failed' },
+  { title: 'Succeeded and suspended: Healthy', resource: migration(withConditions(observed('Succeeded'), [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'done' }]), { suspend: true }), status: 'Healthy', message: 'Succeeded' },
+  { title: 'Ready True is Healthy', resource: migration(withConditions(observed('Succeeded', 'switched'), [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'switched' }])), status: 'Healthy', message: 'Succeeded: switched' },
   { title: 'non-ASCII message survives', resource: migration(observed('Failed', 'naïve "quote" \\ tab\there')), status: 'Degraded', message: 'Failed: naïve "quote" \\ tab\there' },
 ];
 
