@@ -36,7 +36,11 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 export const TERMINAL_PHASES: readonly Phase[] = ['Succeeded', 'RolledBack', 'Failed'];
 
-export const CONDITION_TYPES = ['Ready', 'SchemaReady', 'DataCopied', 'Validated', 'CutOver', 'RolledBack'] as const;
+/**
+ * Ready, Reconciling and Stalled follow the kstatus conventions (kubectl wait, Flux, Argo CD); the
+ * others record the milestones.
+ */
+export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled', 'SchemaReady', 'DataCopied', 'Validated', 'CutOver', 'RolledBack'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 /** Condition reasons (CamelCase, as Kubernetes conventions ask). */
@@ -56,6 +60,10 @@ export const REASONS = {
   DeploymentNotFound: 'DeploymentNotFound',
   DeploymentNotReady: 'DeploymentNotReady',
   InvalidSpec: 'InvalidSpec',
+  // the operator's pod policy (src/controller/pod-policy.ts): only a spec change lifts these
+  ImageNotAllowed: 'ImageNotAllowed',
+  ServiceAccountNotAllowed: 'ServiceAccountNotAllowed',
+  ReservedKey: 'ReservedKey',
   // steps
   JobRunning: 'JobRunning',
   JobRejected: 'JobRejected',
@@ -68,6 +76,10 @@ export const REASONS = {
   AwaitingApproval: 'AwaitingApproval',
   ServiceSwitched: 'ServiceSwitched',
   ServiceRestored: 'ServiceRestored',
+  // the cutover Service's consent and record (src/controller/service-switch.ts)
+  ServiceNotOptedIn: 'ServiceNotOptedIn',
+  ServiceSelectorMismatch: 'ServiceSelectorMismatch',
+  ServiceNotRestored: 'ServiceNotRestored',
   RollbackFailed: 'RollbackFailed',
   RolledBack: 'RolledBack',
   // people's requests (annotations)
@@ -105,6 +117,23 @@ export const ABORT_ANNOTATION = `${GROUP}/abort`;
  */
 export const RETRY_ANNOTATION = `${GROUP}/retry`;
 export const FINALIZER = `${GROUP}/cleanup`;
+/**
+ * On a Service, set by whoever owns it: the DataMigrations (names, comma-separated) that may switch
+ * its selector. Without it (or a label the operator's CUTOVER_OPT_IN_SELECTOR matches) no switch.
+ */
+export const CUTOVER_BY_ANNOTATION = `${GROUP}/cutover-by`;
+/**
+ * Written by the operator on a Service it switched, in the same patch as the selector, and removed
+ * by the patch that restores it: abort and rollback restore only a switch whose record carries
+ * their migration's uid. The selectors are JSON objects.
+ */
+export const SWITCH_RECORD = {
+  migration: `${GROUP}/switched-by`,
+  uid: `${GROUP}/switched-by-uid`,
+  run: `${GROUP}/switched-run`,
+  before: `${GROUP}/selector-before`,
+  after: `${GROUP}/selector-after`,
+} as const;
 export const LABELS = {
   migration: `${GROUP}/migration`,
   step: `${GROUP}/step`,

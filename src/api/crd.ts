@@ -8,6 +8,7 @@ export const CRD_NAME = `${PLURAL}.${GROUP}`;
 
 export const printerColumns = [
   { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Where the migration is.' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'True once the migration succeeded.' },
   { name: 'Progress', type: 'string', jsonPath: '.status.progress.summary', description: 'Copy progress.' },
   { name: 'Source', type: 'string', jsonPath: '.spec.source.engine', description: 'The source engine.' },
   { name: 'Target', type: 'string', jsonPath: '.spec.target.engine', description: 'The target engine.' },

@@ -3,11 +3,13 @@
 // (docs/api-reference.md) are generated from this file by `npm run generate`.
 import {
   APPROVAL_MODES, CHECK_KINDS, CHECK_OUTCOMES, CHECKSUM_MODES, CONDITION_TYPES, CONFLICT_POLICIES, DEDUPE_KEEP,
-  ENGINES, IMAGE_PULL_POLICIES, INCREMENTAL_MODES, JOB_STATES, LEDGER_STEPS, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEP_OUTCOMES,
+  ENGINES, INCREMENTAL_MODES, JOB_STATES, LABELS, LEDGER_STEPS, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEP_OUTCOMES,
   STEPS, STRATEGY_TYPES, TABLE_STATES, TLS_MODES, TRANSFORMS,
 } from './constants.ts';
+import { jobTemplate } from './job-template-schema.ts';
+import { DNS1035_LABEL, K8S_NAME, labelMap, uniqueVersionsRule } from './k8s-schema.ts';
 import {
-  array, boolean, enumOf, freeform, integer, intOrString, object, optional, required, string, stringMap, type SchemaNode,
+  array, boolean, enumOf, integer, object, optional, required, string, stringMap, type SchemaNode,
 } from './schema-builder.ts';
 
 // Bounds keep every CEL rule's worst-case cost inside the API server's budget, and a manifest
@@ -18,7 +20,8 @@ const MAX_PHASES = 10;
 const MAX_RULES = 50;
 const MAX_SQL = 4096;
 const MAX_IDENT = 128; // a qualified "schema.table" name, each part up to 63 (PostgreSQL) or 64 (MySQL)
-const K8S_NAME = { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' };
+/** A DataMigration's longest name: a label value's limit. */
+export const MAX_NAME = 63;
 const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' };
 export const IDENT = { minLength: 1, maxLength: MAX_IDENT };
 
@@ -26,9 +29,7 @@ export const IDENT = { minLength: 1, maxLength: MAX_IDENT };
  * Bounds of what status holds. The operator bounds what it writes (and what it reads from a step's
  * result) by these same figures, so they are named once, here.
  */
-/** Step Jobs' default activeDeadlineSeconds (spec.jobTemplate.activeDeadlineSeconds overrides both): generous, a stop for a hung step, not a budget. */
-export const DEFAULT_COPY_DEADLINE_SECONDS = 86_400;
-export const DEFAULT_STEP_DEADLINE_SECONDS = 21_600;
+export { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from './job-template-schema.ts';
 
 export const STATUS_LIMITS = {
   /** status.message, a validation summary. */
@@ -99,8 +100,9 @@ const schemaSpec = object('SchemaSpec', 'Versioned schema migrations for the tar
   configMapRef: optional(object('ConfigMapRef', 'A ConfigMap whose keys are migration files (V1__create_orders.sql, U1__create_orders.sql, ...), mounted into the schema Job.', {
     name: required(string('Name of a ConfigMap in the DataMigration\'s namespace.', K8S_NAME)),
   })),
-  migrations: optional(array(inlineMigration, 'Migrations given inline, instead of a ConfigMap.', {
+  migrations: optional(array(inlineMigration, 'Migrations given inline, instead of a ConfigMap. Versions are unique as numbers: 1, 1.0, 01 and 1_0 are one version.', {
     maxItems: 100, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['version'],
+    'x-kubernetes-validations': [uniqueVersionsRule],
   })),
   targetVersion: optional(string('Migrate up to this version only (default: the latest).', { maxLength: 32, pattern: '^[0-9]+([._][0-9]+)*$' })),
   historyTable: optional(string('The table on the target that records applied migrations (version, description, checksum, installed by and on, execution time, success).', {
@@ -206,9 +208,9 @@ const validation = object('ValidationSpec', 'What must be true before cutover. A
 });
 
 const cutover = object('CutoverSpec', 'The blue-green switch: after validation passes, the Service\'s selector changes from fromSelector to toSelector.', {
-  service: required(string('The Service in the DataMigration\'s namespace whose selector is switched.', { minLength: 1, maxLength: 63 })),
-  fromSelector: required(stringMap('Selector labels of the old (blue) side, replaced in the Service\'s selector.', { minProperties: 1, maxProperties: 16 })),
-  toSelector: required(stringMap('Selector labels of the new (green) side.', { minProperties: 1, maxProperties: 16 })),
+  service: required(string('The Service in the DataMigration\'s namespace whose selector is switched: a Service name (a DNS-1035 label: lower-case letters, digits and "-", starting with a letter, at most 63 characters).', DNS1035_LABEL)),
+  fromSelector: required(labelMap('Selector labels of the old (blue) side, replaced in the Service\'s selector. Keys are label keys (an optional DNS subdomain prefix and "/", then a name of at most 63 characters), values label values (at most 63 characters).', 'spec.cutover.fromSelector', { minProperties: 1, maxProperties: 16 })),
+  toSelector: required(labelMap('Selector labels of the new (green) side; keys and values as in fromSelector.', 'spec.cutover.toSelector', { minProperties: 1, maxProperties: 16 })),
   approval: optional(enumOf(APPROVAL_MODES, 'Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true".', { default: 'Automatic' })),
   readinessGate: optional(object('ReadinessGate', 'Switch only when this Deployment (the green side) is available.', {
     deployment: required(string('Name of a Deployment in the DataMigration\'s namespace.', K8S_NAME)),
@@ -221,42 +223,7 @@ const cutover = object('CutoverSpec', 'The blue-green switch: after validation p
 const rollback = object('RollbackSpec', 'What happens when validation fails. The source is never touched.', {
   onValidationFailure: optional(boolean('Roll back automatically when validation fails (else stop in Failed, leaving the target for inspection).', { default: true })),
   schemaAction: optional(enumOf(ROLLBACK_SCHEMA_ACTIONS, 'DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables (and PostgreSQL enum types) this migration created; TruncateTables empties the copied tables; None leaves the target as it is.', { default: 'DownMigrations' })),
-  restoreService: optional(boolean('Point the Service back at fromSelector if it was switched.', { default: true })),
-});
-
-const toleration = object('Toleration', 'A toleration, as in a Pod spec.', {
-  key: optional(string('The taint key.')),
-  operator: optional(enumOf(['Exists', 'Equal'], 'Exists or Equal.')),
-  value: optional(string('The taint value (Equal).')),
-  effect: optional(enumOf(['NoSchedule', 'PreferNoSchedule', 'NoExecute'], 'The taint effect to tolerate (empty: all).')),
-  tolerationSeconds: optional(integer('NoExecute: how long the pod stays bound after the taint appears.', { format: 'int64' })),
-});
-
-const quantities = (description: string): SchemaNode => ({
-  type: 'object', description,
-  additionalProperties: intOrString('', { pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$' }),
-});
-
-const jobTemplate = object('JobTemplateSpec', 'Overrides for the step Jobs\' pods. Security settings (non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp) are not overridable.', {
-  image: optional(string('The engine image (default: the operator\'s own image).', { maxLength: 512 })),
-  imagePullPolicy: optional(enumOf(IMAGE_PULL_POLICIES, 'Always, IfNotPresent or Never.')),
-  imagePullSecrets: optional(array(object('LocalObjectReference', 'A Secret in the DataMigration\'s namespace.', {
-    name: required(string('The Secret\'s name.', K8S_NAME)),
-  }), 'Secrets for pulling the image.', { maxItems: 8 })),
-  resources: optional(object('ResourceRequirements', 'CPU and memory for the engine container.', {
-    limits: optional(quantities('Limits, such as cpu: "2", memory: 1Gi.')),
-    requests: optional(quantities('Requests, such as cpu: 500m, memory: 256Mi.')),
-  })),
-  serviceAccountName: optional(string('The ServiceAccount the pods run as (default: the namespace\'s default; its token is not mounted unless a step needs it).', K8S_NAME)),
-  backoffLimit: optional(integer('Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry.', { default: 3, minimum: 0, maximum: 20 })),
-  activeDeadlineSeconds: optional(integer(`Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: ${String(DEFAULT_COPY_DEADLINE_SECONDS)} (24 h) for copy, ${String(DEFAULT_STEP_DEADLINE_SECONDS)} (6 h) for the other steps; set it to override both.`, { minimum: 1, format: 'int64' })),
-  ttlSecondsAfterFinished: optional(integer('Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists).', { minimum: 0 })),
-  nodeSelector: optional(stringMap('Node labels the pods must match.')),
-  tolerations: optional(array(toleration, 'Tolerations for the pods.', { maxItems: 32 })),
-  affinity: optional(freeform('Affinity rules for the pods, as in a Pod spec.')),
-  priorityClassName: optional(string('The pods\' PriorityClass.', { maxLength: 253 })),
-  annotations: optional(stringMap('Annotations added to the pods.')),
-  labels: optional(stringMap('Labels added to the pods.')),
+  restoreService: optional(boolean('Point the Service back at fromSelector if this migration switched it (as the Service\'s dataops.dev/switched-by-uid annotation records) and nobody has changed its selector since; a Service switched by hand or by another run is never touched.', { default: true })),
 });
 
 const spec = object('DataMigrationSpec', 'What to migrate, how, and what must hold before traffic moves.', {
@@ -309,7 +276,7 @@ const spec = object('DataMigrationSpec', 'What to migrate, how, and what must ho
 });
 
 const condition = object('Condition', 'A condition in the Kubernetes shape; conditions are the truth, phase is for display.', {
-  type: required(enumOf(CONDITION_TYPES, 'Ready summarises; SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones.')),
+  type: required(enumOf(CONDITION_TYPES, 'Ready summarises (True once Succeeded); Reconciling is True while the operator works on it; Stalled is True when it cannot go on without a person (Failed, RolledBack, a refused Job or spec). SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones.')),
   status: required(enumOf(['True', 'False', 'Unknown'], 'True, False or Unknown.')),
   reason: required(string('A CamelCase reason, for programs.', { minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' })),
   message: required(string('A message for people.', { maxLength: 32768 })),
@@ -361,7 +328,7 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
   observedGeneration: optional(integer('The generation of the spec this status reflects.', { format: 'int64' })),
   message: optional(string('A one-line summary of the current state, for people.', { maxLength: STATUS_LIMITS.message })),
   runId: optional(string('Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them.', { maxLength: STATUS_LIMITS.name })),
-  startedAt: optional(string('When the first step started.', { format: 'date-time' })),
+  startedAt: optional(string('When the first step started. Once set it cannot be removed or changed, not even through the status subresource: it freezes spec.tables, spec.strategy and spec.schema.', { format: 'date-time' })),
   completedAt: optional(string('When the migration reached Succeeded, RolledBack or Failed.', { format: 'date-time' })),
   conditions: optional(array(condition, 'Conditions, one per type.', { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })),
   waitingSince: optional(string('When the operator began waiting for objects the spec refers to (a Secret, a key, a ConfigMap, the Service, the readiness Deployment); its recheck backoff grows with this wait. Absent when nothing is missing.', { format: 'date-time' })),
@@ -414,12 +381,31 @@ export const dataMigrationSchema: SchemaNode = object('DataMigration', 'DataMigr
   spec: required(spec),
   status: optional(status),
 }, {
-  'x-kubernetes-validations': [{
-    rule: '!has(oldSelf.status) || !has(oldSelf.status.startedAt) || ('
-      + 'has(self.spec.tables) == has(oldSelf.spec.tables) && (!has(self.spec.tables) || self.spec.tables == oldSelf.spec.tables)'
-      + ' && has(self.spec.schema) == has(oldSelf.spec.schema) && (!has(self.spec.schema) || self.spec.schema == oldSelf.spec.schema)'
-      + ' && self.spec.strategy == oldSelf.spec.strategy)',
-    fieldPath: '.spec',
-    message: 'spec.tables, spec.strategy and spec.schema cannot change once the migration has started (status.startedAt): its checkpoints and history belong to them; create a new DataMigration instead',
-  }],
+  'x-kubernetes-validations': [
+    {
+      // The name is the value of the dataops.dev/migration label on the step Jobs and pods (Job
+      // names are shortened with a hash; a label value cannot be). generateName makes names of at
+      // most 63 characters, and the API server has filled in the name before this rule runs.
+      // Checked on create, where the API server drops status before validating: an object stored
+      // before this rule (it has a status by now) can still be updated, so its finalizer can go.
+      rule: `has(self.status) || !has(self.metadata.name) || size(self.metadata.name) <= ${String(MAX_NAME)}`,
+      message: `metadata.name: a DataMigration's name may have at most ${String(MAX_NAME)} characters: it is the value of the ${LABELS.migration} label on its Jobs and pods`,
+    },
+    {
+      rule: '!has(oldSelf.status) || !has(oldSelf.status.startedAt) || ('
+        + 'has(self.spec.tables) == has(oldSelf.spec.tables) && (!has(self.spec.tables) || self.spec.tables == oldSelf.spec.tables)'
+        + ' && has(self.spec.schema) == has(oldSelf.spec.schema) && (!has(self.spec.schema) || self.spec.schema == oldSelf.spec.schema)'
+        + ' && self.spec.strategy == oldSelf.spec.strategy)',
+      fieldPath: '.spec',
+      message: 'spec.tables, spec.strategy and spec.schema cannot change once the migration has started (status.startedAt): its checkpoints and history belong to them; create a new DataMigration instead',
+    },
+    {
+      // The rule above keys on status.startedAt; this one keeps a status write (PUT or patch of
+      // the status subresource, even by someone allowed to write it) from removing or moving it.
+      // It sits on the root, not on status, so that removing status as a whole is refused too.
+      rule: '!has(oldSelf.status) || !has(oldSelf.status.startedAt) || (has(self.status) && has(self.status.startedAt) && self.status.startedAt == oldSelf.status.startedAt)',
+      fieldPath: '.status.startedAt',
+      message: 'status.startedAt cannot be removed or changed once set: the run has started, and what it froze stays frozen',
+    },
+  ],
 });

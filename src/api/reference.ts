@@ -31,6 +31,8 @@ const escapeCell = (text: string): string => text.replaceAll('|', '\\|').replace
 function rows(node: SchemaNode, path: string, isRequired: boolean, out: string[], rules: { path: string; rule: CelRule }[]): void {
   for (const rule of node['x-kubernetes-validations'] ?? []) rules.push({ path, rule });
   out.push(`| \`${path}\` | ${typeLabel(node)} | ${escapeCell(node.description)} | ${constraints(node, isRequired)} |`);
+  // A Kubernetes core type (affinity) is Kubernetes' own reference; its rules are Kubernetes' too.
+  if (node.tsType !== undefined) return;
   const requiredNames = new Set(node.required ?? []);
   for (const [name, child] of Object.entries(node.properties ?? {})) rows(child, `${path}.${name}`, requiredNames.has(name), out, rules);
   if (node.items) {

@@ -88,11 +88,6 @@ export function stringMap(description: string, extra: Extra = {}): SchemaNode {
   return { type: 'object', description, additionalProperties: { type: 'string', description: '' }, ...extra };
 }
 
-/** An object whose content the API server keeps as given (Kubernetes core types such as affinity). */
-export function freeform(description: string): SchemaNode {
-  return { type: 'object', description, 'x-kubernetes-preserve-unknown-fields': true };
-}
-
 export function intOrString(description: string, extra: Extra = {}): SchemaNode {
   return { description, 'x-kubernetes-int-or-string': true, ...extra };
 }

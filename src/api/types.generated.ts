@@ -1,5 +1,5 @@
 // Generated from src/api/datamigration-schema.ts by `npm run generate`. Do not edit.
-import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { V1Affinity, V1ObjectMeta } from '@kubernetes/client-node';
 
 /** DataMigration moves data from a source database to a target database: target schema migrations, a resumable copy, validation, blue-green cutover of a Service, and rollback when validation fails. */
 export interface DataMigration {
@@ -24,7 +24,7 @@ export interface DataMigrationStatus {
   message?: string;
   /** Identifies this run; step Jobs are named from it, so a restarted operator finds instead of duplicating them. */
   runId?: string;
-  /** When the first step started. */
+  /** When the first step started. Once set it cannot be removed or changed, not even through the status subresource: it freezes spec.tables, spec.strategy and spec.schema. */
   startedAt?: string;
   /** When the migration reached Succeeded, RolledBack or Failed. */
   completedAt?: string;
@@ -176,8 +176,8 @@ export interface StepRecord {
 
 /** A condition in the Kubernetes shape; conditions are the truth, phase is for display. */
 export interface Condition {
-  /** Ready summarises; SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones. */
-  type: "Ready" | "SchemaReady" | "DataCopied" | "Validated" | "CutOver" | "RolledBack";
+  /** Ready summarises (True once Succeeded); Reconciling is True while the operator works on it; Stalled is True when it cannot go on without a person (Failed, RolledBack, a refused Job or spec). SchemaReady, DataCopied, Validated, CutOver and RolledBack record the milestones. */
+  type: "Ready" | "Reconciling" | "Stalled" | "SchemaReady" | "DataCopied" | "Validated" | "CutOver" | "RolledBack";
   /** True, False or Unknown. */
   status: "True" | "False" | "Unknown";
   /** A CamelCase reason, for programs. */
@@ -216,7 +216,7 @@ export interface DataMigrationSpec {
 
 /** Overrides for the step Jobs' pods. Security settings (non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp) are not overridable. */
 export interface JobTemplateSpec {
-  /** The engine image (default: the operator's own image). */
+  /** The engine image (default: the operator's own image). Any other image must be on the operator's allow-list (chart engine.allowedImages), else the migration stops with reason ImageNotAllowed before any Job. */
   image?: string;
   /** Always, IfNotPresent or Never. */
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
@@ -224,7 +224,7 @@ export interface JobTemplateSpec {
   imagePullSecrets?: LocalObjectReference[];
   /** CPU and memory for the engine container. */
   resources?: ResourceRequirements;
-  /** The ServiceAccount the pods run as (default: the namespace's default; its token is not mounted unless a step needs it). */
+  /** The ServiceAccount the pods run as (default: the operator's engine account, or the namespace's default; its token is never mounted). Only accounts on the operator's allow-list (chart engine.allowedServiceAccounts) may be named, and then their token is mounted; any other stops the migration with reason ServiceAccountNotAllowed before any Job. */
   serviceAccountName?: string;
   /** Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry. Default: 3. */
   backoffLimit?: number;
@@ -232,27 +232,27 @@ export interface JobTemplateSpec {
   activeDeadlineSeconds?: number;
   /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists). */
   ttlSecondsAfterFinished?: number;
-  /** Node labels the pods must match. */
+  /** Node labels the pods must match (label keys and values). */
   nodeSelector?: Record<string, string>;
   /** Tolerations for the pods. */
   tolerations?: Toleration[];
-  /** Affinity rules for the pods, as in a Pod spec. */
-  affinity?: Record<string, unknown>;
+  /** Affinity rules for the pods: Kubernetes' core/v1 Affinity (nodeAffinity, podAffinity, podAntiAffinity), checked at admission as the API server checks a Pod's; unknown fields are refused. */
+  affinity?: V1Affinity;
   /** The pods' PriorityClass. */
   priorityClassName?: string;
-  /** Annotations added to the pods. */
+  /** Annotations added to the pods (at most 32; keys are qualified names, values at most 4096 characters). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name; cluster-autoscaler.kubernetes.io/safe-to-evict is allowed. */
   annotations?: Record<string, string>;
-  /** Labels added to the pods. */
+  /** Labels added to the pods (at most 32; label keys and values). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name. */
   labels?: Record<string, string>;
 }
 
 /** A toleration, as in a Pod spec. */
 export interface Toleration {
-  /** The taint key. */
+  /** The taint key, a qualified name (empty, with operator Exists: every taint). */
   key?: string;
-  /** Exists or Equal. */
+  /** Exists or Equal (default). */
   operator?: "Exists" | "Equal";
-  /** The taint value (Equal). */
+  /** The taint value (Equal), a label value. */
   value?: string;
   /** The taint effect to tolerate (empty: all). */
   effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
@@ -280,17 +280,17 @@ export interface RollbackSpec {
   onValidationFailure?: boolean;
   /** DownMigrations runs the down scripts back to the version recorded before this migration; DropCreatedTables drops the tables (and PostgreSQL enum types) this migration created; TruncateTables empties the copied tables; None leaves the target as it is. Default: "DownMigrations". */
   schemaAction?: "DownMigrations" | "DropCreatedTables" | "TruncateTables" | "None";
-  /** Point the Service back at fromSelector if it was switched. Default: true. */
+  /** Point the Service back at fromSelector if this migration switched it (as the Service's dataops.dev/switched-by-uid annotation records) and nobody has changed its selector since; a Service switched by hand or by another run is never touched. Default: true. */
   restoreService?: boolean;
 }
 
 /** The blue-green switch: after validation passes, the Service's selector changes from fromSelector to toSelector. */
 export interface CutoverSpec {
-  /** The Service in the DataMigration's namespace whose selector is switched. */
+  /** The Service in the DataMigration's namespace whose selector is switched: a Service name (a DNS-1035 label: lower-case letters, digits and "-", starting with a letter, at most 63 characters). */
   service: string;
-  /** Selector labels of the old (blue) side, replaced in the Service's selector. */
+  /** Selector labels of the old (blue) side, replaced in the Service's selector. Keys are label keys (an optional DNS subdomain prefix and "/", then a name of at most 63 characters), values label values (at most 63 characters). */
   fromSelector: Record<string, string>;
-  /** Selector labels of the new (green) side. */
+  /** Selector labels of the new (green) side; keys and values as in fromSelector. */
   toSelector: Record<string, string>;
   /** Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true". Default: "Automatic". */
   approval?: "Automatic" | "Manual";
@@ -426,7 +426,7 @@ export interface ColumnMapping {
 export interface SchemaSpec {
   /** A ConfigMap whose keys are migration files (V1__create_orders.sql, U1__create_orders.sql, ...), mounted into the schema Job. */
   configMapRef?: ConfigMapRef;
-  /** Migrations given inline, instead of a ConfigMap. */
+  /** Migrations given inline, instead of a ConfigMap. Versions are unique as numbers: 1, 1.0, 01 and 1_0 are one version. */
   migrations?: InlineMigration[];
   /** Migrate up to this version only (default: the latest). */
   targetVersion?: string;

@@ -1,19 +1,26 @@
 // The CRD's CEL rules (x-kubernetes-validations), evaluated as the API server evaluates them on a
 // create: each rule at every place its schema node's value is present, with `self` bound to that
 // value. Transition rules (those naming oldSelf) only run on an update, so they are skipped here.
-// The CEL library (@marcbachmann/cel-js) lacks the Kubernetes list extension's sum(), which a rule
-// uses; it is registered below as a custom function with the library's semantics.
+// The CEL library (@marcbachmann/cel-js) lacks functions of the Kubernetes CEL libraries that the
+// rules use: the list library's sum(), the strings extension's replace() and the regex library's
+// find(); they are registered below as custom functions with those libraries' semantics.
 import { Environment } from '@marcbachmann/cel-js';
 import { isObject, type CrdSchema } from './crd-schema-check.ts';
 
 /** Kubernetes' CEL list library functions the CRD's rules use, which cel-js does not have. */
-export const KUBERNETES_CEL_EXTENSIONS = ['list<int>.sum(): int', 'list<double>.sum(): double'] as const;
+export const KUBERNETES_CEL_EXTENSIONS = [
+  'list<int>.sum(): int', 'list<double>.sum(): double', 'string.replace(string, string): string', 'string.find(string): string',
+] as const;
 
 function celEnvironment(): Environment {
   return new Environment({ homogeneousAggregateLiterals: false })
     .registerVariable('self', 'dyn')
     .registerFunction('list<int>.sum(): int', (list: bigint[]) => list.reduce((sum, item) => sum + item, 0n))
-    .registerFunction('list<double>.sum(): double', (list: number[]) => list.reduce((sum, item) => sum + item, 0));
+    .registerFunction('list<double>.sum(): double', (list: number[]) => list.reduce((sum, item) => sum + item, 0))
+    // Every occurrence, as Go's strings.ReplaceAll (the strings extension's replace without a limit).
+    .registerFunction('string.replace(string, string): string', (text: string, from: string, to: string) => text.replaceAll(from, to))
+    // The first match of a regular expression, or "" when there is none (RE2 and JavaScript agree on the rules' patterns).
+    .registerFunction('string.find(string): string', (text: string, pattern: string) => new RegExp(pattern, 'u').exec(text)?.[0] ?? '');
 }
 
 const environment = celEnvironment();

@@ -55,7 +55,9 @@ export function lintObject(object: unknown, schema: CrdSchema = crdSchemaOf(data
   const errors: string[] = [];
   if (object.apiVersion !== `${GROUP}/${VERSION}`) errors.push(`apiVersion: no version ${JSON.stringify(object.apiVersion)} of ${KIND}: use ${GROUP}/${VERSION}`);
   errors.push(...metadataErrors(object));
-  const defaulted = applyCrdDefaults(schema, object);
+  // On a create the API server drops status (the status subresource's to write) before it validates.
+  const created = Object.fromEntries(Object.entries(object).filter(([key]) => key !== 'status'));
+  const defaulted = applyCrdDefaults(schema, created);
   const structural = schemaErrors(schema, defaulted, '');
   errors.push(...structural);
   // Like the API server, CEL rules are only trusted on a value whose structure is right.

@@ -1,47 +1,70 @@
 // Abort (the annotation dataops.dev/abort "true" or the current generation) on a non-terminal
 // migration: this run's running Job is deleted (and one asked for but not yet seen, by its
-// deterministic name), nothing starts, a Service that was switched (or whose switch was asked for)
-// goes back to fromSelector unless rollback.restoreService is false, the ledger marks the step
-// Aborted (a retry resumes there), → Failed. The rollback Job is not run: the target is left as
-// it is. The reconciler carries out the actions before it writes the status.
+// deterministic name), nothing starts, a Service this migration switched goes back to the selector
+// its switch recorded unless rollback.restoreService is false (a Service switched by hand or by
+// another migration is left alone, and status says so), the ledger marks the step Aborted (a
+// retry resumes there), → Failed. The rollback Job is not run: the target is left as it is. A
+// switch sent moments ago and not yet seen is waited for (SWITCH_GRACE_SECONDS) before deciding.
+// The reconciler carries out the actions before it writes the status.
 import { ABORT_ANNOTATION, REASONS, RETRY_ANNOTATION } from '../api/constants.ts';
 import type { LedgerStep } from '../api/constants.ts';
-import { event, fail, PHASE_STEPS, setCond, STEP_TITLES, type Context } from './context.ts';
-import { inFlight, recordOutcome, STEP_MARKERS } from './ledger.ts';
+import { event, fail, PHASE_STEPS, ready, requeueAfter, setCond, STEP_TITLES, type Context } from './context.ts';
+import { recordOutcome, requestedWithin, STEP_MARKERS } from './ledger.ts';
+import { REQUEUE, SWITCH_GRACE_SECONDS, type EventAction, type PatchServiceSelectorAction } from './model.ts';
 import { requestedNotSeen } from './phases/run-step.ts';
-import { replaceSelector, selectorText, selectsSide } from './selectors.ts';
+import { restoreVerdict, switcherOf } from './service-switch.ts';
+import { selectorText } from './selectors.ts';
 import { stepJobName } from './job-builder.ts';
 
-/** Abort's Service part: point a switched Service (or one whose switch was just asked for) back at fromSelector. */
-function abortService(ctx: Context): string | undefined {
+type AbortService =
+  | { kind: 'none' }
+  /** A switch asked for moments ago is not in the cache yet: it may have landed (and be ours to restore). */
+  | { kind: 'wait'; message: string }
+  | { kind: 'done'; message: string; restore?: PatchServiceSelectorAction; say?: EventAction };
+
+/** Abort's Service part: undo this migration's own switch, and say what was left alone. */
+function abortService(ctx: Context): AbortService {
   const cutover = ctx.spec.cutover;
   const service = ctx.input.service;
-  if (cutover === undefined || service === undefined) return undefined;
-  const switched = selectsSide(service.selector, cutover.toSelector, cutover.fromSelector);
-  // A switch patched by an earlier reconcile may not be in the informer cache yet: restore anyway.
-  const switchRequested = ctx.status.phase === 'CuttingOver' && inFlight(ctx.status, 'switch', ctx.runId) !== undefined;
-  if (!switched && !switchRequested) return undefined;
-  if (ctx.spec.rollback?.restoreService === false) {
-    return switched ? `Service ${cutover.service} left on ${selectorText(service.selector)} (rollback.restoreService is false)` : undefined;
+  if (cutover === undefined || service === undefined) return { kind: 'none' };
+  const verdict = restoreVerdict(cutover.service, service, cutover, switcherOf(ctx));
+  if (verdict.kind === 'nothing') {
+    if (ctx.status.phase === 'CuttingOver' && requestedWithin(ctx.status, 'switch', ctx.runId, ctx.now, SWITCH_GRACE_SECONDS)) {
+      return { kind: 'wait', message: `Aborting: waiting up to ${String(SWITCH_GRACE_SECONDS)} s to see whether the switch of Service ${cutover.service} sent moments ago landed, so that it can be undone` };
+    }
+    return { kind: 'none' };
   }
-  const selector = replaceSelector(service.selector, cutover.toSelector, cutover.fromSelector);
-  ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
-  const restored = `Service ${cutover.service} set back from ${selectorText(service.selector)} to ${selectorText(selector)}`;
-  event(ctx, 'Normal', REASONS.ServiceRestored, `${restored} (abort)`);
-  return restored;
+  if (verdict.kind === 'leave') {
+    return { kind: 'done', message: verdict.message, say: { kind: 'event', type: 'Warning', reason: REASONS.ServiceNotRestored, message: `${verdict.message} (abort)` } };
+  }
+  if (ctx.spec.rollback?.restoreService === false) {
+    return { kind: 'done', message: `Service ${cutover.service} left on ${selectorText(service.selector)} (rollback.restoreService is false)` };
+  }
+  return {
+    kind: 'done', message: verdict.message, restore: verdict.action,
+    say: { kind: 'event', type: 'Normal', reason: REASONS.ServiceRestored, message: `${verdict.message} (abort)` },
+  };
 }
 
 export function abort(ctx: Context): void {
   const phase = ctx.status.phase ?? 'Pending';
+  const service = abortService(ctx);
+  if (service.kind === 'wait') {
+    ready(ctx, 'False', REASONS.InProgress, service.message);
+    requeueAfter(ctx, REQUEUE.switching);
+    return;
+  }
   const deleted = [...ctx.runJobs.values()].filter((job) => job.state === 'Running').map((job) => job.name);
   const step = PHASE_STEPS[phase];
   // Asked for by an earlier reconcile, not in the cache yet: delete it by its deterministic name (absent is fine).
   if (step !== undefined && requestedNotSeen(ctx, step)) deleted.push(stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, step));
   for (const name of deleted) ctx.actions.push({ kind: 'deleteJob', name });
-  const service = abortService(ctx);
+  if (service.kind === 'done' && service.restore !== undefined) ctx.actions.push(service.restore);
+  if (service.kind === 'done' && service.say !== undefined) event(ctx, service.say.type, service.say.reason, service.say.message);
+  const serviceSaid = service.kind === 'done' ? service.message : undefined;
   const done = [
     ...(deleted.length > 0 ? [`deleted Job ${deleted.join(', ')}`] : []),
-    ...(service === undefined ? [] : [service]),
+    ...(serviceSaid === undefined ? [] : [serviceSaid]),
   ];
   const what = done.length > 0 ? done.join('; ') : 'nothing was running';
   const cutoverPhase = ctx.spec.cutover !== undefined && (phase === 'AwaitingApproval' || phase === 'CuttingOver');
@@ -53,9 +76,9 @@ export function abort(ctx: Context): void {
     setCond(ctx, marker.type, marker.status, REASONS.Aborted, `The ${STEP_TITLES[step]} step of run ${ctx.runId} was aborted`);
   }
   if (cutoverPhase) {
-    setCond(ctx, 'CutOver', 'False', REASONS.Aborted, `The cutover was aborted${service === undefined ? '' : `: ${service}`}`);
-  } else if (service !== undefined && ctx.actions.some((action) => action.kind === 'patchServiceSelector')) {
-    setCond(ctx, 'CutOver', 'False', REASONS.ServiceRestored, service);
+    setCond(ctx, 'CutOver', 'False', REASONS.Aborted, `The cutover was aborted${serviceSaid === undefined ? '' : `: ${serviceSaid}`}`);
+  } else if (service.kind === 'done' && service.restore !== undefined) {
+    setCond(ctx, 'CutOver', 'False', REASONS.ServiceRestored, service.message);
   }
   fail(ctx, REASONS.Aborted,
     `Aborted (annotation ${ABORT_ANNOTATION}) during ${phase}: ${what}; no rollback Job runs, the target is left as it is. `

@@ -13,6 +13,25 @@ export interface ClusterEvent {
   time: Date;
 }
 
+/** A Service switch or restore (model.ts PatchServiceSelectorAction without its kind and name). */
+export interface ServicePatch {
+  resourceVersion: string;
+  from: Record<string, string>;
+  selector: Record<string, string>;
+  annotations: Record<string, string | null>;
+}
+
+/** The merge patch body of a ServicePatch (removed selector labels as null; resourceVersion makes it conditional). */
+export function serviceMergePatch(patch: ServicePatch): { metadata: { resourceVersion?: string; annotations: Record<string, string | null> }; spec: { selector: Record<string, string | null> } } {
+  const selector: Record<string, string | null> = {};
+  for (const key of Object.keys(patch.from)) if (!Object.hasOwn(patch.selector, key)) selector[key] = null;
+  Object.assign(selector, patch.selector);
+  return {
+    metadata: { ...(patch.resourceVersion !== '' ? { resourceVersion: patch.resourceVersion } : {}), annotations: { ...patch.annotations } },
+    spec: { selector },
+  };
+}
+
 export interface Cluster {
   /** From the informer caches (no request). */
   migration(namespace: string, name: string): DataMigration | undefined;
@@ -25,8 +44,12 @@ export interface Cluster {
   createJob(job: k8s.V1Job): Promise<void>;
   /** Deletes a Job with its pods; an absent one is a ClusterError 404. */
   deleteJob(namespace: string, name: string): Promise<void>;
-  /** Replaces the Service's spec.selector with exactly `selector`. */
-  patchServiceSelector(namespace: string, name: string, selector: Record<string, string>): Promise<void>;
+  /**
+   * One JSON merge patch of the Service, applied only at `patch.resourceVersion` (ClusterError 409
+   * when it moved on): spec.selector becomes exactly `patch.selector` (labels of `patch.from` it
+   * lacks are removed) and the annotations are set or (null) removed, all in one request.
+   */
+  patchServiceSelector(namespace: string, name: string, patch: ServicePatch): Promise<void>;
   /** A JSON patch of the DataMigration's metadata (its finalizer); returns the object as stored. */
   patchMigration(migration: DataMigration, operations: object[]): Promise<DataMigration>;
   /** Replaces the status at the migration's resourceVersion (ClusterError 409 when it moved on); returns the object as stored. */

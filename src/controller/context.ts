@@ -29,6 +29,8 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.SecretNotFound, REASONS.SecretKeyNotFound, REASONS.ConfigMapNotFound, REASONS.ServiceNotFound,
   REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobRejected, REASONS.JobFailed, REASONS.PlanRefused,
   REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
+  REASONS.ImageNotAllowed, REASONS.ServiceAccountNotAllowed, REASONS.ReservedKey,
+  REASONS.ServiceNotOptedIn, REASONS.ServiceSelectorMismatch, REASONS.ServiceNotRestored,
 ]);
 
 const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {
@@ -235,4 +237,16 @@ export function mayStart(ctx: Context, what: string): boolean {
   }
   delete ctx.status.waitingSince;
   return true;
+}
+
+/**
+ * mayStart() for a step Job: also what the operator's pod policy refuses in spec.jobTemplate
+ * (the preflight's podPolicy). Time changes nothing there, so nothing is requeued: the next
+ * decision comes with a spec change (or an operator restarted with another configuration).
+ */
+export function mayStartJob(ctx: Context, what: string): boolean {
+  const refusal = ctx.spec.suspend === true ? undefined : ctx.input.preflight?.podPolicy;
+  if (refusal === undefined) return mayStart(ctx, what);
+  ready(ctx, 'False', refusal.reason, `${what} is refused by the operator's pod policy: ${refusal.message}`);
+  return false;
 }

@@ -11,7 +11,10 @@
 //   phases/*.ts     one handler per phase; phases/run-step.ts drives a step's Job
 //   abort.ts, retry.ts, annotations.ts   the annotation protocol
 //   selectors.ts    the cutover's selector algebra
+//   service-switch.ts  consent to switch a Service (its cutover-by annotation), the switch record, what a restore may undo
+//   pod-policy.ts   what a spec may ask of step pods (images, ServiceAccounts, reserved label keys)
 //   step-results.ts what a step's result (src/api/step-result.ts) puts in status
+//   kstatus.ts      Reconciling and Stalled, derived from the phase and Ready at every exit
 //
 // Decisions worth knowing:
 // - Terminal phases (Succeeded, Failed, RolledBack) are final, except for a retry: nothing is ever
@@ -42,6 +45,7 @@ import type { ConditionStatus } from './conditions.ts';
 import {
   announcedKey, announcedOf, bound, createContext, event, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
 } from './context.ts';
+import { withKstatus } from './kstatus.ts';
 import { recordOutcome, rejectedWait, requestedWithin, retryPoint, STEP_MARKERS } from './ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type DecideInput, type Decision, type EventAction } from './model.ts';
 import { HANDLERS, type ActivePhase } from './phases/index.ts';
@@ -123,6 +127,7 @@ function finish(ctx: Context): Decision {
     requeueAfter(ctx, REQUEUE.copyProgress);
   }
   readyEvent(ctx);
+  ctx.status.conditions = withKstatus(ctx.status, ctx.generation, ctx.now);
   const decision: Decision = { status: ctx.status, actions: ctx.actions };
   if (ctx.requeue !== undefined) decision.requeueAfterSeconds = ctx.requeue;
   return decision;
@@ -158,6 +163,7 @@ function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
   recordService(ctx);
   delete ctx.status.waitingSince;
   ctx.status.observedGeneration = ctx.generation;
+  ctx.status.conditions = withKstatus(ctx.status, ctx.generation, ctx.now);
   return { status: ctx.status, actions: [] };
 }
 
@@ -229,6 +235,7 @@ export function recordRejectedJob(migration: DataMigration, decision: Decision, 
   status.conditions = setCondition(status.conditions, { type: marker.type, status: marker.status, reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
   status.conditions = setCondition(status.conditions, { type: 'Ready', status: 'False', reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
   status.message = bound(message, STATUS_LIMITS.message);
+  status.conditions = withKstatus(status, generation, now);
   // Announced once: the refusal's Event is not repeated while it stays the last thing announced.
   const key = announcedKey({ status: 'False', reason: REASONS.JobRejected });
   const announced = announcedOf(migration.status) === key;

@@ -1,26 +1,32 @@
 // The Job of one step of one run, built from the DataMigration alone (pure): a deterministic name,
 // an owner reference, labels, the engine's command, connection URLs from the referenced Secrets,
-// the schema ConfigMap mounted, the user's jobTemplate applied over secure defaults. The engine
-// needs no Kubernetes API access, so the pod gets no service account token. The copy Job is an
-// Indexed Job when strategy.copyPods > 1.
+// the schema ConfigMap mounted, the user's jobTemplate applied over secure defaults. What the
+// jobTemplate may ask (image, ServiceAccount token, label and annotation keys) is the operator's
+// pod policy (pod-policy.ts): a Job that breaks it is never built. The engine needs no Kubernetes
+// API access, so the pod gets no service account token unless the policy allows the account it
+// names. The copy Job is an Indexed Job when strategy.copyPods > 1.
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import { API_VERSION, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
+import { API_VERSION, GROUP, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from '../api/datamigration-schema.ts';
 import { EXIT } from '../cli/exit-codes.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
+import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig } from './pod-policy.ts';
 
-export interface EngineConfig {
-  /** The engine image: by default the operator's own. */
-  image: string;
+/** The engine's image (by default the operator's own), its account, and what a spec may choose instead (pod-policy.ts). */
+export interface EngineConfig extends PodPolicyConfig {
   /** The engine's entry point in that image; `step <name>` is appended. */
   command: string[];
-  /** A ServiceAccount with no permissions, for when jobTemplate names none. */
-  serviceAccountName?: string;
 }
+
+/**
+ * A pod condition nobody sets: the step pods are never Ready, so a label a spec adds cannot make
+ * them endpoints of a Service (they serve nothing; Jobs count pods by phase, not readiness).
+ */
+export const NEVER_READY_GATE = `${GROUP}/serves-no-traffic`;
 
 export const MIGRATIONS_DIR = '/migrations';
 /** Where the Dockerfile puts the compiled CLI. */
@@ -52,6 +58,10 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const template = spec.jobTemplate ?? {};
+  const refusal = checkPodPolicy(migration, engine);
+  if (refusal !== undefined) throw new PodPolicyError(refusal);
+  const identity = podIdentity(template, namespace, engine);
+  if (typeof identity === 'string') throw new PodPolicyError({ reason: 'ServiceAccountNotAllowed', message: identity });
   // The engine divides the copy by the same figure (engineSettings), so the two cannot disagree.
   const pods = step === 'copy' ? engineSettings(migration).copyPods : 1;
   const source = endpointSecrets(spec.source);
@@ -84,12 +94,13 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
     env.push({ name: `DMO_${side.toUpperCase()}_CA_FILE`, value: `${CA_DIR}/${side}/ca.crt` });
   }
 
-  const serviceAccountName = template.serviceAccountName ?? engine.serviceAccountName;
   const podSpec: k8s.V1PodSpec = {
     restartPolicy: 'Never',
-    // The engine talks to databases only; a user-chosen account may need its token (cloud IAM).
-    automountServiceAccountToken: template.serviceAccountName !== undefined,
-    ...(serviceAccountName ? { serviceAccountName } : {}),
+    // The engine talks to databases only: a token only for an account the operator's configuration
+    // allows (cloud IAM), and always said, so no admission default can mount one.
+    automountServiceAccountToken: identity.automountToken,
+    ...(identity.serviceAccountName !== undefined ? { serviceAccountName: identity.serviceAccountName } : {}),
+    readinessGates: [{ conditionType: NEVER_READY_GATE }],
     securityContext: { runAsNonRoot: true, runAsUser: NON_ROOT_UID, runAsGroup: NON_ROOT_UID, fsGroup: NON_ROOT_UID, seccompProfile: { type: 'RuntimeDefault' } },
     containers: [{
       name: 'engine',

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
-import { ClusterError, type Cluster, type ClusterEvent } from './cluster.ts';
+import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type ServicePatch } from './cluster.ts';
 import { microTime } from './leader-election.ts';
 import { registerSecret } from './logger.ts';
 
@@ -118,6 +118,7 @@ export class KubeCluster implements Cluster {
   }
 
   async jobPods(namespace: string, job: string): Promise<k8s.V1Pod[]> {
+    // Anyone who may create a Pod can give it this label: observe.ts keeps only the pods the Job controls.
     return (await request(() => this.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job}` }))).items;
   }
 
@@ -129,10 +130,13 @@ export class KubeCluster implements Cluster {
     await request(() => this.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }));
   }
 
-  async patchServiceSelector(namespace: string, name: string, selector: Record<string, string>): Promise<void> {
+  async patchServiceSelector(namespace: string, name: string, patch: ServicePatch): Promise<void> {
+    // A merge patch carrying resourceVersion is refused (409) unless the Service is still at that
+    // version: the consent and the selector the decision checked are the ones the patch changes.
+    if (patch.resourceVersion === '') throw new Error(`Service ${name}: no resourceVersion observed, so no conditional patch; not sent`);
     await request(() => this.core.patchNamespacedService({
-      name, namespace, body: [{ op: 'replace', path: '/spec/selector', value: selector }],
-    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch)));
+      name, namespace, body: serviceMergePatch(patch),
+    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
   }
 
   async patchMigration(migration: DataMigration, operations: object[]): Promise<DataMigration> {

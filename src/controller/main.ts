@@ -7,6 +7,8 @@ import * as k8s from '@kubernetes/client-node';
 import { DEFAULT_ENGINE_COMMAND } from './job-builder.ts';
 import { createLogger } from './logger.ts';
 import { startOperator } from './operator.ts';
+import { podPolicyFromEnv } from './pod-policy.ts';
+import { parseLabelSelector, type LabelSelector } from './selectors.ts';
 
 const env = process.env;
 const logger = createLogger(env.LOG_LEVEL ?? 'info');
@@ -19,6 +21,22 @@ if (!image) {
   logger.error('ENGINE_IMAGE is not set: the operator needs the image its engine Jobs run (the chart sets it to the operator\'s own)');
   process.exit(2);
 }
+// Cutover Services whose labels match may be switched by any DataMigration of their namespace
+// (besides those that name it in dataops.dev/cutover-by); empty: none.
+let optInSelector: LabelSelector | undefined;
+try {
+  optInSelector = parseLabelSelector(env.CUTOVER_OPT_IN_SELECTOR ?? '');
+} catch (error) {
+  logger.error(`CUTOVER_OPT_IN_SELECTOR is not a usable label selector: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
+// What a DataMigration may choose for its pods besides the defaults (pod-policy.ts): refused at
+// start when an entry is not valid, rather than allowing less (or more) than meant.
+const policy = podPolicyFromEnv(env);
+if (policy.errors.length > 0) {
+  logger.error(`invalid pod policy configuration: ${policy.errors.join('; ')}`);
+  process.exit(2);
+}
 const leaderElection = env.LEADER_ELECTION !== 'false';
 const operator = await startOperator({
   kc, logger, identity,
@@ -26,8 +44,11 @@ const operator = await startOperator({
     image,
     command: env.ENGINE_COMMAND ? (JSON.parse(env.ENGINE_COMMAND) as string[]) : DEFAULT_ENGINE_COMMAND,
     ...(env.ENGINE_SERVICE_ACCOUNT ? { serviceAccountName: env.ENGINE_SERVICE_ACCOUNT } : {}),
+    allowedImages: policy.allowedImages,
+    allowedServiceAccounts: policy.allowedServiceAccounts,
   },
   ...(env.WATCH_NAMESPACE ? { watchNamespace: env.WATCH_NAMESPACE } : {}),
+  ...(optInSelector ? { optInSelector } : {}),
   httpPort: Number(env.METRICS_PORT ?? 8080),
   workers: Number(env.WORKERS ?? 2),
   ...(leaderElection ? {
@@ -38,7 +59,9 @@ const operator = await startOperator({
     },
   } : {}),
 });
-logger.info('operator started', { identity, watchNamespace: env.WATCH_NAMESPACE || 'all', leaderElection });
+logger.info('operator started', { identity, watchNamespace: env.WATCH_NAMESPACE || 'all', leaderElection, cutoverOptInSelector: optInSelector?.text ?? 'none',
+  engineImage: image, allowedImages: policy.allowedImages, allowedServiceAccounts: policy.allowedServiceAccounts,
+});
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

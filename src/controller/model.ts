@@ -3,6 +3,8 @@
 // the actions in order, when to look again). Types and timings only.
 import type { Phase, Reason, Step } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus, Progress } from '../api/types.generated.ts';
+import type { LabelSelector } from './selectors.ts';
+import type { PodPolicyRefusal } from './pod-policy.ts';
 
 export type JobState = 'Running' | 'Succeeded' | 'Failed';
 
@@ -34,10 +36,19 @@ export interface Preflight {
   missing: readonly MissingObject[];
   /** The cutover readiness gate's Deployment has enough ready replicas (undefined: no gate, or unknown). */
   deploymentReady?: boolean;
+  /** What the operator's pod policy refuses in spec.jobTemplate (pod-policy.ts); no step Job starts until the spec changes. */
+  podPolicy?: PodPolicyRefusal;
 }
 
+/** The cutover Service as the informer's cache holds it, reduced to what the switch decides on. */
 export interface ObservedService {
   selector: Record<string, string>;
+  /** Its labels (the operator's opt-in selector is matched against them). */
+  labels: Record<string, string>;
+  /** Its annotations under this project's prefix (dataops.dev/): the opt-in and the switch record. */
+  annotations: Record<string, string>;
+  /** The version observed: a patch decided on it applies to that version only (409 otherwise). */
+  resourceVersion: string;
 }
 
 export interface DecideInput {
@@ -50,6 +61,8 @@ export interface DecideInput {
   preflight?: Preflight;
   /** The cutover Service as observed now (only when spec.cutover is set and the Service exists). */
   service?: ObservedService;
+  /** The operator's configured opt-in label selector for cutover Services (CUTOVER_OPT_IN_SELECTOR), if any. */
+  optInSelector?: LabelSelector;
   /**
    * Set while the copy Job runs and the reconciler follows its progress: the decision asks to be
    * woken every REQUEUE.copyProgress seconds, and records `progress` when one was read this time.
@@ -62,8 +75,20 @@ export interface DecideInput {
 export interface CreateJobAction { kind: 'createJob'; step: Step; runId: string }
 /** Delete a Job (with its pods, propagationPolicy Background). */
 export interface DeleteJobAction { kind: 'deleteJob'; name: string }
-/** Replace the Service's spec.selector with exactly `selector` (a JSON patch replace, not a merge). */
-export interface PatchServiceSelectorAction { kind: 'patchServiceSelector'; service: string; selector: Record<string, string> }
+/**
+ * One merge patch of the Service, at the version the decision saw: spec.selector becomes exactly
+ * `selector` (labels of `from` it lacks are removed), and `annotations` are set (a string) or
+ * removed (null) in the same request, so the switch and its record land together or not at all.
+ */
+export interface PatchServiceSelectorAction {
+  kind: 'patchServiceSelector';
+  service: string;
+  resourceVersion: string;
+  /** The selector observed (what the patch changes from). */
+  from: Record<string, string>;
+  selector: Record<string, string>;
+  annotations: Record<string, string | null>;
+}
 export type EventReason = Reason | Phase;
 export interface EventAction { kind: 'event'; type: 'Normal' | 'Warning'; reason: EventReason; message: string }
 export type Action = CreateJobAction | DeleteJobAction | PatchServiceSelectorAction | EventAction;
@@ -90,6 +115,11 @@ export const REQUEUE = {
   jobRejected: 60,
   /** Waiting for a Service patch to show up. */
   switching: 5,
+  /**
+   * A switch refused (no opt-in, a selector without fromSelector): looked at again after this long,
+   * and at once when the Service or the DataMigration changes (both are watched).
+   */
+  serviceRefused: 120,
   /** Waiting for the gate Deployment (not watched). */
   deploymentNotReady: 15,
   /** Preflight backoff: the wait so far, between these bounds (so each check doubles the wait). */

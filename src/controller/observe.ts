@@ -1,6 +1,7 @@
 // What the reconciler observes, reduced to decide()'s input (pure): a Job's state from its
 // conditions, its step and run from its labels, its result from the engine container's
-// termination message (an Indexed copy Job's: every index's, merged).
+// termination message (an Indexed copy Job's: every index's, merged). Only pods the Job controls
+// count: anyone who may create a Pod can give one the step's labels and a termination message.
 import type * as k8s from '@kubernetes/client-node';
 import { LABELS, STEPS, type Step } from '../api/constants.ts';
 import type { ObservedJob } from './model.ts';
@@ -50,8 +51,24 @@ function parseResult(message: string): Record<string, unknown> | undefined {
   }
 }
 
-/** A Job this migration owns as decide() sees it; undefined for a Job without step labels. */
-export function observeJob(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): ObservedJob | undefined {
+/**
+ * Whether the Job controls the pod: an owner reference to a batch Job with the Job's uid, marked
+ * controller. Labels prove nothing (anyone may set them); the Job controller sets this reference
+ * on the pods it creates.
+ */
+export function controlledByJob(pod: k8s.V1Pod, job: k8s.V1Job): boolean {
+  const uid = job.metadata?.uid;
+  if (uid === undefined || uid === '') return false;
+  return (pod.metadata?.ownerReferences ?? []).some((owner) => owner.controller === true && owner.kind === 'Job'
+    && owner.apiVersion === 'batch/v1' && owner.uid === uid);
+}
+
+/**
+ * A Job this migration owns as decide() sees it; undefined for a Job without step labels. Its
+ * result and failure are read from the pods it controls only (controlledByJob).
+ */
+export function observeJob(job: k8s.V1Job, listed: readonly k8s.V1Pod[]): ObservedJob | undefined {
+  const pods = listed.filter((pod) => controlledByJob(pod, job));
   const labels = job.metadata?.labels ?? {};
   const step = labels[LABELS.step];
   const runId = labels[LABELS.run];

@@ -3,7 +3,7 @@
 // leader election (only the leader reconciles); /healthz, /readyz, /metrics; graceful stop.
 import type { Server } from 'node:http';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, LABELS, MANAGED_BY, PHASES, PLURAL, VERSION } from '../api/constants.ts';
+import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
 import { startHttpServer } from './http-server.ts';
 import type { EngineConfig } from './job-builder.ts';
@@ -14,6 +14,7 @@ import { describeError, KubeCluster } from './kube-cluster.ts';
 import { reuseConnections } from './kube-client.ts';
 import { applyOutcome, outcomeOf, type Outcome } from './outcome.ts';
 import { Reconciler } from './reconciler.ts';
+import type { LabelSelector } from './selectors.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface OperatorConfig {
@@ -27,6 +28,8 @@ export interface OperatorConfig {
   httpPort?: number;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
   identity: string;
+  /** Cutover Services whose labels match this may be switched without naming the DataMigration (CUTOVER_OPT_IN_SELECTOR). */
+  optInSelector?: LabelSelector;
 }
 
 export interface RunningOperator {
@@ -44,8 +47,6 @@ type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<
 export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
   const { logger } = config;
   const kc = reuseConnections(config.kc);
-  const metrics = createMetrics();
-  const queue = new WorkQueue();
   const ns = config.watchNamespace;
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const batch = kc.makeApiClient(k8s.BatchV1Api);
@@ -62,6 +63,9 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const services = k8s.makeInformer<k8s.V1Service>(kc, path('/api/v1', 'services'), () => (ns
     ? core.listNamespacedService({ namespace: ns })
     : core.listServiceForAllNamespaces()));
+  // Series naming a migration are read from its cache at each scrape, so a deleted one leaves none.
+  const metrics = createMetrics({ migrations: () => migrations.list() });
+  const queue = new WorkQueue(undefined, metrics.workqueue);
 
   // What the caches keep is trimmed, like client-go's informer TransformFunc: managedFields are
   // never read here, nor is a Job's pod template (its env carries the whole manifest). The cache
@@ -108,7 +112,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   await Promise.all(informers.map(([, informer]) => informer.start()));
 
   const cluster = new KubeCluster(kc, { migrations, jobs, services }, config.identity);
-  const reconciler = new Reconciler({ cluster, engine: config.engine, logger, metrics });
+  const reconciler = new Reconciler({ cluster, engine: config.engine, logger, metrics, ...(config.optInSelector ? { optInSelector: config.optInSelector } : {}) });
 
   // Workers: one key at a time each; the queue never hands one key to two workers.
   let leading = config.leaderElection === undefined;
@@ -123,7 +127,6 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         return;
       }
       lastWorkerTick = Date.now();
-      metrics.queueDepth.set(queue.length);
       if (!leading) {
         queue.done(key); // a standby keeps its caches warm; the leader reconciles
         continue;
@@ -161,16 +164,6 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   };
   const workers = Array.from({ length: config.workers ?? 2 }, () => worker());
 
-  const phaseGauge = setInterval(() => {
-    const counts = new Map<string, number>(PHASES.map((phase) => [phase, 0]));
-    for (const migration of migrations.list()) {
-      const phase = migration.status?.phase ?? 'Pending';
-      counts.set(phase, (counts.get(phase) ?? 0) + 1);
-    }
-    for (const [phase, count] of counts) metrics.migrationsByPhase.set({ phase }, count);
-    metrics.queueDepth.set(queue.length);
-  }, 5000);
-
   let elector: LeaderElector | undefined;
   if (config.leaderElection) {
     elector = startLeaderElection(kc, {
@@ -202,7 +195,6 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     isLeader: () => leading,
     async stop() {
       stopping = true;
-      clearInterval(phaseGauge);
       queue.shutDown();
       await Promise.all(workers); // in-flight reconciles finish
       await elector?.stop();

@@ -2,13 +2,15 @@
 // switched (the reconciler runs it when preflightNeeded() says so). Secrets are read with GET only
 // (the operator never lists or watches Secrets, and the cluster remembers which keys they have for
 // seconds, never their data); the cutover Service comes from the informer's cache; the reconcile
-// is requeued with backoff until they appear.
+// is requeued with backoff until they appear. The operator's pod policy is checked here too (pure,
+// pod-policy.ts): what it refuses waits for a spec change, not for time.
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
 import type { MissingObject, Preflight } from './model.ts';
+import { checkPodPolicy, type PodPolicyConfig } from './pod-policy.ts';
 
-export async function runPreflight(cluster: Cluster, migration: DataMigration): Promise<Preflight> {
+export async function runPreflight(cluster: Cluster, migration: DataMigration, policy: PodPolicyConfig): Promise<Preflight> {
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const missing: MissingObject[] = [];
@@ -41,5 +43,6 @@ export async function runPreflight(cluster: Cluster, migration: DataMigration): 
     if (readyReplicas === undefined) missing.push({ kind: 'Deployment', name: gate.deployment });
     else deploymentReady = readyReplicas >= (gate.minReadyReplicas ?? 1);
   }
-  return { missing, ...(deploymentReady !== undefined ? { deploymentReady } : {}) };
+  const podPolicy = checkPodPolicy(migration, policy);
+  return { missing, ...(deploymentReady !== undefined ? { deploymentReady } : {}), ...(podPolicy !== undefined ? { podPolicy } : {}) };
 }

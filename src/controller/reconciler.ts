@@ -9,7 +9,7 @@
 // - A Job the API server refuses is recorded in status (recordRejectedJob), not retried in a loop.
 // - A conflict (409) is thrown: the work queue retries at once from fresh state (outcome.ts).
 import type * as k8s from '@kubernetes/client-node';
-import { FINALIZER, LABELS, TERMINAL_PHASES, type Step } from '../api/constants.ts';
+import { FINALIZER, GROUP, LABELS, TERMINAL_PHASES, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
@@ -24,6 +24,7 @@ import { REQUEUE } from './model.ts';
 import { jobState, observeJob } from './observe.ts';
 import { JobRejectedError, REFUSED_CODES, statusCode, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
+import type { LabelSelector } from './selectors.ts';
 import { ProgressSampler } from './progress-sampler.ts';
 
 export type { ReconcileResult };
@@ -40,6 +41,8 @@ export interface ReconcilerDeps {
   readProgress?: ProgressReader;
   /** How long a progress read may take before it is given up on (PROGRESS_DEADLINE_MS). */
   progressDeadlineMs?: number;
+  /** Services whose labels match this may be switched by any DataMigration of their namespace (CUTOVER_OPT_IN_SELECTOR). */
+  optInSelector?: LabelSelector;
 }
 
 /** Kept between reconciles for one migration. */
@@ -102,8 +105,9 @@ export class Reconciler {
 
     const jobs = await this.observeJobs(migration, memory);
     const service = this.observeService(migration);
-    const base: Omit<DecideInput, 'preflight'> = { migration, jobs, ...(service ? { service } : {}), now: now.toISOString() };
-    const preflight = preflightNeeded(base) ? await runPreflight(this.cluster, migration) : undefined;
+    const optIn = this.deps.optInSelector;
+    const base: Omit<DecideInput, 'preflight'> = { migration, jobs, ...(service ? { service } : {}), ...(optIn ? { optInSelector: optIn } : {}), now: now.toISOString() };
+    const preflight = preflightNeeded(base) ? await runPreflight(this.cluster, migration, this.deps.engine) : undefined;
     const copyProgress = this.gatherProgress(migration, key, jobs);
     let decision = decide({ ...base, ...(preflight ? { preflight } : {}), ...(copyProgress ? { copyProgress } : {}) });
 
@@ -127,8 +131,6 @@ export class Reconciler {
     }
     if (isTerminal(decision.status)) this.forgetProgress(key);
     if (JSON.stringify(decision.status) !== JSON.stringify(written)) await this.writeStatus(migration, decision.status, before, log, now);
-    const rows = decision.status.progress?.rowsCopied;
-    if (rows !== undefined) this.deps.metrics.rowsCopied.set({ namespace, name }, rows);
     return decision.requeueAfterSeconds !== undefined ? { requeueAfterSeconds: decision.requeueAfterSeconds } : {};
   }
 
@@ -142,10 +144,9 @@ export class Reconciler {
       throw error;
     }
     delete memory.statusRefused;
-    if (status.phase !== before.phase) {
-      log.info('phase changed', { from: before.phase ?? 'none', to: status.phase, detail: status.message });
-      this.deps.metrics.lastPhaseChange.set({ namespace: migration.metadata?.namespace ?? '', name: migration.metadata?.name ?? '', phase: status.phase ?? 'Pending' }, now.getTime() / 1000);
-    }
+    // Optimistic concurrency writes each step's end once: observed here, against what was stored.
+    this.deps.metrics.observeSteps(migration.status, status);
+    if (status.phase !== before.phase) log.info('phase changed', { from: before.phase ?? 'none', to: status.phase, detail: status.message });
     return stored;
   }
 
@@ -246,7 +247,7 @@ export class Reconciler {
     const cutover = migration.spec.cutover;
     if (!cutover) return undefined;
     const service = this.cluster.service(migration.metadata?.namespace ?? '', cutover.service);
-    return service ? { selector: service.spec?.selector ?? {} } : undefined;
+    return service ? observedService(service) : undefined;
   }
 
   /** Reads the copy's progress with the URLs and, where spec.*.tls names one, the CA the engine uses. */
@@ -297,8 +298,10 @@ export class Reconciler {
         await this.deleteJob(namespace, action.name);
         return;
       case 'patchServiceSelector':
-        await this.cluster.patchServiceSelector(namespace, action.service, action.selector);
-        log.info('switched Service selector', { service: action.service, selector: action.selector });
+        await this.cluster.patchServiceSelector(namespace, action.service, {
+          resourceVersion: action.resourceVersion, from: action.from, selector: action.selector, annotations: action.annotations,
+        });
+        log.info('patched Service selector', { service: action.service, from: action.from, selector: action.selector });
         return;
       case 'event':
         // Not awaited: an Event is a record for people, and nothing decided waits on it.
@@ -308,6 +311,15 @@ export class Reconciler {
         return;
     }
   }
+}
+
+/** A Service as decide() sees it: selector, labels, this project's annotations (not kubectl's large ones), version. */
+export function observedService(service: k8s.V1Service): ObservedService {
+  const annotations = Object.fromEntries(Object.entries(service.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(`${GROUP}/`)));
+  return {
+    selector: { ...service.spec?.selector }, labels: { ...service.metadata?.labels }, annotations,
+    resourceVersion: service.metadata?.resourceVersion ?? '',
+  };
 }
 
 /**

@@ -58,25 +58,31 @@ test('kubectl explain teaches nested fields from the schema descriptions', async
   t.regex(dedupe.stdout, /ENUM:\s+first\s+latest/);
   const status = await kubectl(['explain', 'dm.status.conditions.reason']);
   t.regex(status.stdout, /CamelCase reason/);
+  // The limits admission enforces are explained where they apply.
+  t.regex((await kubectl(['explain', 'dm.spec.cutover.service'])).stdout, /DNS-1035 label/);
+  t.regex((await kubectl(['explain', 'dm.status.startedAt'])).stdout, /cannot be removed or changed/);
+  const affinity = await kubectl(['explain', 'dm.spec.jobTemplate.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution']);
+  t.regex(affinity.stdout, /topologyKey\s+<string> -required-/);
 });
 
-test('kubectl get dm prints Phase, Progress, Source, Target, Active, Age, and Message with -o wide', async (t) => {
+test('kubectl get dm prints Phase, Ready, Progress, Source, Target, Active, Age, and Message with -o wide', async (t) => {
   const namespace = await freshNamespace(t, 'api-columns');
   t.is((await kubectl(['create', '-f', '-'], { namespace, input: minimal('orders') })).code, 0);
   const status = {
     status: {
       phase: 'Copying', message: 'copying orders', active: 'track=blue', activeSelector: { track: 'blue' },
       progress: { percent: 45, summary: '45% · 0/1 tables · 4.1M rows' },
+      conditions: [{ type: 'Ready', status: 'False', reason: 'InProgress', message: 'copying orders', lastTransitionTime: '2026-11-25T06:00:00Z' }],
     },
   };
   const patched = await kubectl(['patch', 'dm', 'orders', '--subresource=status', '--type=merge', '-p', JSON.stringify(status)], { namespace });
   t.is(patched.code, 0, patched.stderr);
   const table = await kubectl(['get', 'dm', '-o', 'wide'], { namespace });
   const [header, row] = table.stdout.trim().split('\n');
-  t.deepEqual(header?.split(/\s{2,}/), ['NAME', 'PHASE', 'PROGRESS', 'SOURCE', 'TARGET', 'ACTIVE', 'AGE', 'MESSAGE']);
+  t.deepEqual(header?.split(/\s{2,}/), ['NAME', 'PHASE', 'READY', 'PROGRESS', 'SOURCE', 'TARGET', 'ACTIVE', 'AGE', 'MESSAGE']);
   const cells = row?.split(/\s{2,}/) ?? [];
-  t.deepEqual([cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[7]],
-    ['orders', 'Copying', '45% · 0/1 tables · 4.1M rows', 'mysql', 'postgres', 'track=blue', 'copying orders']);
+  t.deepEqual([cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[8]],
+    ['orders', 'Copying', 'False', '45% · 0/1 tables · 4.1M rows', 'mysql', 'postgres', 'track=blue', 'copying orders']);
   const narrow = await kubectl(['get', 'dataops'], { namespace });
   t.notRegex(narrow.stdout, /MESSAGE/, 'Message is a priority-1 column');
   t.regex(narrow.stdout, /^orders\s+Copying\s/m, 'the dataops category lists DataMigrations');

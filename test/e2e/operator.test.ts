@@ -13,13 +13,16 @@ import { GROUP, PLURAL, VERSION } from '../../src/api/constants.ts';
 import type { DataMigration } from '../../src/api/types.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 import { runOperator, type TestOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
+import { limitConcurrency } from '../support/slots.ts';
 
 const kc = testKubeConfig();
+// Each test drives whole migrations: three at a time keep every step well inside its deadline.
+const oneOfThree = limitConcurrency(3);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const events = kc.makeApiClient(k8s.EventsV1Api);
@@ -27,7 +30,7 @@ async function getMigration(namespace: string, name: string): Promise<DataMigrat
   return await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
 }
 
-async function waitForPhase(namespace: string, name: string, phases: string[], timeoutMs = 120_000): Promise<DataMigration> {
+async function waitForPhase(namespace: string, name: string, phases: string[], timeoutMs = 180_000): Promise<DataMigration> {
   let last: DataMigration | undefined;
   try {
     return await waitFor(`DataMigration ${name} in ${phases.join('/')}`, async () => {
@@ -60,7 +63,7 @@ async function stage(t: ExecutionContext, prefix: string, from: Engine, to: Engi
   const namespace = await freshNamespace(t, prefix);
   const operator = await runOperator(t, namespace);
   const source = await freshDatabase(t, from);
-  const target = await freshDatabase(t, to);
+  const target = await freshTargetDatabase(t, to);
   await seedOrders(from, source, rows);
   await createSecret(namespace, 'source-db', source);
   await createSecret(namespace, 'target-db', target);
@@ -87,9 +90,9 @@ async function eventReasons(namespace: string, name: string): Promise<string[]> 
   return list.items.map((e) => e.reason ?? '');
 }
 
-test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, approval, Service switched, Succeeded', async (t) => {
+test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, approval, Service switched, Succeeded', oneOfThree(async (t) => {
   const { namespace, source, target } = await stage(t, 'op-happy', 'postgres', 'mysql', 20_000);
-  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
+  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop', annotations: { 'dataops.dev/cutover-by': 'shop-move' } }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
   await apply(namespace, {
     metadata: { name: 'shop-move' },
     spec: {
@@ -131,9 +134,9 @@ test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, app
   t.true(reasons.length >= 4, reasons.join(', '));
   const secretText = JSON.stringify({ status: done.status, reasons });
   t.false(secretText.includes(new URL(source).password), 'no password in status or events');
-});
+}));
 
-test('failed validation rolls back: down migrations run, the Service stays on blue, the source is untouched', async (t) => {
+test('failed validation rolls back: down migrations run, the Service stays on blue, the source is untouched', oneOfThree(async (t) => {
   const namespace = await freshNamespace(t, 'op-rollback');
   await runOperator(t, namespace);
   const source = await freshDatabase(t, 'mysql');
@@ -142,7 +145,7 @@ test('failed validation rolls back: down migrations run, the Service stays on bl
   const sourceBefore = await scalar(source, 'SELECT CONCAT(count(*), sum(id), sum(amount)) FROM orders');
   await createSecret(namespace, 'source-db', source);
   await createSecret(namespace, 'target-db', target);
-  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { track: 'blue' }, ports: [{ port: 80 }] } } });
+  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop', annotations: { 'dataops.dev/cutover-by': 'doomed' } }, spec: { selector: { track: 'blue' }, ports: [{ port: 80 }] } } });
   await apply(namespace, {
     metadata: { name: 'doomed' },
     spec: {
@@ -163,13 +166,13 @@ test('failed validation rolls back: down migrations run, the Service stays on bl
   t.is(await scalar(target, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"), '0', 'the down migration dropped the table');
   t.is(await scalar(source, 'SELECT CONCAT(count(*), sum(id), sum(amount)) FROM orders'), sourceBefore);
   t.true((await eventReasons(namespace, 'doomed')).includes('ValidationFailed'));
-});
+}));
 
-test('a missing Secret holds the migration in Pending with a reason and an Event; it proceeds when the Secret appears', async (t) => {
+test('a missing Secret holds the migration in Pending with a reason and an Event; it proceeds when the Secret appears', oneOfThree(async (t) => {
   const namespace = await freshNamespace(t, 'op-preflight');
   await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await seedOrders('postgres', source, 1_000);
   await createSecret(namespace, 'source-db', source);
   await apply(namespace, {
@@ -199,9 +202,9 @@ test('a missing Secret holds the migration in Pending with a reason and an Event
   const done = await waitForPhase(namespace, 'patient', ['Succeeded', 'Failed']);
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '1000');
-});
+}));
 
-test('while the copy runs, status.progress reports the committed rows', async (t) => {
+test('while the copy runs, status.progress reports the committed rows', oneOfThree(async (t) => {
   const rows = 1_000_000;
   const { namespace } = await stage(t, 'op-progress', 'postgres', 'postgres', rows);
   await apply(namespace, {
@@ -225,7 +228,7 @@ test('while the copy runs, status.progress reports the committed rows', async (t
   const partial = samples.filter((s) => s.rows > 0 && s.rows < rows);
   t.true(partial.length > 0, `progress seen while copying: ${JSON.stringify(samples.slice(0, 5))}`);
   t.regex(partial[0]?.summary ?? '', /% · 0\/1 tables · \d+ rows/);
-});
+}));
 
 /** Passwords of the URLs: none may appear in status, Events or the operator's log. */
 function assertNoPasswords(t: ExecutionContext, texts: string[], urls: string[]): void {
@@ -245,9 +248,9 @@ async function jobsByStep(namespace: string): Promise<Record<string, number>> {
   return counts;
 }
 
-test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, green, `kubectl wait --for=condition=Ready` returns', async (t) => {
+test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, green, `kubectl wait --for=condition=Ready` returns', oneOfThree(async (t) => {
   const { namespace, operator, source, target } = await stage(t, 'op-bigbang', 'mysql', 'postgres', 10_000);
-  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
+  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop', annotations: { 'dataops.dev/cutover-by': 'orders-to-pg' } }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
   await apply(namespace, {
     metadata: { name: 'orders-to-pg' },
     spec: {
@@ -271,9 +274,9 @@ test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, g
   const reasons = await eventReasons(namespace, 'orders-to-pg');
   t.true(reasons.includes('Succeeded'), reasons.join(', '));
   assertNoPasswords(t, [JSON.stringify(done), reasons.join(), operator.logs()], [source, target]);
-});
+}));
 
-test('a step that keeps failing is retried per backoffLimit, then Failed with the step and the reason; no Job twice', async (t) => {
+test('a step that keeps failing is retried per backoffLimit, then Failed with the step and the reason; no Job twice', oneOfThree(async (t) => {
   const namespace = await freshNamespace(t, 'op-failing');
   const operator = await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
@@ -290,8 +293,16 @@ test('a step that keeps failing is retried per backoffLimit, then Failed with th
       jobTemplate: { backoffLimit: 1 },
     },
   });
+  // kstatus: a terminal failure ends `kubectl wait --for=condition=Stalled` (and Ready never turns True).
+  const stalled = await kubectl(['wait', '--for=condition=Stalled', 'dm/unlucky', '--timeout=180s'], { namespace });
+  t.is(stalled.code, 0, stalled.stderr);
   const failed = await waitForPhase(namespace, 'unlucky', ['Failed', 'Succeeded']);
   t.is(failed.status?.phase, 'Failed');
+  t.is(failed.status?.conditions?.find((c) => c.type === 'Reconciling')?.status, 'False');
+  t.is(failed.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+  // The printer column: `kubectl get dm` shows Ready beside the phase.
+  const table = (await kubectl(['get', 'dm/unlucky'], { namespace })).stdout.trim().split('\n').map((line) => line.split(/\s{2,}/));
+  t.is(table[1]?.[table[0]?.indexOf('READY') ?? -1], 'False', JSON.stringify(table));
   t.regex(failed.status?.message ?? '', /schema Job .* failed: BackoffLimitExceeded/);
   t.regex(failed.status?.message ?? '', /cannot connect to postgres/);
   t.deepEqual(await jobsByStep(namespace), { schema: 1 });
@@ -299,9 +310,9 @@ test('a step that keeps failing is retried per backoffLimit, then Failed with th
   t.is(pods.items.length, 2, 'one try and one retry (backoffLimit 1)');
   t.true((await eventReasons(namespace, 'unlucky')).includes('JobFailed'));
   assertNoPasswords(t, [JSON.stringify(failed), operator.logs()], [source, unreachable]);
-});
+}));
 
-test('an operator restarted during the copy finds its Jobs, creates none twice, and finishes', async (t) => {
+test('an operator restarted during the copy finds its Jobs, creates none twice, and finishes', oneOfThree(async (t) => {
   const { namespace, operator, target } = await stage(t, 'op-restart', 'postgres', 'mysql', 400_000);
   await apply(namespace, {
     metadata: { name: 'survivor' },
@@ -319,9 +330,9 @@ test('an operator restarted during the copy finds its Jobs, creates none twice, 
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
   t.deepEqual(await jobsByStep(namespace), { schema: 1, copy: 1, validate: 1 });
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '400000');
-});
+}));
 
-test('a Job the API server refuses (an invalid jobTemplate) is explained in status and an Event; fixing the spec lets it run', async (t) => {
+test('a Job the API server refuses (an invalid jobTemplate) is explained in status and an Event; fixing the spec lets it run', oneOfThree(async (t) => {
   const { namespace } = await stage(t, 'op-refused', 'postgres', 'postgres', 500);
   await apply(namespace, {
     metadata: { name: 'greedy' },
@@ -345,9 +356,9 @@ test('a Job the API server refuses (an invalid jobTemplate) is explained in stat
   }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
   const done = await waitForPhase(namespace, 'greedy', ['Succeeded', 'Failed']);
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
-});
+}));
 
-test('suspend holds a migration before its first Job; resuming lets it run', async (t) => {
+test('suspend holds a migration before its first Job; resuming lets it run', oneOfThree(async (t) => {
   const { namespace } = await stage(t, 'op-suspend', 'postgres', 'postgres', 500);
   await apply(namespace, {
     metadata: { name: 'later' },
@@ -370,10 +381,10 @@ test('suspend holds a migration before its first Job; resuming lets it run', asy
   }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
   const done = await waitForPhase(namespace, 'later', ['Succeeded', 'Failed']);
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
-});
+}));
 
-test('deleting a DataMigration removes its Jobs through the finalizer and leaves the databases alone', async (t) => {
-  const { namespace, target } = await stage(t, 'op-delete', 'postgres', 'postgres', 500);
+test('deleting a DataMigration removes its Jobs through the finalizer and leaves the databases alone', oneOfThree(async (t) => {
+  const { namespace, operator, target } = await stage(t, 'op-delete', 'postgres', 'postgres', 500);
   await apply(namespace, {
     metadata: { name: 'short-lived' },
     spec: {
@@ -383,13 +394,23 @@ test('deleting a DataMigration removes its Jobs through the finalizer and leaves
   });
   const done = await waitForPhase(namespace, 'short-lived', ['Succeeded', 'Failed']);
   t.deepEqual(done.metadata?.finalizers, ['dataops.dev/cleanup']);
+  // What /metrics serves (the registry the HTTP server renders): series name it while it exists, none after.
+  const scrape = (): Promise<string> => operator.current().metrics.registry.metrics();
+  t.true((await scrape()).includes(`datamigration_info{namespace="${namespace}",name="short-lived",phase="${done.status?.phase ?? ''}"`));
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'short-lived' });
   await waitFor('the DataMigration is gone', async () => (await getMigration(namespace, 'short-lived').then(() => undefined, () => true)), 60_000, 250);
+  // The informer sees the delete a moment after the API server answers 404.
+  await waitFor('no series names it', async () => (!(await scrape()).includes('name="short-lived"') ? true : undefined), 10_000, 100);
+  // Each step its ledger records as ended was observed once (and this namespace's operator ran no other migration).
+  const ended = (done.status?.steps ?? []).filter((e) => e.step !== 'finish' && e.requestedAt !== undefined && e.outcome !== undefined);
+  t.true(ended.length > 0);
+  const text = await scrape();
+  for (const e of ended) t.true(text.includes(`datamigration_step_duration_seconds_count{step="${e.step}",outcome="${e.outcome ?? ''}"} 1\n`), `${e.step} ${e.outcome ?? ''}`);
   await waitFor('its Jobs are gone', async () => (Object.keys(await jobsByStep(namespace)).length === 0 ? true : undefined), 60_000, 250);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '500', 'the target keeps its data');
-});
+}));
 
-test('abort stops a running copy (Failed, reason Aborted); retry resumes it from its checkpoints to Succeeded', async (t) => {
+test('abort stops a running copy (Failed, reason Aborted); retry resumes it from its checkpoints to Succeeded', oneOfThree(async (t) => {
   const { namespace, target } = await stage(t, 'op-abort', 'postgres', 'postgres', 600_000);
   await apply(namespace, {
     metadata: { name: 'second-thoughts' },
@@ -422,9 +443,9 @@ test('abort stops a running copy (Failed, reason Aborted); retry resumes it from
   t.regex(done.status?.runId ?? '', /-r1$/);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '600000');
   t.true((await eventReasons(namespace, 'second-thoughts')).includes('Retrying'));
-});
+}));
 
-test('copyPods: 2 copies through an Indexed Job of two pods, each its share of the key ranges, and the results add up', async (t) => {
+test('copyPods: 2 copies through an Indexed Job of two pods, each its share of the key ranges, and the results add up', oneOfThree(async (t) => {
   const rows = 600_000; // above the engine's threshold for splitting a table into key ranges
   const { namespace, source, target } = await stage(t, 'op-pods', 'postgres', 'postgres', rows);
   await execSql(source, ['ANALYZE orders']);
@@ -452,4 +473,4 @@ test('copyPods: 2 copies through an Indexed Job of two pods, each its share of t
   t.true(results.every((r) => (r.rowsThisRun ?? 0) > 0), `both pods copied: ${JSON.stringify(results)}`);
   t.true(results.some((r) => r.postCopy === 'ran'), 'the last pod to finish ran the post-copy work');
   t.is(await scalar(target, "SELECT count(*) || ':' || bool_and(done) FROM dataops_copy_checkpoint WHERE table_name = 'orders'"), '4:true', 'parallelism 2 × 2 pods key ranges');
-});
+}));

@@ -10,7 +10,7 @@ import test from 'ava';
 import * as k8s from '@kubernetes/client-node';
 import { ABORT_ANNOTATION, APPROVE_ANNOTATION, GROUP, KIND, LABELS, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION } from '../../src/api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
-import { freshDatabase } from '../support/databases.ts';
+import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { freshNamespace, kubectlPath, testKubeConfig, testKubeconfigPath } from '../support/kube.ts';
 import { runOperator } from '../support/operator.ts';
 import { repoRoot } from '../support/platform.ts';
@@ -213,7 +213,7 @@ test('a missing DataMigration and bad usage are clear errors', async (t) => {
 
 // ---- with the operator: the plugin's requests on real migrations ---------------------------
 
-async function waitForPhase(namespace: string, name: string, phases: string[], timeoutMs = 120_000): Promise<DataMigration> {
+async function waitForPhase(namespace: string, name: string, phases: string[], timeoutMs = 180_000): Promise<DataMigration> {
   let last: DataMigration | undefined;
   try {
     return await waitFor(`DataMigration ${name} in ${phases.join('/')}`, async () => {
@@ -229,7 +229,7 @@ test('with the operator: status and approve take a Manual migration to Succeeded
   const namespace = await freshNamespace(t, 'plugin-live');
   await runOperator(t, namespace);
   const source = await freshDatabase(t, 'postgres');
-  const target = await freshDatabase(t, 'postgres');
+  const target = await freshTargetDatabase(t, 'postgres');
   await execSql(source, [
     'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL)',
     "INSERT INTO orders SELECT g, 'customer ' || g FROM generate_series(1, 2000) g",
@@ -238,7 +238,7 @@ test('with the operator: status and approve take a Manual migration to Succeeded
   for (const [name, url] of [['source-db', source], ['target-db', target]] as const) {
     await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { url } } });
   }
-  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
+  await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop', annotations: { 'dataops.dev/cutover-by': 'manual' } }, spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });
   const endpoints = { source: { engine: 'postgres' as const, secretRef: { name: 'source-db' }, acceptWritableRole: true }, target: { engine: 'postgres' as const, secretRef: { name: 'target-db' } } };
 
   await custom.createNamespacedCustomObject({ ...object(namespace), body: {

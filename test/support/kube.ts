@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import * as k8s from '@kubernetes/client-node';
+import { CUTOVER_BY_ANNOTATION } from '../../src/api/constants.ts';
 import { run, waitFor, type RunResult } from './process.ts';
 
 export const ENV_KUBECONFIG = 'DMO_TEST_KUBECONFIG';
@@ -60,4 +61,19 @@ export async function podLogs(namespace: string, podName: string, container?: st
   const pod = await core.readNamespacedPod({ name: podName, namespace });
   const name = container ?? pod.spec?.containers[0]?.name ?? '';
   return readFile(join(requiredEnv(ENV_NODE_DIR), 'pods', namespace, podName, name, 'log'), 'utf8');
+}
+
+/**
+ * A Service a cutover may switch: `selector`, port 80, and the owner's consent (the annotation
+ * dataops.dev/cutover-by naming `optIn`, the DataMigrations that may switch it), unless optIn is null.
+ */
+export async function createCutoverService(namespace: string, name: string, selector: Record<string, string>, optIn: string | null, labels: Record<string, string> = {}): Promise<k8s.V1Service> {
+  const core = testKubeConfig().makeApiClient(k8s.CoreV1Api);
+  return await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name, labels, ...(optIn === null ? {} : { annotations: { [CUTOVER_BY_ANNOTATION]: optIn } }) },
+      spec: { selector, ports: [{ port: 80 }] },
+    },
+  });
 }

@@ -4,7 +4,7 @@
 // Kubernetes fake: only the project's own small interface, with the semantics it documents.
 import type * as k8s from '@kubernetes/client-node';
 import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
-import { ClusterError, type Cluster, type ClusterEvent } from '../../src/controller/cluster.ts';
+import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type ServicePatch } from '../../src/controller/cluster.ts';
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
 
@@ -33,12 +33,22 @@ export class MemoryCluster implements Cluster {
     this.migrations.set(key(meta.namespace ?? '', meta.name ?? ''), structuredClone(migration));
   }
 
-  /** Marks a Job finished, with its pods. */
+  /**
+   * Marks a Job finished, with its pods. A pod without ownerReferences gets the Job's controller
+   * reference, as the Job controller sets it; one given `ownerReferences` (even []) keeps them (a planted pod).
+   */
   finishJob(name: string, state: 'Complete' | 'Failed', pods: k8s.V1Pod[]): void {
     const job = this.jobList.find((j) => j.metadata?.name === name);
     if (!job) throw new Error(`no Job ${name}`);
     job.status = { conditions: [{ type: state, status: 'True', reason: state === 'Failed' ? 'BackoffLimitExceeded' : undefined }] };
-    this.pods.set(name, pods);
+    const owner: k8s.V1OwnerReference = { apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true };
+    this.pods.set(name, pods.map((pod) => {
+      if (pod.metadata?.ownerReferences !== undefined) return pod;
+      const owned = structuredClone(pod);
+      owned.metadata ??= {};
+      owned.metadata.ownerReferences = [owner];
+      return owned;
+    }));
   }
 
   migration(namespace: string, name: string): DataMigration | undefined {
@@ -84,12 +94,32 @@ export class MemoryCluster implements Cluster {
     return Promise.resolve();
   }
 
-  patchServiceSelector(namespace: string, name: string, selector: Record<string, string>): Promise<void> {
-    this.requests.push(`patchService ${name} ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  /** Adds a Service (with a resourceVersion, as the API server would). */
+  addService(namespace: string, name: string, spec: { selector: Record<string, string>; labels?: Record<string, string>; annotations?: Record<string, string> }): k8s.V1Service {
+    const service: k8s.V1Service = {
+      metadata: { name, namespace, resourceVersion: String(this.version++), ...(spec.labels ? { labels: { ...spec.labels } } : {}), ...(spec.annotations ? { annotations: { ...spec.annotations } } : {}) },
+      spec: { selector: { ...spec.selector } },
+    };
+    this.services.set(key(namespace, name), service);
+    return service;
+  }
+
+  /** As the API server applies the reconciler's merge patch: only at its resourceVersion (409 otherwise); null removes. */
+  patchServiceSelector(namespace: string, name: string, patch: ServicePatch): Promise<void> {
+    this.requests.push(`patchService ${name} ${Object.entries(patch.selector).map(([k, v]) => `${k}=${v}`).join(',')}`);
     const service = this.services.get(key(namespace, name));
     if (!service) return Promise.reject(new ClusterError(404, `services "${name}" not found`));
+    const body = serviceMergePatch(patch);
+    if (body.metadata.resourceVersion !== undefined && body.metadata.resourceVersion !== service.metadata?.resourceVersion) {
+      return Promise.reject(new ClusterError(409, `Operation cannot be fulfilled on services "${name}": the object has been modified`));
+    }
+    const merge = (into: Record<string, string>, changes: Record<string, string | null>): Record<string, string> =>
+      Object.fromEntries(Object.entries({ ...into, ...changes }).flatMap(([k, v]) => (v === null ? [] : [[k, v]])));
     service.spec ??= {};
-    service.spec.selector = { ...selector };
+    service.spec.selector = merge(service.spec.selector ?? {}, body.spec.selector);
+    service.metadata ??= {};
+    service.metadata.annotations = merge(service.metadata.annotations ?? {}, body.metadata.annotations);
+    service.metadata.resourceVersion = String(this.version++);
     return Promise.resolve();
   }
 

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import type { EngineConfig } from '../../src/controller/job-builder.ts';
 import { createLogger } from '../../src/controller/logger.ts';
 import { startOperator, type RunningOperator } from '../../src/controller/operator.ts';
 import { kubectl, testKubeConfig } from './kube.ts';
@@ -53,8 +54,17 @@ export interface TestOperator {
   restart(): Promise<void>;
 }
 
+/** The operator's configuration a test sets (as the chart's values would), besides its defaults. */
+export interface TestOperatorOptions {
+  /** The pod policy (ENGINE_ALLOWED_IMAGES, ENGINE_ALLOWED_SERVICE_ACCOUNTS, ENGINE_SERVICE_ACCOUNT). */
+  engine?: Pick<EngineConfig, 'allowedImages' | 'allowedServiceAccounts' | 'serviceAccountName'>;
+}
+
+/** The engine image the e2e operator is configured with (the node stand-in ignores images). */
+export const E2E_ENGINE_IMAGE = 'datamigration-operator:e2e';
+
 /** Starts the operator for one test namespace, stopped when the test ends. */
-export async function runOperator(t: ExecutionContext, namespace: string): Promise<TestOperator> {
+export async function runOperator(t: ExecutionContext, namespace: string, options: TestOperatorOptions = {}): Promise<TestOperator> {
   const kc = await chartKubeConfig(namespace);
   // The log is kept (and scanned for secrets by the tests); DMO_TEST_LOG_LEVEL=debug echoes it.
   let logText = '';
@@ -69,7 +79,7 @@ export async function runOperator(t: ExecutionContext, namespace: string): Promi
     const operator = await startOperator({
       kc, logger: createLogger('info', sink), identity, watchNamespace: namespace, workers: 2,
       // The node stand-in runs the command on this machine: the engine CLI from the source tree.
-      engine: { image: 'datamigration-operator:e2e', command: [process.execPath, join(repoRoot, 'src/cli/main.ts')] },
+      engine: { image: E2E_ENGINE_IMAGE, command: [process.execPath, join(repoRoot, 'src/cli/main.ts')], ...options.engine },
       leaderElection: { namespace, name: 'datamigration-operator', identity, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 1 },
     });
     await waitFor('the operator leads', () => Promise.resolve(operator.isLeader() ? true : undefined), 30_000, 100);

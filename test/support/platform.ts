@@ -10,7 +10,7 @@ import { ENV_BIN_DIR, ENV_KUBECONFIG, ENV_NODE_DIR } from './kube.ts';
 import { startMariadb } from './mariadb-server.ts';
 import { startNodeStandIn } from './node-standin.ts';
 import { startPostgres } from './postgres-server.ts';
-import { onExit, runChecked } from './process.ts';
+import { onExit, runChecked, waitFor } from './process.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -42,7 +42,8 @@ export async function installCrds(kubectl: string, kubeconfig: string): Promise<
   const base = ['--kubeconfig', kubeconfig];
   const applied = await runChecked(kubectl, [...base, 'apply', '--server-side', '--force-conflicts', '-o', 'name', ...files.flatMap((f) => ['-f', f])]);
   const names = applied.split('\n').map((line) => line.trim()).filter(Boolean);
-  await runChecked(kubectl, [...base, 'wait', '--for=condition=Established', '--timeout=60s', ...names]);
+  // kubectl wait fails at once (instead of waiting) while a just-created CRD has no conditions yet.
+  await waitFor('the CRDs to be Established', () => runChecked(kubectl, [...base, 'wait', '--for=condition=Established', '--timeout=60s', ...names]), 60_000, 200);
   return names;
 }
 

@@ -13,6 +13,7 @@ import { crdSchemaOf, lintText } from '../../src/cli/lint.ts';
 const root = new URL('../../', import.meta.url).pathname;
 const invalidDir = join(root, 'test', 'fixtures', 'invalid');
 const samplesDir = join(root, 'config', 'samples');
+const validDir = join(root, 'test', 'fixtures', 'valid');
 const crdFile = join(root, 'crds', 'dataops.dev_datamigrations.yaml');
 
 const minimal = (extra = ''): string => `apiVersion: dataops.dev/v1alpha1
@@ -41,6 +42,14 @@ for (const file of readdirSync(samplesDir).filter((f) => f.endsWith('.yaml')).so
     const results = lintText(readFileSync(join(samplesDir, file), 'utf8'));
     t.true(results.length > 0, 'the sample holds a DataMigration');
     for (const result of results) t.deepEqual(result.errors, [], result.name);
+  });
+}
+
+for (const file of readdirSync(validDir).filter((f) => f.endsWith('.yaml')).sort()) {
+  test(`lint accepts ${file}, which the API server admits (test/e2e/admission-limits.test.ts)`, (t) => {
+    const results = lintText(readFileSync(join(validDir, file), 'utf8'));
+    t.is(results.length, 1);
+    t.deepEqual(results[0]?.errors, []);
   });
 }
 
@@ -98,4 +107,14 @@ test('lint reports every error of a document, and each DataMigration of a file s
 test('CEL rules with fieldPath and reason name the field as the API server does', (t) => {
   const [result] = lintText(minimal('  strategy: {type: Trickle}'));
   t.deepEqual(result?.errors, ['spec.strategy.incremental: Required value: spec.strategy.incremental is required when spec.strategy.type is Trickle']);
+});
+
+test('lint limits the name to 63 characters as the API server does, and lets generateName through (the server cuts it to fit)', (t) => {
+  const named = (name: string): string[] => lintText(minimal().replace('name: orders}', `name: ${name}}`))[0]?.errors ?? [];
+  t.deepEqual(named('m'.repeat(63)), []);
+  t.regex(named('m'.repeat(64)).join('\n'), /a DataMigration's name may have at most 63 characters: it is the value of the dataops\.dev\/migration label/);
+  t.regex(named('m'.repeat(253)).join('\n'), /at most 63 characters/);
+  t.deepEqual(lintText(minimal().replace('metadata: {name: orders}', `metadata: {generateName: g${'x'.repeat(99)}}`))[0]?.errors, []);
+  // A status in the manifest changes nothing: the API server drops it on a create, before the rule.
+  t.regex(named(`${'m'.repeat(64)}}\nstatus: {phase: Pending, startedAt: '2026-01-01T00:00:00Z'`).join('\n'), /at most 63 characters/);
 });

@@ -9,9 +9,10 @@ import { dataMigrationCrd } from '../../src/api/crd.ts';
 import { findCondition, removeCondition, setCondition } from '../../src/controller/conditions.ts';
 import { baseRunId, isAbortRequested, retryToken } from '../../src/controller/annotations.ts';
 import { decide, JOB_APPEAR_GRACE_SECONDS, preflightNeeded, recordRejectedJob } from '../../src/controller/decide.ts';
-import type { Action, DecideInput, Decision, MissingObject, ObservedJob } from '../../src/controller/decide.ts';
+import type { Action, DecideInput, Decision, MissingObject, ObservedJob, ObservedService } from '../../src/controller/decide.ts';
 import { replaceSelector, selectsSide } from '../../src/controller/selectors.ts';
 import { parseCopyResult, parseSchemaResult, parseValidationResult } from '../../src/controller/step-results.ts';
+import { afterPatch, observedService, switchedService } from '../support/cutover-service.ts';
 
 const T0 = '2025-01-01T00:00:00Z';
 const T1 = '2025-01-01T00:00:10Z';
@@ -51,7 +52,9 @@ interface Observe {
   jobs?: ObservedJob[];
   missing?: MissingObject[];
   deploymentReady?: boolean;
+  /** The cutover Service's selector (opted in for orders, no switch record); `service` gives the whole Service. */
   selector?: Record<string, string>;
+  service?: ObservedService;
   now?: string;
 }
 
@@ -62,7 +65,8 @@ function input(m: DataMigration, observe: Observe = {}): DecideInput {
     preflight: { missing: observe.missing ?? [], ...(observe.deploymentReady !== undefined ? { deploymentReady: observe.deploymentReady } : {}) },
     now: observe.now ?? T0,
   };
-  if (observe.selector) out.service = { selector: observe.selector };
+  if (observe.service) out.service = observe.service;
+  else if (observe.selector) out.service = observedService(observe.selector);
   return out;
 }
 
@@ -93,7 +97,19 @@ function withMeta(m: DataMigration, meta: { generation?: number; annotations?: R
 }
 
 const kinds = (d: Decision): string[] => d.actions.map((a) => (a.kind === 'event' ? `event:${a.type}:${a.reason}` : a.kind === 'createJob' ? `createJob:${a.step}` : a.kind));
-const nonEvents = (d: Decision): Action[] => d.actions.filter((a) => a.kind !== 'event');
+/** The actions besides Events; a Service patch as its name and new selector (its record: controller-service-switch.test.ts). */
+const nonEvents = (d: Decision): unknown[] => d.actions.filter((a) => a.kind !== 'event')
+  .map((a) => (a.kind === 'patchServiceSelector' ? { kind: a.kind, service: a.service, selector: a.selector } : a));
+const patchOf = (d: Decision): Extract<Action, { kind: 'patchServiceSelector' }> => {
+  const found = d.actions.find((a) => a.kind === 'patchServiceSelector');
+  if (found?.kind !== 'patchServiceSelector') throw new Error('no Service patch');
+  return found;
+};
+const CUTOVER_SPEC = { service: 'orders-api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' } };
+/** The cutover Service as this migration's switch left it (its record). */
+const SWITCHED = (): ObservedService => switchedService(BLUE, CUTOVER_SPEC, ORDERS);
+/** The migration of these tests, as the switch record names it. */
+const ORDERS = { name: 'orders', uid: '0f8fad5b-d9cb-469f-a165-70867728950e', runId: 'g1' };
 const creates = (d: Decision): Step[] => d.actions.flatMap((a) => (a.kind === 'createJob' ? [a.step] : []));
 const cond = (d: Decision | DataMigration, type: ConditionType): Condition | undefined => findCondition(d.status?.conditions, type);
 
@@ -134,7 +150,7 @@ test('first reconcile: Pending → Copying (no schema step), copy Job created, c
   t.is(d.status.observedGeneration, 3);
   t.deepEqual(creates(d), ['copy']);
   t.deepEqual(d.actions.find((a) => a.kind === 'createJob'), { kind: 'createJob', step: 'copy', runId: 'g3' });
-  t.deepEqual(d.status.conditions?.map((c) => c.type), ['Ready', 'SchemaReady', 'DataCopied', 'Validated']);
+  t.deepEqual(d.status.conditions?.map((c) => c.type), ['Ready', 'Reconciling', 'Stalled', 'SchemaReady', 'DataCopied', 'Validated']);
   t.true(d.status.conditions?.every((c) => c.observedGeneration === 3));
   t.is(cond(d, 'SchemaReady')?.reason, REASONS.NotRequired);
   t.is(cond(d, 'SchemaReady')?.status, 'True');
@@ -306,7 +322,7 @@ for (const [label, value, generation, approved] of [
   });
 }
 
-test('cutover: patch once, wait while the switch is not observed, re-patch after the grace period, done when the Service selects toSelector', (t) => {
+test('cutover: patch once, wait while the switch is not observed, re-patch after the grace period, done when the Service shows the switch and its record', (t) => {
   const m = walkTo(cutover(), 'Validating');
   const jobs = [job('validate', 'Succeeded', { passed: true })];
   const { d: first, m: switching } = step(m, { jobs, selector: BLUE, now: T0 });
@@ -315,7 +331,8 @@ test('cutover: patch once, wait while the switch is not observed, re-patch after
   assertIdempotent(t, switching, { jobs, selector: BLUE, now: T1 }, 'switch requested, not yet observed');
   const { d: again } = step(switching, { jobs, selector: BLUE, now: T2 });
   t.deepEqual(nonEvents(again), [{ kind: 'patchServiceSelector', service: 'orders-api', selector: GREEN }], 'patched again after the grace period');
-  const { d: done, m: succeeded } = step(switching, { jobs, selector: GREEN, now: T1 });
+  const switched = afterPatch(observedService(BLUE), patchOf(first));
+  const { d: done, m: succeeded } = step(switching, { jobs, service: switched, now: T1 });
   t.is(done.status.phase, 'Succeeded');
   t.is(cond(done, 'CutOver')?.status, 'True');
   t.is(cond(done, 'CutOver')?.reason, REASONS.ServiceSwitched);
@@ -323,7 +340,7 @@ test('cutover: patch once, wait while the switch is not observed, re-patch after
   t.is(done.status.active, 'app=orders,track=green');
   t.deepEqual(nonEvents(done), []);
   t.true(kinds(done).includes('event:Normal:ServiceSwitched'));
-  assertIdempotent(t, succeeded, { jobs, selector: GREEN, now: T1 }, 'succeeded after cutover');
+  assertIdempotent(t, succeeded, { jobs, service: switched, now: T1 }, 'succeeded after cutover');
 });
 
 test('cutover with a readiness gate waits for the Deployment, then switches', (t) => {
@@ -345,20 +362,20 @@ test('full happy path with schema, Manual approval and cutover; every call is id
   const jobs: ObservedJob[] = [];
   const phases: string[] = [];
   const results: Record<string, unknown> = { schema: { versionBefore: null, version: '1' }, copy: { tables: [{ name: 'a', rowsCopied: 1 }] }, validate: { passed: true } };
-  let selector: Record<string, string> = BLUE;
+  let service = observedService(BLUE);
   for (let i = 0; i < 12; i++) {
-    const { d, m: next } = step(m, { jobs, selector, now: T0 });
+    const { d, m: next } = step(m, { jobs, service, now: T0 });
     m = next;
     phases.push(m.status?.phase ?? '');
-    assertIdempotent(t, m, { jobs, selector, now: T0 }, `after ${m.status?.phase ?? ''}`);
+    assertIdempotent(t, m, { jobs, service, now: T0 }, `after ${m.status?.phase ?? ''}`);
     if (m.status?.phase === 'Succeeded') break;
     for (const s of creates(d)) jobs.push(job(s, 'Succeeded', results[s]));
     if (m.status?.phase === 'AwaitingApproval') m = withMeta(m, { annotations: { [APPROVE_ANNOTATION]: 'true' } });
-    for (const a of d.actions) if (a.kind === 'patchServiceSelector') selector = a.selector;
+    for (const a of d.actions) if (a.kind === 'patchServiceSelector') service = afterPatch(service, a);
   }
   t.deepEqual(phases, ['SchemaMigrating', 'Copying', 'Validating', 'AwaitingApproval', 'CuttingOver', 'Succeeded']);
   t.deepEqual(m.status?.jobs?.map((j) => `${j.step}:${j.state ?? ''}`), ['schema:Succeeded', 'copy:Succeeded', 'validate:Succeeded']);
-  t.deepEqual(m.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['Ready=True', 'SchemaReady=True', 'DataCopied=True', 'Validated=True', 'CutOver=True']);
+  t.deepEqual(m.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['Ready=True', 'Reconciling=False', 'Stalled=False', 'SchemaReady=True', 'DataCopied=True', 'Validated=True', 'CutOver=True']);
 });
 
 // ---- failures and rollback ------------------------------------------------------------------
@@ -405,22 +422,23 @@ test('validation failed, rollback.onValidationFailure false: → Failed, nothing
   assertIdempotent(t, failed, { jobs: [job('validate', 'Succeeded', { passed: false })], now: T1 }, 'failed');
 });
 
-test('rollback restores the Service when it had been switched, and finishes only once the restore is observed', (t) => {
+test('rollback restores a Service this migration switched (its record), and finishes only once the restore is observed', (t) => {
   const m = walkTo(cutover(), 'Validating');
   const jobs = [job('validate', 'Succeeded', { passed: false })];
-  // Someone (or a later gate) switched the Service to green before validation failed.
-  const { d, m: rolling } = step(m, { jobs, selector: GREEN, now: T1 });
+  // The Service carries this migration's switch (a retried rollback after a switch, say).
+  const switched = SWITCHED();
+  const { d, m: rolling } = step(m, { jobs, service: switched, now: T1 });
   t.is(d.status.phase, 'RollingBack');
   t.deepEqual(nonEvents(d), [
     { kind: 'patchServiceSelector', service: 'orders-api', selector: BLUE },
     { kind: 'createJob', step: 'rollback', runId: 'g1' },
   ]);
   t.is(cond(d, 'CutOver')?.status, 'Unknown');
-  assertIdempotent(t, rolling, { jobs, selector: GREEN, now: T1 }, 'restore requested');
+  assertIdempotent(t, rolling, { jobs, service: switched, now: T1 }, 'restore requested');
   const withRollback = [...jobs, job('rollback', 'Succeeded', {})];
-  const { d: notYet } = step(rolling, { jobs: withRollback, selector: GREEN, now: T1 });
-  t.is(notYet.status.phase, 'RollingBack', 'the Service still selects green');
-  const { d: done } = step(rolling, { jobs: withRollback, selector: BLUE, now: T1 });
+  const { d: notYet } = step(rolling, { jobs: withRollback, service: switched, now: T1 });
+  t.is(notYet.status.phase, 'RollingBack', 'the Service still shows the switch');
+  const { d: done } = step(rolling, { jobs: withRollback, service: afterPatch(switched, patchOf(d)), now: T1 });
   t.is(done.status.phase, 'RolledBack');
   t.is(cond(done, 'CutOver')?.status, 'False');
   t.is(cond(done, 'CutOver')?.reason, REASONS.ServiceRestored);
@@ -429,7 +447,8 @@ test('rollback restores the Service when it had been switched, and finishes only
 
 test('rollback.restoreService false leaves a switched Service alone', (t) => {
   const m = walkTo({ ...cutover(), rollback: { restoreService: false } }, 'Validating');
-  const { d } = step(m, { jobs: [job('validate', 'Succeeded', { passed: false })], selector: GREEN, now: T1 });
+  const switched = switchedService(BLUE, CUTOVER_SPEC, ORDERS);
+  const { d } = step(m, { jobs: [job('validate', 'Succeeded', { passed: false })], service: switched, now: T1 });
   t.false(d.actions.some((a) => a.kind === 'patchServiceSelector'));
 });
 
@@ -553,7 +572,7 @@ test('preflight is asked for only where something would start: a new Job or the 
   const approval = step(step(step(migration(cutover('Manual'))).m, { jobs: [job('copy', 'Succeeded', { tables: [] })], now: T1 }).m,
     { jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], now: T1, selector: { track: 'blue' } });
   t.is(approval.d.status.phase, 'AwaitingApproval');
-  t.false(preflightNeeded({ migration: approval.m, jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], service: { selector: { track: 'blue' } }, now: T1 }),
+  t.false(preflightNeeded({ migration: approval.m, jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Succeeded', { passed: true, tables: [] })], service: observedService({ track: 'blue' }), now: T1 }),
     'awaiting approval: nothing would start');
 });
 
@@ -771,9 +790,12 @@ interface AbortCase {
   phase: Phase;
   jobs?: ObservedJob[];
   selector?: Record<string, string>;
+  service?: ObservedService;
   deletes: string[];
   /** The selector patched back, if any. */
   patch?: Record<string, string>;
+  /** A Service not this migration's to restore: a Warning ServiceNotRestored. */
+  leftAlone?: boolean;
   /** The condition that records where it stopped. */
   stopped?: [ConditionType, Condition['status'], string];
 }
@@ -784,12 +806,13 @@ const abortCases: AbortCase[] = [
   { label: 'a copy Job requested but not yet observed (deleted by its deterministic name)', spec: {}, phase: 'Copying', jobs: [], deletes: ['orders-g1-copy'], stopped: ['DataCopied', 'False', REASONS.Aborted] },
   { label: 'a running sync Job', spec: TRICKLE, phase: 'Syncing', jobs: [job('copy', 'Succeeded', { tables: [] }), job('sync', 'Running')], deletes: ['orders-g1-sync'], stopped: ['DataCopied', 'Unknown', REASONS.Aborted] },
   { label: 'a running validate Job', spec: {}, phase: 'Validating', jobs: [job('copy', 'Succeeded', { tables: [] }), job('validate', 'Running')], deletes: ['orders-g1-validate'], stopped: ['Validated', 'False', REASONS.Aborted] },
-  { label: 'a running rollback Job and a Service still switched', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], selector: GREEN, deletes: ['orders-g1-rollback'], patch: BLUE, stopped: ['RolledBack', 'False', REASONS.Aborted] },
+  { label: 'a running rollback Job and a Service this migration switched', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], service: SWITCHED(), deletes: ['orders-g1-rollback'], patch: BLUE, stopped: ['RolledBack', 'False', REASONS.Aborted] },
+  { label: 'a running rollback Job and a Service switched by hand (left alone)', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], selector: GREEN, deletes: ['orders-g1-rollback'], leftAlone: true, stopped: ['RolledBack', 'False', REASONS.Aborted] },
   { label: 'a running rollback Job (the Service is not switched)', spec: cutover(), phase: 'RollingBack', jobs: [job('validate', 'Succeeded', { passed: false }), job('rollback', 'Running')], selector: BLUE, deletes: ['orders-g1-rollback'], stopped: ['RolledBack', 'False', REASONS.Aborted] },
   { label: 'approval pending', spec: cutover('Manual'), phase: 'AwaitingApproval', jobs: [job('validate', 'Succeeded', { passed: true })], selector: BLUE, deletes: [], stopped: ['CutOver', 'False', REASONS.Aborted] },
-  { label: 'a cutover already observed (the Service is restored)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: GREEN, deletes: [], patch: BLUE, stopped: ['CutOver', 'False', REASONS.Aborted] },
-  { label: 'a cutover requested but not yet observed (restored anyway)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: BLUE, deletes: [], patch: BLUE, stopped: ['CutOver', 'False', REASONS.Aborted] },
-  { label: 'a switched Service with rollback.restoreService false (left alone)', spec: { ...cutover(), rollback: { restoreService: false } }, phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: GREEN, deletes: [], stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a cutover already observed (the Service is restored)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], service: SWITCHED(), deletes: [], patch: BLUE, stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a Service switched by hand, not by this migration (left alone)', spec: cutover(), phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], selector: GREEN, deletes: [], leftAlone: true, stopped: ['CutOver', 'False', REASONS.Aborted] },
+  { label: 'a switched Service with rollback.restoreService false (left alone)', spec: { ...cutover(), rollback: { restoreService: false } }, phase: 'CuttingOver', jobs: [job('validate', 'Succeeded', { passed: true })], service: SWITCHED(), deletes: [], stopped: ['CutOver', 'False', REASONS.Aborted] },
 ];
 
 /** walkTo, and for RollingBack a failed validation first. */
@@ -803,7 +826,7 @@ for (const c of abortCases) {
     const walked = reach(c.spec, c.phase);
     t.is(walked.status?.phase, c.phase);
     const m = withMeta(walked, { annotations: abortAnnotation });
-    const observe: Observe = { jobs: c.jobs ?? [], now: T1, ...(c.selector ? { selector: c.selector } : {}) };
+    const observe: Observe = { jobs: c.jobs ?? [], now: T1, ...(c.selector ? { selector: c.selector } : {}), ...(c.service ? { service: c.service } : {}) };
     const { d, m: aborted } = step(m, observe);
     t.is(d.status.phase, 'Failed');
     t.is(d.status.completedAt, T1);
@@ -814,6 +837,8 @@ for (const c of abortCases) {
     const patches = d.actions.flatMap((a) => (a.kind === 'patchServiceSelector' ? [a.selector] : []));
     t.deepEqual(patches, c.patch ? [c.patch] : []);
     t.is(kinds(d).includes('event:Normal:ServiceRestored'), c.patch !== undefined);
+    t.is(kinds(d).includes('event:Warning:ServiceNotRestored'), c.leftAlone === true);
+    if (c.leftAlone) t.regex(d.status.message ?? '', /this migration did not switch it .*; it is left as it is/);
     t.is(kinds(d).filter((k) => k === 'event:Warning:Aborted').length, 1, 'one Warning Event');
     t.regex(d.status.message ?? '', /no rollback Job runs/);
     if (c.stopped) t.like(cond(d, c.stopped[0]), { status: c.stopped[1], reason: c.stopped[2] });
@@ -1043,23 +1068,24 @@ for (const [label, failureMessage, expected] of [
   });
 }
 
-test('the cutover records the previous selector: "switched from … to …"; activeSelector is what the Service selects now', (t) => {
+test('the cutover records the previous selector: "switched from … to …" (from the Service\'s record); activeSelector is what the Service selects now', (t) => {
   const m = walkTo(cutover(), 'Validating');
   const jobs = [job('validate', 'Succeeded', { passed: true })];
   const { d: switching, m: requested } = step(m, { jobs, selector: BLUE, now: T1 });
   t.is(cond(switching, 'CutOver')?.message, 'Switching Service orders-api from app=orders,track=blue to app=orders,track=green');
   t.deepEqual(switching.status.activeSelector, BLUE);
-  const { d: done } = step(requested, { jobs, selector: GREEN, now: T2 });
+  const { d: done } = step(requested, { jobs, service: afterPatch(observedService(BLUE), patchOf(switching)), now: T2 });
   t.is(cond(done, 'CutOver')?.message, 'Service orders-api switched from app=orders,track=blue to app=orders,track=green');
   t.regex(done.status.message ?? '', /switched from app=orders,track=blue to app=orders,track=green/);
   t.deepEqual(done.status.activeSelector, GREEN);
   t.is(done.status.active, 'app=orders,track=green');
   const event = done.actions.find((a) => a.kind === 'event' && a.reason === REASONS.ServiceSwitched);
   t.regex(event?.kind === 'event' ? event.message : '', /from app=orders,track=blue/);
-  // Without a recorded selector (status lost), the previous one is the switch undone.
+  // The previous selector is the one the Service's record holds, whatever status lost.
   const withoutRecord = structuredClone(requested.status ?? {});
   delete withoutRecord.activeSelector;
-  const { d: rebuilt } = step({ ...requested, status: withoutRecord }, { jobs, selector: { ...GREEN, tier: 'web' }, now: T2 });
+  const web = switchedService({ ...BLUE, tier: 'web' }, CUTOVER_SPEC, ORDERS);
+  const { d: rebuilt } = step({ ...requested, status: withoutRecord }, { jobs, service: web, now: T2 });
   t.is(cond(rebuilt, 'CutOver')?.message, 'Service orders-api switched from app=orders,tier=web,track=blue to app=orders,tier=web,track=green');
 });
 

@@ -72,7 +72,9 @@ test('jobTemplate overrides apply', (t) => {
   t.is(job.spec?.template.metadata?.labels?.team, 'data');
   t.is(job.spec?.template.metadata?.labels?.['dataops.dev/step'], 'validate', 'the operator\'s labels win over the template\'s');
   t.deepEqual(job.spec?.template.spec?.containers[0]?.resources, { limits: { memory: '512Mi' } });
-  const custom = buildStepJob({ ...migration, spec: { ...migration.spec, jobTemplate: { serviceAccountName: 'cloud-iam', image: 'mine:1' } } }, 'copy', 'g2', engine);
+  // What the operator's configuration allows (test/unit/pod-policy.test.ts has the refusals).
+  const allowing = { ...engine, allowedImages: ['mine'], allowedServiceAccounts: ['cloud-iam'] };
+  const custom = buildStepJob({ ...migration, spec: { ...migration.spec, jobTemplate: { serviceAccountName: 'cloud-iam', image: 'mine:1' } } }, 'copy', 'g2', allowing);
   t.is(custom.spec?.template.spec?.serviceAccountName, 'cloud-iam');
   t.true(custom.spec?.template.spec?.automountServiceAccountToken);
   t.is(custom.spec?.template.spec?.containers[0]?.image, 'mine:1');

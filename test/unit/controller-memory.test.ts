@@ -9,7 +9,8 @@ import { APPROVE_ANNOTATION, PHASES, REASONS, RETRY_ANNOTATION } from '../../src
 import type { Step } from '../../src/api/constants.ts';
 import type { Condition, DataMigration, DataMigrationSpec, DataMigrationStatus } from '../../src/api/types.generated.ts';
 import { decide, preflightNeeded, recordRejectedJob } from '../../src/controller/decide.ts';
-import type { DecideInput, Decision, MissingObject, ObservedJob } from '../../src/controller/decide.ts';
+import type { DecideInput, Decision, MissingObject, ObservedJob, ObservedService } from '../../src/controller/decide.ts';
+import { afterPatch, observedService } from '../support/cutover-service.ts';
 
 const at = (seconds: number): string => new Date(Date.parse('2025-01-01T00:00:00Z') + seconds * 1000).toISOString();
 const BLUE = { app: 'orders', track: 'blue' };
@@ -28,10 +29,11 @@ function migration(spec: Partial<DataMigrationSpec> = {}, annotations?: Record<s
   };
 }
 
-interface Observe { jobs?: ObservedJob[]; missing?: MissingObject[]; selector?: Record<string, string>; now: string }
+interface Observe { jobs?: ObservedJob[]; missing?: MissingObject[]; selector?: Record<string, string>; service?: ObservedService; now: string }
 
 function decideAsReconciler(m: DataMigration, observe: Observe): Decision {
-  const base: Omit<DecideInput, 'preflight'> = { migration: m, jobs: observe.jobs ?? [], now: observe.now, ...(observe.selector ? { service: { selector: observe.selector } } : {}) };
+  const service = observe.service ?? (observe.selector ? observedService(observe.selector) : undefined);
+  const base: Omit<DecideInput, 'preflight'> = { migration: m, jobs: observe.jobs ?? [], now: observe.now, ...(service ? { service } : {}) };
   return decide(preflightNeeded(base) ? { ...base, preflight: { missing: observe.missing ?? [] } } : base);
 }
 
@@ -104,11 +106,16 @@ test('a run taken at every stop, its conditions scrambled, decides as the origin
   t.is(m.status?.phase, 'AwaitingApproval');
   m = after(m, assertConditionsAreNotMemory(t, m, observe(270), 'still awaiting approval'));
   m = annotated(m, { [APPROVE_ANNOTATION]: 'true' });
-  m = after(m, assertConditionsAreNotMemory(t, m, observe(280), 'approved: switch requested'));
+  const requested = assertConditionsAreNotMemory(t, m, observe(280), 'approved: switch requested');
+  const patch = requested.actions.find((a) => a.kind === 'patchServiceSelector');
+  if (patch?.kind !== 'patchServiceSelector') throw new Error('no switch');
+  const switched = afterPatch(observedService(BLUE), patch);
+  m = after(m, requested);
   m = after(m, assertConditionsAreNotMemory(t, m, observe(290), 'switch asked for, not seen'));
-  const done = assertConditionsAreNotMemory(t, m, { ...observe(300), selector: GREEN }, 'switch seen');
+  const done = assertConditionsAreNotMemory(t, m, { ...observe(300), service: switched }, 'switch seen');
   t.is(done.status.phase, 'Succeeded');
-  assertConditionsAreNotMemory(t, after(m, done), { ...observe(400), selector: GREEN }, 'succeeded');
+  t.deepEqual(done.status.activeSelector, GREEN);
+  assertConditionsAreNotMemory(t, after(m, done), { ...observe(400), service: switched }, 'succeeded');
 });
 
 test('a failed step and its retry, conditions scrambled, decide as the original does', (t) => {

@@ -264,11 +264,11 @@ test('a re-created DataMigration refused by the engine (exit 3, another uid\'s r
 
 test('a failed Job\'s exit code is the newest pod\'s, compared as times (Sunday 23:59 before Monday 00:01)', (t) => {
   const failedPod = (exitCode: number, finishedAt: Date): k8s.V1Pod => ({
-    metadata: { name: `p${String(exitCode)}` },
+    metadata: { name: `p${String(exitCode)}`, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'orders-g1-copy', uid: 'job-1', controller: true }] },
     status: { containerStatuses: [{ name: 'engine', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, message: 'x', finishedAt } } }] },
   });
   const job: k8s.V1Job = {
-    metadata: { name: 'orders-g1-copy', labels: { [LABELS.step]: 'copy', [LABELS.run]: 'g1' } },
+    metadata: { name: 'orders-g1-copy', uid: 'job-1', labels: { [LABELS.step]: 'copy', [LABELS.run]: 'g1' } },
     status: { conditions: [{ type: 'Failed', status: 'True' }] },
   };
   // String(Date) starts with the weekday: as text "Sun …" sorts after "Mon …".

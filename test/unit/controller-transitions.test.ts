@@ -8,6 +8,7 @@ import { createContext, transition } from '../../src/controller/context.ts';
 import { decide, type ObservedJob } from '../../src/controller/decide.ts';
 import { HANDLERS, type ActivePhase } from '../../src/controller/phases/index.ts';
 import { assertTransition, InvalidTransitionError, TRANSITIONS } from '../../src/controller/transitions.ts';
+import { observedService, switchedService } from '../support/cutover-service.ts';
 
 const T0 = '2025-01-01T00:00:00Z';
 const spec = (extra: Partial<DataMigrationSpec>): DataMigrationSpec => ({
@@ -29,6 +30,13 @@ const RESULTS: Record<Step, unknown[]> = {
   validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
   rollback: [{}],
 };
+/** The cutover Service: opted in on blue, switched by hand, switched by this migration (its record), not opted in. */
+const SERVICES = [
+  observedService({ track: 'blue' }, { optIn: 'dm' }),
+  observedService({ track: 'green' }, { optIn: 'dm' }),
+  switchedService({ track: 'blue' }, { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' } }, { name: 'dm', uid: 'dm-uid', runId: 'g1' }),
+  observedService({ track: 'blue' }, { optIn: null }),
+];
 const STEP_OF: Partial<Record<Phase, Step>> = { SchemaMigrating: 'schema', Copying: 'copy', Syncing: 'sync', Validating: 'validate', RollingBack: 'rollback' };
 
 function observations(phase: Phase): ObservedJob[][] {
@@ -54,11 +62,11 @@ test('every handler, in every situation, moves only along the transition table',
   for (const phase of Object.keys(HANDLERS) as ActivePhase[]) {
     for (const extra of SPECS) {
       for (const jobs of observations(phase)) {
-        for (const selector of [{ track: 'blue' }, { track: 'green' }]) {
+        for (const service of SERVICES) {
           for (const annotations of [{}, { 'dataops.dev/abort': 'true' }, { 'dataops.dev/approve': 'true' }] as Record<string, string>[]) {
             const status: DataMigrationStatus = { phase, runId: 'g1', steps: ledgerAt(phase) };
-            const migration: DataMigration = { metadata: { name: 'dm', namespace: 'ns', generation: 1, annotations }, spec: spec(extra), status };
-            const d = decide({ migration, jobs, service: { selector }, preflight: { missing: [], deploymentReady: true }, now: T0 });
+            const migration: DataMigration = { metadata: { name: 'dm', namespace: 'ns', uid: 'dm-uid', generation: 1, annotations }, spec: spec(extra), status };
+            const d = decide({ migration, jobs, service, preflight: { missing: [], deploymentReady: true }, now: T0 });
             for (const action of d.actions) {
               const moved = action.kind === 'event' ? /^(\w+) → (\w+):/.exec(action.message) : null;
               if (moved) {

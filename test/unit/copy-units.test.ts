@@ -86,11 +86,17 @@ test('an Indexed copy Job\'s result: the newest succeeded pod of each index, row
   t.deepEqual(result.pods, [{ pod: { index: 0, count: 2 }, rowsThisRun: 410, postCopy: 'pending' }, { pod: { index: 1, count: 2 }, rowsThisRun: 600, postCopy: 'ran' }]);
 
   const job: k8s.V1Job = {
-    metadata: { name: 'm-g1-copy', labels: { 'dataops.dev/step': 'copy', 'dataops.dev/run': 'g1' } },
+    metadata: { name: 'm-g1-copy', uid: 'job-uid', labels: { 'dataops.dev/step': 'copy', 'dataops.dev/run': 'g1' } },
     spec: { completionMode: 'Indexed', completions: 2, template: {} },
     status: { conditions: [{ type: 'Complete', status: 'True' }] },
   };
-  t.deepEqual(observeJob(job, pods)?.result, result);
+  // The Job controller's pods carry its controller reference (only those are read: test/unit/pod-policy.test.ts).
+  const owned = pods.map((p) => {
+    const copy = structuredClone(p);
+    copy.metadata = { name: p.metadata?.name ?? '', annotations: p.metadata?.annotations ?? {}, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'm-g1-copy', uid: 'job-uid', controller: true }] };
+    return copy;
+  });
+  t.deepEqual(observeJob(job, owned)?.result, result);
   t.is(indexedResult([]), undefined);
   t.is(indexedResult([pod(0, '2026-01-01T00:00:05Z', 'not json')]), 'pod 0: not json', 'decide() reports it as unreadable');
 });

@@ -1,23 +1,14 @@
 // CuttingOver: the Service's selector is switched from fromSelector to toSelector (other labels
-// kept), once the preflight and the readiness gate allow; done when the switch is observed. A
+// kept), once the preflight, the Service's consent (service-switch.ts) and the readiness gate
+// allow; done when the Service shows this migration's switch record with the selector it set. A
 // patch not observed within SWITCH_GRACE_SECONDS is sent again (the ledger's switch entry says when).
 import { REASONS } from '../../api/constants.ts';
-import type { CutoverSpec } from '../../api/types.generated.ts';
 import { event, mayStart, ready, requeueAfter, setCond, succeed, type Context } from '../context.ts';
 import { recordOutcome, recordRequest, requestedWithin } from '../ledger.ts';
 import { REQUEUE, SWITCH_GRACE_SECONDS } from '../model.ts';
-import { replaceSelector, selectorText, selectsSide } from '../selectors.ts';
+import { selectorText } from '../selectors.ts';
+import { switchAction, switcherOf, switchInPlace, switchRefusal } from '../service-switch.ts';
 import type { Next } from './next.ts';
-
-/**
- * The selector the Service had before the switch: the one recorded in status.activeSelector before
- * this decision when it was still the `from` side, else the switch undone (`to` labels back to `from`).
- */
-function previousSelector(ctx: Context, current: Record<string, string>, cutover: CutoverSpec): Record<string, string> {
-  const recorded = ctx.migration.status?.activeSelector;
-  if (recorded !== undefined && !selectsSide(recorded, cutover.toSelector, cutover.fromSelector)) return recorded;
-  return replaceSelector(current, cutover.toSelector, cutover.fromSelector);
-}
 
 export function cuttingOver(ctx: Context): Next {
   const cutover = ctx.spec.cutover;
@@ -26,8 +17,10 @@ export function cuttingOver(ctx: Context): Next {
     return 'stop';
   }
   const service = ctx.input.service;
-  if (service !== undefined && selectsSide(service.selector, cutover.toSelector, cutover.fromSelector)) {
-    const switched = `Service ${cutover.service} switched from ${selectorText(previousSelector(ctx, service.selector, cutover))} to ${selectorText(service.selector)}`;
+  const who = switcherOf(ctx);
+  const done = service === undefined ? undefined : switchInPlace(service, who);
+  if (service !== undefined && done !== undefined) {
+    const switched = `Service ${cutover.service} switched from ${selectorText(done.before)} to ${selectorText(service.selector)}`;
     recordOutcome(ctx.status, 'switch', ctx.runId, 'Succeeded', ctx.now);
     setCond(ctx, 'CutOver', 'True', REASONS.ServiceSwitched, switched);
     event(ctx, 'Normal', REASONS.ServiceSwitched, switched);
@@ -40,16 +33,24 @@ export function cuttingOver(ctx: Context): Next {
     requeueAfter(ctx, REQUEUE.preflightMin);
     return 'stop';
   }
+  const refusal = switchRefusal(cutover.service, service, cutover, who, ctx.input.optInSelector);
+  if (refusal !== undefined) {
+    // Said once (Ready's reason changes once, and its Event with it); the Service is watched, so consent given is seen at once.
+    setCond(ctx, 'CutOver', 'False', refusal.reason, refusal.message);
+    ready(ctx, 'False', refusal.reason, refusal.message);
+    requeueAfter(ctx, REQUEUE.serviceRefused);
+    return 'stop';
+  }
   const gate = cutover.readinessGate;
   if (gate !== undefined && ctx.input.preflight?.deploymentReady !== true) {
     ready(ctx, 'False', REASONS.DeploymentNotReady, `Waiting for Deployment ${gate.deployment} to be ready before switching Service ${cutover.service}`);
     requeueAfter(ctx, REQUEUE.deploymentNotReady);
     return 'stop';
   }
-  const selector = replaceSelector(service.selector, cutover.fromSelector, cutover.toSelector);
-  const message = `Switching Service ${cutover.service} from ${selectorText(service.selector)} to ${selectorText(selector)}`;
+  const action = switchAction(cutover.service, service, cutover, who);
+  const message = `Switching Service ${cutover.service} from ${selectorText(service.selector)} to ${selectorText(action.selector)}`;
   if (!requestedWithin(ctx.status, 'switch', ctx.runId, ctx.now, SWITCH_GRACE_SECONDS)) {
-    ctx.actions.push({ kind: 'patchServiceSelector', service: cutover.service, selector });
+    ctx.actions.push(action);
     recordRequest(ctx.status, 'switch', ctx.runId, ctx.now);
   }
   setCond(ctx, 'CutOver', 'False', REASONS.InProgress, message);

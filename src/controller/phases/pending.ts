@@ -2,7 +2,7 @@
 // step when there is one, else with the copy.
 import { REASONS } from '../../api/constants.ts';
 import type { DataMigrationSpec } from '../../api/types.generated.ts';
-import { mayStart, ready, schemaStepRequired, transition, type Context } from '../context.ts';
+import { mayStartJob, ready, schemaStepRequired, transition, type Context } from '../context.ts';
 import { recordOutcome } from '../ledger.ts';
 import type { Next } from './next.ts';
 
@@ -19,7 +19,8 @@ export function pending(ctx: Context): Next {
     ready(ctx, 'False', REASONS.InvalidSpec, problem);
     return 'stop';
   }
-  if (!mayStart(ctx, 'the migration')) return 'stop';
+  // The run always starts with a step Job: the pod policy is checked before it starts.
+  if (!mayStartJob(ctx, 'the migration')) return 'stop';
   ctx.status.runId = ctx.runId;
   ctx.status.startedAt ??= ctx.now;
   recordOutcome(ctx.status, 'start', ctx.runId, 'Succeeded', ctx.now);

@@ -6,7 +6,7 @@ import type { Reason, Step } from '../../api/constants.ts';
 import { STATUS_LIMITS } from '../../api/datamigration-schema.ts';
 import type { ConditionType } from '../../api/constants.ts';
 import { exitReason } from '../../cli/exit-codes.ts';
-import { bound, fail, mayStart, ready, requeueAfter, setCond, STEP_TITLES, type Context } from '../context.ts';
+import { bound, fail, mayStartJob, ready, requeueAfter, setCond, STEP_TITLES, type Context } from '../context.ts';
 import { findCondition } from '../conditions.ts';
 import { entryOf, inFlight, recordOutcome, recordRequest, recordSeen, rejectedWait, requestedWithin, STEP_MARKERS } from '../ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type ObservedJob } from '../model.ts';
@@ -63,7 +63,7 @@ export function runStep(ctx: Context, step: Step): StepOutcome {
     requeueAfter(ctx, rejectedFor);
     return { kind: 'wait' };
   }
-  if (!mayStart(ctx, `the ${title} step`)) return { kind: 'wait' };
+  if (!mayStartJob(ctx, `the ${title} step`)) return { kind: 'wait' };
   ctx.actions.push({ kind: 'createJob', step, runId: ctx.runId });
   recordRequest(ctx.status, step, ctx.runId, ctx.now, stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, step));
   setCond(ctx, marker.type, marker.status, REASONS.JobRunning, starting);
