@@ -17,18 +17,11 @@ import type { DataMigration } from '../../src/api/types.ts';
 import { buildStepJob } from '../../src/controller/job-builder.ts';
 import { isLabelValue, isQualifiedName, LABEL_KEY_CASES, LABEL_VALUE_CASES } from '../support/label-rules.ts';
 import { repoRoot } from '../support/platform.ts';
-import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
+import { freshNamespace, kubectl, minimalManifest, testKubeConfig } from '../support/kube.ts';
 
 const everything = join(repoRoot, 'test', 'fixtures', 'valid', 'job-template-everything.yaml');
 
-const manifest = (name: string, extra = ''): string => `apiVersion: dataops.dev/v1alpha1
-kind: DataMigration
-metadata: {name: ${name}}
-spec:
-  source: {engine: mysql, secretRef: {name: src}}
-  target: {engine: postgres, secretRef: {name: dst}}
-  tables: [{name: orders}]
-${extra}`;
+const manifest = minimalManifest;
 
 const readMigration = async (namespace: string, name: string): Promise<DataMigration> =>
   JSON.parse((await kubectl(['get', 'dm', name, '-o', 'json'], { namespace })).stdout) as DataMigration;

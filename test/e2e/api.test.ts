@@ -5,19 +5,12 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { repoRoot } from '../support/platform.ts';
-import { freshNamespace, kubectl } from '../support/kube.ts';
+import { freshNamespace, kubectl, minimalManifest } from '../support/kube.ts';
 
 const samplesDir = join(repoRoot, 'config', 'samples');
 const invalidDir = join(repoRoot, 'test', 'fixtures', 'invalid');
 
-const minimal = (name: string): string => `apiVersion: dataops.dev/v1alpha1
-kind: DataMigration
-metadata: {name: ${name}}
-spec:
-  source: {engine: mysql, secretRef: {name: src}}
-  target: {engine: postgres, secretRef: {name: dst}}
-  tables: [{name: orders}]
-`;
+const minimal = (name: string): string => minimalManifest(name);
 
 test('every sample is accepted, with the Secrets, ConfigMaps and Services it references', async (t) => {
   const namespace = await freshNamespace(t, 'api-samples');

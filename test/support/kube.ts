@@ -77,3 +77,13 @@ export async function createCutoverService(namespace: string, name: string, sele
     },
   });
 }
+
+/** The smallest valid DataMigration as YAML (MySQL → PostgreSQL, one table), with `extra` spec lines appended. */
+export const minimalManifest = (name: string, extra = ''): string => `apiVersion: dataops.dev/v1alpha1
+kind: DataMigration
+metadata: {name: ${name}}
+spec:
+  source: {engine: mysql, secretRef: {name: src}}
+  target: {engine: postgres, secretRef: {name: dst}}
+  tables: [{name: orders}]
+${extra}`;
