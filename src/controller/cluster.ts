@@ -37,6 +37,8 @@ export interface Cluster {
   migration(namespace: string, name: string): DataMigration | undefined;
   jobs(namespace: string): readonly k8s.V1Job[];
   service(namespace: string, name: string): k8s.V1Service | undefined;
+  /** Every Service of the namespace (the step pods' labels are checked against their selectors). */
+  servicesIn(namespace: string): readonly k8s.V1Service[];
 
   /** The pods of a Job (their termination messages are the step's result). */
   jobPods(namespace: string, job: string): Promise<k8s.V1Pod[]>;

@@ -117,6 +117,10 @@ export class KubeCluster implements Cluster {
     return this.caches.services.get(name, namespace);
   }
 
+  servicesIn(namespace: string): readonly k8s.V1Service[] {
+    return this.caches.services.list(namespace);
+  }
+
   async jobPods(namespace: string, job: string): Promise<k8s.V1Pod[]> {
     // Anyone who may create a Pod can give it this label: observe.ts keeps only the pods the Job controls.
     return (await request(() => this.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job}` }))).items;

@@ -3,7 +3,8 @@
 // termination message (an Indexed copy Job's: every index's, merged). Only pods the Job controls
 // count: anyone who may create a Pod can give one the step's labels and a termination message.
 import type * as k8s from '@kubernetes/client-node';
-import { LABELS, STEPS, type Step } from '../api/constants.ts';
+import { GROUP, KIND, LABELS, STEPS, type Step } from '../api/constants.ts';
+import type { DataMigration } from '../api/types.ts';
 import type { ObservedJob } from './model.ts';
 
 const isStep = (value: string | undefined): value is Step => STEPS.some((step) => step === value);
@@ -61,6 +62,20 @@ export function controlledByJob(pod: k8s.V1Pod, job: k8s.V1Job): boolean {
   if (uid === undefined || uid === '') return false;
   return (pod.metadata?.ownerReferences ?? []).some((owner) => owner.controller === true && owner.kind === 'Job'
     && owner.apiVersion === 'batch/v1' && owner.uid === uid);
+}
+
+/**
+ * Whether the migration controls the Job: the step labels naming it and an owner reference to a
+ * DataMigration of this API group with its uid, marked controller, as job-builder.ts sets it.
+ * Labels alone prove nothing, and neither does a reference without `controller: true` (one object
+ * has at most one controller): a Job planted under a step's predictable name is never its result.
+ */
+export function controlledByMigration(job: k8s.V1Job, migration: DataMigration): boolean {
+  const uid = migration.metadata?.uid;
+  const meta = job.metadata;
+  if (uid === undefined || uid === '' || meta === undefined || meta.labels?.[LABELS.migration] !== migration.metadata?.name) return false;
+  return (meta.ownerReferences ?? []).some((owner) => owner.controller === true && owner.kind === KIND
+    && owner.apiVersion.split('/')[0] === GROUP && owner.uid === uid);
 }
 
 /**

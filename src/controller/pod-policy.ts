@@ -69,8 +69,14 @@ export function imageProblem(image: string, config: PodPolicyConfig): string | u
   return `spec.jobTemplate.image "${image}" is not allowed; allowed: ${what}. Remove spec.jobTemplate.image to run the engine image, or ask the operator's administrator to allow it`;
 }
 
+/**
+ * An entry `name` allows that account in any namespace, `namespace/name` in that one only. A name
+ * with a slash is no account (admission refuses it too): never matched, so `shop/cloud-sa` named
+ * in another namespace does not borrow the entry `shop/cloud-sa`.
+ */
 function accountAllowed(name: string, namespace: string, config: PodPolicyConfig): boolean {
-  return (config.allowedServiceAccounts ?? []).some((entry) => entry === name || entry === `${namespace}/${name}`);
+  if (name.includes('/')) return false;
+  return (config.allowedServiceAccounts ?? []).some((entry) => (entry.includes('/') ? entry === `${namespace}/${name}` : entry === name));
 }
 
 /** The pod's account and whether its token is mounted; a string says why the named account is refused. */
@@ -93,6 +99,28 @@ export function reservedKeysProblem(template: JobTemplateSpec | undefined): stri
   if (found.length === 0) return undefined;
   const shown = found.slice(0, LISTED).join('; ');
   return `reserved key${found.length > 1 ? 's' : ''}: ${shown}${found.length > LISTED ? `; and ${String(found.length - LISTED)} more` : ''}. Remove ${found.length > 1 ? 'them' : 'it'}`;
+}
+
+/** What servedByProblem() needs of a Service. */
+export interface ServiceSelecting {
+  name: string;
+  selector: Readonly<Record<string, string>>;
+  publishNotReadyAddresses: boolean;
+}
+
+/**
+ * Why the step pods' labels would make them endpoints of a Service, or undefined. Step pods carry
+ * a readiness gate nobody sets (job-builder.ts), so a Service that only routes to Ready pods never
+ * reaches them, whatever labels they carry; one that publishes not-ready addresses does, so labels
+ * its selector matches are refused. `podLabels`: the spec's labels and the operator's own.
+ */
+export function servedByProblem(podLabels: Readonly<Record<string, string>>, services: readonly ServiceSelecting[]): string | undefined {
+  const serving = services.filter((service) => service.publishNotReadyAddresses && Object.keys(service.selector).length > 0
+    && Object.entries(service.selector).every(([key, value]) => podLabels[key] === value));
+  if (serving.length === 0) return undefined;
+  const names = serving.slice(0, LISTED).map((service) => `"${service.name}"`).join(', ');
+  return `spec.jobTemplate.labels would make the step pods endpoints of Service${serving.length > 1 ? 's' : ''} ${names}${serving.length > LISTED ? ` and ${String(serving.length - LISTED)} more` : ''}, `
+    + 'which publish not-ready addresses (spec.publishNotReadyAddresses), so the pods\' readiness gate cannot keep them out. Remove or change the labels its selector matches';
 }
 
 /** Every rule the migration's pods would break, or undefined when they break none. */

@@ -3,12 +3,14 @@
 // (the operator never lists or watches Secrets, and the cluster remembers which keys they have for
 // seconds, never their data); the cutover Service comes from the informer's cache; the reconcile
 // is requeued with backoff until they appear. The operator's pod policy is checked here too (pure,
-// pod-policy.ts): what it refuses waits for a spec change, not for time.
+// pod-policy.ts), and the spec's pod labels against the Services that publish not-ready addresses
+// (which the step pods' readiness gate cannot keep out): what it refuses waits for a spec change.
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
 import type { MissingObject, Preflight } from './model.ts';
-import { checkPodPolicy, type PodPolicyConfig } from './pod-policy.ts';
+import { LABELS, MANAGED_BY, REASONS } from '../api/constants.ts';
+import { checkPodPolicy, servedByProblem, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
 
 export async function runPreflight(cluster: Cluster, migration: DataMigration, policy: PodPolicyConfig): Promise<Preflight> {
   const namespace = migration.metadata?.namespace ?? 'default';
@@ -43,6 +45,22 @@ export async function runPreflight(cluster: Cluster, migration: DataMigration, p
     if (readyReplicas === undefined) missing.push({ kind: 'Deployment', name: gate.deployment });
     else deploymentReady = readyReplicas >= (gate.minReadyReplicas ?? 1);
   }
-  const podPolicy = checkPodPolicy(migration, policy);
+  const podPolicy = checkPodPolicy(migration, policy) ?? servedBy(cluster, migration);
   return { missing, ...(deploymentReady !== undefined ? { deploymentReady } : {}), ...(podPolicy !== undefined ? { podPolicy } : {}) };
+}
+
+/**
+ * Labels the spec adds that a Service publishing not-ready addresses selects (pod-policy.ts
+ * servedByProblem), against the Services in the informer's cache. Refused with the pod policy's
+ * reason for labels (ReservedKey): the labels are taken by that Service's selector.
+ */
+function servedBy(cluster: Cluster, migration: DataMigration): PodPolicyRefusal | undefined {
+  const labels = migration.spec.jobTemplate?.labels;
+  if (labels === undefined || Object.keys(labels).length === 0) return undefined;
+  const podLabels = { ...labels, [LABELS.migration]: migration.metadata?.name ?? '', [LABELS.managedBy]: MANAGED_BY };
+  const services = cluster.servicesIn(migration.metadata?.namespace ?? 'default').map((service) => ({
+    name: service.metadata?.name ?? '', selector: service.spec?.selector ?? {}, publishNotReadyAddresses: service.spec?.publishNotReadyAddresses === true,
+  }));
+  const problem = servedByProblem(podLabels, services);
+  return problem === undefined ? undefined : { reason: REASONS.ReservedKey, message: problem };
 }

@@ -6,10 +6,12 @@
 // - A decision that asks for a Job or the switch and goes on running writes its status first (the
 //   ledger's request), then acts: a conflict stops it before anything is sent. One that ends the
 //   migration (an abort, a failure) acts first, so Failed is recorded only after its actions succeeded.
+// - Events are said only once the status that announces them is stored (one Event per transition,
+//   even when a stale cache makes a reconcile decide twice).
 // - A Job the API server refuses is recorded in status (recordRejectedJob), not retried in a loop.
 // - A conflict (409) is thrown: the work queue retries at once from fresh state (outcome.ts).
 import type * as k8s from '@kubernetes/client-node';
-import { FINALIZER, GROUP, LABELS, TERMINAL_PHASES, type Step } from '../api/constants.ts';
+import { FINALIZER, GROUP, TERMINAL_PHASES, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
@@ -21,7 +23,7 @@ import { scrub, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { bound } from './bound.ts';
 import { REQUEUE } from './model.ts';
-import { jobState, observeJob } from './observe.ts';
+import { controlledByMigration, jobState, observeJob } from './observe.ts';
 import { JobRejectedError, REFUSED_CODES, statusCode, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
 import type { LabelSelector } from './selectors.ts';
@@ -114,23 +116,40 @@ export class Reconciler {
     migration = await patching;
     const before = migration.status ?? {};
     let written = before;
+    // Events are said once the status that records them (status.announced, the phase) is stored:
+    // a decision made on a stale cache, whose write is refused (409), says nothing, and the
+    // retry on fresh state finds them announced. Said before the write, each was said twice.
+    let said = false;
+    const say = (about: DataMigration, actions: readonly Action[]): void => {
+      for (const action of actions) if (action.kind === 'event') this.say(about, action, log, now);
+    };
     // Write-ahead: the ledger's record of a Job or a switch asked for is stored before it is sent.
     if (!isTerminal(decision.status) && decision.actions.some((a) => a.kind === 'createJob' || a.kind === 'patchServiceSelector')) {
       migration = await this.writeStatus(migration, decision.status, before, log, now);
       written = decision.status;
+      say(migration, decision.actions);
+      said = true;
     }
     try {
-      for (const action of decision.actions) await this.act(migration, action, decision.status, log, now);
+      for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     } catch (error) {
       if (!(error instanceof JobRejectedError)) throw error;
       // Not an error to retry at once: the same Job would be refused again. Recorded in status
       // (the ledger, a condition, an Event), the step is asked for again later.
       log.warn('the API server refused a Job', { step: error.step, error: error.message });
       decision = recordRejectedJob({ ...migration, status: before }, decision, error, now.toISOString());
-      for (const action of decision.actions) await this.act(migration, action, decision.status, log, now);
+      said = false;
+      for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     }
     if (isTerminal(decision.status)) this.forgetProgress(key);
-    if (JSON.stringify(decision.status) !== JSON.stringify(written)) await this.writeStatus(migration, decision.status, before, log, now);
+    try {
+      if (JSON.stringify(decision.status) !== JSON.stringify(written)) await this.writeStatus(migration, decision.status, before, log, now);
+    } catch (error) {
+      // What was sent (a Job deleted, a Service restored) happened whatever the write: its Events say so.
+      if (!said && decision.actions.some((action) => action.kind !== 'event')) say(migration, decision.actions);
+      throw error;
+    }
+    if (!said) say(migration, decision.actions);
     return decision.requeueAfterSeconds !== undefined ? { requeueAfterSeconds: decision.requeueAfterSeconds } : {};
   }
 
@@ -197,10 +216,9 @@ export class Reconciler {
     log.info('finalized: its Jobs are deleted, the databases are left as they are');
   }
 
+  /** The Jobs this migration controls (observe.ts controlledByMigration); a Job planted with its labels is not one. */
   private ownedJobs(migration: DataMigration): k8s.V1Job[] {
-    const name = migration.metadata?.name ?? '';
-    return this.cluster.jobs(migration.metadata?.namespace ?? '').filter((job) => job.metadata?.labels?.[LABELS.migration] === name
-      && job.metadata.ownerReferences?.some((o) => o.uid === migration.metadata?.uid));
+    return this.cluster.jobs(migration.metadata?.namespace ?? '').filter((job) => controlledByMigration(job, migration));
   }
 
   private memoryOf(key: string): MigrationMemory {
@@ -277,7 +295,7 @@ export class Reconciler {
     }
   }
 
-  private async act(migration: DataMigration, action: Action, status: DataMigrationStatus, log: Logger, now: Date): Promise<void> {
+  private async act(migration: DataMigration, action: Action, status: DataMigrationStatus, log: Logger): Promise<void> {
     const namespace = migration.metadata?.namespace ?? '';
     switch (action.kind) {
       case 'createJob': {
@@ -287,8 +305,16 @@ export class Reconciler {
           log.info('created Job', { job: job.metadata?.name, step: action.step });
         } catch (error) {
           const code = statusCode(error);
-          // Deterministic names: the Job exists already (an earlier reconcile created it).
-          if (code === 409) return;
+          // Deterministic names: the Job exists already (an earlier reconcile created it), unless
+          // the cache shows a Job of that name this migration does not control: someone else's,
+          // which is never taken for the step (refused, said in status, asked for again later).
+          if (code === 409) {
+            const name = job.metadata?.name ?? '';
+            const found = this.cluster.jobs(namespace).find((existing) => existing.metadata?.name === name);
+            if (found === undefined || controlledByMigration(found, migration)) return;
+            throw new JobRejectedError(action.step, action.runId, `a Job named ${name} exists that this DataMigration does not control (no controller owner reference to its uid): `
+              + 'it is not this step\'s Job and its result is never read; delete it, or ask who created it');
+          }
           if (code !== undefined && REFUSED_CODES.has(code)) throw new JobRejectedError(action.step, action.runId, error instanceof Error ? error.message : String(error));
           throw error;
         }
@@ -304,12 +330,15 @@ export class Reconciler {
         log.info('patched Service selector', { service: action.service, from: action.from, selector: action.selector });
         return;
       case 'event':
-        // Not awaited: an Event is a record for people, and nothing decided waits on it.
-        void this.cluster.recordEvent(migration, { type: action.type, reason: action.reason, message: action.message, time: now }).catch((error: unknown) => {
-          log.warn('could not record an Event', { error: error instanceof Error ? error.message : String(error) });
-        });
-        return;
+        return; // said by reconcile() once its status is stored
     }
+  }
+
+  /** Not awaited: an Event is a record for people, and nothing decided waits on it. */
+  private say(migration: DataMigration, action: Extract<Action, { kind: 'event' }>, log: Logger, now: Date): void {
+    void this.cluster.recordEvent(migration, { type: action.type, reason: action.reason, message: action.message, time: now }).catch((error: unknown) => {
+      log.warn('could not record an Event', { error: error instanceof Error ? error.message : String(error) });
+    });
   }
 }
 

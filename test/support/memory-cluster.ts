@@ -1,12 +1,19 @@
 // The Cluster interface (src/controller/cluster.ts) in memory, for the reconciler's unit tests:
 // the objects a test sets up, the requests the reconciler makes (in order, in `requests`), and
-// the API server's answers a test asks for (a refused Job, a conflicting status write). Not a
+// the API server's answers a test asks for (a refused Job, a conflicting status write), and a
+// status past the CRD's structural schema refused with 422 as the API server refuses it. Not a
 // Kubernetes fake: only the project's own small interface, with the semantics it documents.
 import type * as k8s from '@kubernetes/client-node';
+import { dataMigrationCrd } from '../../src/api/crd.ts';
 import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
+import { schemaErrors, type CrdSchema } from '../../src/cli/crd-schema-check.ts';
+import { crdSchemaOf } from '../../src/cli/lint.ts';
 import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type ServicePatch } from '../../src/controller/cluster.ts';
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+/** The CRD's status schema: a status past its bounds is refused (422) as the API server refuses it. */
+const STATUS_SCHEMA: CrdSchema = crdSchemaOf(dataMigrationCrd()).properties?.status ?? {};
 
 export class MemoryCluster implements Cluster {
   readonly migrations = new Map<string, DataMigration>();
@@ -62,6 +69,10 @@ export class MemoryCluster implements Cluster {
 
   service(namespace: string, name: string): k8s.V1Service | undefined {
     return this.services.get(key(namespace, name));
+  }
+
+  servicesIn(namespace: string): readonly k8s.V1Service[] {
+    return [...this.services.values()].filter((service) => service.metadata?.namespace === namespace);
   }
 
   jobPods(_namespace: string, job: string): Promise<k8s.V1Pod[]> {
@@ -144,6 +155,9 @@ export class MemoryCluster implements Cluster {
       this.conflictOnNextStatusWrite = false;
       return Promise.reject(new ClusterError(409, 'the object has been modified; please apply your changes to the latest version and try again'));
     }
+    // The structural checks (bounds, types, enums); the status CEL rules are not run here.
+    const invalid = schemaErrors(STATUS_SCHEMA, JSON.parse(JSON.stringify(status)) as unknown, 'status');
+    if (invalid.length > 0) return Promise.reject(new ClusterError(422, `DataMigration.dataops.dev "${migration.metadata?.name ?? ''}" is invalid: ${invalid.join(', ')}`));
     stored.status = structuredClone(status);
     stored.metadata.resourceVersion = String(this.version++);
     return Promise.resolve(structuredClone(stored));
