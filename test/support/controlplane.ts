@@ -1,6 +1,10 @@
 // A real Kubernetes control plane on loopback, the way controller-runtime's envtest runs one:
 // etcd, kube-apiserver (RBAC on, client-certificate auth) and kube-controller-manager with the
 // controllers a migration needs (Jobs, garbage collection, namespaces, service accounts).
+// The API server audits every request a ServiceAccount makes (the operator's, under the chart's
+// RBAC) to a JSON log, which test/e2e/rbac-exact.test.ts compares with the chart's rules; and it
+// enforces OwnerReferencesPermissionEnforcement, as OpenShift and hardened clusters do, so the
+// permission a `blockOwnerDeletion` owner reference needs is proven, not assumed.
 // The binaries are built from the pinned Go modules in tools/ (scripts/build-controlplane.sh)
 // or taken from KUBEBUILDER_ASSETS.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,8 +25,20 @@ export interface ControlPlane {
   /** Paths to the tiny CA, for tests that mint credentials of their own. */
   readonly caCertPath: string;
   readonly caKeyPath: string;
+  /** The API server's audit log: one JSON event per request by a ServiceAccount (AUDIT_POLICY). */
+  readonly auditLogPath: string;
   stop(): Promise<void>;
 }
+
+/** Metadata (who, verb, resource, answer) of every request by a ServiceAccount; nothing else. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: [system:serviceaccounts]
+  - level: None
+`;
 
 export async function controlPlaneBinDir(): Promise<string> {
   return (await runChecked('bash', [join(repoRoot, 'scripts/build-controlplane.sh')], { stdio: ['ignore', 'pipe', 'inherit'] })).trim();
@@ -135,6 +151,9 @@ export async function startControlPlane(): Promise<ControlPlane> {
   };
   try {
     await writeCertificates(dir);
+    const auditPolicyPath = join(dir, 'audit-policy.yaml');
+    const auditLogPath = join(dir, 'audit.log');
+    await writeFile(auditPolicyPath, AUDIT_POLICY);
     const [etcdClientPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const server = `https://127.0.0.1:${apiPort}`;
@@ -160,6 +179,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--client-ca-file=${join(dir, 'ca.crt')}`, '--authorization-mode=RBAC', '--allow-privileged=true',
       `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local', '--service-cluster-ip-range=10.0.0.0/24',
+      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
+      `--audit-policy-file=${auditPolicyPath}`, `--audit-log-path=${auditLogPath}`, '--audit-log-format=json', '--audit-log-maxbackup=0',
       '--v=0',
     ], dir);
     daemons.push(apiserver);
@@ -188,7 +209,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       return result?.trim() === 'serviceaccount/default' ? true : undefined;
     }, 60_000, 200);
 
-    return { kubeconfigPath, server, binDir, dir, caCertPath: join(dir, 'ca.crt'), caKeyPath: join(dir, 'ca.key'), stop };
+    return { kubeconfigPath, server, binDir, dir, caCertPath: join(dir, 'ca.crt'), caKeyPath: join(dir, 'ca.key'), auditLogPath, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -13,6 +13,7 @@ import { run, waitFor, type RunResult } from './process.ts';
 export const ENV_KUBECONFIG = 'DMO_TEST_KUBECONFIG';
 export const ENV_BIN_DIR = 'DMO_TEST_BIN_DIR';
 export const ENV_NODE_DIR = 'DMO_TEST_NODE_DIR';
+export const ENV_AUDIT_LOG = 'DMO_TEST_AUDIT_LOG';
 
 function requiredEnv(name: string): string {
   const value = process.env[name];
@@ -28,6 +29,11 @@ export function testKubeConfig(): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(testKubeconfigPath());
   return kc;
+}
+
+/** The API server's audit log of ServiceAccounts' requests (test/support/controlplane.ts). */
+export function auditLogPath(): string {
+  return requiredEnv(ENV_AUDIT_LOG);
 }
 
 /** The kubectl built with the control plane, matching its version. */

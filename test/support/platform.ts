@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { startControlPlane } from './controlplane.ts';
-import { ENV_BIN_DIR, ENV_KUBECONFIG, ENV_NODE_DIR } from './kube.ts';
+import { ENV_AUDIT_LOG, ENV_BIN_DIR, ENV_KUBECONFIG, ENV_NODE_DIR } from './kube.ts';
 import { startMariadb } from './mariadb-server.ts';
 import { startNodeStandIn } from './node-standin.ts';
 import { startPostgres } from './postgres-server.ts';
@@ -78,6 +78,7 @@ export async function startPlatform(needs: PlatformNeeds): Promise<Platform> {
       env[ENV_KUBECONFIG] = controlPlane.kubeconfigPath;
       env[ENV_BIN_DIR] = controlPlane.binDir;
       env[ENV_NODE_DIR] = node.workDir;
+      env[ENV_AUDIT_LOG] = controlPlane.auditLogPath;
     }
   } catch (error) {
     await stop();
