@@ -63,8 +63,18 @@ export interface Cluster {
   /** One value of a Secret (for the copy's progress); undefined when the Secret or key is absent. */
   secretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
   configMapExists(namespace: string, name: string): Promise<boolean>;
-  /** A Deployment's ready replicas; undefined when it does not exist. */
-  deploymentReadyReplicas(namespace: string, name: string): Promise<number | undefined>;
+  /** A Deployment's desired and ready replicas; undefined when it does not exist. */
+  deploymentReplicas(namespace: string, name: string): Promise<DeploymentReplicas | undefined>;
+}
+
+/**
+ * What the readiness gate reads of a Deployment: `spec.replicas` (default 1) and its ready pods
+ * of the current template (the lower of `readyReplicas` and `updatedReplicas`: in a rollout, ready
+ * pods of the old template are not the green side).
+ */
+export interface DeploymentReplicas {
+  desired: number;
+  ready: number;
 }
 
 /** An API server's refusal: the HTTP code and a one-line message. */

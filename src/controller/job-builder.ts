@@ -140,8 +140,13 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
         backoffLimitPerIndex: template.backoffLimit ?? 3, maxFailedIndexes: 0,
       } : { backoffLimit: template.backoffLimit ?? 3 }),
       // A bad manifest (2), a refused plan (3) or failed validation (4) fails the same way every
-      // time: fail the Job at once instead of retrying it (src/cli/exit-codes.ts).
-      podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } }] },
+      // time: fail the Job at once instead of retrying it (src/cli/exit-codes.ts). A pod the
+      // cluster disrupted (evicted, preempted, its node drained) is retried without using up
+      // backoffLimit: the step resumes from its checkpoints, and a drain is not the step's failure.
+      podFailurePolicy: { rules: [
+        { action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } },
+        { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+      ] },
       // Every step has a deadline: a step hung on a half-open connection fails instead of waiting for ever.
       activeDeadlineSeconds: template.activeDeadlineSeconds ?? (step === 'copy' ? DEFAULT_COPY_DEADLINE_SECONDS : DEFAULT_STEP_DEADLINE_SECONDS),
       ...(template.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: template.ttlSecondsAfterFinished } : {}),

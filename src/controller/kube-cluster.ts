@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
-import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type ServicePatch } from './cluster.ts';
+import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type ServicePatch } from './cluster.ts';
 import { microTime } from './leader-election.ts';
 import { registerSecret } from './logger.ts';
 
@@ -196,8 +196,10 @@ export class KubeCluster implements Cluster {
     return (await orMissing(() => this.core.readNamespacedConfigMap({ name, namespace }))) !== undefined;
   }
 
-  async deploymentReadyReplicas(namespace: string, name: string): Promise<number | undefined> {
+  async deploymentReplicas(namespace: string, name: string): Promise<DeploymentReplicas | undefined> {
     const deployment = await orMissing(() => this.apps.readNamespacedDeployment({ name, namespace }));
-    return deployment === undefined ? undefined : deployment.status?.readyReplicas ?? 0;
+    if (deployment === undefined) return undefined;
+    const status = deployment.status ?? {};
+    return { desired: deployment.spec?.replicas ?? 1, ready: Math.min(status.readyReplicas ?? 0, status.updatedReplicas ?? 0) };
   }
 }

@@ -7,7 +7,7 @@
 // (which the step pods' readiness gate cannot keep out): what it refuses waits for a spec change.
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
-import type { Cluster } from './cluster.ts';
+import type { Cluster, DeploymentReplicas } from './cluster.ts';
 import type { MissingObject, Preflight } from './model.ts';
 import { LABELS, MANAGED_BY, REASONS } from '../api/constants.ts';
 import { checkPodPolicy, servedByProblem, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
@@ -23,10 +23,10 @@ export async function runPreflight(cluster: Cluster, migration: DataMigration, p
   const gate = spec.cutover?.readinessGate;
   // Everything is read at once (each Secret once), then checked in order.
   const secretNames = [...new Set(secretKeys.map((s) => s.name))];
-  const [keysByName, configMapFound, readyReplicas] = await Promise.all([
+  const [keysByName, configMapFound, replicas] = await Promise.all([
     Promise.all(secretNames.map(async (name) => [name, await cluster.secretKeys(namespace, name)] as const)).then((entries) => new Map(entries)),
     configMap ? cluster.configMapExists(namespace, configMap) : undefined,
-    gate ? cluster.deploymentReadyReplicas(namespace, gate.deployment) : undefined,
+    gate ? cluster.deploymentReplicas(namespace, gate.deployment) : undefined,
   ]);
   for (const { name, key } of secretKeys) {
     const keys = keysByName.get(name);
@@ -42,11 +42,19 @@ export async function runPreflight(cluster: Cluster, migration: DataMigration, p
   }
   let deploymentReady: boolean | undefined;
   if (gate) {
-    if (readyReplicas === undefined) missing.push({ kind: 'Deployment', name: gate.deployment });
-    else deploymentReady = readyReplicas >= (gate.minReadyReplicas ?? 1);
+    if (replicas === undefined) missing.push({ kind: 'Deployment', name: gate.deployment });
+    else deploymentReady = gateOpen(replicas, gate.minReadyReplicas);
   }
   const podPolicy = checkPodPolicy(migration, policy) ?? servedBy(cluster, migration);
   return { missing, ...(deploymentReady !== undefined ? { deploymentReady } : {}), ...(podPolicy !== undefined ? { podPolicy } : {}) };
+}
+
+/**
+ * Whether the green Deployment may take the traffic: `minReadyReplicas` ready pods of its current
+ * template, by default all it asks for, and never none (a Deployment scaled to zero serves nothing).
+ */
+export function gateOpen(replicas: DeploymentReplicas, minReadyReplicas: number | undefined): boolean {
+  return replicas.ready >= Math.max(1, minReadyReplicas ?? replicas.desired);
 }
 
 /**

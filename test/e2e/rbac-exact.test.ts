@@ -64,7 +64,7 @@ test('the chart grants the operator exactly the API calls it makes (audited on t
     replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'shop:green' }] } },
   } } });
   // No Deployment controller runs here: the test says the green side is ready, as it would be.
-  await apps.patchNamespacedDeploymentStatus({ namespace, name: 'shop-green', body: { status: { replicas: 1, readyReplicas: 1, availableReplicas: 1 } } },
+  await apps.patchNamespacedDeploymentStatus({ namespace, name: 'shop-green', body: { status: { replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
   await core.createNamespacedService({ namespace, body: { metadata: { name: 'shop', annotations: { 'dataops.dev/cutover-by': 'everything' } },
     spec: { selector: { app: 'shop', track: 'blue' }, ports: [{ port: 80 }] } } });

@@ -8,7 +8,7 @@ import { dataMigrationCrd } from '../../src/api/crd.ts';
 import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
 import { schemaErrors, type CrdSchema } from '../../src/cli/crd-schema-check.ts';
 import { crdSchemaOf } from '../../src/cli/lint.ts';
-import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type ServicePatch } from '../../src/controller/cluster.ts';
+import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type ServicePatch } from '../../src/controller/cluster.ts';
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
 
@@ -18,6 +18,8 @@ const STATUS_SCHEMA: CrdSchema = crdSchemaOf(dataMigrationCrd()).properties?.sta
 export class MemoryCluster implements Cluster {
   readonly migrations = new Map<string, DataMigration>();
   readonly jobList: k8s.V1Job[] = [];
+  /** Deployments the readiness gate reads, by namespace/name. */
+  readonly deployments = new Map<string, DeploymentReplicas>();
   readonly services = new Map<string, k8s.V1Service>();
   /** Pods by Job name. */
   readonly pods = new Map<string, k8s.V1Pod[]>();
@@ -182,7 +184,7 @@ export class MemoryCluster implements Cluster {
     return Promise.resolve(false);
   }
 
-  deploymentReadyReplicas(): Promise<number | undefined> {
-    return Promise.resolve(undefined);
+  deploymentReplicas(namespace: string, name: string): Promise<DeploymentReplicas | undefined> {
+    return Promise.resolve(this.deployments.get(key(namespace, name)));
   }
 }

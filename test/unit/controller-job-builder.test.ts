@@ -113,3 +113,10 @@ test('every step Job has a deadline: 24 h for the copy, 6 h for the others, unle
   t.is(buildStepJob(migration, 'copy', 'g2', engine).spec?.activeDeadlineSeconds, 3600, 'jobTemplate overrides it');
   t.is(buildStepJob(migration, 'validate', 'g2', engine).spec?.activeDeadlineSeconds, 3600);
 });
+
+test('a pod the cluster disrupts (eviction, preemption, a drain) is retried without using up backoffLimit', (t) => {
+  const rules = buildStepJob(migration, 'copy', 'g2', engine).spec?.podFailurePolicy?.rules ?? [];
+  t.deepEqual(rules.filter((rule) => rule.action === 'Ignore'), [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }]);
+  // The verdicts that do not change with a retry still fail the Job at once, and come first.
+  t.is(rules[0]?.action, 'FailJob');
+});
