@@ -7,6 +7,7 @@
 //   dmctl step copy --pod i/n -f manifest.yaml   pod i's share of a copy spread over n pods
 //   dmctl lint -f manifest.yaml       what the API server would say of it (schema, defaults, CEL rules)
 //   dmctl retire -f manifest.yaml     the migration is finished: its checkpoints go, its tables are the application's
+//   dmctl cleanup -f manifest.yaml    no migration needs the target's bookkeeping any more: its dataops_* tables go
 // Connection URLs come from --source-url/--target-url or DMO_SOURCE_URL/DMO_TARGET_URL (in a
 // Job: env from the referenced Secrets). Progress goes to the terminal, or JSON lines with --json
 // or when stdout is not a terminal. Exit codes: src/cli/exit-codes.ts (documented in the README).
@@ -22,7 +23,7 @@ import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
-import { retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
+import { cleanupStep, retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
@@ -32,7 +33,7 @@ import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|validate|lint|retire|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
@@ -43,7 +44,7 @@ const USAGE = `usage: dmctl <plan|run|validate|lint|retire|step schema|step copy
       --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)
       --pod <i>/<n>        step copy: copy pod i's share of n (default: $JOB_COMPLETION_INDEX of strategy.copyPods, else all)`;
 
-const COMMANDS = ['plan', 'run', 'validate', 'retire', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
+const COMMANDS = ['plan', 'run', 'validate', 'retire', 'cleanup', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -193,6 +194,9 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     // A run that passed validation is finished (Trickle: not until the cutover, as reruns sync on).
     if ((command === 'run' && !values['skip-validation'] && !context.settings.incremental && exitCode === EXIT.ok) || command === 'retire') {
       results.retire = await runStep(reporter, 'retire', () => retireStep(context), (r) => `finished: ${String(r.checkpoints)} checkpoint(s) retired; the tables it created are the application's now`);
+    }
+    if (command === 'cleanup') {
+      results.cleanup = await runStep(reporter, 'cleanup', () => cleanupStep(context), (r) => (r.dropped.length > 0 ? `dropped ${r.dropped.join(', ')}` : 'no bookkeeping tables to drop'));
     }
     if (command === 'step rollback') {
       const toVersion = values['to-version'] ?? process.env.DMO_ROLLBACK_TO_VERSION ?? '';

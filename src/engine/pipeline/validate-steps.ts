@@ -6,6 +6,7 @@ import { listTables } from '../schema/introspect.ts';
 import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rollback/rollback.ts';
 import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
+import { removeBookkeeping } from '../migrations/cleanup.ts';
 import { planMigration } from './plan.ts';
 import { identityOf, retireTarget } from './bookkeeping.ts';
 import { loadMigrations, openEndpoint, PlanRefusedError, refuseSharedSource, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
@@ -70,4 +71,15 @@ export async function rollbackStep(context: StepContext, options: RollbackStepOp
  */
 export async function retireStep(context: StepContext): Promise<{ checkpoints: number }> {
   return withSession(context.target, false, 'datamigration retire', (target) => retireTarget(target, context.settings));
+}
+
+/**
+ * Drops this project's bookkeeping tables from the target once no migration needs them (every
+ * one retired, rolled back or forgotten); refused (exit 3) naming those that do. The schema
+ * history stays (migrations/cleanup.ts).
+ */
+export async function cleanupStep(context: StepContext): Promise<{ dropped: string[] }> {
+  const result = await withSession(context.target, false, 'datamigration cleanup', (target) => removeBookkeeping(target));
+  if (result.reasons.length > 0) throw new PlanRefusedError(result.reasons);
+  return { dropped: result.dropped };
 }
