@@ -26,6 +26,7 @@ import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
 import { cleanupStep, retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
+import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { ConnectionSettingsError } from '../engine/db/connection-options.ts';
 import { lintCommand } from './lint.ts';
@@ -139,9 +140,13 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   if (!COMMANDS.includes(command)) throw new CliError(`unknown command "${command}"\n${USAGE}`, EXIT.usage);
   if (!values.file && !process.env.DMO_MANIFEST) throw new CliError(`-f manifest.yaml is required\n${USAGE}`, EXIT.usage);
 
-  const reporter = values.json || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
   // In a Job the operator passes the manifest in DMO_MANIFEST (JSON) rather than as a file.
   const migration = values.file ? await loadManifest(values.file, values.name) : parseManifest(process.env.DMO_MANIFEST ?? '', 'DMO_MANIFEST');
+  const logFormat = logFormatOf(process.env.LOG_FORMAT);
+  if (logFormat === undefined) throw new CliError(`LOG_FORMAT "${process.env.LOG_FORMAT ?? ''}" is not one of ${LOG_FORMATS.join(', ')}`, EXIT.usage);
+  const reporter = values.json || !process.stdout.isTTY
+    ? jsonReporter(undefined, { namespace: migration.metadata?.namespace ?? 'default', name: migration.metadata?.name ?? '' }, logFormat)
+    : terminalReporter();
   const migrationsDir = values['migrations-dir'] ?? process.env.DMO_MIGRATIONS_DIR;
   const settings = engineSettings(migration);
   const pod = podShareOf(command, values.pod, process.env.JOB_COMPLETION_INDEX, settings.copyPods);

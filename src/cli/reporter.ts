@@ -1,7 +1,10 @@
 // What the CLI tells people and scripts. On a terminal: a progress line per table, redrawn in
 // place, on stderr. Otherwise (or with --json): one JSON object per line on stdout, the same
-// events a script or the operator can parse. A small renderer by hand: one line per table with
+// events a script or the operator can parse, in the operator's log schema (src/api/log-schema.ts:
+// ts, level, msg, the migration's namespace and name, then the event's fields; LOG_FORMAT=text
+// writes the same as `ts LEVEL msg key=value`). A small renderer by hand: one line per table with
 // rows/s and ETA is all it takes, and it must share the stream with the JSON mode.
+import { formatLine, type LogFormat } from '../api/log-schema.ts';
 
 export interface TableProgress {
   table: string;
@@ -45,9 +48,22 @@ export function progressLine(p: TableProgress, width = 24): string {
   return `${p.table.padEnd(24).slice(0, 24)} ${bar} ${String(Math.round(fraction * 100)).padStart(3)}% ${formatCount(p.rowsCopied).padStart(7)} rows ${formatCount(p.rowsPerSecond).padStart(7)}/s ${eta}`;
 }
 
-export function jsonReporter(write: (line: string) => void = (line) => process.stdout.write(line)): Reporter {
+/** What a line says in a word: its level and a sentence for people (the fields carry the rest). */
+function summary(event: Event): { level: 'info' | 'warn' | 'error'; msg: string } {
+  switch (event.event) {
+    case 'step': return { level: event.state === 'failed' ? 'error' : 'info', msg: `${event.step} ${event.state}${event.message ? `: ${event.message}` : ''}` };
+    case 'progress': return { level: 'info', msg: `copied ${String(event.rowsCopied)} of about ${String(event.rowsEstimated)} rows (${String(event.percent)}%)` };
+    case 'warning': return { level: 'warn', msg: event.message };
+    case 'error': return { level: 'error', msg: event.message };
+    case 'plan': return { level: 'info', msg: 'plan' };
+    case 'result': return { level: 'info', msg: 'result' };
+  }
+}
+
+/** Lines for scripts and log pipelines; `context`: the migration's namespace and name, once known. */
+export function jsonReporter(write: (line: string) => void = (line) => process.stdout.write(line), context: Record<string, string> = {}, format: LogFormat = 'json'): Reporter {
   return {
-    emit: (event) => { write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`); },
+    emit: (event) => { write(`${formatLine({ ts: new Date().toISOString(), ...summary(event), component: 'dmctl', ...context, ...event }, format)}\n`); },
     say: () => undefined,
     close: () => undefined,
   };

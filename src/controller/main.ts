@@ -5,13 +5,19 @@
 import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { DEFAULT_ENGINE_COMMAND } from './job-builder.ts';
+import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
 import { createLogger } from './logger.ts';
 import { startOperator } from './operator.ts';
 import { podPolicyFromEnv } from './pod-policy.ts';
 import { parseLabelSelector, type LabelSelector } from './selectors.ts';
 
 const env = process.env;
-const logger = createLogger(env.LOG_LEVEL ?? 'info');
+const logFormat = logFormatOf(env.LOG_FORMAT);
+const logger = createLogger(env.LOG_LEVEL ?? 'info', undefined, logFormat ?? 'json');
+if (logFormat === undefined) {
+  logger.error(`LOG_FORMAT "${env.LOG_FORMAT ?? ''}" is not one of ${LOG_FORMATS.join(', ')}`);
+  process.exit(2);
+}
 const kc = new k8s.KubeConfig();
 kc.loadFromDefault(); // in a pod: the service account; outside: KUBECONFIG
 
