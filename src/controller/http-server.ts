@@ -1,5 +1,8 @@
-// /healthz (the process is alive and its loops are not wedged), /readyz (informers synced; a
-// standby replica is ready too, so a rollout does not wait for leadership) and /metrics.
+// The operator's two HTTP servers, as controller-runtime runs them: the probes on their own port
+// (/healthz: the process is alive and its loops are not wedged; /readyz: informers synced, a
+// standby replica is ready too, so a rollout does not wait for leadership) and /metrics on
+// another, so a slow or blocked scrape never fails a probe, and a NetworkPolicy can open the
+// metrics port to Prometheus alone.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -8,18 +11,39 @@ export interface Probes {
   ready(): boolean;
 }
 
-export function startHttpServer(port: number, registry: Registry, probes: Probes, host = '0.0.0.0'): Promise<Server> {
+interface Reply {
+  status: number;
+  body: string;
+  type?: string;
+}
+
+/** Routes by path; anything else is 404. */
+export type Routes = Readonly<Record<string, () => Reply | Promise<Reply>>>;
+
+export function probeRoutes(probes: Probes): Routes {
+  return {
+    '/healthz': () => (probes.healthy() ? { status: 200, body: 'ok' } : { status: 500, body: 'unhealthy' }),
+    '/readyz': () => (probes.ready() ? { status: 200, body: 'ok' } : { status: 503, body: 'not ready' }),
+  };
+}
+
+export function metricsRoutes(registry: Registry): Routes {
+  return { '/metrics': async () => ({ status: 200, body: await registry.metrics(), type: registry.contentType }) };
+}
+
+export function startHttpServer(port: number, routes: Routes, host = '0.0.0.0'): Promise<Server> {
   const server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-      response.writeHead(status, { 'content-type': type });
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const reply = ({ status, body, type }: Reply): void => {
+      response.writeHead(status, { 'content-type': type ?? 'text/plain; charset=utf-8' });
       response.end(body);
     };
-    if (path === '/healthz') reply(probes.healthy() ? 200 : 500, probes.healthy() ? 'ok' : 'unhealthy');
-    else if (path === '/readyz') reply(probes.ready() ? 200 : 503, probes.ready() ? 'ok' : 'not ready');
-    else if (path === '/metrics') {
-      registry.metrics().then((text) => { reply(200, text, registry.contentType); }, (error: unknown) => { reply(500, String(error)); });
-    } else reply(404, 'not found');
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (route === undefined) {
+      reply({ status: 404, body: 'not found' });
+      return;
+    }
+    Promise.resolve().then(route).then(reply, (error: unknown) => { reply({ status: 500, body: error instanceof Error ? error.message : String(error) }); });
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -55,7 +55,8 @@ const operator = await startOperator({
   },
   ...(env.WATCH_NAMESPACE ? { watchNamespace: env.WATCH_NAMESPACE } : {}),
   ...(optInSelector ? { optInSelector } : {}),
-  httpPort: Number(env.METRICS_PORT ?? 8080),
+  metricsPort: Number(env.METRICS_PORT ?? 8080),
+  healthPort: Number(env.HEALTH_PORT ?? 8081),
   workers: Number(env.WORKERS ?? 2),
   ...(leaderElection ? {
     leaderElection: {

@@ -1,11 +1,11 @@
 // The running operator: informers (list+watch caches) for DataMigrations, the Jobs they own and
 // Services; a rate-limited work queue keyed by namespace/name; workers calling the reconciler;
-// leader election (only the leader reconciles); /healthz, /readyz, /metrics; graceful stop.
+// leader election (only the leader reconciles); /metrics, and /healthz and /readyz on their own port; graceful stop.
 import type { Server } from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
-import { startHttpServer } from './http-server.ts';
+import { metricsRoutes, probeRoutes, startHttpServer } from './http-server.ts';
 import type { EngineConfig } from './job-builder.ts';
 import { startLeaderElection, type LeaderElector } from './leader-election.ts';
 import type { Logger } from './logger.ts';
@@ -24,8 +24,10 @@ export interface OperatorConfig {
   /** Watch one namespace (Role-scoped install) or, when empty, all. */
   watchNamespace?: string;
   workers?: number;
-  /** Port for /healthz, /readyz and /metrics; 0 picks a free one; undefined: no server. */
-  httpPort?: number;
+  /** Port for /metrics; 0 picks a free one; undefined: no server. */
+  metricsPort?: number;
+  /** Port for /healthz and /readyz (the probes); 0 picks a free one; undefined: no server. */
+  healthPort?: number;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
   identity: string;
   /** Cutover Services whose labels match this may be switched without naming the DataMigration (CUTOVER_OPT_IN_SELECTOR). */
@@ -34,7 +36,8 @@ export interface OperatorConfig {
 
 export interface RunningOperator {
   readonly metrics: OperatorMetrics;
-  readonly httpServer?: Server;
+  /** The /metrics server and the probes' server, when their ports were given. */
+  readonly servers: readonly Server[];
   isLeader(): boolean;
   stop(): Promise<void>;
 }
@@ -183,15 +186,18 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     for (const migration of migrations.list()) queue.add(keyOf(migration));
   }
 
-  const httpServer = config.httpPort === undefined ? undefined : await startHttpServer(config.httpPort, metrics.registry, {
+  const probes = probeRoutes({
     // Alive unless a worker holds one key for over ten minutes with work waiting (wedged).
     healthy: () => queue.length === 0 || Date.now() - lastWorkerTick < 600_000,
     ready: () => informers.every(([name]) => synced.has(name)),
   });
+  const servers: Server[] = [];
+  if (config.metricsPort !== undefined) servers.push(await startHttpServer(config.metricsPort, metricsRoutes(metrics.registry)));
+  if (config.healthPort !== undefined) servers.push(await startHttpServer(config.healthPort, probes));
 
   return {
     metrics,
-    ...(httpServer ? { httpServer } : {}),
+    servers,
     isLeader: () => leading,
     async stop() {
       stopping = true;
@@ -199,7 +205,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       await Promise.all(workers); // in-flight reconciles finish
       await elector?.stop();
       for (const [, informer] of informers) await informer.stop();
-      await new Promise<void>((resolve) => { if (httpServer) httpServer.close(() => { resolve(); }); else resolve(); });
+      await Promise.all(servers.map((server) => new Promise<void>((resolve) => { server.close(() => { resolve(); }); })));
     },
   };
 }

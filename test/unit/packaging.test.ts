@@ -41,7 +41,7 @@ const OPERATOR_RULES: PolicyRule[] = [
 const LEADER_ELECTION_RULES: PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'patch'] },
 ];
-const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'METRICS_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
+const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'METRICS_PORT', 'HEALTH_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
 
 test('the chart templates the generated CRD (crds.enabled, crds.keep); config/crd ships it byte for byte', async (t) => {
   const drift = await packagingDrift();
@@ -167,9 +167,10 @@ test('the operator Deployment follows the contract: command, env, probes, harden
   t.is(env.ENGINE_ALLOWED_IMAGES, '', 'only ENGINE_IMAGE runs unless configured');
   t.is(env.ENGINE_ALLOWED_SERVICE_ACCOUNTS, '', 'no ServiceAccount token unless configured');
   t.is(env.CUTOVER_OPT_IN_SELECTOR, '', 'no Service opts in by its labels unless configured');
-  t.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['http-metrics', 8080]]);
-  t.is(container.livenessProbe.httpGet.path, '/healthz');
-  t.is(container.readinessProbe.httpGet.path, '/readyz');
+  t.is(env.HEALTH_PORT, '8081');
+  t.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['http-metrics', 8080], ['http-health', 8081]]);
+  t.deepEqual(container.livenessProbe.httpGet, { path: '/healthz', port: 'http-health' }, 'the probes on their own port');
+  t.deepEqual(container.readinessProbe.httpGet, { path: '/readyz', port: 'http-health' });
   t.is(pod.serviceAccountName, single('config', 'rbac', 'service_account.yaml').metadata.name);
   t.like(pod.securityContext, { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
   t.like(container.securityContext, {
