@@ -68,6 +68,8 @@ export const REASONS = {
   JobRunning: 'JobRunning',
   JobRejected: 'JobRejected',
   JobFailed: 'JobFailed',
+  // a pod of a step Job failed while the Job retries (src/controller/phases/step-pod-failed.ts)
+  StepPodFailed: 'StepPodFailed',
   CopyNotices: 'CopyNotices',
   PlanRefused: 'PlanRefused',
   ChecksumMismatch: 'ChecksumMismatch',

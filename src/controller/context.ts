@@ -27,7 +27,7 @@ export const PHASE_STEPS: Partial<Record<Phase, Step>> = {
 
 export const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.SecretNotFound, REASONS.SecretKeyNotFound, REASONS.ConfigMapNotFound, REASONS.ServiceNotFound,
-  REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobRejected, REASONS.JobFailed, REASONS.PlanRefused,
+  REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobRejected, REASONS.JobFailed, REASONS.StepPodFailed, REASONS.PlanRefused,
   REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
   REASONS.ImageNotAllowed, REASONS.ServiceAccountNotAllowed, REASONS.ReservedKey,
   REASONS.ServiceNotOptedIn, REASONS.ServiceSelectorMismatch, REASONS.ServiceNotRestored,
@@ -59,6 +59,14 @@ export class PreflightMissingError extends Error {
   }
 }
 
+/** Ready as a decision sets it; `occurrence` counts repeats of one reason that each deserve an Event (a step's failed pods). */
+export interface ReadySaid {
+  status: ConditionStatus;
+  reason: Reason;
+  message: string;
+  occurrence?: number;
+}
+
 export interface Context {
   readonly input: DecideInput;
   readonly migration: DataMigration;
@@ -75,7 +83,7 @@ export interface Context {
   /** A phase change's Event is among the actions. */
   phaseEvent: boolean;
   /** Ready as this decision set it (undefined: not set, nothing new to announce). */
-  readySaid: { status: ConditionStatus; reason: Reason; message: string } | undefined;
+  readySaid: ReadySaid | undefined;
 }
 
 const JOB_STATE_RANK: Record<JobState, number> = { Running: 0, Failed: 1, Succeeded: 2 };
@@ -108,8 +116,12 @@ export function jobsOfRun(jobs: readonly ObservedJob[], runId: string): Map<Step
   return runJobs;
 }
 
-/** The Ready status and reason as status.announced keeps them. */
-export const announcedKey = (ready: Pick<Condition, 'status' | 'reason'>): string => `${ready.status}/${ready.reason}`;
+/**
+ * The Ready status and reason as status.announced keeps them ("False/SecretNotFound"), with the
+ * occurrence when one is counted ("False/StepPodFailed#2": the second failed pod is announced too).
+ */
+export const announcedKey = (ready: Pick<Condition, 'status' | 'reason'> & { occurrence?: number }): string =>
+  `${ready.status}/${ready.reason}${ready.occurrence === undefined ? '' : `#${String(ready.occurrence)}`}`;
 
 /**
  * Written by a version that kept its memory in conditions: every decision of this version sets
@@ -173,9 +185,9 @@ export function setCond(ctx: Context, type: ConditionType, status: ConditionStat
   ctx.status.conditions = setCondition(ctx.status.conditions, { type, status, reason, message, observedGeneration: ctx.generation }, ctx.now);
 }
 
-export function ready(ctx: Context, status: ConditionStatus, reason: Reason, message: string): void {
+export function ready(ctx: Context, status: ConditionStatus, reason: Reason, message: string, occurrence?: number): void {
   setCond(ctx, 'Ready', status, reason, message);
-  ctx.readySaid = { status, reason, message };
+  ctx.readySaid = { status, reason, message, ...(occurrence === undefined ? {} : { occurrence }) };
   ctx.status.message = bound(message, STATUS_LIMITS.message);
 }
 

@@ -30,8 +30,9 @@
 // - spec.suspend: no new Job and no Service switch; a running Job finishes and its result is
 //   recorded. Restoring the Service during a rollback is not held back by suspend.
 // - Events: one per phase change, plus one whenever the Ready reason changes (so a missing Secret
-//   warns once), except a normal Ready change that comes with a phase change's Event. What was last
-//   announced is status.announced; conditions are written, never read back (context.ts
+//   warns once; a running step's failed pods, StepPodFailed, once per failed count), except a
+//   normal Ready change that comes with a phase change's Event. What was last announced is
+//   status.announced; conditions are written, never read back (context.ts
 //   upgradeStatus() reads an older status's once). Feeding the
 //   returned status back in with the same observations yields no actions besides requeue.
 import { RETRY_ANNOTATION, REASONS, STEPS } from '../api/constants.ts';
@@ -51,6 +52,7 @@ import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type DecideInput, type Decision, typ
 import { HANDLERS, type ActivePhase } from './phases/index.ts';
 import { MAX_FAILURE_IN_MESSAGE } from './phases/run-step.ts';
 import { needsApproval } from './phases/validating.ts';
+import { podFailedMessage } from './phases/step-pod-failed.ts';
 import { retryVerdict, startRetry, type RetryVerdict } from './retry.ts';
 import { selectorText } from './selectors.ts';
 
@@ -81,6 +83,7 @@ function recordJobs(ctx: Context): void {
   for (const job of ctx.runJobs.values()) {
     const entry: StepJob = { step: job.step, name: job.name, state: job.state };
     if (job.state === 'Failed' && job.failureMessage !== undefined) entry.message = bound(job.failureMessage, STATUS_LIMITS.detail);
+    else if (job.state === 'Running' && job.podFailure !== undefined) entry.message = bound(podFailedMessage(job.step, job, job.podFailure), STATUS_LIMITS.detail);
     byStep.set(job.step, entry);
   }
   if (byStep.size > 0) ctx.status.jobs = STEPS.flatMap((step) => { const job = byStep.get(step); return job === undefined ? [] : [job]; });

@@ -8,6 +8,27 @@ import type { PodPolicyRefusal } from './pod-policy.ts';
 
 export type JobState = 'Running' | 'Succeeded' | 'Failed';
 
+/**
+ * The newest failed pod of a step Job that still runs (its retries go on): what status says at
+ * once, instead of "running" for the whole backoff.
+ */
+export interface ObservedPodFailure {
+  /** Failed pods so far (of the failing index, for an Indexed Job): one Event per new count. */
+  failed: number;
+  /** Attempts the Job allows (backoffLimit + 1, or backoffLimitPerIndex + 1 per index). */
+  attempts: number;
+  /** The Job will not retry: it is failing (FailureTarget), or the attempts are used up. */
+  final: boolean;
+  pod: string;
+  /** The completion index of an Indexed Job's failed pod. */
+  index?: string;
+  exitCode?: number;
+  /** Which side the engine named in its last words ("cannot connect to postgres (the target): …"). */
+  side?: 'source' | 'target';
+  /** The engine's last words (its termination message, secrets scrubbed), or the container's reason. */
+  message: string;
+}
+
 /** A step Job this migration owns, reduced to what decisions need. */
 export interface ObservedJob {
   name: string;
@@ -21,6 +42,8 @@ export interface ObservedJob {
   failureMessage?: string;
   /** The engine container's exit code, when the Job failed (src/cli/exit-codes.ts). */
   exitCode?: number;
+  /** A Running Job's newest failed pod, when one failed (only pods the Job controls count). */
+  podFailure?: ObservedPodFailure;
 }
 
 export type PreflightKind = 'Secret' | 'SecretKey' | 'ConfigMap' | 'Service' | 'Deployment';

@@ -5,7 +5,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import { GROUP, KIND, LABELS, STEPS, type Step } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
-import type { ObservedJob } from './model.ts';
+import { scrub } from './logger.ts';
+import type { ObservedJob, ObservedPodFailure } from './model.ts';
 
 const isStep = (value: string | undefined): value is Step => STEPS.some((step) => step === value);
 
@@ -108,11 +109,60 @@ export function observeJob(job: k8s.V1Job, listed: readonly k8s.V1Pod[]): Observ
     // The engine's exit code says why (src/cli/exit-codes.ts): a refused plan, a bad manifest.
     const exitCode = lastTermination(pods, false)?.exitCode;
     if (exitCode !== undefined) observed.exitCode = exitCode;
+  } else {
+    const podFailure = observePodFailure(job, pods);
+    if (podFailure !== undefined) observed.podFailure = podFailure;
   }
   return observed;
 }
 
 const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
+
+/** The Job controller's default backoffLimit. */
+const DEFAULT_BACKOFF_LIMIT = 6;
+
+/**
+ * The side the engine's last words name: connection errors say "cannot connect to postgres (the
+ * target): …" (src/engine/db/connect-error.ts), timeouts "target: statement timed out …".
+ */
+export function sideNamed(message: string): ObservedPodFailure['side'] {
+  const side = /\(the (source|target)\)/.exec(message)?.[1] ?? /^(source|target): /m.exec(message)?.[1];
+  return side === 'source' || side === 'target' ? side : undefined;
+}
+
+const completionIndex = (pod: k8s.V1Pod): string | undefined => pod.metadata?.annotations?.[COMPLETION_INDEX] ?? pod.metadata?.labels?.[COMPLETION_INDEX];
+
+/**
+ * A running Job's newest failed pod (pods it controls only, given here), with how many attempts
+ * failed and how many it allows; undefined while none failed. Its last words are scrubbed of every
+ * secret the operator knows and of URL passwords (the engine already redacts its own URLs).
+ */
+export function observePodFailure(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): ObservedPodFailure | undefined {
+  const failedPods = pods
+    .filter((pod) => pod.status?.phase === 'Failed')
+    .map((pod) => ({ pod, terminated: pod.status?.containerStatuses?.find((c) => c.name === 'engine')?.state?.terminated }))
+    .sort((a, b) => finishedTime(b.terminated) - finishedTime(a.terminated));
+  const newest = failedPods[0];
+  if (newest === undefined) return undefined;
+  const { pod, terminated } = newest;
+  const perIndex = job.spec?.completionMode === 'Indexed' && job.spec.backoffLimitPerIndex !== undefined;
+  const index = completionIndex(pod);
+  const failed = perIndex
+    ? failedPods.filter((p) => completionIndex(p.pod) === index).length
+    : Math.max(job.status?.failed ?? 0, failedPods.length);
+  const attempts = (perIndex ? job.spec?.backoffLimitPerIndex ?? 0 : job.spec?.backoffLimit ?? DEFAULT_BACKOFF_LIMIT) + 1;
+  const failing = (job.status?.conditions ?? []).some((c) => c.type === 'FailureTarget' && c.status === 'True');
+  const words = terminated?.message?.trim() ?? '';
+  const message = scrub(words !== ''
+    ? words
+    : [terminated?.reason ?? pod.status?.reason, pod.status?.message, 'no termination message'].filter(Boolean).join(': '));
+  const failure: ObservedPodFailure = { failed, attempts, final: failing || failed >= attempts, pod: pod.metadata?.name ?? '', message };
+  if (perIndex && index !== undefined) failure.index = index;
+  if (terminated?.exitCode !== undefined) failure.exitCode = terminated.exitCode;
+  const side = sideNamed(words);
+  if (side !== undefined) failure.side = side;
+  return failure;
+}
 
 /**
  * An Indexed Job's result: the newest succeeded pod of each index, merged (the copy's pods each
@@ -121,7 +171,7 @@ const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
 export function indexedResult(pods: readonly k8s.V1Pod[]): Record<string, unknown> | string | undefined {
   const byIndex = new Map<string, k8s.V1Pod[]>();
   for (const pod of pods) {
-    const index = pod.metadata?.annotations?.[COMPLETION_INDEX] ?? pod.metadata?.labels?.[COMPLETION_INDEX];
+    const index = completionIndex(pod);
     if (index !== undefined) byIndex.set(index, [...byIndex.get(index) ?? [], pod]);
   }
   const results: Record<string, unknown>[] = [];

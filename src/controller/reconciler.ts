@@ -1,5 +1,5 @@
 // The I/O around decide(), through the Cluster interface (cluster.ts): gather (the resource and
-// its Jobs from the informer caches, the Jobs' pods for results, the preflight when something may
+// its Jobs from the informer caches, the Jobs' pods for results and failed attempts, the preflight when something may
 // start, the cutover Service, the latest copy progress sampled in the background), decide once, act (create/delete Jobs,
 // switch the Service selector, Events) and write the status. Nothing here chooses what happens
 // next; that is decide()'s job. Its own rules:
@@ -10,6 +10,7 @@
 //   even when a stale cache makes a reconcile decide twice).
 // - A Job the API server refuses is recorded in status (recordRejectedJob), not retried in a loop.
 // - A conflict (409) is thrown: the work queue retries at once from fresh state (outcome.ts).
+import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { FINALIZER, GROUP, TERMINAL_PHASES, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
@@ -51,6 +52,8 @@ export interface ReconcilerDeps {
 interface MigrationMemory {
   /** Finished Jobs' results by Job uid: read once from their pods. */
   results: Map<string, ObservedJob>;
+  /** Running Jobs with failed pods, by Job uid: their pods are read again only when the failed count (or FailureTarget) changes. */
+  failing: Map<string, { seen: string; observed: ObservedJob }>;
   /** Why the last status write was refused as invalid (422), once said in an Event; cleared by a write that succeeds. */
   statusRefused?: string;
 }
@@ -62,6 +65,9 @@ export const STATUS_REFUSED_REASON = 'StatusRejected';
 export const PROGRESS_DEADLINE_MS = 60_000;
 
 const isTerminal = (status: DataMigrationStatus): boolean => TERMINAL_PHASES.includes(status.phase ?? 'Pending');
+
+/** The log level of entering a phase (info for those not named). */
+const PHASE_LOG_LEVEL: Readonly<Record<string, 'warn' | 'error'>> = { Failed: 'error', RollingBack: 'warn', RolledBack: 'warn' };
 
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
@@ -89,7 +95,8 @@ export class Reconciler {
       this.forget(key);
       return {}; // deleted: its Jobs go with it (owner references)
     }
-    const log = this.deps.logger.child({ namespace, name, generation: migration.metadata?.generation, phase: migration.status?.phase });
+    // reconcileID: one per reconcile, so a reconcile's lines can be followed among the others'.
+    const log = this.deps.logger.child({ namespace, name, reconcileID: randomBytes(4).toString('hex'), generation: migration.metadata?.generation, phase: migration.status?.phase });
     if (migration.metadata?.deletionTimestamp) {
       await this.finalize(migration, log);
       this.forget(key);
@@ -165,7 +172,8 @@ export class Reconciler {
     delete memory.statusRefused;
     // Optimistic concurrency writes each step's end once: observed here, against what was stored.
     this.deps.metrics.observeSteps(migration.status, status);
-    if (status.phase !== before.phase) log.info('phase changed', { from: before.phase ?? 'none', to: status.phase, detail: status.message });
+    // A failure is an error, a rollback a warning: an alert on the log level sees both.
+    if (status.phase !== before.phase) log.log(PHASE_LOG_LEVEL[status.phase ?? ''] ?? 'info', 'phase changed', { from: before.phase ?? 'none', to: status.phase, detail: status.message });
     return stored;
   }
 
@@ -224,7 +232,7 @@ export class Reconciler {
   private memoryOf(key: string): MigrationMemory {
     let memory = this.memory.get(key);
     if (!memory) {
-      memory = { results: new Map() };
+      memory = { results: new Map(), failing: new Map() };
       this.memory.set(key, memory);
     }
     return memory;
@@ -251,11 +259,22 @@ export class Reconciler {
         continue;
       }
       const finished = jobState(job) !== 'Running';
+      // A running Job whose pods failed (the Job's update wakes this reconcile): the failure is
+      // said at once, read from its pods once per failed count.
+      const failed = finished ? 0 : job.status?.failed ?? 0;
+      const failing = `${String(failed)}/${String(job.status?.conditions?.some((c) => c.type === 'FailureTarget' && c.status === 'True') ?? false)}`;
+      const known = memory.failing.get(uid);
+      if (failed > 0 && known?.seen === failing) {
+        observed.push(known.observed);
+        continue;
+      }
       // A finished Job's result is read once from its pods (termination message) and kept.
-      const pods = finished ? await this.cluster.jobPods(namespace, job.metadata?.name ?? '') : [];
+      const pods = finished || failed > 0 ? await this.cluster.jobPods(namespace, job.metadata?.name ?? '') : [];
       const result = observeJob(job, pods);
       if (!result) continue;
       if (finished) memory.results.set(uid, result);
+      if (failed > 0) memory.failing.set(uid, { seen: failing, observed: result });
+      else memory.failing.delete(uid);
       observed.push(result);
     }
     return observed;

@@ -8,7 +8,7 @@ import { ABORT_ANNOTATION, LABELS, REASONS } from '../../src/api/constants.ts';
 import type { DataMigration } from '../../src/api/types.ts';
 import { ClusterError } from '../../src/controller/cluster.ts';
 import { entryOf } from '../../src/controller/ledger.ts';
-import { createLogger } from '../../src/controller/logger.ts';
+import { createLogger, type Logger } from '../../src/controller/logger.ts';
 import { createMetrics } from '../../src/controller/metrics.ts';
 import { observeJob } from '../../src/controller/observe.ts';
 import { applyOutcome, CONFLICT_RETRY_MS, outcomeOf, type OutcomeQueue } from '../../src/controller/outcome.ts';
@@ -18,7 +18,7 @@ import { MemoryCluster } from '../support/memory-cluster.ts';
 const KEY = 'shop/orders';
 const silent = createLogger('error', new Writable({ write: (_chunk, _encoding, done) => { done(); } }));
 
-function setUp(extra: { annotations?: Record<string, string> } = {}): { cluster: MemoryCluster; reconciler: Reconciler; clock: { now: Date }; reads: number[] } {
+function setUp(extra: { annotations?: Record<string, string>; logger?: Logger } = {}): { cluster: MemoryCluster; reconciler: Reconciler; clock: { now: Date }; reads: number[] } {
   const cluster = new MemoryCluster();
   cluster.secrets.set('shop/legacy-db', { url: 'mysql://u:p@legacy/db' });
   cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
@@ -36,7 +36,7 @@ function setUp(extra: { annotations?: Record<string, string> } = {}): { cluster:
     return Promise.resolve({ progress: { rowsCopied: 5 + (previous?.rows ?? 0), summary: 'some' }, rows: 5, at: clock.now.getTime() });
   };
   const reconciler = new Reconciler({
-    cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger: silent, metrics: createMetrics(), now: () => clock.now, readProgress,
+    cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger: extra.logger ?? silent, metrics: createMetrics(), now: () => clock.now, readProgress,
   });
   return { cluster, reconciler, clock, reads };
 }
@@ -144,6 +144,20 @@ test('a finished Job\'s result is read once from its pods; the exit code gives t
   t.is(m.status?.phase, 'Failed');
   t.is(m.status?.conditions?.find((c) => c.type === 'Ready')?.reason, REASONS.PlanRefused);
   t.like(entryOf(m.status ?? {}, 'copy'), { outcome: 'Failed', reason: REASONS.PlanRefused, exitCode: 3 });
+});
+
+test('entering Failed is logged at error, each reconcile\'s lines under their own reconcileID', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger('info', new Writable({ write: (chunk: Buffer, _encoding, done) => { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } }));
+  const { cluster, reconciler, clock } = setUp({ logger });
+  await reconciler.reconcile(KEY);
+  cluster.finishJob('orders-g1-copy', 'Failed', [pod('cannot connect to postgres (the target): password authentication failed', 1)]);
+  clock.now = new Date('2025-01-01T00:00:30Z');
+  await reconciler.reconcile(KEY);
+  const changes = lines.filter((line) => line.msg === 'phase changed');
+  t.deepEqual(changes.map((line) => [line.level, line.to]), [['info', 'Copying'], ['error', 'Failed']]);
+  t.true(changes.every((line) => typeof line.reconcileID === 'string' && line.namespace === 'shop' && line.name === 'orders'));
+  t.not(changes[0]?.reconcileID, changes[1]?.reconcileID, 'one id per reconcile');
 });
 
 /** Lets the background progress reads settle (they are promise callbacks, not timers). */

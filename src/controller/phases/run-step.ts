@@ -12,6 +12,7 @@ import { entryOf, inFlight, recordOutcome, recordRequest, recordSeen, rejectedWa
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type ObservedJob } from '../model.ts';
 import type { Parsed } from '../step-results.ts';
 import { stepJobName } from '../job-builder.ts';
+import { stepPodFailed } from './step-pod-failed.ts';
 
 export type StepOutcome =
   | { kind: 'wait' }
@@ -39,11 +40,14 @@ export function runStep(ctx: Context, step: Step): StepOutcome {
     if (job.state === 'Succeeded') return { kind: 'done', job };
     if (job.state === 'Failed') return { kind: 'failed', job, message: jobFailureMessage(step, job) };
     recordSeen(ctx.status, step, ctx.runId, job.name, ctx.now);
-    setCond(ctx, marker.type, marker.status, REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
-    if (ctx.spec.suspend === true) {
-      ready(ctx, 'False', REASONS.Suspended, `Suspended: the running ${title} Job ${job.name} finishes, no new step starts`);
+    if (job.podFailure !== undefined) {
+      // A pod failed and the Job retries: said now, not after the whole backoff (suspended or not).
+      stepPodFailed(ctx, step, job, job.podFailure);
     } else {
-      ready(ctx, 'False', REASONS.JobRunning, `The ${title} Job ${job.name} is running`);
+      const running = `The ${title} Job ${job.name} is running`;
+      setCond(ctx, marker.type, marker.status, REASONS.JobRunning, running);
+      if (ctx.spec.suspend === true) ready(ctx, 'False', REASONS.Suspended, `Suspended: the running ${title} Job ${job.name} finishes, no new step starts`);
+      else ready(ctx, 'False', REASONS.JobRunning, running);
     }
     requeueAfter(ctx, REQUEUE.jobRunning);
     return { kind: 'wait' };
