@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { DEFAULT_ENGINE_COMMAND } from './job-builder.ts';
 import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
+import { parseWatchNamespaces } from './informer-set.ts';
 import { createLogger } from './logger.ts';
 import { startOperator } from './operator.ts';
 import { podPolicyFromEnv } from './pod-policy.ts';
@@ -44,6 +45,14 @@ if (policy.errors.length > 0) {
   process.exit(2);
 }
 const leaderElection = env.LEADER_ELECTION !== 'false';
+// WATCH_NAMESPACE: comma-separated namespaces (the chart's watchNamespaces), empty for all.
+let watchNamespaces: string[];
+try {
+  watchNamespaces = parseWatchNamespaces(env.WATCH_NAMESPACE);
+} catch (error) {
+  logger.error(`WATCH_NAMESPACE: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
 const operator = await startOperator({
   kc, logger, identity,
   engine: {
@@ -53,7 +62,7 @@ const operator = await startOperator({
     allowedImages: policy.allowedImages,
     allowedServiceAccounts: policy.allowedServiceAccounts,
   },
-  ...(env.WATCH_NAMESPACE ? { watchNamespace: env.WATCH_NAMESPACE } : {}),
+  watchNamespaces,
   ...(optInSelector ? { optInSelector } : {}),
   metricsPort: Number(env.METRICS_PORT ?? 8080),
   healthPort: Number(env.HEALTH_PORT ?? 8081),
@@ -66,7 +75,7 @@ const operator = await startOperator({
     },
   } : {}),
 });
-logger.info('operator started', { identity, watchNamespace: env.WATCH_NAMESPACE || 'all', leaderElection, cutoverOptInSelector: optInSelector?.text ?? 'none',
+logger.info('operator started', { identity, watchNamespaces: watchNamespaces.length > 0 ? watchNamespaces : 'all', leaderElection, cutoverOptInSelector: optInSelector?.text ?? 'none',
   engineImage: image, allowedImages: policy.allowedImages, allowedServiceAccounts: policy.allowedServiceAccounts,
 });
 

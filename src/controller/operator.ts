@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, LABELS, MANAGED_BY, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
 import { metricsRoutes, probeRoutes, startHttpServer } from './http-server.ts';
+import { InformerSet, type Cached } from './informer-set.ts';
 import type { EngineConfig } from './job-builder.ts';
 import { startLeaderElection, type LeaderElector } from './leader-election.ts';
 import type { Logger } from './logger.ts';
@@ -21,8 +22,8 @@ export interface OperatorConfig {
   kc: k8s.KubeConfig;
   logger: Logger;
   engine: EngineConfig;
-  /** Watch one namespace (Role-scoped install) or, when empty, all. */
-  watchNamespace?: string;
+  /** Watch these namespaces (a Role in each) or, when empty or absent, all (a ClusterRole). */
+  watchNamespaces?: readonly string[];
   workers?: number;
   /** Port for /metrics; 0 picks a free one; undefined: no server. */
   metricsPort?: number;
@@ -45,27 +46,25 @@ export interface RunningOperator {
 /** Informer restart delay after a watch error (client-node leaves a failed watch stopped). */
 const INFORMER_RESTART_MS = 2000;
 
-type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
-
 export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
   const { logger } = config;
   const kc = reuseConnections(config.kc);
-  const ns = config.watchNamespace;
+  const watched = config.watchNamespaces ?? [];
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const jobSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
-  const path = (group: string, resource: string): string => (ns ? `${group}/namespaces/${ns}/${resource}` : `${group}/${resource}`);
+  const path = (ns: string | undefined, group: string, resource: string): string => (ns ? `${group}/namespaces/${ns}/${resource}` : `${group}/${resource}`);
 
-  const migrations = k8s.makeInformer<DataMigration>(kc, path(`/apis/${GROUP}/${VERSION}`, PLURAL), async () => (ns
+  const migrations = new InformerSet<DataMigration>(watched, (ns) => k8s.makeInformer<DataMigration>(kc, path(ns, `/apis/${GROUP}/${VERSION}`, PLURAL), async () => (ns
     ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
-    : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<DataMigration>>);
-  const jobs = k8s.makeInformer<k8s.V1Job>(kc, path('/apis/batch/v1', 'jobs'), () => (ns
+    : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<DataMigration>>));
+  const jobs = new InformerSet<k8s.V1Job>(watched, (ns) => k8s.makeInformer<k8s.V1Job>(kc, path(ns, '/apis/batch/v1', 'jobs'), () => (ns
     ? batch.listNamespacedJob({ namespace: ns, labelSelector: jobSelector })
-    : batch.listJobForAllNamespaces({ labelSelector: jobSelector })), jobSelector);
-  const services = k8s.makeInformer<k8s.V1Service>(kc, path('/api/v1', 'services'), () => (ns
+    : batch.listJobForAllNamespaces({ labelSelector: jobSelector })), jobSelector));
+  const services = new InformerSet<k8s.V1Service>(watched, (ns) => k8s.makeInformer<k8s.V1Service>(kc, path(ns, '/api/v1', 'services'), () => (ns
     ? core.listNamespacedService({ namespace: ns })
-    : core.listServiceForAllNamespaces()));
+    : core.listServiceForAllNamespaces())));
   // Series naming a migration are read from its cache at each scrape, so a deleted one leaves none.
   const metrics = createMetrics({ migrations: () => migrations.list() });
   const queue = new WorkQueue(undefined, metrics.workqueue);
@@ -100,7 +99,12 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   };
   for (const verb of ['add', 'update', 'delete'] as const) services.on(verb, enqueueServiceUsers);
 
-  const informers: [string, Cached<DataMigration> | Cached<k8s.V1Job> | Cached<k8s.V1Service>][] = [['datamigrations', migrations], ['jobs', jobs], ['services', services]];
+  // Each informer by `kind` or `kind/namespace`: ready once every one has listed.
+  const named = <T extends k8s.KubernetesObject>(kind: string, set: InformerSet<T>): [string, Cached<T>][] =>
+    set.members.map(({ namespace, informer }) => [namespace === undefined ? kind : `${kind}/${namespace}`, informer]);
+  const informers: [string, Cached<DataMigration> | Cached<k8s.V1Job> | Cached<k8s.V1Service>][] = [
+    ...named('datamigrations', migrations), ...named('jobs', jobs), ...named('services', services),
+  ];
   const synced = new Set<string>();
   let stopping = false;
   for (const [name, informer] of informers) {

@@ -16,7 +16,7 @@ const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
 
 function replica(namespace: string, identity: string): Promise<RunningOperator> {
   return startOperator({
-    kc, logger: createLogger('error'), identity, watchNamespace: namespace,
+    kc, logger: createLogger('error'), identity, watchNamespaces: [namespace],
     engine: { image: 'unused', command: ['false'] },
     leaderElection: { namespace, name: 'dmo-leader', identity, leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 0.5 },
   });

@@ -101,7 +101,7 @@ const envOf = (manifests: Manifest[]): Record<string, unknown> => {
 };
 
 test('helm lint is clean with default values and with every option on', async (t) => {
-  const variants = [[], ['watchNamespace=apps', 'replicaCount=3', 'networkPolicy.enabled=true', 'metrics.serviceMonitor.enabled=true',
+  const variants = [[], ['watchNamespaces={apps,billing}', 'replicaCount=3', 'networkPolicy.enabled=true', 'metrics.serviceMonitor.enabled=true',
     'networkPolicy.databaseEgress[0].ports[0].port=5433', 'image.digest=sha256:' + '0'.repeat(64), 'leaderElection.enabled=false',
     'metrics.prometheusRule.enabled=true', 'metrics.grafanaDashboard.enabled=true', 'crds.keep=false'], ['crds.enabled=false', 'rbac.aggregateToDefaultRoles=false']];
   for (const set of variants) {
@@ -149,7 +149,7 @@ test('single-namespace: a Role in the watched namespace only, nothing cluster-sc
   const namespace = await freshNamespace(t, 'pkg-single');
   const other = await freshNamespace(t, 'pkg-elsewhere');
   const release = `sn-${randomBytes(3).toString('hex')}`;
-  const text = await helmTemplate(release, namespace, [`watchNamespace=${namespace}`, 'replicaCount=2', 'networkPolicy.enabled=true']);
+  const text = await helmTemplate(release, namespace, [`watchNamespaces={${namespace}}`, 'replicaCount=2', 'networkPolicy.enabled=true']);
   const manifests = parseManifests(text);
   deleteClusterScopedAfter(t, manifests);
   const fullname = `${release}-datamigration-operator`;

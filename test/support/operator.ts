@@ -19,18 +19,20 @@ import { helmTemplate } from './tools.ts';
 const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
 
 /**
- * Applies the chart's RBAC for `namespace` and returns a kubeconfig with a token of its ServiceAccount.
+ * Applies the chart's RBAC for `namespace` (and the other watched namespaces: a Role in each) and
+ * returns a kubeconfig with a token of its ServiceAccount, which lives in `namespace`.
  * The ClusterRoles aggregated into view/edit are for people, not the operator: left out here.
  */
-export async function chartKubeConfig(namespace: string): Promise<k8s.KubeConfig> {
+export async function chartKubeConfig(namespace: string, alsoWatch: readonly string[] = []): Promise<k8s.KubeConfig> {
   const admin = testKubeConfig();
   const core = admin.makeApiClient(k8s.CoreV1Api);
   const release = `dmo-${randomBytes(3).toString('hex')}`;
-  const rendered = parseAllDocuments(await helmTemplate(release, namespace, [`watchNamespace=${namespace}`, 'rbac.aggregateToDefaultRoles=false']))
+  const rendered = parseAllDocuments(await helmTemplate(release, namespace, [`watchNamespaces={${[namespace, ...alsoWatch].join(',')}}`, 'rbac.aggregateToDefaultRoles=false']))
     .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null)
     .filter((m) => RBAC_KINDS.includes(m?.kind ?? ''));
   if (rendered.some((m) => m?.kind?.startsWith('Cluster'))) throw new Error('single-namespace mode rendered cluster-scoped RBAC');
-  const applied = await kubectl(['apply', '--server-side', '-n', namespace, '-f', '-'], { input: rendered.map((m) => JSON.stringify(m)).join('\n') });
+  // Every rendered object names its namespace (the release's, or a watched one for its Role).
+  const applied = await kubectl(['apply', '--server-side', '-f', '-'], { input: rendered.map((m) => JSON.stringify(m)).join('\n') });
   if (applied.code !== 0) throw new Error(applied.stderr);
   const account = rendered.find((m) => m?.kind === 'ServiceAccount')?.metadata?.name ?? '';
   const token = await waitFor('a token for the operator ServiceAccount', async () => (await core.createNamespacedServiceAccountToken({
@@ -58,6 +60,8 @@ export interface TestOperator {
 export interface TestOperatorOptions {
   /** The pod policy (ENGINE_ALLOWED_IMAGES, ENGINE_ALLOWED_SERVICE_ACCOUNTS, ENGINE_SERVICE_ACCOUNT). */
   engine?: Pick<EngineConfig, 'allowedImages' | 'allowedServiceAccounts' | 'serviceAccountName'>;
+  /** Namespaces watched besides the operator's own (the chart's watchNamespaces: a Role in each). */
+  alsoWatch?: readonly string[];
 }
 
 /** The engine image the e2e operator is configured with (the node stand-in ignores images). */
@@ -65,7 +69,7 @@ export const E2E_ENGINE_IMAGE = 'datamigration-operator:e2e';
 
 /** Starts the operator for one test namespace, stopped when the test ends. */
 export async function runOperator(t: ExecutionContext, namespace: string, options: TestOperatorOptions = {}): Promise<TestOperator> {
-  const kc = await chartKubeConfig(namespace);
+  const kc = await chartKubeConfig(namespace, options.alsoWatch);
   // The log is kept (and scanned for secrets by the tests); DMO_TEST_LOG_LEVEL=debug echoes it.
   let logText = '';
   const sink = new Writable({
@@ -77,7 +81,7 @@ export async function runOperator(t: ExecutionContext, namespace: string, option
   });
   const start = async (identity: string): Promise<RunningOperator> => {
     const operator = await startOperator({
-      kc, logger: createLogger('info', sink), identity, watchNamespace: namespace, workers: 2,
+      kc, logger: createLogger('info', sink), identity, watchNamespaces: [namespace, ...options.alsoWatch ?? []], workers: 2,
       // The node stand-in runs the command on this machine: the engine CLI from the source tree.
       engine: { image: E2E_ENGINE_IMAGE, command: [process.execPath, join(repoRoot, 'src/cli/main.ts')], ...options.engine },
       leaderElection: { namespace, name: 'datamigration-operator', identity, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 1 },

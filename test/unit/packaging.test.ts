@@ -41,7 +41,7 @@ const OPERATOR_RULES: PolicyRule[] = [
 const LEADER_ELECTION_RULES: PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'patch'] },
 ];
-const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'METRICS_PORT', 'HEALTH_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
+const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'LEADER_ELECTION_LEASE', 'METRICS_PORT', 'HEALTH_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
 
 test('the chart templates the generated CRD (crds.enabled, crds.keep); config/crd ships it byte for byte', async (t) => {
   const drift = await packagingDrift();
@@ -96,7 +96,7 @@ test('the chart and config/rbac grant the operator exactly the verbs it uses', (
 
   // The chart's templates render those files whatever the values, for both modes.
   const rbacTemplate = read('charts', 'datamigration-operator', 'templates', 'rbac.yaml');
-  t.regex(rbacTemplate, /rules:\n\s+\{\{-? \.Files\.Get "files\/operator-rules\.yaml" \| nindent 2 \}\}/);
+  t.regex(rbacTemplate, /rules:\n\s+\{\{-? \$?\.Files\.Get "files\/operator-rules\.yaml" \| nindent 2 \}\}/);
   t.regex(rbacTemplate, /rules:\n\s+\{\{-? \.Files\.Get "files\/leader-election-rules\.yaml" \| nindent 2 \}\}/);
   t.notRegex(rbacTemplate, /^\s*-\s*apiGroups/m, 'no rule is written into the template itself');
 
