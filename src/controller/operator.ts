@@ -31,6 +31,8 @@ export interface OperatorConfig {
   healthPort?: number;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
   identity: string;
+  /** How often a running copy's progress is read (default 9 s; tests shorten it). */
+  progressIntervalMs?: number;
   /** Cutover Services whose labels match this may be switched without naming the DataMigration (CUTOVER_OPT_IN_SELECTOR). */
   optInSelector?: LabelSelector;
 }
@@ -119,7 +121,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   await Promise.all(informers.map(([, informer]) => informer.start()));
 
   const cluster = new KubeCluster(kc, { migrations, jobs, services }, config.identity);
-  const reconciler = new Reconciler({ cluster, engine: config.engine, logger, metrics, ...(config.optInSelector ? { optInSelector: config.optInSelector } : {}) });
+  const reconciler = new Reconciler({ cluster, engine: config.engine, logger, metrics, wake: (key) => { queue.add(key); }, ...(config.progressIntervalMs !== undefined ? { progressIntervalMs: config.progressIntervalMs } : {}), ...(config.optInSelector ? { optInSelector: config.optInSelector } : {}) });
 
   // Workers: one key at a time each; the queue never hands one key to two workers.
   let leading = config.leaderElection === undefined;

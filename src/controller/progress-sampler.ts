@@ -14,6 +14,11 @@ export interface SamplerOptions {
   now?: () => number;
   /** A read that failed or passed its deadline. */
   onError?: (key: string, error: Error) => void;
+  /**
+   * Asks for a reconcile of the key: a sample arrived (the status can say it now, not at the next
+   * requeue), or the next read is due (a read ended an interval ago and the key is still sampled).
+   */
+  wake?: (key: string) => void;
 }
 
 interface KeyState {
@@ -21,6 +26,8 @@ interface KeyState {
   startedAt?: number;
   /** A read is running (it may have passed its deadline and still not settled). */
   reading: boolean;
+  /** Wakes the key when its next read is due. */
+  due?: NodeJS.Timeout;
 }
 
 export class DeadlineError extends Error {}
@@ -68,9 +75,15 @@ export class ProgressSampler {
       (sample) => {
         current.reading = false;
         // A migration forgotten meanwhile keeps nothing.
-        if (this.keys.get(key) === current) current.latest = sample;
+        if (this.keys.get(key) !== current) return;
+        current.latest = sample;
+        this.options.wake?.(key);
+        this.wakeWhenDue(key, current);
       },
-      () => { current.reading = false; },
+      () => {
+        current.reading = false;
+        this.wakeWhenDue(key, current);
+      },
     ).finally(() => { clearTimeout(timer); });
     Promise.race([reading, deadline]).catch((error: unknown) => {
       this.options.onError?.(key, error instanceof Error ? error : new Error(String(error)));
@@ -79,6 +92,16 @@ export class ProgressSampler {
 
   /** The migration's copy is over, or it is gone: its samples go (a read still running is ignored when it ends). */
   forget(key: string): void {
+    clearTimeout(this.keys.get(key)?.due);
     this.keys.delete(key);
+  }
+
+  /** The next read is due an interval after the last one started: the key's reconcile asks for it then. */
+  private wakeWhenDue(key: string, state: KeyState): void {
+    if (this.keys.get(key) !== state || this.options.wake === undefined) return;
+    clearTimeout(state.due);
+    const wait = Math.max(0, (state.startedAt ?? 0) + this.options.intervalMs - this.now());
+    state.due = setTimeout(() => { if (this.keys.get(key) === state) this.options.wake?.(key); }, wait);
+    state.due.unref();
   }
 }

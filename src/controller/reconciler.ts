@@ -44,6 +44,10 @@ export interface ReconcilerDeps {
   readProgress?: ProgressReader;
   /** How long a progress read may take before it is given up on (PROGRESS_DEADLINE_MS). */
   progressDeadlineMs?: number;
+  /** Asks for a reconcile of this key soon (the work queue's add): a progress sample arrived, or the next is due. */
+  wake?: (key: string) => void;
+  /** How often a running copy's progress is read (default: 9 s, inside the copy's 10 s requeue). */
+  progressIntervalMs?: number;
   /** Services whose labels match this may be switched by any DataMigration of their namespace (CUTOVER_OPT_IN_SELECTOR). */
   optInSelector?: LabelSelector;
 }
@@ -81,10 +85,11 @@ export class Reconciler {
     this.deps = deps;
     this.cluster = deps.cluster;
     this.progress = new ProgressSampler({
-      intervalMs: (REQUEUE.copyProgress - 1) * 1000,
+      intervalMs: deps.progressIntervalMs ?? (REQUEUE.copyProgress - 1) * 1000,
       deadlineMs: deps.progressDeadlineMs ?? PROGRESS_DEADLINE_MS,
       now: () => (deps.now ?? (() => new Date()))().getTime(),
       onError: (key, error) => { deps.logger.warn('could not read copy progress', { key, error: error.message }); },
+      ...(deps.wake ? { wake: deps.wake } : {}),
     });
   }
 

@@ -82,6 +82,8 @@ export async function runOperator(t: ExecutionContext, namespace: string, option
   const start = async (identity: string): Promise<RunningOperator> => {
     const operator = await startOperator({
       kc, logger: createLogger('info', sink), identity, watchNamespaces: [namespace, ...options.alsoWatch ?? []], workers: 2,
+      // Copies here last seconds, not hours: progress is read every second so a test sees it move.
+      progressIntervalMs: 1000,
       // The node stand-in runs the command on this machine: the engine CLI from the source tree.
       engine: { image: E2E_ENGINE_IMAGE, command: [process.execPath, join(repoRoot, 'src/cli/main.ts')], ...options.engine },
       leaderElection: { namespace, name: 'datamigration-operator', identity, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 1 },
