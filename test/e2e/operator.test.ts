@@ -396,7 +396,9 @@ test('deleting a DataMigration removes its Jobs through the finalizer and leaves
   t.deepEqual(done.metadata?.finalizers, ['dataops.dev/cleanup']);
   // What /metrics serves (the registry the HTTP server renders): series name it while it exists, none after.
   const scrape = (): Promise<string> => operator.current().metrics.registry.metrics();
-  t.true((await scrape()).includes(`datamigration_info{namespace="${namespace}",name="short-lived",phase="${done.status?.phase ?? ''}"`));
+  // The series come from the informer's cache, which sees the final status a moment after the API server.
+  const series = `datamigration_info{namespace="${namespace}",name="short-lived",phase="${done.status?.phase ?? ''}"`;
+  await waitFor('the series names it', async () => ((await scrape()).includes(series) ? true : undefined), 10_000, 100);
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'short-lived' });
   await waitFor('the DataMigration is gone', async () => (await getMigration(namespace, 'short-lived').then(() => undefined, () => true)), 60_000, 250);
   // The informer sees the delete a moment after the API server answers 404.
