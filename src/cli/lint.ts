@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { documentData } from './manifest.ts';
 import { GROUP, KIND, VERSION } from '../api/constants.ts';
 import { dataMigrationCrd } from '../api/crd.ts';
 import { celErrors } from './crd-cel-rules.ts';
@@ -77,7 +78,7 @@ export function lintText(text: string, schema?: CrdSchema): LintResult[] {
       results.push({ name: `(document ${index + 1})`, errors: document.errors.map((e) => `YAML: ${e.message}`), defaulted: undefined });
       return;
     }
-    const object: unknown = document.toJS();
+    const object = documentData(document, `(document ${String(index + 1)})`);
     if (!isObject(object) || object.kind !== KIND || typeof object.apiVersion !== 'string' || !object.apiVersion.startsWith(`${GROUP}/`)) return;
     const metadata = isObject(object.metadata) ? object.metadata : {};
     const name = typeof metadata.name === 'string' ? metadata.name : `(document ${index + 1})`;
@@ -112,7 +113,8 @@ export async function lintCommand(argv: readonly string[]): Promise<ExitCode> {
   if (!values.file) throw new CliError(`-f manifest.yaml is required\n${LINT_USAGE}`, EXIT.usage);
   let schema: CrdSchema | undefined;
   if (values.crd) {
-    const crd = parseAllDocuments(await readText(values.crd)).map((d) => d.toJS() as unknown).find((d) => isObject(d) && d.kind === 'CustomResourceDefinition');
+    const crdPath = values.crd;
+    const crd = parseAllDocuments(await readText(crdPath)).map((d) => documentData(d, crdPath)).find((d) => isObject(d) && d.kind === 'CustomResourceDefinition');
     try {
       schema = crdSchemaOf(crd);
     } catch (error) {

@@ -28,7 +28,8 @@ import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts'
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
-import { ConnectionSettingsError } from '../engine/db/connection-options.ts';
+import { ConnectionSettingsError, engineOfUrl } from '../engine/db/connection-options.ts';
+import type { Engine } from '../engine/db/dialect.ts';
 import { lintCommand } from './lint.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
@@ -67,8 +68,21 @@ function tlsFor(endpoint: DataMigration['spec']['source'], caFileVariable: strin
   return { mode: endpoint.tls.mode, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
 }
 
-function endpoint(url: string | undefined, flag: string, variable: string, tls: TlsOptions | undefined): StepContext['source'] {
-  if (!url) throw new CliError(`no ${flag.replace('-url', '')} connection URL: pass --${flag} or set ${variable}`, EXIT.usage);
+/**
+ * A side's connection: its URL (from the flag or the variable) with the spec's TLS. A URL of
+ * another engine than the spec names is bad input (exit 2), said without the URL: the run would
+ * otherwise fail later, or plan with the wrong dialect.
+ */
+function endpoint(url: string | undefined, flag: string, variable: string, tls: TlsOptions | undefined, engine: Engine): StepContext['source'] {
+  const side = flag.replace('-url', '');
+  if (!url) throw new CliError(`no ${side} connection URL: pass --${flag} or set ${variable}`, EXIT.usage);
+  let named: Engine;
+  try {
+    named = engineOfUrl(url);
+  } catch (error) {
+    throw new CliError(`the ${side} connection URL: ${error instanceof Error ? error.message : String(error)}`, EXIT.usage);
+  }
+  if (named !== engine) throw new CliError(`spec.${side}.engine is ${engine}, but the ${side} connection URL (--${flag} or ${variable}) is a ${named} URL: fix one of them`, EXIT.usage);
   return { url, ...(tls ? { tls } : {}) };
 }
 
@@ -152,8 +166,8 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   const pod = podShareOf(command, values.pod, process.env.JOB_COMPLETION_INDEX, settings.copyPods);
   const minRowsToShard = Number(process.env.DMO_MIN_ROWS_TO_SHARD ?? '');
   const context: StepContext = {
-    source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE')),
-    target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE')),
+    source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE'), migration.spec.source.engine),
+    target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE'), migration.spec.target.engine),
     settings: {
       ...settings,
       ...(process.env.DMO_MYSQL_BULK === 'insert' ? { mysqlBulk: 'insert' as const } : {}),
