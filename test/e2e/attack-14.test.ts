@@ -13,32 +13,16 @@ import type { DataMigration } from '../../src/api/types.ts';
 import { freshNamespace, testKubeConfig } from '../support/kube.ts';
 import { runOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
+import { eventReasons, getMigration, readyOf, waitForMigration } from '../support/migrations.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const batch = kc.makeApiClient(k8s.BatchV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-const events = kc.makeApiClient(k8s.EventsV1Api);
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
-const getMigration = async (namespace: string, name: string): Promise<DataMigration> =>
-  await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
-const readyOf = (m: DataMigration): { reason?: string; message?: string } => m.status?.conditions?.find((c) => c.type === 'Ready') ?? {};
-const reasonsOf = async (namespace: string, name: string): Promise<string[]> =>
-  (await events.listNamespacedEvent({ namespace, fieldSelector: `regarding.name=${name}` })).items.map((e) => e.reason ?? '');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitForMigration(namespace: string, name: string, what: string, done: (m: DataMigration) => boolean, timeoutMs = 90_000): Promise<DataMigration> {
-  let last: DataMigration | undefined;
-  try {
-    return await waitFor(`DataMigration ${name}: ${what}`, async () => {
-      last = await getMigration(namespace, name);
-      return done(last) ? last : undefined;
-    }, timeoutMs, 250);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status ?? {})}`, { cause: error });
-  }
-}
 
 async function apply(namespace: string, name: string, spec: Record<string, unknown>): Promise<DataMigration> {
   return await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name }, spec } }) as DataMigration;
@@ -101,7 +85,7 @@ test('a Job planted under the copy step\'s name with a fake result is never the 
   t.deepEqual(jobs.map((j) => j.metadata?.uid), [planted.metadata?.uid], 'only the planted Job: the operator created none of its own');
   await sleep(3000);
   t.is((await getMigration(namespace, 'victim')).status?.phase, 'Copying');
-  const said = counted(await reasonsOf(namespace, 'victim'));
+  const said = counted(await eventReasons(namespace, 'victim'));
   t.deepEqual(said, { [REASONS.SecretNotFound]: 1, Copying: 1, [REASONS.JobRejected]: 1 }, JSON.stringify(said));
   t.false(operator.logs().includes('patched Service selector'));
 });
@@ -115,7 +99,7 @@ test('a migration\'s first reconciles say each Event once, through its failure',
   t.regex(failed.status?.message ?? '', /copy Job once-g1-copy failed/);
   // Events are written without waiting: give the last one time to land.
   await sleep(2000);
-  const said = counted(await reasonsOf(namespace, 'once'));
+  const said = counted(await eventReasons(namespace, 'once'));
   t.is(said.Copying, 1, JSON.stringify(said));
   t.true(Object.values(said).every((n) => n === 1), `one Event per transition: ${JSON.stringify(said)}`);
 });
@@ -132,5 +116,5 @@ test('labels a Service publishing not-ready addresses selects: refused before an
   t.is(refused.status?.phase, 'Pending');
   await sleep(2000);
   t.deepEqual((await batch.listNamespacedJob({ namespace })).items, [], 'no Job');
-  t.deepEqual(counted(await reasonsOf(namespace, 'lurker')), { [REASONS.ReservedKey]: 1 });
+  t.deepEqual(counted(await eventReasons(namespace, 'lurker')), { [REASONS.ReservedKey]: 1 });
 });

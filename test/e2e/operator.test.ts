@@ -19,28 +19,14 @@ import { freshNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 import { runOperator, type TestOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
 import { limitConcurrency } from '../support/slots.ts';
+import { eventReasons, getMigration, waitForPhase } from '../support/migrations.ts';
 
 const kc = testKubeConfig();
 // Each test drives whole migrations: three at a time keep every step well inside its deadline.
 const oneOfThree = limitConcurrency(3);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-const events = kc.makeApiClient(k8s.EventsV1Api);
-async function getMigration(namespace: string, name: string): Promise<DataMigration> {
-  return await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
-}
 
-async function waitForPhase(namespace: string, name: string, phases: string[], timeoutMs = 180_000): Promise<DataMigration> {
-  let last: DataMigration | undefined;
-  try {
-    return await waitFor(`DataMigration ${name} in ${phases.join('/')}`, async () => {
-      last = await getMigration(namespace, name);
-      return phases.includes(last.status?.phase ?? '') ? last : undefined;
-    }, timeoutMs, 250);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status ?? {})}`, { cause: error });
-  }
-}
 
 async function seedOrders(engine: Engine, url: string, rows: number): Promise<void> {
   const session = await openSession(url, { readOnly: false });
@@ -85,10 +71,6 @@ async function apply(namespace: string, migration: Record<string, unknown>): Pro
   await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'DataMigration', ...migration } });
 }
 
-async function eventReasons(namespace: string, name: string): Promise<string[]> {
-  const list = await events.listNamespacedEvent({ namespace, fieldSelector: `regarding.name=${name}` });
-  return list.items.map((e) => e.reason ?? '');
-}
 
 test('PostgreSQL → MariaDB with manual approval: schema, copy, validation, approval, Service switched, Succeeded', oneOfThree(async (t) => {
   const { namespace, source, target } = await stage(t, 'op-happy', 'postgres', 'mysql', 20_000);

@@ -13,6 +13,7 @@ import { freshNamespace, testKubeConfig } from '../support/kube.ts';
 import { E2E_ENGINE_IMAGE, runOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
 import { execSql } from '../support/sql.ts';
+import { getMigration } from '../support/migrations.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -21,8 +22,6 @@ const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const events = kc.makeApiClient(k8s.EventsV1Api);
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
-const getMigration = async (namespace: string, name: string): Promise<DataMigration> =>
-  await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
 
 async function apply(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
   await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'DataMigration', metadata: { name }, spec } });

@@ -7,7 +7,6 @@
 import test, { type ExecutionContext } from 'ava';
 import * as k8s from '@kubernetes/client-node';
 import { ABORT_ANNOTATION, CUTOVER_BY_ANNOTATION, GROUP, PLURAL, REASONS, SWITCH_RECORD, VERSION } from '../../src/api/constants.ts';
-import type { DataMigration } from '../../src/api/types.ts';
 import { ClusterError } from '../../src/controller/cluster.ts';
 import { KubeCluster } from '../../src/controller/kube-cluster.ts';
 import { freshDatabase } from '../support/databases.ts';
@@ -16,6 +15,7 @@ import { runOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
 import { limitConcurrency } from '../support/slots.ts';
 import { execSql } from '../support/sql.ts';
+import { readyOf, waitForMigration } from '../support/migrations.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -24,22 +24,8 @@ const events = kc.makeApiClient(k8s.EventsV1Api);
 // Two of these tests drive whole migrations: one at a time on two cores.
 const oneAtATime = limitConcurrency(1);
 
-const getMigration = async (namespace: string, name: string): Promise<DataMigration> =>
-  await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
 const readService = (namespace: string, name: string): Promise<k8s.V1Service> => core.readNamespacedService({ name, namespace });
-const readyOf = (m: DataMigration): { reason?: string; message?: string } => m.status?.conditions?.find((c) => c.type === 'Ready') ?? {};
 
-async function waitForMigration(namespace: string, name: string, what: string, done: (m: DataMigration) => boolean, timeoutMs = 180_000): Promise<DataMigration> {
-  let last: DataMigration | undefined;
-  try {
-    return await waitFor(`DataMigration ${name}: ${what}`, async () => {
-      last = await getMigration(namespace, name);
-      return done(last) ? last : undefined;
-    }, timeoutMs, 250);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status ?? {})}`, { cause: error });
-  }
-}
 
 async function apply(namespace: string, name: string, spec: Record<string, unknown>, annotations?: Record<string, string>): Promise<void> {
   await custom.createNamespacedCustomObject({

@@ -14,6 +14,7 @@ import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { freshNamespace, testKubeConfig } from '../support/kube.ts';
 import { runOperator, type TestOperator } from '../support/operator.ts';
 import { waitFor } from '../support/process.ts';
+import { getMigration, readyOf } from '../support/migrations.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -21,9 +22,6 @@ const batch = kc.makeApiClient(k8s.BatchV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const events = kc.makeApiClient(k8s.EventsV1Api);
 
-const getMigration = async (namespace: string, name: string): Promise<DataMigration> =>
-  await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
-const readyOf = (m: DataMigration): { reason?: string; message?: string } => m.status?.conditions?.find((c) => c.type === 'Ready') ?? {};
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function seed(engine: Engine, url: string): Promise<void> {
