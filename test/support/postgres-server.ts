@@ -1,5 +1,5 @@
 // A throwaway PostgreSQL server from the installed Debian binaries: its own data directory,
-// a free loopback port, a random superuser password; stopped and removed by stop().
+// a free loopback port, a random superuser password, logical decoding on; stopped and removed by stop().
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -69,6 +69,9 @@ export async function startPostgres(): Promise<DatabaseServer> {
     `-p ${port}`, `-k ${runDir}`, "-c listen_addresses='127.0.0.1'", '-c fsync=off', '-c synchronous_commit=off',
     '-c full_page_writes=off', '-c max_connections=300', '-c shared_buffers=256MB', '-c max_wal_size=4GB',
     "-c timezone='UTC'",
+    // Logical decoding for change capture (issue 16): every test file may hold a slot and stream it
+    // at once. Costs nothing at start; the WAL grows slightly by the extra row identity it records.
+    '-c wal_level=logical', '-c max_replication_slots=100', '-c max_wal_senders=100',
   ].join(' ');
   try {
     await pgCtl(binDir, ['start', '-D', dataDir, '-w', '-t', '60', '-l', join(runDir, 'server.log'), '-o', serverOptions]);
