@@ -15,7 +15,7 @@ import { separationReason } from './source-reach.ts';
 import { checkSourceRole, sourceRoleRefusal, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
 import { foreignRecordReasons } from '../migrations/ownership.ts';
 import { identityOf } from './bookkeeping.ts';
-import { manifestSqlRefusals } from '../sql/manifest-sql.ts';
+import { manifestSqlRefusals, type ManifestSql } from '../sql/manifest-sql.ts';
 import { schemaFidelity } from '../schema/fidelity.ts';
 
 export interface PlannedTable {
@@ -48,12 +48,16 @@ export type ZeroDateCounts = Map<string, number>;
  * opens one, so a refused fragment stops the migration before anything is written or sent.
  */
 export function manifestSqlReasons(settings: Pick<EngineSettings, 'tables' | 'incremental' | 'validationRules' | 'sourceEngine' | 'targetEngine'>): string[] {
-  const spec = {
+  return manifestSqlRefusals(manifestSqlOf(settings), { source: settings.sourceEngine, target: settings.targetEngine }).map((refusal) => refusal.message);
+}
+
+/** The settings' fields that reach SQL, in the spec's shape. */
+export function manifestSqlOf(settings: Pick<EngineSettings, 'tables' | 'incremental' | 'validationRules'>): ManifestSql {
+  return {
     tables: settings.tables,
     ...(settings.incremental ? { strategy: { incremental: settings.incremental } } : {}),
     validation: { rules: settings.validationRules },
   };
-  return manifestSqlRefusals(spec, { source: settings.sourceEngine, target: settings.targetEngine }).map((refusal) => refusal.message);
 }
 
 export async function planMigration(

@@ -19,9 +19,10 @@ import { finishedReasons } from '../migrations/ownership.ts';
 import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
-import { manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
+import { manifestSqlOf, manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 import { PlanRefusedError } from './refused.ts';
+import { refuseDefinedFunctions } from './defined-functions.ts';
 import { separationReason } from './source-reach.ts';
 
 export { PlanRefusedError } from './refused.ts';
@@ -81,6 +82,9 @@ export async function withSessions<T>(context: StepContext, fn: (source: SqlSess
   const name = pair.applicationName ?? 'datamigration';
   return withSession(sided(context.source, 'source'), true, name, (source) => withSession(sided(context.target, 'target'), pair.targetReadOnly ?? false, name, async (target) => {
     await refuseSharedSource(source, target, context.settings.tables);
+    // Fragments calling a function someone defined in the source: refused before any step writes
+    // or runs a fragment (defined-functions.ts).
+    await refuseDefinedFunctions(source, manifestSqlOf(context.settings));
     return fn(source, target);
   }, pair.statementTimeoutMs), pair.statementTimeoutMs);
 }

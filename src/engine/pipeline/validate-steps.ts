@@ -7,7 +7,8 @@ import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rol
 import type { ValidationReport } from '../validate/report.ts';
 import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
 import { removeBookkeeping } from '../migrations/cleanup.ts';
-import { planMigration } from './plan.ts';
+import { manifestSqlOf, planMigration } from './plan.ts';
+import { refuseDefinedFunctions } from './defined-functions.ts';
 import { identityOf, retireTarget } from './bookkeeping.ts';
 import { loadMigrations, openEndpoint, PlanRefusedError, refuseSharedSource, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
 
@@ -22,9 +23,12 @@ export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
 export async function validateStep(context: StepContext, options: Partial<ValidateOptions> = {}): Promise<ValidationReport> {
   const settled: ValidateOptions = { ...DEFAULT_VALIDATE_OPTIONS, ...options };
   // The manifest's rules and those about to run (the same in dmctl and the Job).
-  refuseUnconfinedSql({ ...context.settings, validationRules: [...context.settings.validationRules, ...settled.rules] });
+  const withRules = { ...context.settings, validationRules: [...context.settings.validationRules, ...settled.rules] };
+  refuseUnconfinedSql(withRules);
   return withSession(sided(context.source, 'source'), true, 'datamigration validate', (source) => withSession(sided(context.target, 'target'), true, 'datamigration validate', async (target) => {
     context.signal?.throwIfAborted();
+    // Before any rule or where runs on the source: none may call a function defined there (defined-functions.ts).
+    await refuseDefinedFunctions(source, manifestSqlOf(withRules));
     const plan = await planMigration(source, target, context.settings);
     if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
     const open = (endpoint: Endpoint) => () => openEndpoint(endpoint, true, 'datamigration validate');

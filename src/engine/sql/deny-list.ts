@@ -28,6 +28,10 @@ const POSTGRES: DenyList = {
     'brin_summarize_new_values', 'brin_summarize_range', 'brin_desummarize_range', 'gin_clean_pending_list',
     // SQL given as text, run by the function
     'ts_stat', 'ts_rewrite', 'crosstab', 'crosstab2', 'crosstab3', 'crosstab4', 'connectby', 'xpath_table',
+    // the functions behind the refused catalogs (POSTGRES_CREDENTIAL_TABLES): other sessions'
+    // statement text, and the server's configuration files (a primary_conninfo holds a password);
+    // refusing the views alone left these a way around them (issue 13, found by attack)
+    'pg_stat_get_activity', 'pg_show_all_file_settings', 'pg_hba_file_rules', 'pg_ident_file_mappings',
   ]),
   prefixes: [
     'pg_advisory', 'pg_try_advisory', 'lo_', 'dblink', 'txid_', 'pg_current_xact_id', 'pg_replication_',
@@ -36,6 +40,8 @@ const POSTGRES: DenyList = {
     // the *_to_xml family: SQL given as text, or whole tables, schemas and databases (a catalog of
     // credentials among them) named by a string no parse sees as a table
     'query_to_xml', 'cursor_to_xml', 'table_to_xml', 'schema_to_xml', 'database_to_xml',
+    // another backend's statement text (and pg_stat_get_backend_activity_start alike)
+    'pg_stat_get_backend_activity',
   ],
 };
 
@@ -69,7 +75,8 @@ const POSTGRES_CREDENTIAL_TABLES: ReadonlySet<string> = new Set([
 /** MySQL schemas refused whole (accounts, grants, server state, other sessions' statements). */
 const MYSQL_CREDENTIAL_SCHEMAS: ReadonlySet<string> = new Set(['mysql', 'performance_schema', 'sys']);
 /** Single MySQL tables outside those schemas (other sessions' statement text). */
-const MYSQL_CREDENTIAL_TABLES: ReadonlySet<string> = new Set(['information_schema.processlist']);
+// innodb_trx.trx_query is other sessions' running statements too (issue 13, found by attack).
+const MYSQL_CREDENTIAL_TABLES: ReadonlySet<string> = new Set(['information_schema.processlist', 'information_schema.innodb_trx']);
 
 /**
  * The form a name is compared in: compatibility-normalised (fullwidth and other look-alike

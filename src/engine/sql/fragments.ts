@@ -92,6 +92,10 @@ export function checkRuleQuery(engine: Engine, text: string, field: string): Che
   return check(engine, 'rule', text, field);
 }
 
+/** Characters a name may not hold: controls, bidirectional controls, zero-width and invisible spaces. */
+// eslint-disable-next-line no-control-regex
+const HIDDEN_IN_NAMES = /[\u0001-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+
 /** Longest identifier: PostgreSQL's NAMEDATALEN - 1 bytes (it silently cuts longer ones), MySQL's 64 characters. */
 export const MAX_IDENTIFIER: Record<Engine, { limit: number; unit: 'bytes' | 'characters' }> = {
   postgres: { limit: 63, unit: 'bytes' },
@@ -111,6 +115,11 @@ export function checkIdentifier(engine: Engine, name: unknown, field: string): s
   if (!name.isWellFormed()) throw new FragmentRefused(field, expected, 'a name that is not valid Unicode (a lone surrogate)');
   const nul = name.indexOf('\u0000');
   if (nul >= 0) throw new FragmentRefused(field, expected, foundAt('a NUL character', name, nul));
+  // A name with control, direction-changing or invisible characters reads in the manifest as
+  // another name (target: orders<U+200B> looks like orders): refused as in fragments (issue 13,
+  // found by attack). ZWJ and ZWNJ (U+200C, U+200D) stay: some scripts need them.
+  const hidden = HIDDEN_IN_NAMES.exec(name);
+  if (hidden) throw new FragmentRefused(field, expected, foundAt(`the control or invisible character U+${(hidden[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`, name, hidden.index));
   const size = engine === 'postgres' ? Buffer.byteLength(name, 'utf8') : codePoints(name).length;
   if (size > MAX_IDENTIFIER[engine].limit) throw new FragmentRefused(field, expected, `a name of ${size} ${MAX_IDENTIFIER[engine].unit}: "${excerpt(name)}"`);
   if (engine === 'mysql') {

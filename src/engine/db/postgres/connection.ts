@@ -7,6 +7,23 @@ import { connectionOptions, sessionTimeouts } from '../connection-options.ts';
 import { readOnlyTransactions, type ConnectOptions, type SqlRow, type SqlSession } from '../session.ts';
 import { postgresAdapter } from './adapter.ts';
 
+/**
+ * Takes pg_catalog out of the session's search_path where the role or database listed it, so that
+ * PostgreSQL searches it first, implicitly, as it does by default (the other schemas keep their
+ * order, and the first stays the one unqualified CREATEs go to: listing pg_catalog first instead
+ * would send them into pg_catalog). The engine's own statements call built-ins unqualified
+ * (sha256, encode, count, ||, …): a database or role whose search_path lists pg_catalog after a
+ * schema holding same-signature look-alikes (ALTER DATABASE … SET search_path = public,
+ * pg_catalog) would have them run the look-alikes with the migration's role (issue 13, found by
+ * attack). Fully qualified itself, so it cannot be shadowed in turn; a SET, allowed in a
+ * read-only transaction. Only where pg_catalog is listed (current_schemas(false) names it only
+ * then), so that other sessions keep their search_path as it is, schemas not created yet included.
+ */
+const PG_CATALOG_FIRST = `SELECT CASE WHEN 'pg_catalog' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  pg_catalog.set_config('search_path', pg_catalog.array_to_string(ARRAY(
+    SELECT pg_catalog.quote_ident(s) FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p (s, i)
+     WHERE s OPERATOR(pg_catalog.<>) 'pg_catalog' ORDER BY i), ', '), false) END`;
+
 // Text in, text out: pg's default parsers turn bigint, numeric and timestamps into lossy JS values.
 const textTypes = { getTypeParser: () => (value: string) => value };
 
@@ -28,6 +45,7 @@ export async function connectPostgres(url: string, options: ConnectOptions): Pro
   try {
     await client.connect();
     for (const statement of setup.statements) await client.query(statement);
+    await client.query(PG_CATALOG_FIRST);
   } catch (error) {
     await client.end().catch(() => undefined);
     throw connectError(error, url, options.side, postgresAdapter.engine, timeouts.connectMs);
