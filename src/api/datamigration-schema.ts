@@ -22,7 +22,9 @@ const MAX_SQL = 4096;
 const MAX_IDENT = 128; // a qualified "schema.table" name, each part up to 63 (PostgreSQL) or 64 (MySQL)
 /** A DataMigration's longest name: a label value's limit. */
 export const MAX_NAME = 63;
-const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' };
+// A key a Secret can hold (Kubernetes' IsConfigMapKey): never ".", ".." or starting with "..",
+// which no Secret holds, so a spec naming one would wait for ever.
+const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: '^[.]?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$' };
 export const IDENT = { minLength: 1, maxLength: MAX_IDENT };
 
 /**
@@ -398,6 +400,16 @@ export const dataMigrationSchema: SchemaNode = object('DataMigration', 'DataMigr
         + ' && self.spec.strategy == oldSelf.spec.strategy)',
       fieldPath: '.spec',
       message: 'spec.tables, spec.strategy and spec.schema cannot change once the migration has started (status.startedAt): its checkpoints and history belong to them; create a new DataMigration instead',
+    },
+    {
+      // Abort and rollback find the Service to restore, and check its record, through spec.cutover:
+      // changed after the switch was asked for, they would look at another Service and leave the
+      // one this migration switched as it is, its record on it, with nothing saying so.
+      rule: "!has(oldSelf.status) || !has(oldSelf.status.steps) || !oldSelf.status.steps.exists(s, s.step == 'switch') || !has(oldSelf.spec.cutover) || ("
+        + 'has(self.spec.cutover) && self.spec.cutover.service == oldSelf.spec.cutover.service'
+        + ' && self.spec.cutover.fromSelector == oldSelf.spec.cutover.fromSelector && self.spec.cutover.toSelector == oldSelf.spec.cutover.toSelector)',
+      fieldPath: '.spec.cutover',
+      message: 'spec.cutover.service, fromSelector and toSelector cannot change, nor spec.cutover go, once the switch was asked for (status.steps has a switch entry): abort and rollback restore the Service by them; create a new DataMigration to switch another Service',
     },
     {
       // The rule above keys on status.startedAt; this one keeps a status write (PUT or patch of

@@ -161,7 +161,8 @@ const RESOURCE_NAME = `k in ['cpu', 'memory', 'ephemeral-storage'] || k.matches(
 /** Resource quantities by resource name (requests or limits). */
 export const quantities = (description: string, what: string): SchemaNode => ({
   type: 'object', description, maxProperties: 16,
-  additionalProperties: { description: '', 'x-kubernetes-int-or-string': true, pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$' },
+  // No sign but "+": a Pod's quantities are never negative, so a negative one could only have its Jobs refused for ever.
+  additionalProperties: { description: '', 'x-kubernetes-int-or-string': true, minimum: 0, pattern: '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$' },
   'x-kubernetes-validations': [{
     rule: `self.all(k, ${RESOURCE_NAME})`,
     message: `${what}: a resource is cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource named <domain>/<name> outside kubernetes.io`,

@@ -15,6 +15,17 @@ export const RESERVED_DOMAINS: readonly { domain: string; why: string }[] = [
   { domain: 'istio.io', why: 'read by Istio\'s sidecar injector, which can add images and volumes to the pod' },
   { domain: 'linkerd.io', why: 'read by Linkerd\'s proxy injector, which can add images to the pod' },
   { domain: 'vault.hashicorp.com', why: 'read by Vault\'s agent injector, which can give the pod Vault credentials' },
+  // Cloud identity and networks handed out by pod metadata: credentials and reach the author of a
+  // DataMigration does not have, lent by the operator creating the pod.
+  { domain: 'consul.hashicorp.com', why: 'read by Consul\'s connect injector, which adds its sidecar and the service identity it names' },
+  { domain: 'amazonaws.com', why: 'read by AWS integrations: kube2iam and kiam give the pod the AWS credentials of the role iam.amazonaws.com/role names' },
+  { domain: 'k8s.aws', why: 'read by AWS controllers (App Mesh\'s injector adds its sidecar)' },
+  { domain: 'azure.workload.identity', why: 'read by Azure Workload Identity\'s webhook, which projects the account\'s token and Azure credentials into the pod' },
+  { domain: 'cni.cncf.io', why: 'read by Multus, which attaches the pod to the networks it names' },
+  { domain: 'multus-cni.io', why: 'read by Multus, which replaces the pod\'s network with the one it names' },
+  { domain: 'projectcalico.org', why: 'read by Calico\'s CNI plugin, which gives the pod the IP addresses or pools it names' },
+  { domain: 'dapr.io', why: 'read by Dapr\'s sidecar injector, which adds its sidecar and the app identity it names' },
+  { domain: 'opentelemetry.io', why: 'read by the OpenTelemetry operator, which adds sidecar and init containers to the pod' },
 ];
 /** Unprefixed keys the Job controller sets (its labels before batch.kubernetes.io). */
 export const RESERVED_NAMES: readonly string[] = ['controller-uid', 'job-name'];
@@ -45,7 +56,7 @@ export const RESERVED_KEY_PATTERN = `^(${RESERVED_NAMES.map(literal).join('|')})
   + `|^([^/]*[.])?(${RESERVED_DOMAINS.map(({ domain }) => literal(domain)).join('|')})/`;
 
 /** What the refusal says: the reserved keys, in the words of the CRD's description. */
-export const RESERVED_KEYS_TEXT = `${GROUP}/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with ${RUNTIME_PREFIXES.join(', ')} (container runtimes), controller-uid and job-name`;
+export const RESERVED_KEYS_TEXT = `${RESERVED_DOMAINS.map(({ domain }) => `${domain}/*`).join(', ')} and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with ${RUNTIME_PREFIXES.join(', ')} (container runtimes), controller-uid and job-name`;
 
 /** The CEL rule on spec.jobTemplate.labels or .annotations (a map): no key is reserved. */
 export function reservedKeysRule(field: PodMetadataField): CelRule {

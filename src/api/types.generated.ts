@@ -230,7 +230,7 @@ export interface JobTemplateSpec {
   backoffLimit?: number;
   /** Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: 86400 (24 h) for copy, 21600 (6 h) for the other steps; set it to override both. */
   activeDeadlineSeconds?: number;
-  /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists). */
+  /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists); at least 300, so that the operator reads each step's outcome before its Job goes. */
   ttlSecondsAfterFinished?: number;
   /** Node labels the pods must match (label keys and values). */
   nodeSelector?: Record<string, string>;
@@ -240,9 +240,9 @@ export interface JobTemplateSpec {
   affinity?: V1Affinity;
   /** The pods' PriorityClass. */
   priorityClassName?: string;
-  /** Annotations added to the pods (at most 32; keys are qualified names, values at most 4096 characters). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name; cluster-autoscaler.kubernetes.io/safe-to-evict is allowed. */
+  /** Annotations added to the pods (at most 32; keys are qualified names, values at most 4096 characters). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/*, consul.hashicorp.com/*, amazonaws.com/*, k8s.aws/*, azure.workload.identity/*, cni.cncf.io/*, multus-cni.io/*, projectcalico.org/*, dapr.io/*, opentelemetry.io/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name; cluster-autoscaler.kubernetes.io/safe-to-evict is allowed. */
   annotations?: Record<string, string>;
-  /** Labels added to the pods (at most 32; label keys and values). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name. */
+  /** Labels added to the pods (at most 32; label keys and values). Reserved keys are refused: dataops.dev/*, kubernetes.io/*, k8s.io/*, istio.io/*, linkerd.io/*, vault.hashicorp.com/*, consul.hashicorp.com/*, amazonaws.com/*, k8s.aws/*, azure.workload.identity/*, cni.cncf.io/*, multus-cni.io/*, projectcalico.org/*, dapr.io/*, opentelemetry.io/* and their subdomains (app.kubernetes.io/*, batch.kubernetes.io/*, AppArmor and seccomp annotations among them), keys starting with io.kubernetes., io.containerd., io.katacontainers., run.oci. (container runtimes), controller-uid and job-name. */
   labels?: Record<string, string>;
 }
 

@@ -7,14 +7,14 @@
 // names. The copy Job is an Indexed Job when strategy.copyPods > 1.
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import { API_VERSION, GROUP, KIND, LABELS, MANAGED_BY, type Step } from '../api/constants.ts';
+import { API_VERSION, GROUP, KIND, LABELS, MANAGED_BY, REASONS, type Step } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
-import type { DataMigration } from '../api/types.ts';
+import type { DataMigration, JobTemplateSpec } from '../api/types.ts';
 import { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from '../api/datamigration-schema.ts';
 import { EXIT } from '../cli/exit-codes.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
-import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig } from './pod-policy.ts';
+import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
 
 /** The engine's image (by default the operator's own), its account, and what a spec may choose instead (pod-policy.ts). */
 export interface EngineConfig extends PodPolicyConfig {
@@ -44,6 +44,15 @@ export function stepJobName(migration: string, runId: string, step: Step): strin
   return `${migration.slice(0, 63 - suffix.length - 9).replace(/-+$/, '')}-${hash}${suffix}`;
 }
 
+/**
+ * Limits and requests, and nothing else the object may carry: the API server prunes fields the
+ * CRD does not name, but the Job must not depend on it (resources.claims would hand the pod a
+ * ResourceClaim's devices).
+ */
+function resourcesOf(resources: NonNullable<JobTemplateSpec['resources']>): k8s.V1ResourceRequirements {
+  return { ...(resources.limits ? { limits: resources.limits } : {}), ...(resources.requests ? { requests: resources.requests } : {}) } as k8s.V1ResourceRequirements;
+}
+
 /** The manifest the engine step runs (spec, name, namespace): what `dmctl step` reads from DMO_MANIFEST. */
 export function engineManifest(migration: DataMigration): string {
   return JSON.stringify({
@@ -53,12 +62,35 @@ export function engineManifest(migration: DataMigration): string {
   });
 }
 
+/**
+ * Linux refuses to start a process any one of whose environment strings ("NAME=value" and its NUL)
+ * is over 32 pages (MAX_ARG_STRLEN, 128 KiB): every step pod of a larger manifest would fail at exec.
+ */
+export const MAX_ENV_STRING_BYTES = 128 * 1024;
+const MANIFEST_ENV = 'DMO_MANIFEST';
+
+/**
+ * Why the step pods could not start with this manifest, or undefined. The CRD admits specs far
+ * larger than the environment variable the engine reads them from (inline migrations alone may hold
+ * megabytes), so the operator refuses them before any Job, rather than have each pod fail at exec.
+ */
+export function manifestProblem(migration: DataMigration): PodPolicyRefusal | undefined {
+  const bytes = Buffer.byteLength(`${MANIFEST_ENV}=${engineManifest(migration)}`) + 1;
+  if (bytes <= MAX_ENV_STRING_BYTES) return undefined;
+  return {
+    reason: REASONS.InvalidSpec,
+    message: `the step pods read the manifest from the environment variable ${MANIFEST_ENV}, which would hold ${String(bytes)} bytes: `
+      + `Linux starts no process with an environment string over ${String(MAX_ENV_STRING_BYTES)} bytes. Make the spec smaller `
+      + '(move inline migrations to a ConfigMap with spec.schema.configMapRef, or split the tables over several DataMigrations)',
+  };
+}
+
 export function buildStepJob(migration: DataMigration, step: Step, runId: string, engine: EngineConfig, extraEnv: k8s.V1EnvVar[] = []): k8s.V1Job {
   const name = migration.metadata?.name ?? '';
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
   const template = spec.jobTemplate ?? {};
-  const refusal = checkPodPolicy(migration, engine);
+  const refusal = checkPodPolicy(migration, engine) ?? manifestProblem(migration);
   if (refusal !== undefined) throw new PodPolicyError(refusal);
   const identity = podIdentity(template, namespace, engine);
   if (typeof identity === 'string') throw new PodPolicyError({ reason: 'ServiceAccountNotAllowed', message: identity });
@@ -71,7 +103,7 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
   const env: k8s.V1EnvVar[] = [
     { name: 'DMO_SOURCE_URL', valueFrom: { secretKeyRef: source.url } },
     { name: 'DMO_TARGET_URL', valueFrom: { secretKeyRef: target.url } },
-    { name: 'DMO_MANIFEST', value: engineManifest(migration) },
+    { name: MANIFEST_ENV, value: engineManifest(migration) },
     { name: 'DMO_TERMINATION_LOG', value: '/dev/termination-log' },
     // The root filesystem is read only; scratch space is an emptyDir of its own (not over /tmp,
     // so nothing the image keeps under /tmp is hidden).
@@ -109,7 +141,7 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
       command: [...engine.command, 'step', step],
       env,
       volumeMounts: mounts,
-      ...(template.resources ? { resources: template.resources as k8s.V1ResourceRequirements } : {}),
+      ...(template.resources ? { resources: resourcesOf(template.resources) } : {}),
       terminationMessagePolicy: 'FallbackToLogsOnError',
       securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
     }],

@@ -44,10 +44,35 @@ export function terminationMessage(pods: readonly k8s.V1Pod[], wantSucceeded: bo
   return lastTermination(pods, wantSucceeded)?.message ?? undefined;
 }
 
+/**
+ * Control characters (but tab and newline) and bidirectional overrides, which a terminal or a UI
+ * would obey: a step's words reach status and Events, which people read with kubectl, and carry
+ * text from the manifest and the databases (a table name, a server's error), so an escape sequence
+ * there could rewrite what a person sees. Each becomes U+FFFD.
+ */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+export const printable = (text: string): string => text.replace(UNPRINTABLE, '\ufffd');
+
+/** Every string in a parsed result made printable (keys too: they name tables and columns). */
+function printableDeep(value: unknown): unknown {
+  if (typeof value === 'string') return printable(value);
+  if (Array.isArray(value)) return value.map(printableDeep);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [printable(key), printableDeep(item)]));
+  return value;
+}
+
+/**
+ * A step's last words as status and Events may hold them: printable, and scrubbed of every secret
+ * the operator knows and of URL passwords (the engine redacts its own URLs; this holds for any
+ * image the configuration allows, and for a failure read at the end as on the first failed pod).
+ */
+export const lastWords = (text: string): string => printable(scrub(text));
+
 function parseResult(message: string): Record<string, unknown> | undefined {
   try {
     const parsed = JSON.parse(message) as unknown;
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? printableDeep(parsed) as Record<string, unknown> : undefined;
   } catch {
     return undefined;
   }
@@ -97,7 +122,7 @@ export function observeJob(job: k8s.V1Job, listed: readonly k8s.V1Pod[]): Observ
       if (result !== undefined) observed.result = result;
     } else {
       const message = terminationMessage(pods, true);
-      if (message !== undefined) observed.result = parseResult(message) ?? message; // decide() reports an unreadable result
+      if (message !== undefined) observed.result = parseResult(message) ?? lastWords(message); // decide() reports an unreadable result
     }
   } else if (state === 'Failed') {
     const condition = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
@@ -105,7 +130,7 @@ export function observeJob(job: k8s.V1Job, listed: readonly k8s.V1Pod[]): Observ
     // A step that ran to a verdict (validation failed: exit 4) leaves its result as JSON.
     const result = message === undefined ? undefined : parseResult(message);
     if (result !== undefined) observed.result = result;
-    observed.failureMessage = [condition?.reason, condition?.message, result === undefined ? message : undefined].filter(Boolean).join(': ') || 'the Job failed';
+    observed.failureMessage = lastWords([condition?.reason, condition?.message, result === undefined ? message : undefined].filter(Boolean).join(': ') || 'the Job failed');
     // The engine's exit code says why (src/cli/exit-codes.ts): a refused plan, a bad manifest.
     const exitCode = lastTermination(pods, false)?.exitCode;
     if (exitCode !== undefined) observed.exitCode = exitCode;
@@ -153,7 +178,7 @@ export function observePodFailure(job: k8s.V1Job, pods: readonly k8s.V1Pod[]): O
   const attempts = (perIndex ? job.spec?.backoffLimitPerIndex ?? 0 : job.spec?.backoffLimit ?? DEFAULT_BACKOFF_LIMIT) + 1;
   const failing = (job.status?.conditions ?? []).some((c) => c.type === 'FailureTarget' && c.status === 'True');
   const words = terminated?.message?.trim() ?? '';
-  const message = scrub(words !== ''
+  const message = lastWords(words !== ''
     ? words
     : [terminated?.reason ?? pod.status?.reason, pod.status?.message, 'no termination message'].filter(Boolean).join(': '));
   const failure: ObservedPodFailure = { failed, attempts, final: failing || failed >= attempts, pod: pod.metadata?.name ?? '', message };
@@ -179,7 +204,7 @@ export function indexedResult(pods: readonly k8s.V1Pod[]): Record<string, unknow
     const message = terminationMessage(byIndex.get(index) ?? [], true);
     if (message === undefined) continue;
     const result = parseResult(message);
-    if (result === undefined) return `pod ${index}: ${message}`;
+    if (result === undefined) return `pod ${index}: ${lastWords(message)}`;
     results.push(result);
   }
   return results.length === 0 ? undefined : mergeCopyResults(results);

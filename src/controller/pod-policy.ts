@@ -24,7 +24,8 @@ export interface PodPolicyConfig {
   allowedServiceAccounts?: readonly string[];
 }
 
-export type PodPolicyReason = typeof REASONS.ImageNotAllowed | typeof REASONS.ServiceAccountNotAllowed | typeof REASONS.ReservedKey;
+/** InvalidSpec: a manifest too large for the step pods' environment (job-builder.ts manifestProblem). */
+export type PodPolicyReason = typeof REASONS.ImageNotAllowed | typeof REASONS.ServiceAccountNotAllowed | typeof REASONS.ReservedKey | typeof REASONS.InvalidSpec;
 
 export interface PodPolicyRefusal {
   /** The first rule broken. */

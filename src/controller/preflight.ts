@@ -4,13 +4,15 @@
 // seconds, never their data); the cutover Service comes from the informer's cache; the reconcile
 // is requeued with backoff until they appear. The operator's pod policy is checked here too (pure,
 // pod-policy.ts), and the spec's pod labels against the Services that publish not-ready addresses
-// (which the step pods' readiness gate cannot keep out): what it refuses waits for a spec change.
+// (which the step pods' readiness gate cannot keep out), and the manifest's size against what the
+// step pods' environment can hold (job-builder.ts manifestProblem): what it refuses waits for a spec change.
 import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { Cluster, DeploymentReplicas } from './cluster.ts';
 import type { MissingObject, Preflight } from './model.ts';
 import { LABELS, MANAGED_BY, REASONS } from '../api/constants.ts';
 import { checkPodPolicy, servedByProblem, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
+import { manifestProblem } from './job-builder.ts';
 
 export async function runPreflight(cluster: Cluster, migration: DataMigration, policy: PodPolicyConfig): Promise<Preflight> {
   const namespace = migration.metadata?.namespace ?? 'default';
@@ -45,7 +47,7 @@ export async function runPreflight(cluster: Cluster, migration: DataMigration, p
     if (replicas === undefined) missing.push({ kind: 'Deployment', name: gate.deployment });
     else deploymentReady = gateOpen(replicas, gate.minReadyReplicas);
   }
-  const podPolicy = checkPodPolicy(migration, policy) ?? servedBy(cluster, migration);
+  const podPolicy = checkPodPolicy(migration, policy) ?? manifestProblem(migration) ?? servedBy(cluster, migration);
   return { missing, ...(deploymentReady !== undefined ? { deploymentReady } : {}), ...(podPolicy !== undefined ? { podPolicy } : {}) };
 }
 

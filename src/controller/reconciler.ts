@@ -60,6 +60,8 @@ interface MigrationMemory {
   failing: Map<string, { seen: string; observed: ObservedJob }>;
   /** Why the last status write was refused as invalid (422), once said in an Event; cleared by a write that succeeds. */
   statusRefused?: string;
+  /** Names of the Jobs this process created for the migration (the create succeeded): the only ones deleted by name before the cache shows them. */
+  created: Set<string>;
 }
 
 /** The Event reason of a status the API server refused as invalid (not a condition reason). */
@@ -237,7 +239,7 @@ export class Reconciler {
   private memoryOf(key: string): MigrationMemory {
     let memory = this.memory.get(key);
     if (!memory) {
-      memory = { results: new Map(), failing: new Map() };
+      memory = { results: new Map(), failing: new Map(), created: new Set() };
       this.memory.set(key, memory);
     }
     return memory;
@@ -326,6 +328,7 @@ export class Reconciler {
         const job = buildStepJob(migration, action.step, action.runId, this.deps.engine, stepEnv(action.step, status));
         try {
           await this.cluster.createJob(job);
+          this.memoryOf(`${namespace}/${migration.metadata?.name ?? ''}`).created.add(job.metadata?.name ?? '');
           log.info('created Job', { job: job.metadata?.name, step: action.step });
         } catch (error) {
           const code = statusCode(error);
@@ -344,9 +347,21 @@ export class Reconciler {
         }
         return;
       }
-      case 'deleteJob':
+      case 'deleteJob': {
+        // Only a Job this migration controls: one in the cache with its controller reference, or
+        // one this process created that the cache has not shown yet (abort deletes a Job asked
+        // for moments ago by its name). The cache holds only Jobs with the manager label, so a
+        // Job of the step's name that someone else made is in neither: deleting it by name would
+        // lend whoever may create a DataMigration (its name picks the Job's) the right to delete Jobs.
+        const cached = this.cluster.jobs(namespace).find((job) => job.metadata?.name === action.name);
+        const ours = cached !== undefined ? controlledByMigration(cached, migration) : this.memoryOf(`${namespace}/${migration.metadata?.name ?? ''}`).created.has(action.name);
+        if (!ours) {
+          log.warn('not deleting a Job this migration does not control', { job: action.name });
+          return;
+        }
         await this.deleteJob(namespace, action.name);
         return;
+      }
       case 'patchServiceSelector':
         await this.cluster.patchServiceSelector(namespace, action.service, {
           resourceVersion: action.resourceVersion, from: action.from, selector: action.selector, annotations: action.annotations,
