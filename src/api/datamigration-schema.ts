@@ -219,7 +219,12 @@ const cutover = object('CutoverSpec', 'The blue-green switch: after validation p
     minReadyReplicas: optional(integer('Ready replicas needed (default: all desired replicas).', { minimum: 1 })),
   })),
 }, {
-  'x-kubernetes-validations': [{ rule: 'self.fromSelector != self.toSelector', message: 'spec.cutover.toSelector must differ from spec.cutover.fromSelector', fieldPath: '.toSelector' }],
+  'x-kubernetes-validations': [
+    { rule: 'self.fromSelector != self.toSelector', message: 'spec.cutover.toSelector must differ from spec.cutover.fromSelector', fieldPath: '.toSelector' },
+    // The switch removes fromSelector's keys and adds toSelector's: a key only in fromSelector would
+    // leave the Service selecting more pods than before (blue and green at once, or any pod).
+    { rule: 'self.fromSelector.all(k, k in self.toSelector)', message: 'spec.cutover.toSelector must name every key of fromSelector (with its green value): a key it leaves out would widen the Service\'s selector', fieldPath: '.toSelector' },
+  ],
 });
 
 const rollback = object('RollbackSpec', 'What happens when validation fails. The source is never touched.', {
