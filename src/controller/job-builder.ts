@@ -12,6 +12,7 @@ import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration, JobTemplateSpec } from '../api/types.ts';
 import { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from '../api/datamigration-schema.ts';
 import { EXIT } from '../cli/exit-codes.ts';
+import { withPodDefaults, type PodDefaults } from './pod-defaults.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
@@ -20,6 +21,8 @@ import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig, type
 export interface EngineConfig extends PodPolicyConfig {
   /** The engine's entry point in that image; `step <name>` is appended. */
   command: string[];
+  /** What every step pod gets unless its spec.jobTemplate sets the field (ENGINE_POD_DEFAULTS, pod-defaults.ts). */
+  podDefaults?: PodDefaults;
 }
 
 /**
@@ -89,7 +92,7 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
   const name = migration.metadata?.name ?? '';
   const namespace = migration.metadata?.namespace ?? 'default';
   const { spec } = migration;
-  const template = spec.jobTemplate ?? {};
+  const template = withPodDefaults(spec.jobTemplate, engine.podDefaults);
   const refusal = checkPodPolicy(migration, engine) ?? manifestProblem(migration);
   if (refusal !== undefined) throw new PodPolicyError(refusal);
   const identity = podIdentity(template, namespace, engine);

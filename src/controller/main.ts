@@ -9,6 +9,7 @@ import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
 import { parseWatchNamespaces } from './informer-set.ts';
 import { createLogger } from './logger.ts';
 import { startOperator } from './operator.ts';
+import { podDefaultsFromEnv } from './pod-defaults.ts';
 import { podPolicyFromEnv } from './pod-policy.ts';
 import { parseLabelSelector, type LabelSelector } from './selectors.ts';
 
@@ -40,8 +41,9 @@ try {
 // What a DataMigration may choose for its pods besides the defaults (pod-policy.ts): refused at
 // start when an entry is not valid, rather than allowing less (or more) than meant.
 const policy = podPolicyFromEnv(env);
-if (policy.errors.length > 0) {
-  logger.error(`invalid pod policy configuration: ${policy.errors.join('; ')}`);
+const podDefaults = podDefaultsFromEnv(env.ENGINE_POD_DEFAULTS);
+if (policy.errors.length > 0 || podDefaults.errors.length > 0) {
+  logger.error(`invalid pod policy configuration: ${[...policy.errors, ...podDefaults.errors].join('; ')}`);
   process.exit(2);
 }
 const leaderElection = env.LEADER_ELECTION !== 'false';
@@ -61,6 +63,7 @@ const operator = await startOperator({
     ...(env.ENGINE_SERVICE_ACCOUNT ? { serviceAccountName: env.ENGINE_SERVICE_ACCOUNT } : {}),
     allowedImages: policy.allowedImages,
     allowedServiceAccounts: policy.allowedServiceAccounts,
+    podDefaults: podDefaults.defaults,
   },
   watchNamespaces,
   ...(optInSelector ? { optInSelector } : {}),

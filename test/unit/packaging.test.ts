@@ -41,7 +41,7 @@ const OPERATOR_RULES: PolicyRule[] = [
 const LEADER_ELECTION_RULES: PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'patch'] },
 ];
-const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'LEADER_ELECTION_LEASE', 'METRICS_PORT', 'HEALTH_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
+const OPERATOR_ENV = ['WATCH_NAMESPACE', 'POD_NAME', 'POD_NAMESPACE', 'ENGINE_IMAGE', 'ENGINE_ALLOWED_IMAGES', 'ENGINE_ALLOWED_SERVICE_ACCOUNTS', 'ENGINE_POD_DEFAULTS', 'LOG_LEVEL', 'LOG_FORMAT', 'LEADER_ELECTION', 'LEADER_ELECTION_NAMESPACE', 'LEADER_ELECTION_LEASE', 'METRICS_PORT', 'HEALTH_PORT', 'CUTOVER_OPT_IN_SELECTOR'];
 
 test('the chart templates the generated CRD (crds.enabled, crds.keep); config/crd ships it byte for byte', async (t) => {
   const drift = await packagingDrift();
@@ -182,7 +182,7 @@ test('the operator Deployment follows the contract: command, env, probes, harden
   t.deepEqual(chartValues.securityContext, container.securityContext);
   const chartDeployment = read('charts', 'datamigration-operator', 'templates', 'deployment.yaml');
   for (const name of OPERATOR_ENV) t.true(chartDeployment.includes(`- name: ${name}\n`), `the chart sets ${name}`);
-  t.false(chartDeployment.includes('ENGINE_SERVICE_ACCOUNT'), 'the chart sets no ENGINE_SERVICE_ACCOUNT');
+  t.regex(chartDeployment, /\{\{- with \.Values\.engine\.serviceAccountName \}\}\n\s+- name: ENGINE_SERVICE_ACCOUNT\n/, 'ENGINE_SERVICE_ACCOUNT only when engine.serviceAccountName is set');
   t.true(chartDeployment.includes(`command: ${JSON.stringify(['node', ...OPERATOR_NODE_FLAGS, 'dist/controller/main.js']).replaceAll(',', ', ')}`));
 });
 
