@@ -1,11 +1,10 @@
-// Applies captured row changes (db/postgres/pgoutput.ts) to the target, one statement per change,
+// Applies captured row changes (PostgreSQL's pgoutput.ts, MySQL's binlog-stream.ts) to the target, one statement per change,
 // inside the transaction the caller (cdc-follow.ts) opened: an insert or update is an upsert of
 // the whole row by the key, a delete a delete by the key, an update that moved the key a delete of
 // the old key and an upsert of the new. Replaying a change already applied leaves the same row.
-// Values stay the source's text, converted by the copy plan's converters, so the target reads
-// them as the copy wrote them.
+// Values stay the source's text (bytes for MySQL binary columns), converted by the copy plan's
+// converters, so the target reads them as the copy wrote them.
 import type { SqlSession } from '../db/session.ts';
-import type { Relation, TupleValue } from '../db/postgres/pgoutput.ts';
 import type { Converter, TableCopyPlan } from '../copy/plan-types.ts';
 import { splitQualifiedName } from '../db/dialect.ts';
 
@@ -30,29 +29,51 @@ export interface CaptureTable {
   columns: CaptureColumn[];
 }
 
-export type CapturedChange =
-  | { kind: 'insert'; relation: Relation; row: TupleValue[] }
-  | { kind: 'update'; relation: Relation; old?: TupleValue[]; row: TupleValue[] }
-  | { kind: 'delete'; relation: Relation; old: TupleValue[] };
+/**
+ * A source table as a change lays out its columns: pgoutput's Relation, or one the binlog stream
+ * builds per table version. Layouts are cached per object, so a new layout needs a new object.
+ */
+export interface CapturedRelation {
+  schema: string;
+  name: string;
+  columns: readonly { name: string }[];
+}
 
-const PLAIN_COLUMN = /^"((?:[^"]|"")+)"$/;
+/** A column's value: the source's text, bytes (MySQL binary columns), NULL, or 'unchanged' (a TOASTed value an update did not send). */
+export type CapturedValue = string | Buffer | null | { unchanged: true };
+
+export type CapturedChange =
+  | { kind: 'insert'; relation: CapturedRelation; row: readonly CapturedValue[] }
+  | { kind: 'update'; relation: CapturedRelation; old?: readonly CapturedValue[]; row: readonly CapturedValue[] }
+  | { kind: 'delete'; relation: CapturedRelation; old: readonly CapturedValue[] };
+
+/** A plain column as the planner selects it: PostgreSQL's "name", MySQL's `name`. */
+const PLAIN_COLUMN = { postgres: /^"((?:[^"]|"")+)"$/, mysql: /^`((?:[^`]|``)+)`$/ } as const;
+const QUOTE = { postgres: '"', mysql: '`' } as const;
+
+/** How changes are captured: PostgreSQL's logical decoding, or a MySQL/MariaDB binlog. */
+export type CaptureMethod = 'logical-decoding' | 'binlog';
+const METHOD_SOURCE = { 'logical-decoding': ['postgres', 'logical decoding needs a PostgreSQL source'], binlog: ['mysql', 'binlog capture needs a MySQL or MariaDB source'] } as const;
 
 /**
  * The capture's view of a copy plan; a reason instead when changes cannot be replayed as the copy
  * reads rows: computed columns and filters are SQL the stream cannot evaluate on a change.
+ * `sourceSchema`: where an unqualified source table is (MySQL: the source URL's database).
  */
-export function captureTableFromPlan(plan: TableCopyPlan, sourceSchema: string): CaptureTable | { error: string } {
-  if (plan.sourceEngine !== 'postgres') return { error: `table ${plan.sourceTable}: logical decoding needs a PostgreSQL source` };
+export function captureTableFromPlan(plan: TableCopyPlan, sourceSchema: string, method: CaptureMethod = 'logical-decoding'): CaptureTable | { error: string } {
+  const [engine, reason] = METHOD_SOURCE[method];
+  if (plan.sourceEngine !== engine) return { error: `table ${plan.sourceTable}: ${reason}` };
   if (plan.where) return { error: `table ${plan.sourceTable}: a where filter cannot be applied to captured changes (a row may move in or out of it)` };
   if (plan.dedupe) return { error: `table ${plan.sourceTable}: dedupe cannot be applied to captured changes` };
   const columns: CaptureColumn[] = [];
   for (const [i, select] of plan.selectColumns.entries()) {
-    const match = PLAIN_COLUMN.exec(select);
+    const match = PLAIN_COLUMN[plan.sourceEngine].exec(select);
     const target = plan.targetColumns[i];
     if (!match?.[1] || !target) return { error: `table ${plan.sourceTable}: column ${target?.name ?? i} is computed on the source (${select.slice(0, 60)}), which captured changes do not carry` };
     const convert = plan.converters[i];
     const valueSql = target.loadExpression;
-    columns.push({ source: match[1].replaceAll('""', '"'), target: target.name, ...(convert ? { convert } : {}), ...(valueSql ? { valueSql } : {}) });
+    const quote = QUOTE[plan.sourceEngine];
+    columns.push({ source: match[1].replaceAll(quote + quote, quote), target: target.name, ...(convert ? { convert } : {}), ...(valueSql ? { valueSql } : {}) });
   }
   const parts = splitQualifiedName(plan.sourceTable);
   return { sourceSchema: parts.length > 1 ? parts[0] ?? sourceSchema : sourceSchema, sourceTable: parts.at(-1) ?? plan.sourceTable, targetTable: plan.targetTable, key: plan.key, columns };
@@ -75,7 +96,7 @@ export class ChangeRefused extends Error {}
 /** Turns captured changes into statements on one target session. */
 export class ChangeApplier {
   private readonly tables = new Map<string, CaptureTable>();
-  private readonly layouts = new WeakMap<Relation, RelationLayout>();
+  private readonly layouts = new WeakMap<CapturedRelation, RelationLayout>();
   private readonly session: SqlSession;
   changesApplied = 0;
   /** Updates that moved a row's key; updates that left a large (TOASTed) value out. */
@@ -88,7 +109,7 @@ export class ChangeApplier {
   }
 
   /** A relation the publication sends but the migration does not hold: a bug or a changed publication. */
-  private layout(relation: Relation): RelationLayout {
+  private layout(relation: CapturedRelation): RelationLayout {
     const cached = this.layouts.get(relation);
     if (cached) return cached;
     const name = `${relation.schema}.${relation.name}`;
@@ -116,15 +137,15 @@ export class ChangeApplier {
   }
 
   /** The target's value of captured column `i` from a tuple ('unchanged' stays so). */
-  private value(layout: RelationLayout, tuple: readonly TupleValue[], i: number): string | Buffer | null | { unchanged: true } {
+  private value(layout: RelationLayout, tuple: readonly CapturedValue[], i: number): string | Buffer | null | { unchanged: true } {
     const raw = tuple[layout.positions[i] ?? -1];
     if (raw === undefined) throw new ChangeRefused(`table ${layout.table.sourceTable}: a change with fewer columns than its relation`);
-    if (raw === null || typeof raw !== 'string') return raw;
+    if (raw === null || (typeof raw !== 'string' && !Buffer.isBuffer(raw))) return raw;
     const convert = layout.table.columns[i]?.convert;
     return convert ? convert(raw) : raw;
   }
 
-  private keyOf(layout: RelationLayout, tuple: readonly TupleValue[]): (string | Buffer)[] {
+  private keyOf(layout: RelationLayout, tuple: readonly CapturedValue[]): (string | Buffer)[] {
     return layout.table.key.map((k) => {
       const i = layout.table.columns.findIndex((c) => c.source === k);
       const value = this.value(layout, tuple, i);
