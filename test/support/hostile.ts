@@ -84,7 +84,8 @@ export async function hostileEnvironment(from: Engine, to: Engine, cleanup: (fn:
   await chmod(dir, 0o777); // the servers run as their own users
   await execSql(source, SEED[from]);
   const canary = join(dir, 'canary');
-  await execSql(source, [from === 'postgres' ? `COPY (SELECT 1) TO PROGRAM 'touch ${canary}'` : `SELECT 1 INTO OUTFILE '${canary}'`]);
+  // The program reads what COPY sends (touch would not: COPY then meets a broken pipe, now and then).
+  await execSql(source, [from === 'postgres' ? `COPY (SELECT 1) TO PROGRAM 'cat > ${canary}'` : `SELECT 1 INTO OUTFILE '${canary}'`]);
   const written = await readdir(dir);
   if (written.join() !== 'canary') throw new Error(`the source server cannot write into ${dir} (found ${JSON.stringify(written)}): the file checks would prove nothing`);
   await rm(canary, { force: true });

@@ -26,6 +26,11 @@ export interface CalledNames {
   operators: string[];
   /** PostgreSQL type names cast to (`x::t`): a domain's CHECK runs on the cast. */
   types: string[];
+  /**
+   * PostgreSQL relations read, quoted as to_regclass reads them ("schema"."name"; CTE names come
+   * along and resolve to nothing or a table): a view runs its definition, a table its row-level security policies.
+   */
+  relations: string[];
 }
 
 /** A_Expr kinds whose name is no operator: the operators PostgreSQL runs for them. */
@@ -48,6 +53,7 @@ function postgresNames(kind: FragmentKind, text: string): CalledNames {
   const functions = new Set<string>();
   const operators = new Set<string>();
   const types = new Set<string>();
+  const relations = new Set<string>();
   const stack: unknown[] = [parseSync(sql)];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -71,6 +77,10 @@ function postgresNames(kind: FragmentKind, text: string): CalledNames {
       if (Array.isArray(fields)) {
         for (const part of fields as unknown[]) if (isObject(part) && isObject(part.String) && typeof part.String.sval === 'string') functions.add(part.String.sval);
       }
+      if (key === 'RangeVar' && isObject(value) && typeof value.relname === 'string' && !(kind !== 'rule' && value.relname === 'dataops_fragment')) {
+        const quoted = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+        relations.add(typeof value.schemaname === 'string' ? `${quoted(value.schemaname)}.${quoted(value.relname)}` : quoted(value.relname));
+      }
       if (key === 'TypeCast' && isObject(value) && isObject(value.typeName)) {
         const name = lastName(value.typeName.names);
         if (name !== undefined) types.add(name);
@@ -78,7 +88,7 @@ function postgresNames(kind: FragmentKind, text: string): CalledNames {
       if (typeof value === 'object' && value !== null) stack.push(value);
     }
   }
-  return { functions: [...functions], operators: [...operators], types: [...types] };
+  return { functions: [...functions], operators: [...operators], types: [...types], relations: [...relations] };
 }
 
 /**
@@ -93,7 +103,7 @@ function mysqlNames(text: string): CalledNames {
     const next = tokens[index + 1];
     if ((token.kind === 'word' || token.kind === 'quoted-name') && token.name !== undefined && next?.kind === 'punct' && next.text === '(') functions.add(token.name.toLowerCase());
   }
-  return { functions: [...functions], operators: [], types: [] };
+  return { functions: [...functions], operators: [], types: [], relations: [] };
 }
 
 /** What `text` (a fragment that passed its check for `kind`) calls on `engine`. */

@@ -122,16 +122,77 @@ function valueText(value: SqlValue | undefined): string | null {
 }
 
 /**
+ * How long one rule's query may run (issue 13, found by attack): a rule is a manifest query the
+ * sessions run as written, and a legal but heavy one (generate_series(1, 1e12), MariaDB's
+ * seq_1_to_N, a catastrophic regular expression) would hold a source backend for hours, while
+ * a rule is meant to be an aggregate check. The copy's and checksums' statements are not bounded
+ * (a legitimate copy can take hours); rules are. DMO_RULE_TIMEOUT_SECONDS overrides the default.
+ */
+export const DEFAULT_RULE_TIMEOUT_MS = 15 * 60_000;
+
+export function ruleTimeoutMs(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const seconds = Number(env.DMO_RULE_TIMEOUT_SECONDS ?? '');
+  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : DEFAULT_RULE_TIMEOUT_MS;
+}
+
+/** The server's statement-timeout errors: PostgreSQL 57014, MariaDB 1969, MySQL 3024. */
+function timedOut(error: unknown): boolean {
+  const { code, errno } = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; errno?: unknown };
+  return code === '57014' || code === 1969 || code === 3024 || errno === 1969 || errno === 3024 || code === 'ER_STATEMENT_TIMEOUT';
+}
+
+/** ER_UNKNOWN_SYSTEM_VARIABLE: MariaDB has max_statement_time, MySQL max_execution_time. */
+const UNKNOWN_VARIABLE = 1193;
+
+/**
+ * Bounds the next statements of the transaction just begun to `ms` (never loosening a tighter
+ * bound the session has); returns what restores the session afterwards. PostgreSQL: SET LOCAL,
+ * gone with the transaction. MySQL: the session variable, put back after.
+ */
+async function boundStatements(session: SqlSession, ms: number): Promise<() => Promise<void>> {
+  if (session.engine === 'postgres') {
+    const [row] = await session.query("SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'");
+    const current = Number(row?.setting?.toString() ?? '0');
+    await session.query(`SET LOCAL statement_timeout = ${String(current > 0 ? Math.min(current, ms) : ms)}`);
+    return () => Promise.resolve();
+  }
+  const restores: string[] = [];
+  for (const [variable, unit] of [['max_statement_time', 1000], ['max_execution_time', 1]] as const) {
+    try {
+      const [row] = await session.query(`SELECT @@SESSION.${variable} AS v`);
+      const current = Number(row?.v?.toString() ?? '0');
+      const bound = ms / unit;
+      await session.query(`SET SESSION ${variable} = ${String(current > 0 ? Math.min(current, bound) : bound)}`);
+      restores.push(`SET SESSION ${variable} = ${String(current)}`);
+    } catch (error) {
+      if ((error as { errno?: unknown }).errno !== UNKNOWN_VARIABLE) throw error;
+    }
+  }
+  return async () => {
+    for (const statement of restores) await session.query(statement);
+  };
+}
+
+/**
  * The first column of the first row (null when there is no row) of a checked query, run alone in
  * a READ ONLY transaction that is rolled back: the server refuses a write even on a session that
  * could write (the target's), and the query cannot end the transaction (it is one statement).
+ * It runs within ruleTimeoutMs().
  */
-export async function queryValue(session: SqlSession, query: CheckedSql): Promise<string | null> {
+export async function queryValue(session: SqlSession, query: CheckedSql, timeoutMs: number = ruleTimeoutMs()): Promise<string | null> {
   // Both engines spell these the same (PostgreSQL, MySQL 5.6.5+, MariaDB 10.0+).
   await session.query('START TRANSACTION READ ONLY');
   let rows;
   try {
-    rows = await session.query(query.sql);
+    const restore = await boundStatements(session, timeoutMs);
+    try {
+      rows = await session.query(query.sql);
+    } catch (error) {
+      if (timedOut(error)) throw new Error(`the query ran longer than ${String(timeoutMs / 1000)} s, the bound on a rule's query (DMO_RULE_TIMEOUT_SECONDS): it stopped on the server`, { cause: error });
+      throw error;
+    } finally {
+      await restore();
+    }
   } finally {
     await session.query('ROLLBACK');
   }
