@@ -60,6 +60,33 @@ test('mysql: a fragment calling a loadable function (UDF) listed in mysql.func i
   t.deepEqual(fingerprintChanges(before, await sourceFingerprint(source)), []);
 });
 
+test('mysql: a view that calls a stored function, read by a fragment (directly or through another view), is refused; a plain view is not', async (t) => {
+  const source = await freshDatabase(t, 'mysql', 'a13c_view_src');
+  const target = await freshDatabase(t, 'postgres', 'a13c_view_dst');
+  await execSql(source, [
+    ...SEED,
+    // Planted behind views: a stored function (one could write a server file with INTO OUTFILE,
+    // which a read-only transaction does not stop; see attack-13-mysql.test.ts).
+    "CREATE FUNCTION planted(x bigint) RETURNS bigint DETERMINISTIC BEGIN DECLARE n bigint; SELECT x INTO n; RETURN n; END",
+    'CREATE VIEW planted_view AS SELECT id, planted(id) AS p FROM orders',
+    'CREATE VIEW outer_view AS SELECT id FROM planted_view',
+    'CREATE VIEW plain_view AS SELECT id FROM orders WHERE id < 10',
+  ]);
+  const before = await sourceFingerprint(source);
+  for (const [view, spelled] of [['planted_view', 'planted_view'], ['outer_view', 'OUTER_VIEW'], ['planted_view', '`planted_view`']] as const) {
+    const file = await writeManifest(t, { tables: [{ name: 'orders', where: `id IN (SELECT id FROM ${spelled})` }] });
+    for (const command of [['plan'], ['step', 'copy']]) {
+      const run = await dmctl([...command, '-f', file], { DMO_SOURCE_URL: source, DMO_TARGET_URL: target });
+      t.is(run.code, 3, `${command.join(' ')} ${view}: ${errorOf(run)}`);
+      t.regex(errorOf(run), /the view [\w]+\.planted_view, which a fragment reads, calls planted\(\), defined in the source database/, `${command.join(' ')} ${view}`);
+    }
+  }
+  const plain = await writeManifest(t, { tables: [{ name: 'orders', where: 'id IN (SELECT id FROM plain_view)' }] });
+  const run = await dmctl(['plan', '-f', plain], { DMO_SOURCE_URL: source, DMO_TARGET_URL: target });
+  t.is(run.code, 0, errorOf(run));
+  t.deepEqual(fingerprintChanges(before, await sourceFingerprint(source)), []);
+});
+
 test('mysql: a heavy but legal rule stops on the server within DMO_RULE_TIMEOUT_SECONDS', async (t) => {
   const source = await freshDatabase(t, 'mysql', 'a13c_slow_src');
   const target = await freshDatabase(t, 'postgres', 'a13c_slow_dst');

@@ -22,7 +22,7 @@
 // written or any fragment runs.
 import type { SqlSession } from '../db/session.ts';
 import { PlanRefusedError } from './refused.ts';
-import { calledNames, type CalledNames } from '../sql/called-names.ts';
+import { calledNames, mysqlNames, type CalledNames } from '../sql/called-names.ts';
 import { EXPECTED, type FragmentKind } from '../sql/lexical.ts';
 import type { ManifestSql } from '../sql/manifest-sql.ts';
 import { pathKey } from '../sql/refusal.ts';
@@ -227,7 +227,7 @@ const POSTGRES_IMPLICIT = `
  * fragments read) would run without a fragment naming it, one reason per table or column.
  */
 async function implicitCodeReasons(source: SqlSession, spec: ManifestSql, relations: readonly string[]): Promise<string[]> {
-  if (source.engine !== 'postgres') return [];
+  if (source.engine !== 'postgres') return mysqlViewReasons(source, relations);
   const names = (spec.tables ?? []).length > 0 ? (spec.tables ?? []).map((t) => t.name) : await listTables(source);
   const quote = (name: string): string => source.dialect.quoteQualified(name);
   const rows = await source.query(POSTGRES_IMPLICIT, [names.map(quote), relations, names]);
@@ -271,6 +271,55 @@ async function definedObjects(source: SqlSession, called: CalledNames): Promise<
   ).catch(() => []);
   for (const row of udfs) defined.udfs.set(row.name?.toString() ?? '', [row.name?.toString() ?? '']);
   return defined;
+}
+
+/** How deep views reading views are followed before the fragment is refused as unreadable. */
+const MAX_VIEW_DEPTH = 8;
+
+/**
+ * MySQL: the views a fragment reads (any name it mentions that is a view of a schema the role
+ * sees), followed through the views they read, whose definitions call a stored function or a
+ * loadable function (UDF). Such a view runs that code with the migration's role (or, SQL SECURITY
+ * DEFINER, its definer's) when the fragment reads it; a read-only transaction does not stop a
+ * function's INTO OUTFILE. Names are compared case-insensitively (over-refusing is the safe side).
+ */
+async function mysqlViewReasons(source: SqlSession, mentioned: readonly string[]): Promise<string[]> {
+  if (mentioned.length === 0) return [];
+  const routines = new Set((await source.query("SELECT LOWER(ROUTINE_NAME) AS name FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'"))
+    .map((row) => row.name?.toString() ?? ''));
+  for (const row of await source.query('SELECT LOWER(name) AS name FROM mysql.func').catch(() => [])) routines.add(row.name?.toString() ?? '');
+  const reasons: string[] = [];
+  const seen = new Set<string>();
+  let names = [...new Set(mentioned)];
+  for (let depth = 0; names.length > 0; depth++) {
+    const views = await source.query(
+      `SELECT TABLE_SCHEMA AS \`schema\`, TABLE_NAME AS name, VIEW_DEFINITION AS definition FROM information_schema.VIEWS WHERE LOWER(TABLE_NAME) IN (${names.map(() => '?').join(', ')})`, names);
+    const next: string[] = [];
+    for (const view of views) {
+      const qualified = `${view.schema?.toString() ?? ''}.${view.name?.toString() ?? ''}`;
+      if (seen.has(qualified)) continue;
+      seen.add(qualified);
+      if (depth >= MAX_VIEW_DEPTH) {
+        reasons.push(`the view ${qualified}: read through more than ${String(MAX_VIEW_DEPTH)} views, which the plan does not follow; read the tables instead`);
+        continue;
+      }
+      let read: CalledNames;
+      try {
+        read = mysqlNames(view.definition?.toString() ?? '');
+      } catch {
+        reasons.push(`the view ${qualified}: its definition could not be read to see what it calls; read the tables instead`);
+        continue;
+      }
+      const calls = read.functions.filter((name) => routines.has(name.split('.').at(-1) ?? name));
+      if (calls.length > 0) {
+        reasons.push(`the view ${qualified}, which a fragment reads, calls ${calls.slice(0, 3).map((name) => `${name}()`).join(', ')}, defined in the source database: `
+          + 'it would run with the migration\'s role (or the view\'s definer\'s); drop it or read the tables instead');
+      }
+      next.push(...read.relations);
+    }
+    names = [...new Set(next)].filter((name) => ![...seen].some((q) => q.toLowerCase().endsWith(`.${name}`)));
+  }
+  return reasons;
 }
 
 /**

@@ -92,18 +92,21 @@ function postgresNames(kind: FragmentKind, text: string): CalledNames {
 }
 
 /**
- * MySQL: every word or quoted name directly followed by '(' (db.f( included), lower-cased as the
- * server compares routine names. Keywords such as IN or EXISTS come along; they name no function
+ * MySQL: every word or quoted name directly followed by '(' (db.f( included) is a function, every
+ * other one a name that may be a relation (a view the look-up then reads), lower-cased as the
+ * server compares routine names. Keywords and columns come along; they name no function or view
  * in a database, so the look-up finds nothing for them.
  */
-function mysqlNames(text: string): CalledNames {
+export function mysqlNames(text: string): CalledNames {
   const tokens = mysqlTokens(text, 'fragment', 'one fragment').filter((t) => t.kind !== 'block-comment');
   const functions = new Set<string>();
+  const relations = new Set<string>();
   for (const [index, token] of tokens.entries()) {
+    if ((token.kind !== 'word' && token.kind !== 'quoted-name') || token.name === undefined) continue;
     const next = tokens[index + 1];
-    if ((token.kind === 'word' || token.kind === 'quoted-name') && token.name !== undefined && next?.kind === 'punct' && next.text === '(') functions.add(token.name.toLowerCase());
+    (next?.kind === 'punct' && next.text === '(' ? functions : relations).add(token.name.toLowerCase());
   }
-  return { functions: [...functions], operators: [], types: [], relations: [] };
+  return { functions: [...functions], operators: [], types: [], relations: [...relations] };
 }
 
 /** What `text` (a fragment that passed its check for `kind`) calls on `engine`. */
