@@ -292,6 +292,14 @@ const condition = object('Condition', 'A condition in the Kubernetes shape; cond
 });
 
 /** One table's outcome: status.tables, and what the copy and validate steps report (src/api/step-result-schema.ts). */
+/** The most bookkeeping tables status lists (the engine has 7; the rest would be someone's own dataops_ tables). */
+export const MAX_BOOKKEEPING_TABLES = 16;
+
+/** This project's bookkeeping tables in the target: status.bookkeeping, and what the validate step reports. */
+export const bookkeepingTables = array(string('A table name.', IDENT),
+  'This project\'s own tables in the target (dataops_*), as the validate step found them: the migrations\' records (identity, checkpoints, created tables, claims) and the schema history. They stay after the migration ends; once no migration needs them (`dmctl retire`), `dmctl cleanup` drops all but the schema history.',
+  { maxItems: MAX_BOOKKEEPING_TABLES, 'x-kubernetes-list-type': 'atomic' });
+
 export const tableStatus = object('TableStatus', 'The outcome for one table.', {
   name: required(string('The source table.', IDENT)),
   target: optional(string('The target table.', IDENT)),
@@ -369,6 +377,7 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
     createdTables: optional(array(string('A table name.', IDENT), 'Tables this migration created (createMissingTables), for people: rollback reads the target\'s own record.', { maxItems: STATUS_LIMITS.tables, 'x-kubernetes-list-type': 'atomic' })),
     truncated: optional(boolean('More tables were created than createdTables lists (the target\'s own record is complete).')),
   })),
+  bookkeeping: optional(bookkeepingTables),
   activeSelector: optional(stringMap('The selector the cutover Service points at now.')),
   active: optional(string('activeSelector as text (track=green), for kubectl get.', { maxLength: STATUS_LIMITS.active })),
   jobs: optional(array(object('StepJob', 'A step Job of this run.', {

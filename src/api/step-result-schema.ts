@@ -4,7 +4,7 @@
 // status.tables and status.validation.checks use). `npm run generate` writes the TypeScript types
 // (step-result.generated.ts); step-result.ts reads a result at run time against this schema.
 import {
-  IDENT, STATUS_LIMITS, checkResult, schemaVersion, tableStatus,
+  IDENT, STATUS_LIMITS, bookkeepingTables, checkResult, schemaVersion, tableStatus,
 } from './datamigration-schema.ts';
 import { array, boolean, enumOf, integer, nullable, object, optional, required, string, type SchemaNode } from './schema-builder.ts';
 
@@ -56,6 +56,7 @@ export const validateStepResult = object('ValidateStepResult', 'The validate ste
   checks: optional(array(checkResult, 'Check outcomes; the operator keeps the first ones, failures first.')),
   truncated: optional(boolean('More checks ran than are listed.')),
   tables: optional(array(tableStatus, 'Per table: rowsSource, rowsTarget, checksum, message.')),
+  bookkeeping: optional(bookkeepingTables),
 });
 
 export const rollbackStepResult = object('RollbackStepResult', 'The rollback step: the schema version it returned to, what it undid.', {

@@ -37,6 +37,8 @@ export interface ValidateStepResult {
   truncated?: boolean;
   /** Per table: rowsSource, rowsTarget, checksum, message. */
   tables?: TableStatus[];
+  /** This project's own tables in the target (dataops_*), as the validate step found them: the migrations' records (identity, checkpoints, created tables, claims) and the schema history. They stay after the migration ends; once no migration needs them (`dmctl retire`), `dmctl cleanup` drops all but the schema history. */
+  bookkeeping?: string[];
 }
 
 /** One check's outcome. */

@@ -46,6 +46,8 @@ export interface DataMigrationStatus {
   validation?: ValidationStatus;
   /** The target schema's versions. */
   schema?: SchemaStatus;
+  /** This project's own tables in the target (dataops_*), as the validate step found them: the migrations' records (identity, checkpoints, created tables, claims) and the schema history. They stay after the migration ends; once no migration needs them (`dmctl retire`), `dmctl cleanup` drops all but the schema history. */
+  bookkeeping?: string[];
   /** The selector the cutover Service points at now. */
   activeSelector?: Record<string, string>;
   /** activeSelector as text (track=green), for kubectl get. */

@@ -271,7 +271,7 @@ export function stepResult(command: string, results: Record<string, unknown>): S
       const report = results.validation as ValidationReport;
       // Failures first in the checks, so the bound never hides one.
       const summary = summarizeForStatus(report);
-      const out: StepResultOf<'validate'> = { ...summary, passed: report.passed, tables: tableStatuses(report) };
+      const out: StepResultOf<'validate'> = { ...summary, passed: report.passed, tables: tableStatuses(report), ...(report.bookkeeping ? { bookkeeping: report.bookkeeping } : {}) };
       return out;
     }
     default: {

@@ -96,7 +96,7 @@ export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
   return { ok: true, value: out };
 }
 
-export interface ValidationOutcome { validation: ValidationStatus & { passed: boolean }; tables: TableStatus[] }
+export interface ValidationOutcome { validation: ValidationStatus & { passed: boolean }; tables: TableStatus[]; bookkeeping?: string[] }
 
 /** The validate step's result: `passed` is required (without it nothing can be decided). */
 export function parseValidationResult(result: unknown): Parsed<ValidationOutcome> {
@@ -112,7 +112,7 @@ export function parseValidationResult(result: unknown): Parsed<ValidationOutcome
   if (summary !== undefined) validation.summary = summary;
   if (ordered.length > 0) validation.checks = ordered.slice(0, STATUS_LIMITS.checks);
   if (ordered.length > STATUS_LIMITS.checks || value.truncated === true) validation.truncated = true;
-  return { ok: true, value: { validation, tables: value.tables ?? [] } };
+  return { ok: true, value: { validation, tables: value.tables ?? [], ...(value.bookkeeping ? { bookkeeping: value.bookkeeping } : {}) } };
 }
 
 export function parseRollbackResult(result: unknown): Parsed<{ version?: string }> {

@@ -253,6 +253,8 @@ test('MySQL → PostgreSQL big bang with migrations and transforms: Succeeded, g
   t.is(done.status?.progress?.percent, 100);
   t.true(done.status?.validation?.passed);
   t.is(await scalar(target, "SELECT count(*) FROM orders WHERE customer = upper(customer) AND customer LIKE 'CUSTOMER %'"), '10000');
+  // The project's own tables the target now holds are named where people look.
+  t.true(['dataops_migration', 'dataops_schema_history'].every((table) => done.status?.bookkeeping?.includes(table)), JSON.stringify(done.status?.bookkeeping));
   const reasons = await eventReasons(namespace, 'orders-to-pg');
   t.true(reasons.includes('Succeeded'), reasons.join(', '));
   assertNoPasswords(t, [JSON.stringify(done), reasons.join(), operator.logs()], [source, target]);

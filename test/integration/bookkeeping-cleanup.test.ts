@@ -62,6 +62,11 @@ for (const engine of ['postgres', 'mysql'] as const) {
     t.regex(message(refused), /DELETE FROM .dataops_migration. WHERE .migration_uid. IN \('22222222/);
     t.deepEqual(await bookkeepingTables(engine, target), before, 'nothing dropped');
 
+    // The validate step names them (the operator puts them in status.bookkeeping).
+    const validated = await dmctl(['step', 'validate', '-f', file], env);
+    const result = validated.events.find((e) => e.event === 'result')?.result as { validation?: { bookkeeping?: string[] } } | undefined;
+    t.deepEqual(result?.validation?.bookkeeping, before);
+
     t.is((await dmctl(['retire', '-f', file], env)).code, EXIT.ok);
     const cleaned = await dmctl(['cleanup', '-f', file], env);
     t.is(cleaned.code, EXIT.ok, message(cleaned));

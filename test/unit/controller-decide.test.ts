@@ -292,6 +292,17 @@ test('validation passed without cutover: → Succeeded, Ready True, completedAt'
   assertIdempotent(t, done, { jobs: [job('validate', 'Succeeded', { passed: true })], now: T1 }, 'succeeded');
 });
 
+test('the bookkeeping tables the validate step found are named in status; a result without them leaves none', (t) => {
+  const m = walkTo({}, 'Validating');
+  const tables = ['dataops_copy_checkpoint', 'dataops_migration', 'dataops_schema_history'];
+  const { d } = step(m, { jobs: [job('validate', 'Succeeded', { passed: true, bookkeeping: tables })], now: T1 });
+  t.deepEqual(d.status.bookkeeping, tables);
+  t.is(step(walkTo({}, 'Validating'), { jobs: [job('validate', 'Succeeded', { passed: true })], now: T1 }).d.status.bookkeeping, undefined);
+  // Cut to the CRD's bound: a longer list would have every status write refused.
+  const many = Array.from({ length: 20 }, (_, i) => `dataops_t${String(i).padStart(2, '0')}`);
+  t.deepEqual(step(walkTo({}, 'Validating'), { jobs: [job('validate', 'Succeeded', { passed: true, bookkeeping: many })], now: T1 }).d.status.bookkeeping, many.slice(0, 16));
+});
+
 test('Manual approval: waits in AwaitingApproval without patching; the Service is untouched', (t) => {
   const m = walkTo(cutover('Manual'), 'Validating');
   const observe = { jobs: [job('validate', 'Succeeded', { passed: true })], selector: BLUE, now: T1 };

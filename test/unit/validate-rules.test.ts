@@ -52,7 +52,9 @@ function fakeSession(values: Record<string, string | null>, sent: string[] = [])
     engine: 'postgres', dialect: postgresDialect,
     query: (sql) => {
       sent.push(sql);
-      if (sql === 'START TRANSACTION READ ONLY' || sql === 'ROLLBACK') return Promise.resolve([]);
+      if (sql === 'START TRANSACTION READ ONLY' || sql === 'ROLLBACK' || sql.startsWith('SET LOCAL statement_timeout = ')) return Promise.resolve([]);
+      // The rule's statement bound (rules.ts) reads the session's own first: none here.
+      if (sql.includes("name OPERATOR(pg_catalog.=) 'statement_timeout'")) return Promise.resolve([{ setting: '0' }]);
       if (!(sql in values)) return Promise.reject(new Error(`cannot execute ${sql} in a read-only transaction`));
       const value = values[sql];
       return Promise.resolve(value === undefined ? [] : [{ v: value }]);
@@ -80,9 +82,11 @@ test('rules: both queries compared, or one against expect; errors fail the rule'
   t.regex(failing.error ?? '', /read-only/);
   t.false((await runRule(checked({ name: 'none' }), sessions)).passed);
   t.false((await runRule(checked({ name: 'one', source: 'SELECT 1' }), sessions)).passed, 'one query needs expect');
-  // Every query ran alone in a read-only transaction that was rolled back, the failing one too.
-  t.deepEqual(sent.slice(0, 3), ['START TRANSACTION READ ONLY', 'SELECT sum(x)', 'ROLLBACK']);
-  t.deepEqual(sent.slice(-3), ['START TRANSACTION READ ONLY', 'SELECT count(*) FROM elsewhere', 'ROLLBACK']);
+  // Every query ran alone in a read-only transaction that was rolled back, the failing one too,
+  // under the rule's statement bound (SET LOCAL: it ends with the transaction).
+  const bound = ["SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'", 'SET LOCAL statement_timeout = 900000'];
+  t.deepEqual(sent.slice(0, 5), ['START TRANSACTION READ ONLY', ...bound, 'SELECT sum(x)', 'ROLLBACK']);
+  t.deepEqual(sent.slice(-5), ['START TRANSACTION READ ONLY', ...bound, 'SELECT count(*) FROM elsewhere', 'ROLLBACK']);
 });
 
 test('rules: a query that is not one read-only SELECT is refused before it runs, naming the field', (t) => {

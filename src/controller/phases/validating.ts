@@ -2,6 +2,7 @@
 // done, without a cutover); failed → RollingBack (rollback.onValidationFailure, the default) or
 // Failed with the target left for inspection.
 import { REASONS } from '../../api/constants.ts';
+import { MAX_BOOKKEEPING_TABLES } from '../../api/datamigration-schema.ts';
 import type { CutoverSpec } from '../../api/types.generated.ts';
 import { fail, setCond, succeed, transition, type Context } from '../context.ts';
 import { recordOutcome } from '../ledger.ts';
@@ -22,8 +23,10 @@ export function validating(ctx: Context): Next {
   const validationFailed = parsed.ok && !parsed.value.validation.passed;
   if (outcome.kind === 'failed' && !validationFailed) return stepFailed(ctx, 'validate', outcome.message, failureReason('validate', outcome.job), outcome.job);
   if (!parsed.ok) return stepFailed(ctx, 'validate', parsed.error, REASONS.JobFailed, outcome.job);
-  const { validation, tables } = parsed.value;
+  const { validation, tables, bookkeeping } = parsed.value;
   ctx.status.validation = { ...validation, checkedAt: ctx.now };
+  // Cut to the CRD's bound: a longer list would be refused (422) on every status write.
+  if (bookkeeping !== undefined) ctx.status.bookkeeping = bookkeeping.slice(0, MAX_BOOKKEEPING_TABLES);
   if (tables.length > 0) recordTables(ctx.status, tables);
   const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
   if (validation.passed) {

@@ -28,3 +28,8 @@ export function isBookkeepingTable(name: string): boolean {
 export async function listTables(session: SqlSession): Promise<string[]> {
   return (await session.dialect.introspector.tables(session)).filter((name) => !isBookkeepingTable(name));
 }
+
+/** This project's bookkeeping tables in the session's schema or database (what `dmctl cleanup` may drop, and the schema history), sorted. */
+export async function listBookkeepingTables(session: SqlSession): Promise<string[]> {
+  return (await session.dialect.introspector.tables(session)).filter(isBookkeepingTable).sort();
+}

@@ -104,7 +104,8 @@ export function mysqlNames(text: string): CalledNames {
   for (const [index, token] of tokens.entries()) {
     if ((token.kind !== 'word' && token.kind !== 'quoted-name') || token.name === undefined) continue;
     const next = tokens[index + 1];
-    (next?.kind === 'punct' && next.text === '(' ? functions : relations).add(token.name.toLowerCase());
+    if (next?.kind === 'punct' && next.text === '(') functions.add(token.name.toLowerCase());
+    else if (token.kind === 'quoted-name' || !/^[\d.]+(e[+-]?\d+)?$/i.test(token.name)) relations.add(token.name.toLowerCase()); // a number names nothing
   }
   return { functions: [...functions], operators: [], types: [], relations: [...relations] };
 }

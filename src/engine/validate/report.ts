@@ -92,6 +92,8 @@ export interface ValidationReport {
   tables: TableReport[];
   rules: RuleReport[];
   summary: string;
+  /** This project's bookkeeping tables in the target (validate step): they stay until `dmctl cleanup`. */
+  bookkeeping?: string[];
 }
 
 export interface SummaryLimits {
