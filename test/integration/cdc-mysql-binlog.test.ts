@@ -3,11 +3,13 @@
 // as the copy reads it, other tables ignored, and a TRUNCATE of a captured table stopping the
 // applier with a reason (again after a restart: it is not skipped).
 import { randomUUID } from 'node:crypto';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import type mysql from 'mysql2/promise';
 import { BinlogCaptureRefused, currentBinlogPosition, openBinlogSnapshot } from '../../src/engine/db/mysql/binlog-capture.ts';
 import { binlogServerId, openBinlogStream, type BinlogMessage } from '../../src/engine/db/mysql/binlog-stream.ts';
 import { connectMysql } from '../../src/engine/db/mysql/connection.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
+import type { SqlSession } from '../../src/engine/db/session.ts';
 import type { CaptureTable, CapturedChange, CapturedValue } from '../../src/engine/sync/cdc-apply.ts';
 import { followBinlog } from '../../src/engine/sync/cdc-follow-mysql.ts';
 import { databaseOf, freshMysqlDatabase, testAccount } from '../support/databases.ts';
@@ -125,7 +127,8 @@ test('other tables (and their TRUNCATE) are not applied, a TRUNCATE of a capture
   await again.stop();
 });
 
-test('the stream follows the binlog into its next file, and a heartbeat says where it is when the new file holds nothing yet', async (t) => {
+/** A source and a target database, each with an empty table `items` as TABLE captures it; both connections close when the test ends. */
+async function emptyItemsOnSourceAndTarget(t: ExecutionContext): Promise<{ sourceUrl: string; table: CaptureTable; source: mysql.Connection; target: SqlSession }> {
   const sourceUrl = await freshMysqlDatabase(t, 'cdc_src');
   const targetUrl = await freshMysqlDatabase(t, 'cdc_tgt');
   const table = { ...TABLE, sourceSchema: databaseOf(sourceUrl) };
@@ -137,6 +140,11 @@ test('the stream follows the binlog into its next file, and a heartbeat says whe
   });
   await source.query('CREATE TABLE items (id int PRIMARY KEY, val text)');
   await target.query('CREATE TABLE items (id int PRIMARY KEY, val text)');
+  return { sourceUrl, table, source, target };
+}
+
+test('the stream follows the binlog into its next file, and a heartbeat says where it is when the new file holds nothing yet', async (t) => {
+  const { sourceUrl, table, source, target } = await emptyItemsOnSourceAndTarget(t);
   const start = await currentBinlogPosition(source);
   const follower = await followBinlog({ source: { url: sourceUrl }, target, uid: randomUUID(), tables: [table], start });
   t.teardown(() => follower.stop());
@@ -155,18 +163,9 @@ test('the stream follows the binlog into its next file, and a heartbeat says whe
 });
 
 test('an XA transaction on a captured table stops the applier with a reason (its rows are logged before its outcome)', async (t) => {
-  const sourceUrl = await freshMysqlDatabase(t, 'cdc_src');
-  const targetUrl = await freshMysqlDatabase(t, 'cdc_tgt');
-  const table = { ...TABLE, sourceSchema: databaseOf(sourceUrl) };
-  const source = await connectMysql(sourceUrl, { readOnly: false });
-  const target = await openSession(targetUrl, { readOnly: false });
-  t.teardown(async () => {
-    await source.query("XA ROLLBACK 'cdc'").catch(() => undefined);
-    await source.end();
-    await target.close();
-  });
-  await source.query('CREATE TABLE items (id int PRIMARY KEY, val text)');
-  await target.query('CREATE TABLE items (id int PRIMARY KEY, val text)');
+  const { sourceUrl, table, source, target } = await emptyItemsOnSourceAndTarget(t);
+  // Teardowns run last-first: this before the connection closes.
+  t.teardown(async () => { await source.query("XA ROLLBACK 'cdc'").catch(() => undefined); });
   const follower = await followBinlog({ source: { url: sourceUrl }, target, uid: randomUUID(), tables: [table], start: await currentBinlogPosition(source) });
   t.teardown(() => follower.stop());
   for (const statement of ["XA START 'cdc'", "INSERT INTO items VALUES (1, 'maybe')", "XA END 'cdc'", "XA PREPARE 'cdc'"]) await source.query(statement);
