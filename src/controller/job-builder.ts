@@ -12,6 +12,7 @@ import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration, JobTemplateSpec } from '../api/types.ts';
 import { DEFAULT_COPY_DEADLINE_SECONDS, DEFAULT_STEP_DEADLINE_SECONDS } from '../api/datamigration-schema.ts';
 import { EXIT } from '../cli/exit-codes.ts';
+import type { LogFormat } from '../api/log-schema.ts';
 import { withPodDefaults, type PodDefaults } from './pod-defaults.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
@@ -23,6 +24,8 @@ export interface EngineConfig extends PodPolicyConfig {
   command: string[];
   /** What every step pod gets unless its spec.jobTemplate sets the field (ENGINE_POD_DEFAULTS, pod-defaults.ts). */
   podDefaults?: PodDefaults;
+  /** The operator's LOG_FORMAT, passed to the engine so its lines read like the operator's. */
+  logFormat?: LogFormat;
 }
 
 /**
@@ -112,6 +115,7 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
     // so nothing the image keeps under /tmp is hidden).
     { name: 'HOME', value: SCRATCH_DIR },
     { name: 'TMPDIR', value: SCRATCH_DIR },
+    ...(engine.logFormat !== undefined ? [{ name: 'LOG_FORMAT', value: engine.logFormat }] : []),
     ...extraEnv,
   ];
   const volumes: k8s.V1Volume[] = [{ name: 'scratch', emptyDir: { sizeLimit: '256Mi' } }];

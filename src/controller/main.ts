@@ -64,6 +64,7 @@ const operator = await startOperator({
     allowedImages: policy.allowedImages,
     allowedServiceAccounts: policy.allowedServiceAccounts,
     podDefaults: podDefaults.defaults,
+    logFormat,
   },
   watchNamespaces,
   ...(optInSelector ? { optInSelector } : {}),

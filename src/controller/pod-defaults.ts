@@ -6,6 +6,7 @@
 import { dataMigrationCrd } from '../api/crd.ts';
 import type { JobTemplateSpec } from '../api/types.ts';
 // The structural checker the CLI's lint and the tests use (pure): the same rules as the API server's.
+import { celErrors } from '../cli/crd-cel-rules.ts';
 import { isObject, schemaErrors, type CrdSchema } from '../cli/crd-schema-check.ts';
 import { crdSchemaOf } from '../cli/lint.ts';
 
@@ -27,7 +28,8 @@ export function podDefaultsFromEnv(text: string | undefined): { defaults: PodDef
   if (!isObject(value)) return { defaults: {}, errors: ['ENGINE_POD_DEFAULTS must be a JSON object'] };
   const other = Object.keys(value).filter((key) => !(POD_DEFAULT_FIELDS as readonly string[]).includes(key));
   const errors = other.length > 0 ? [`ENGINE_POD_DEFAULTS: ${other.join(', ')} cannot be defaulted (only ${POD_DEFAULT_FIELDS.join(', ')})`] : [];
-  errors.push(...schemaErrors(jobTemplateSchema(), value, 'ENGINE_POD_DEFAULTS'));
+  // The structure and the CEL rules (a toleration without a key must use Exists, …): all the API server checks.
+  errors.push(...schemaErrors(jobTemplateSchema(), value, 'ENGINE_POD_DEFAULTS'), ...celErrors(jobTemplateSchema(), value, 'ENGINE_POD_DEFAULTS'));
   return errors.length > 0 ? { defaults: {}, errors } : { defaults: value, errors: [] };
 }
 

@@ -62,6 +62,10 @@ test('the chart templates the generated CRD (crds.enabled, crds.keep); config/cr
   t.is(readFileSync(crdKustomization, 'utf8'), crdKustomizationText(['dataops.dev_datamigrations.yaml']));
 });
 
+test('the ServiceMonitor keeps the series\' own namespace label (honorLabels): alerts group by the migration\'s namespace', (t) => {
+  t.regex(read('charts', 'datamigration-operator', 'templates', 'servicemonitor.yaml'), /- port: http-metrics\n\s+path: \/metrics\n(\s+#.*\n)*\s+honorLabels: true\n/);
+});
+
 test('the aggregated view and edit ClusterRoles: DataMigrations only, never the status subresource, the same in the chart and config/rbac', (t) => {
   for (const kind of ['view', 'edit'] as const) {
     const rules = parse(read('charts', 'datamigration-operator', 'files', `${kind}-rules.yaml`)) as PolicyRule[];

@@ -31,6 +31,8 @@ test('what a spec could not say, or what is not a default, stops the operator at
   t.regex(podDefaultsFromEnv('{"image":"evil:1","serviceAccountName":"admin"}').errors.join(), /image, serviceAccountName cannot be defaulted/);
   t.regex(podDefaultsFromEnv('{"resources":{"requests":{"cpu":"lots"}}}').errors.join(), /ENGINE_POD_DEFAULTS\.resources/);
   t.regex(podDefaultsFromEnv('{"tolerations":[{"effect":"Sometimes"}]}').errors.join(), /ENGINE_POD_DEFAULTS\.tolerations/);
+  // The CRD's CEL rules too: a toleration without a key must use Exists (the API server refuses the Job otherwise).
+  t.not(podDefaultsFromEnv('{"tolerations":[{"operator":"Equal"}]}').errors.length, 0);
   t.deepEqual(podDefaultsFromEnv('{"image":"evil:1"}').defaults, {}, 'nothing applies when anything is wrong');
 });
 
@@ -55,4 +57,10 @@ test('the step Job carries the defaults where the spec is silent, and the spec w
   t.deepEqual(speaking?.containers[0]?.resources, { limits: { memory: '4Gi' } });
   t.deepEqual(speaking?.tolerations, [], 'an empty list in the spec is the spec speaking');
   t.false(speaking?.automountServiceAccountToken ?? true, 'defaults lend no token');
+});
+
+test('the operator\'s LOG_FORMAT reaches the engine, so a step pod\'s lines read like the operator\'s', (t) => {
+  const env = (engine: EngineConfig): string | undefined => buildStepJob(migration(), 'copy', 'g1', engine).spec?.template.spec?.containers[0]?.env?.find((e) => e.name === 'LOG_FORMAT')?.value;
+  t.is(env({ image: 'engine:1', command: ['dmctl'], logFormat: 'text' }), 'text');
+  t.is(env({ image: 'engine:1', command: ['dmctl'] }), undefined);
 });
