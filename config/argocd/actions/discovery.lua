@@ -17,8 +17,24 @@ if status.conditions ~= nil then
     end
   end
 end
-local retryable = phase == "Failed"
-  and (readyReason == "JobFailed" or readyReason == "RollbackFailed" or readyReason == "Aborted")
+-- Retry as the operator's retryPoint (src/controller/ledger.ts) decides it: the latest step of the
+-- ledger (status.steps) that was aborted, or failed for a reason a retry may resume. A status
+-- written before the ledger is judged by its Ready reason, as the operator upgrades it.
+local retryableReasons = {JobFailed = true, RollbackFailed = true, InvalidSpec = true, PlanRefused = true}
+local resumeOrder = {"rollback", "switch", "validate", "sync", "copy", "schema", "start"}
+local retryable = false
+if phase == "Failed" and status.steps ~= nil then
+  for _, name in ipairs(resumeOrder) do
+    for _, entry in ipairs(status.steps) do
+      if entry.step == name and (entry.outcome == "Aborted"
+          or (entry.outcome == "Failed" and retryableReasons[entry.reason or "JobFailed"])) then
+        retryable = true
+      end
+    end
+  end
+elseif phase == "Failed" then
+  retryable = readyReason == "JobFailed" or readyReason == "RollbackFailed" or readyReason == "Aborted"
+end
 local manual = spec.cutover ~= nil and spec.cutover.approval == "Manual"
 
 actions["approve"] = {["disabled"] = not (manual and phase == "AwaitingApproval"), ["iconClass"] = "fa fa-fw fa-check"}
