@@ -15,6 +15,7 @@ declare -A packages=(
   [shellcheck]=/usr/bin/shellcheck # scripts/*.sh are checked by test/e2e/packaging.test.ts
   [pgloader]=/usr/bin/pgloader # the copy benchmark compares against it
   [lua5.4]=/usr/bin/lua5.4 # the Argo CD health check and actions are tested with a real Lua interpreter
+  [lua5.1]=/usr/bin/luac5.1 # … and compiled by Lua 5.1's own compiler: Argo CD runs gopher-lua, a Lua 5.1
   [prometheus]=/usr/bin/promtool # promtool checks and unit-tests the chart's alert rules
 )
 missing=()

@@ -4,6 +4,22 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 export const LUA = '/usr/bin/lua5.4';
+/** Lua 5.1's compiler: Argo CD runs scripts in gopher-lua, which implements Lua 5.1. */
+export const LUAC51 = '/usr/bin/luac5.1';
+
+/** Library functions Lua 5.1 lacks (a 5.1 compiler accepts their calls; gopher-lua fails at run time). */
+const NOT_IN_LUA51 = /\b(utf8\.|table\.(unpack|move|pack)\b|math\.(type|tointeger|ult)\b|string\.(pack|unpack|packsize)\b|coroutine\.isyieldable\b)/;
+
+/** Why a script would not run in Lua 5.1 (its compiler's error, or a 5.2+ library call); undefined when it would. */
+export function lua51Problem(path: string, script: string): string | undefined {
+  try {
+    execFileSync(LUAC51, ['-p', '-'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (error) {
+    return `${path}: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
+  }
+  const call = NOT_IN_LUA51.exec(script);
+  return call ? `${path}: ${call[0]} is not in Lua 5.1` : undefined;
+}
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
