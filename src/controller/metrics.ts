@@ -35,11 +35,11 @@ function nameOf(m: DataMigration): Record<MigrationLabels, string> {
   return { namespace: m.metadata?.namespace ?? '', name: m.metadata?.name ?? '' };
 }
 
-/** datamigration_info's labels: the migration, its phase, strategy and engines. */
-export function infoLabels(m: DataMigration): Record<'namespace' | 'name' | 'phase' | 'strategy' | 'source_engine' | 'target_engine', string> {
+/** datamigration_info's labels: the migration, its phase, strategy and engines, and whether it is suspended (no alert for a pause). */
+export function infoLabels(m: DataMigration): Record<'namespace' | 'name' | 'phase' | 'strategy' | 'source_engine' | 'target_engine' | 'suspended', string> {
   return {
     ...nameOf(m), phase: m.status?.phase ?? 'Pending', strategy: m.spec.strategy?.type ?? 'BigBang',
-    source_engine: m.spec.source.engine, target_engine: m.spec.target.engine,
+    source_engine: m.spec.source.engine, target_engine: m.spec.target.engine, suspended: String(m.spec.suspend === true),
   };
 }
 
@@ -114,8 +114,8 @@ export function createMetrics(sources: MetricsSources = {}): OperatorMetrics {
     });
   };
   new Gauge({
-    name: 'datamigration_info', help: 'One series per DataMigration (value 1): its phase, strategy and engines.',
-    labelNames: ['namespace', 'name', 'phase', 'strategy', 'source_engine', 'target_engine'], registers,
+    name: 'datamigration_info', help: 'One series per DataMigration (value 1): its phase, strategy and engines, and whether spec.suspend holds it.',
+    labelNames: ['namespace', 'name', 'phase', 'strategy', 'source_engine', 'target_engine', 'suspended'], registers,
     collect() {
       this.reset();
       for (const m of list()) this.set(infoLabels(m), 1);

@@ -47,7 +47,7 @@ test('per-migration series come from the cached list at scrape time; a deleted m
   const cache: DataMigration[] = [migration('orders', copying), migration('users')];
   const metrics = createMetrics({ migrations: () => cache });
   const named = { namespace: 'shop', name: 'orders' };
-  t.is(await value(metrics, 'datamigration_info', { ...named, phase: 'Copying', strategy: 'Trickle', source_engine: 'mysql', target_engine: 'postgres' }), 1);
+  t.is(await value(metrics, 'datamigration_info', { ...named, phase: 'Copying', strategy: 'Trickle', source_engine: 'mysql', target_engine: 'postgres', suspended: 'false' }), 1);
   t.is(await value(metrics, 'datamigration_rows_copied', named), 4_100_000);
   t.is(await value(metrics, 'datamigration_rows_estimated', named), 9_000_000);
   t.is(await value(metrics, 'datamigration_eta_seconds', named), 26);
