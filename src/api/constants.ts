@@ -81,6 +81,7 @@ export const REASONS = {
   // the cutover Service's consent and record (src/controller/service-switch.ts)
   ServiceNotOptedIn: 'ServiceNotOptedIn',
   ServiceSelectorMismatch: 'ServiceSelectorMismatch',
+  ServiceSwitchRejected: 'ServiceSwitchRejected',
   ServiceNotRestored: 'ServiceNotRestored',
   RollbackFailed: 'RollbackFailed',
   RolledBack: 'RolledBack',

@@ -30,7 +30,7 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.DeploymentNotFound, REASONS.DeploymentNotReady, REASONS.InvalidSpec, REASONS.JobRejected, REASONS.JobFailed, REASONS.StepPodFailed, REASONS.PlanRefused,
   REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
   REASONS.ImageNotAllowed, REASONS.ServiceAccountNotAllowed, REASONS.ReservedKey,
-  REASONS.ServiceNotOptedIn, REASONS.ServiceSelectorMismatch, REASONS.ServiceNotRestored,
+  REASONS.ServiceNotOptedIn, REASONS.ServiceSelectorMismatch, REASONS.ServiceNotRestored, REASONS.ServiceSwitchRejected,
 ]);
 
 const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {

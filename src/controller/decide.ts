@@ -36,7 +36,7 @@
 //   upgradeStatus() reads an older status's once). Feeding the
 //   returned status back in with the same observations yields no actions besides requeue.
 import { RETRY_ANNOTATION, REASONS, STEPS } from '../api/constants.ts';
-import type { ConditionType, Reason, Step } from '../api/constants.ts';
+import type { ConditionType, LedgerStep, Reason, Step } from '../api/constants.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus, StepJob } from '../api/types.generated.ts';
 import { abort } from './abort.ts';
@@ -227,22 +227,40 @@ export function preflightNeeded(input: Omit<DecideInput, 'preflight'>): boolean 
  * refused again at once, so it is asked for again after REQUEUE.jobRejected or when anything changes.
  */
 export function recordRejectedJob(migration: DataMigration, decision: Decision, rejected: { step: Step; runId: string; message: string }, now: string): Decision {
-  const status = structuredClone(decision.status);
   const { step, runId } = rejected;
-  const title = STEP_TITLES[step];
-  const message = `The API server refused the ${title} Job of run ${runId}: ${bound(rejected.message, MAX_FAILURE_IN_MESSAGE)}; `
+  const message = `The API server refused the ${STEP_TITLES[step]} Job of run ${runId}: ${bound(rejected.message, MAX_FAILURE_IN_MESSAGE)}; `
     + `fix spec.jobTemplate (or the quota or policy that refused it); it is asked for again every ${String(REQUEUE.jobRejected)} s and whenever the DataMigration changes`;
-  recordOutcome(status, step, runId, 'Rejected', now, { reason: REASONS.JobRejected, message: bound(message, STATUS_LIMITS.detail) });
   const marker = STEP_MARKERS[step];
+  return recordRefusal(migration, decision, { entry: step, runId, condition: { type: marker.type, status: marker.status }, reason: REASONS.JobRejected, message }, now);
+}
+
+/**
+ * The API server refused the cutover's Service patch for a reason a retry would meet again (400,
+ * 403, 422: an admission policy, RBAC): recorded as a refused Job is (the ledger's switch entry
+ * Rejected, CutOver and Ready, one Event), and the patch is sent again after REQUEUE.jobRejected
+ * or when the DataMigration changes; the Service is as it was (the patch did not land).
+ */
+export function recordRejectedSwitch(migration: DataMigration, decision: Decision, rejected: { runId: string; service: string; message: string }, now: string): Decision {
+  const message = `The API server refused the patch of Service ${rejected.service} (run ${rejected.runId}): ${bound(rejected.message, MAX_FAILURE_IN_MESSAGE)}; `
+    + `the Service is unchanged; fix the policy that refused it; the switch is asked for again every ${String(REQUEUE.jobRejected)} s and whenever the DataMigration changes`;
+  return recordRefusal(migration, decision, { entry: 'switch', runId: rejected.runId, condition: { type: 'CutOver', status: 'False' }, reason: REASONS.ServiceSwitchRejected, message }, now);
+}
+
+function recordRefusal(migration: DataMigration, decision: Decision, refusal: {
+  entry: LedgerStep; runId: string; condition: { type: ConditionType; status: ConditionStatus }; reason: Reason; message: string;
+}, now: string): Decision {
+  const status = structuredClone(decision.status);
+  const { message, reason } = refusal;
+  recordOutcome(status, refusal.entry, refusal.runId, 'Rejected', now, { reason, message: bound(message, STATUS_LIMITS.detail) });
   const generation = migration.metadata?.generation ?? 0;
-  status.conditions = setCondition(status.conditions, { type: marker.type, status: marker.status, reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
-  status.conditions = setCondition(status.conditions, { type: 'Ready', status: 'False', reason: REASONS.JobRejected, message, observedGeneration: generation }, now);
+  status.conditions = setCondition(status.conditions, { ...refusal.condition, reason, message, observedGeneration: generation }, now);
+  status.conditions = setCondition(status.conditions, { type: 'Ready', status: 'False', reason, message, observedGeneration: generation }, now);
   status.message = bound(message, STATUS_LIMITS.message);
   status.conditions = withKstatus(status, generation, now);
   // Announced once: the refusal's Event is not repeated while it stays the last thing announced.
-  const key = announcedKey({ status: 'False', reason: REASONS.JobRejected });
+  const key = announcedKey({ status: 'False', reason });
   const announced = announcedOf(migration.status) === key;
   status.announced = key;
-  const actions: EventAction[] = announced ? [] : [{ kind: 'event', type: 'Warning', reason: REASONS.JobRejected, message: bound(message, STATUS_LIMITS.message) }];
+  const actions: EventAction[] = announced ? [] : [{ kind: 'event', type: 'Warning', reason, message: bound(message, STATUS_LIMITS.message) }];
   return { status, actions, requeueAfterSeconds: REQUEUE.jobRejected };
 }

@@ -12,7 +12,7 @@ import { findCondition, setCondition, type ConditionUpdate } from './conditions.
 
 /** Ready reasons of a non-terminal migration that no retry of the operator's own will clear. */
 export const STALLING_REASONS: ReadonlySet<string> = new Set<Reason>([
-  REASONS.JobRejected, REASONS.InvalidSpec,
+  REASONS.JobRejected, REASONS.ServiceSwitchRejected, REASONS.InvalidSpec,
   // the operator's pod policy (pod-policy.ts): lifted only by a spec change
   REASONS.ImageNotAllowed, REASONS.ServiceAccountNotAllowed, REASONS.ReservedKey,
 ]);

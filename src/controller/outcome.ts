@@ -21,6 +21,20 @@ export class JobRejectedError extends Error {
   }
 }
 
+/** The API server refused the cutover's Service patch (400, 403, 422): the same patch would be refused again. */
+export class SwitchRejectedError extends Error {
+  readonly runId: string;
+  readonly service: string;
+  constructor(runId: string, service: string, message: string) {
+    super(message);
+    this.runId = runId;
+    this.service = service;
+  }
+}
+
+/** A Service patch's refusals that a retry meets again (not 404: the Service went, which the next decision sees; not 409). */
+export const SWITCH_REFUSED_CODES: ReadonlySet<number> = new Set([400, 403, 422]);
+
 /** Answers to a Job create that the same request would get again (not 409, 429 or 5xx). */
 export const REFUSED_CODES: ReadonlySet<number> = new Set([400, 403, 404, 422]);
 /** A conflict is retried after this long: the informer has the fresh object by then, almost always. */

@@ -18,14 +18,14 @@ import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
 import { forgetEstimates, readCopyProgress, type ProgressSample, type ProgressUrls } from './copy-progress.ts';
-import { decide, preflightNeeded, recordRejectedJob, type Action, type DecideInput, type ObservedJob, type ObservedService } from './decide.ts';
+import { decide, preflightNeeded, recordRejectedJob, recordRejectedSwitch, type Action, type DecideInput, type ObservedJob, type ObservedService } from './decide.ts';
 import { buildStepJob, type EngineConfig } from './job-builder.ts';
 import { scrub, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { bound } from './bound.ts';
 import { REQUEUE } from './model.ts';
 import { controlledByMigration, jobState, observeJob } from './observe.ts';
-import { JobRejectedError, REFUSED_CODES, statusCode, type ReconcileResult } from './outcome.ts';
+import { JobRejectedError, REFUSED_CODES, statusCode, SWITCH_REFUSED_CODES, SwitchRejectedError, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
 import type { LabelSelector } from './selectors.ts';
 import { ProgressSampler } from './progress-sampler.ts';
@@ -147,11 +147,16 @@ export class Reconciler {
     try {
       for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     } catch (error) {
-      if (!(error instanceof JobRejectedError)) throw error;
-      // Not an error to retry at once: the same Job would be refused again. Recorded in status
-      // (the ledger, a condition, an Event), the step is asked for again later.
-      log.warn('the API server refused a Job', { step: error.step, error: error.message });
-      decision = recordRejectedJob({ ...migration, status: before }, decision, error, now.toISOString());
+      if (!(error instanceof JobRejectedError) && !(error instanceof SwitchRejectedError)) throw error;
+      // Not an error to retry at once: the same Job or patch would be refused again. Recorded in
+      // status (the ledger, a condition, an Event), it is asked for again later.
+      if (error instanceof JobRejectedError) {
+        log.warn('the API server refused a Job', { step: error.step, error: error.message });
+        decision = recordRejectedJob({ ...migration, status: before }, decision, error, now.toISOString());
+      } else {
+        log.warn('the API server refused the Service patch', { service: error.service, error: error.message });
+        decision = recordRejectedSwitch({ ...migration, status: before }, decision, error, now.toISOString());
+      }
       said = false;
       for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     }
@@ -363,9 +368,15 @@ export class Reconciler {
         return;
       }
       case 'patchServiceSelector':
-        await this.cluster.patchServiceSelector(namespace, action.service, {
-          resourceVersion: action.resourceVersion, from: action.from, selector: action.selector, annotations: action.annotations,
-        });
+        try {
+          await this.cluster.patchServiceSelector(namespace, action.service, {
+            resourceVersion: action.resourceVersion, from: action.from, selector: action.selector, annotations: action.annotations,
+          });
+        } catch (error) {
+          const code = statusCode(error);
+          if (code !== undefined && SWITCH_REFUSED_CODES.has(code)) throw new SwitchRejectedError(status.runId ?? '', action.service, error instanceof Error ? error.message : String(error));
+          throw error;
+        }
         log.info('patched Service selector', { service: action.service, from: action.from, selector: action.selector });
         return;
       case 'event':

@@ -32,6 +32,8 @@ export class MemoryCluster implements Cluster {
   refuseNextJob: ClusterError | undefined;
   /** The next status write is answered with 409 (the object moved on). */
   conflictOnNextStatusWrite = false;
+  /** The API server's answer to every Service patch while set (an admission policy refusing it, say). */
+  refuseServicePatches: ClusterError | undefined;
   private version = 1;
   private uid = 1;
 
@@ -122,6 +124,7 @@ export class MemoryCluster implements Cluster {
     this.requests.push(`patchService ${name} ${Object.entries(patch.selector).map(([k, v]) => `${k}=${v}`).join(',')}`);
     const service = this.services.get(key(namespace, name));
     if (!service) return Promise.reject(new ClusterError(404, `services "${name}" not found`));
+    if (this.refuseServicePatches) return Promise.reject(this.refuseServicePatches);
     const body = serviceMergePatch(patch);
     if (body.metadata.resourceVersion !== undefined && body.metadata.resourceVersion !== service.metadata?.resourceVersion) {
       return Promise.reject(new ClusterError(409, `Operation cannot be fulfilled on services "${name}": the object has been modified`));

@@ -158,3 +158,43 @@ for (const [text, why] of [
     t.throws(() => parseLabelSelector(text), { message: why });
   });
 }
+
+test('a Service patch the API server refuses (a policy, 422): recorded in status, one Warning, no patch again for a minute, then again; the Service unchanged', async (t) => {
+  const cluster = new LaggingCluster();
+  cluster.secrets.set('shop/legacy-db', { url: 'mysql://u:p@legacy/db' });
+  cluster.secrets.set('shop/orders-pg', { url: 'postgres://u:p@pg/db' });
+  const done = (step: 'start' | 'copy' | 'validate'): { step: typeof step; runId: string; outcome: 'Succeeded'; finishedAt: string } => ({ step, runId: 'g1', outcome: 'Succeeded', finishedAt: '2025-01-01T00:00:00Z' });
+  cluster.add({
+    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration',
+    metadata: { name: 'orders', namespace: 'shop', uid: UID, generation: 1, finalizers: ['dataops.dev/cleanup'] },
+    spec: { source: { engine: 'mysql', secretRef: { name: 'legacy-db', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 'orders-pg', key: 'url' } }, strategy: { type: 'BigBang' }, cutover: CUTOVER },
+    status: { runId: 'g1', phase: 'CuttingOver', observedGeneration: 1, steps: [done('start'), done('copy'), done('validate'), { step: 'switch', runId: 'g1' }] },
+  });
+  cluster.addService('shop', 'orders-api', { selector: { app: 'orders', track: 'blue' }, annotations: { [CUTOVER_BY_ANNOTATION]: 'orders' } });
+  cluster.refuseServicePatches = new ClusterError(422, 'admission webhook "policy.example.com" denied the request: selectors may not change');
+  const clock = { now: new Date('2025-01-01T00:01:00Z') };
+  const reconciler = new Reconciler({ cluster, engine: { image: 'engine:dev', command: ['dmctl'] }, logger: silent, metrics: createMetrics(), now: () => clock.now });
+  const result = await reconciler.reconcile(KEY);
+  const patches = (): number => cluster.requests.filter((r) => r.startsWith('patchService')).length;
+  t.is(patches(), 1);
+  t.deepEqual(result, { requeueAfterSeconds: 60 });
+  const refused = stored(cluster);
+  t.is(refused.status?.phase, 'CuttingOver', 'not terminal: a fixed policy lets it finish');
+  t.like(refused.status?.steps?.find((s) => s.step === 'switch'), { outcome: 'Rejected', reason: REASONS.ServiceSwitchRejected });
+  const ready = refused.status?.conditions?.find((c) => c.type === 'Ready');
+  t.is(ready?.reason, REASONS.ServiceSwitchRejected);
+  t.regex(ready?.message ?? '', /refused the patch of Service orders-api .*selectors may not change.*the Service is unchanged/);
+  t.is(refused.status?.conditions?.find((c) => c.type === 'Stalled')?.status, 'True', 'kubectl wait --for=condition=Stalled ends');
+  t.deepEqual(svc(cluster).spec?.selector, { app: 'orders', track: 'blue' });
+  // Within the minute: nothing sent, nothing said again.
+  clock.now = new Date('2025-01-01T00:01:30Z');
+  await reconciler.reconcile(KEY);
+  t.is(patches(), 1);
+  t.deepEqual(cluster.events.map((e) => `${e.type}:${e.reason}`).filter((e) => e.endsWith('ServiceSwitchRejected')), ['Warning:ServiceSwitchRejected']);
+  // The policy fixed; after the minute the patch goes again and lands.
+  cluster.refuseServicePatches = undefined;
+  clock.now = new Date('2025-01-01T00:02:05Z');
+  await reconciler.reconcile(KEY);
+  t.is(patches(), 2);
+  t.deepEqual(svc(cluster).spec?.selector, { app: 'orders', track: 'green' });
+});

@@ -4,7 +4,7 @@
 // patch not observed within SWITCH_GRACE_SECONDS is sent again (the ledger's switch entry says when).
 import { REASONS } from '../../api/constants.ts';
 import { event, mayStart, ready, requeueAfter, setCond, succeed, type Context } from '../context.ts';
-import { recordOutcome, recordRequest, requestedWithin } from '../ledger.ts';
+import { entryOf, recordOutcome, recordRequest, rejectedWait, requestedWithin } from '../ledger.ts';
 import { REQUEUE, SWITCH_GRACE_SECONDS } from '../model.ts';
 import { selectorText } from '../selectors.ts';
 import { switchAction, switcherOf, switchInPlace, switchRefusal } from '../service-switch.ts';
@@ -45,6 +45,16 @@ export function cuttingOver(ctx: Context): Next {
   if (gate !== undefined && ctx.input.preflight?.deploymentReady !== true) {
     ready(ctx, 'False', REASONS.DeploymentNotReady, `Waiting for Deployment ${gate.deployment} to be ready before switching Service ${cutover.service}`);
     requeueAfter(ctx, REQUEUE.deploymentNotReady);
+    return 'stop';
+  }
+  // The API server refused the last patch (a policy, RBAC): it is sent again only after the wait,
+  // or at once when the spec changed; until then status keeps saying why (recordRejectedSwitch).
+  const refused = entryOf(ctx.status, 'switch');
+  const wait = rejectedWait(ctx.status, 'switch', ctx.runId, ctx.now, ctx.generation, REQUEUE.jobRejected);
+  if (wait !== undefined && refused?.message !== undefined) {
+    setCond(ctx, 'CutOver', 'False', REASONS.ServiceSwitchRejected, refused.message);
+    ready(ctx, 'False', REASONS.ServiceSwitchRejected, refused.message);
+    requeueAfter(ctx, wait);
     return 'stop';
   }
   const action = switchAction(cutover.service, service, cutover, who);
