@@ -10,25 +10,20 @@ export interface ReconcileResult {
   requeueAfterSeconds?: number;
 }
 
-/** The API server refused a step's Job (400, 403, 404, 422): the same request would be refused again. */
-export class JobRejectedError extends Error {
-  readonly step: Step;
-  readonly runId: string;
-  constructor(step: Step, runId: string, message: string) {
-    super(message);
-    this.step = step;
-    this.runId = runId;
-  }
-}
+/** What the API server refused: a step's Job, or the cutover's Service patch. */
+export type Refused = { kind: 'job'; step: Step } | { kind: 'switch'; service: string };
 
-/** The API server refused the cutover's Service patch (400, 403, 422): the same patch would be refused again. */
-export class SwitchRejectedError extends Error {
+/**
+ * The API server refused a request of this run as it would refuse it again (a Job: 400, 403, 404,
+ * 422; a Service patch: 400, 403, 422): recorded in status and asked for again later, not retried.
+ */
+export class RequestRefusedError extends Error {
+  readonly refused: Refused;
   readonly runId: string;
-  readonly service: string;
-  constructor(runId: string, service: string, message: string) {
+  constructor(refused: Refused, runId: string, message: string) {
     super(message);
+    this.refused = refused;
     this.runId = runId;
-    this.service = service;
   }
 }
 

@@ -25,7 +25,7 @@ import type { OperatorMetrics } from './metrics.ts';
 import { bound } from './bound.ts';
 import { REQUEUE } from './model.ts';
 import { controlledByMigration, jobState, observeJob } from './observe.ts';
-import { JobRejectedError, REFUSED_CODES, statusCode, SWITCH_REFUSED_CODES, SwitchRejectedError, type ReconcileResult } from './outcome.ts';
+import { REFUSED_CODES, RequestRefusedError, statusCode, SWITCH_REFUSED_CODES, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
 import type { LabelSelector } from './selectors.ts';
 import { ProgressSampler } from './progress-sampler.ts';
@@ -147,16 +147,15 @@ export class Reconciler {
     try {
       for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     } catch (error) {
-      if (!(error instanceof JobRejectedError) && !(error instanceof SwitchRejectedError)) throw error;
+      if (!(error instanceof RequestRefusedError)) throw error;
       // Not an error to retry at once: the same Job or patch would be refused again. Recorded in
       // status (the ledger, a condition, an Event), it is asked for again later.
-      if (error instanceof JobRejectedError) {
-        log.warn('the API server refused a Job', { step: error.step, error: error.message });
-        decision = recordRejectedJob({ ...migration, status: before }, decision, error, now.toISOString());
-      } else {
-        log.warn('the API server refused the Service patch', { service: error.service, error: error.message });
-        decision = recordRejectedSwitch({ ...migration, status: before }, decision, error, now.toISOString());
-      }
+      const { refused, runId, message } = error;
+      log.warn('the API server refused a request', { ...refused, error: message });
+      const unchanged = { ...migration, status: before };
+      decision = refused.kind === 'job'
+        ? recordRejectedJob(unchanged, decision, { step: refused.step, runId, message }, now.toISOString())
+        : recordRejectedSwitch(unchanged, decision, { service: refused.service, runId, message }, now.toISOString());
       said = false;
       for (const action of decision.actions) await this.act(migration, action, decision.status, log);
     }
@@ -344,10 +343,10 @@ export class Reconciler {
             const name = job.metadata?.name ?? '';
             const found = this.cluster.jobs(namespace).find((existing) => existing.metadata?.name === name);
             if (found === undefined || controlledByMigration(found, migration)) return;
-            throw new JobRejectedError(action.step, action.runId, `a Job named ${name} exists that this DataMigration does not control (no controller owner reference to its uid): `
+            throw new RequestRefusedError({ kind: 'job', step: action.step }, action.runId, `a Job named ${name} exists that this DataMigration does not control (no controller owner reference to its uid): `
               + 'it is not this step\'s Job and its result is never read; delete it, or ask who created it');
           }
-          if (code !== undefined && REFUSED_CODES.has(code)) throw new JobRejectedError(action.step, action.runId, error instanceof Error ? error.message : String(error));
+          if (code !== undefined && REFUSED_CODES.has(code)) throw new RequestRefusedError({ kind: 'job', step: action.step }, action.runId, error instanceof Error ? error.message : String(error));
           throw error;
         }
         return;
@@ -374,7 +373,7 @@ export class Reconciler {
           });
         } catch (error) {
           const code = statusCode(error);
-          if (code !== undefined && SWITCH_REFUSED_CODES.has(code)) throw new SwitchRejectedError(status.runId ?? '', action.service, error instanceof Error ? error.message : String(error));
+          if (code !== undefined && SWITCH_REFUSED_CODES.has(code)) throw new RequestRefusedError({ kind: 'switch', service: action.service }, status.runId ?? '', error instanceof Error ? error.message : String(error));
           throw error;
         }
         log.info('patched Service selector', { service: action.service, from: action.from, selector: action.selector });

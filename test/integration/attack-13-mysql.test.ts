@@ -12,9 +12,8 @@ import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dmctl, type CliRun } from '../support/dmctl.ts';
-import { hostileCases, sharedEnvironment, MARKERS, type HostileCase, type HostileEnvironment } from '../support/hostile.ts';
-import { execSql } from '../support/sql.ts';
+import { dmctl, errorOf } from '../support/dmctl.ts';
+import { hostileCases, plantedEnvironment, sharedEnvironment, MARKERS, type HostileCase } from '../support/hostile.ts';
 import { fingerprintChanges, sourceFingerprint } from '../support/source-fingerprint.ts';
 
 const WHERE = /spec\.tables\[orders\]\.where: expected one SQL condition/;
@@ -93,22 +92,8 @@ const CASES: HostileCase[] = [
   { field: 'column name', title: 'a target column of 63 bytes with a backtick copies as that name (control)', table: { columns: [{ name: 'note', target: `n\`${'x'.repeat(61)}` }] }, expect: { ran: 0 } },
 ];
 
-/** The error event's message of a dmctl run ('' when none). */
-function errorOf(run: CliRun): string {
-  const message = run.events.find((e) => e.event === 'error')?.message;
-  return typeof message === 'string' ? message : '';
-}
-
-const shared = sharedEnvironment('mysql', 'postgres');
-let planted: Promise<HostileEnvironment> | undefined;
 /** The shared environment with the attacker's objects in the source, fingerprinted after they were made. */
-function environment(): Promise<HostileEnvironment> {
-  planted ??= shared().then(async (env) => {
-    await execSql(env.source, PLANTED.map((sql) => sql.replaceAll('$DIR', env.dir)));
-    return { ...env, before: await sourceFingerprint(env.source, { files: MARKERS.map((name) => join(env.dir, name)) }) };
-  });
-  return planted;
-}
+const environment = plantedEnvironment(sharedEnvironment('mysql', 'postgres'), PLANTED);
 
 hostileCases('mysql', 'postgres', environment, CASES);
 

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSession } from '../../src/engine/db/connect.ts';
 import { freshDatabase } from '../support/databases.ts';
-import { dmctl, type CliRun } from '../support/dmctl.ts';
-import { hostileCases, sharedEnvironment, MARKERS, type HostileCase, type HostileEnvironment } from '../support/hostile.ts';
+import { dmctl, errorOf } from '../support/dmctl.ts';
+import { hostileCases, plantedEnvironment, sharedEnvironment, MARKERS, type HostileCase } from '../support/hostile.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { fingerprintChanges, sourceFingerprint } from '../support/source-fingerprint.ts';
 
@@ -137,22 +137,8 @@ async function writeManifest(from: string, to: string, spec: Record<string, unkn
   return { file, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** The error event's message of a dmctl run ('' when none). */
-function errorOf(run: CliRun): string {
-  const message = run.events.find((e) => e.event === 'error')?.message;
-  return typeof message === 'string' ? message : '';
-}
-
-const shared = sharedEnvironment('postgres', 'mysql');
-let planted: Promise<HostileEnvironment> | undefined;
 /** The shared environment with the attacker's objects in the source, fingerprinted after they were made. */
-function environment(): Promise<HostileEnvironment> {
-  planted ??= shared().then(async (env) => {
-    await execSql(env.source, PLANTED.map((sql) => sql.replaceAll('$DIR', env.dir)));
-    return { ...env, before: await sourceFingerprint(env.source, { files: MARKERS.map((name) => join(env.dir, name)) }) };
-  });
-  return planted;
-}
+const environment = plantedEnvironment(sharedEnvironment('postgres', 'mysql'), PLANTED);
 
 hostileCases('postgres', 'mysql', environment, CASES);
 

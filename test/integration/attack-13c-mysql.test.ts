@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminQuery, freshDatabase } from '../support/databases.ts';
-import { dmctl, type CliRun } from '../support/dmctl.ts';
+import { dmctl, errorOf } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { fingerprintChanges, sourceFingerprint } from '../support/source-fingerprint.ts';
 
@@ -22,11 +22,6 @@ async function writeManifest(t: ExecutionContext, spec: Record<string, unknown>)
     spec: { source: { engine: 'mysql', secretRef: { name: 'source' }, acceptWritableRole: true }, target: { engine: 'postgres', secretRef: { name: 'target' } }, schema: { createMissingTables: true }, ...spec },
   }));
   return file;
-}
-
-function errorOf(run: CliRun): string {
-  const message = run.events.find((e) => e.event === 'error')?.message;
-  return typeof message === 'string' ? message : '';
 }
 
 const SEED = [

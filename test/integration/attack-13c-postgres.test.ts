@@ -13,7 +13,7 @@ import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase, freshTargetDatabase, testAccount } from '../support/databases.ts';
-import { dmctl, type CliRun } from '../support/dmctl.ts';
+import { dmctl, errorOf } from '../support/dmctl.ts';
 import { execSql, scalar } from '../support/sql.ts';
 import { fingerprintChanges, sourceFingerprint } from '../support/source-fingerprint.ts';
 
@@ -27,11 +27,6 @@ async function writeManifest(t: ExecutionContext, to: 'mysql' | 'postgres', spec
     spec: { source: { engine: 'postgres', secretRef: { name: 'source' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 'target' } }, schema: { createMissingTables: true }, ...spec },
   }));
   return file;
-}
-
-function errorOf(run: CliRun): string {
-  const message = run.events.find((e) => e.event === 'error')?.message;
-  return typeof message === 'string' ? message : '';
 }
 
 /** A directory the server can write into, and a PL/pgSQL statement that touches `name` there. */

@@ -13,6 +13,12 @@ export interface CliRun {
   events: Record<string, unknown>[];
 }
 
+/** The error event's message of a dmctl run ('' when none). */
+export function errorOf(run: CliRun): string {
+  const message = run.events.find((e) => e.event === 'error')?.message;
+  return typeof message === 'string' ? message : '';
+}
+
 /** Runs dmctl with `env` added; `killWhen` is polled every 20 ms and SIGKILLs the process when it returns true. */
 export function dmctl(args: string[], env: Record<string, string>, killWhen?: () => Promise<boolean>): Promise<CliRun> {
   return new Promise((resolve, reject) => {

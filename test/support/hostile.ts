@@ -104,6 +104,21 @@ export function sharedEnvironment(from: Engine, to: Engine): () => Promise<Hosti
 }
 
 /** The source is as it was: tables, sequences, settings, and no file in the directory. */
+/**
+ * The shared environment with the attacker's objects made in the source (`planted`, with $DIR for
+ * the directory the server may write into), fingerprinted after they were made: once per file.
+ */
+export function plantedEnvironment(shared: () => Promise<HostileEnvironment>, planted: readonly string[]): () => Promise<HostileEnvironment> {
+  let made: Promise<HostileEnvironment> | undefined;
+  return () => {
+    made ??= shared().then(async (env) => {
+      await execSql(env.source, planted.map((sql) => sql.replaceAll('$DIR', env.dir)));
+      return { ...env, before: await sourceFingerprint(env.source, { files: MARKERS.map((name) => join(env.dir, name)) }) };
+    });
+    return made;
+  };
+}
+
 export async function assertUnchanged(t: ExecutionContext, environment: HostileEnvironment, what: string): Promise<void> {
   const now = await sourceFingerprint(environment.source, { files: MARKERS.map((name) => join(environment.dir, name)) });
   t.deepEqual(fingerprintChanges(environment.before, now), [], `${what}: the source changed`);

@@ -9,7 +9,7 @@ import { tableExists } from '../db/catalog.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE } from '../schema/created-tables.ts';
 import { CLAIMED_TABLES_TABLE } from './claims.ts';
-import { ownerColumn, withBookkeepingLock } from './ownership.ts';
+import { forgetRecordsSql, ownerColumn, withBookkeepingLock } from './ownership.ts';
 import { REGISTRY_TABLE } from './registry.ts';
 
 /** What `dmctl cleanup` drops, in this order (the registry last: it names the others' owners). */
@@ -76,20 +76,7 @@ async function liveRecords(session: SqlSession): Promise<string[]> {
   const more = owners.size > LISTED ? `; and ${String(owners.size - LISTED)} more` : '';
   return [`the target's bookkeeping is still needed by ${String(owners.size)} migration(s): ${listed.join('; ')}${more}. `
     + 'Retire each finished one (`dmctl retire` with its manifest and uid) or roll it back; or, to give up what they would resume or roll back '
-    + `(their tables become the application's), forget their records: ${(await forgetStatements(session, [...owners.keys()])).join('; ')}. Then run cleanup again`];
-}
-
-/** The DELETE statements that forget these migrations' records (their rows in every bookkeeping table). */
-async function forgetStatements(session: SqlSession, uids: readonly string[]): Promise<string[]> {
-  const d = session.dialect;
-  const statements: string[] = [];
-  for (const table of REMOVABLE_BOOKKEEPING) {
-    const column = table === REGISTRY_TABLE ? (await tableExists(session, table) ? 'migration_uid' : undefined) : await ownerColumn(session, table);
-    if (column === undefined) continue;
-    const owners = table === CHECKPOINT_TABLE ? uids.flatMap((uid) => [uid, `${uid}#sync`]) : uids;
-    statements.push(`DELETE FROM ${d.quoteIdent(table)} WHERE ${d.quoteIdent(column)} IN (${owners.map((uid) => d.quoteLiteral(uid)).join(', ')})`);
-  }
-  return statements;
+    + `(their tables become the application's), forget their records: ${(await forgetRecordsSql(session, [...owners.keys()])).join('; ')}. Then run cleanup again`];
 }
 
 async function registryNames(session: SqlSession): Promise<Map<string, string>> {

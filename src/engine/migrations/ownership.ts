@@ -211,10 +211,7 @@ export async function foreignRecordReasons(session: SqlSession, identity: Migrat
     const what = records.filter((r) => r.owner === owner).map((r) => `${r.kind} ${r.names.join(', ')}${r.at ? ` (last written ${r.at})` : ''}`);
     const lit = (value: string): string => d.quoteLiteral(value);
     const tablesOf = await existingOwnedTables(session);
-    const forget = [
-      ...tablesOf.map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${lit(owner)}, ${lit(owner + SYNC_SUFFIX)})`),
-      ...(isLegacyOwner(owner) || !await tableExists(session, REGISTRY_TABLE) ? [] : [`DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid = ${lit(owner)}`]),
-    ];
+    const forget = await forgetRecordsSql(session, [owner]);
     const adopt = tablesOf.flatMap(({ table, column }) => [
       `UPDATE ${d.quoteIdent(table)} SET ${column} = ${lit(identity.uid)} WHERE ${column} = ${lit(owner)}`,
       ...(table === CHECKPOINT_TABLE ? [`UPDATE ${d.quoteIdent(table)} SET ${column} = ${lit(identity.uid + SYNC_SUFFIX)} WHERE ${column} = ${lit(owner + SYNC_SUFFIX)}`] : []),
@@ -230,10 +227,22 @@ export async function foreignRecordReasons(session: SqlSession, identity: Migrat
 export async function finishedReasons(session: SqlSession, identity: MigrationIdentity): Promise<string[]> {
   const finished = await retiredAt(session, identity.uid);
   if (finished === undefined) return [];
-  const d = session.dialect;
-  const forget = (await existingOwnedTables(session)).map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${d.quoteLiteral(identity.uid)}, ${d.quoteLiteral(identity.uid + SYNC_SUFFIX)})`);
   return [`this migration (uid ${identity.uid}, ${identity.name}) finished at ${finished}: running it again would copy into the tables it filled, which are the application's now. `
-    + `To run it again from the start anyway, forget its records: ${[...forget, `DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid = ${d.quoteLiteral(identity.uid)}`].join('; ')}`];
+    + `To run it again from the start anyway, forget its records: ${(await forgetRecordsSql(session, [identity.uid])).join('; ')}`];
+}
+
+/**
+ * The DELETE statements that forget these owners' records: their rows (and their sync's) in every
+ * bookkeeping table that exists, and their registry rows (an owner from before uids has none).
+ */
+export async function forgetRecordsSql(session: SqlSession, owners: readonly string[]): Promise<string[]> {
+  const d = session.dialect;
+  const list = (values: readonly string[]): string => values.map((value) => d.quoteLiteral(value)).join(', ');
+  const registered = owners.filter((owner) => !isLegacyOwner(owner));
+  return [
+    ...(await existingOwnedTables(session)).map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${list(owners.flatMap((owner) => [owner, owner + SYNC_SUFFIX]))})`),
+    ...(registered.length > 0 && await tableExists(session, REGISTRY_TABLE) ? [`DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid IN (${list(registered)})`] : []),
+  ];
 }
 
 /** Why this migration must not write to its target tables (finishedReasons, foreignRecordReasons). */
