@@ -17,7 +17,8 @@ export type EngineName = (typeof ENGINES)[number];
 export const TLS_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
 
 export const STRATEGY_TYPES = ['BigBang', 'Phased', 'Trickle'] as const;
-export const INCREMENTAL_MODES = ['Timestamp', 'Sequence'] as const;
+export const INCREMENTAL_MODES = ['ChangeCapture', 'Timestamp', 'Sequence'] as const;
+export const FENCE_TYPES = ['ScaleDown', 'External'] as const;
 export const CONFLICT_POLICIES = ['Fail', 'Upsert'] as const;
 export const DEDUPE_KEEP = ['first', 'latest'] as const;
 export const CHECKSUM_MODES = ['Full', 'Sample', 'None'] as const;
@@ -83,6 +84,15 @@ export const REASONS = {
   ServiceSelectorMismatch: 'ServiceSelectorMismatch',
   ServiceSwitchRejected: 'ServiceSwitchRejected',
   ServiceNotRestored: 'ServiceNotRestored',
+  // ChangeCapture: the stream, the write fence and the capture's release (src/controller/phases/fence.ts)
+  Syncing: 'Syncing',
+  SyncLagging: 'SyncLagging',
+  Fencing: 'Fencing',
+  FenceRefused: 'FenceRefused',
+  FenceLifted: 'FenceLifted',
+  CatchingUp: 'CatchingUp',
+  CaptureReleased: 'CaptureReleased',
+  CaptureNotReleased: 'CaptureNotReleased',
   RollbackFailed: 'RollbackFailed',
   RolledBack: 'RolledBack',
   // people's requests (annotations)
@@ -92,14 +102,14 @@ export const REASONS = {
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
 /** The steps a migration runs, one Job each. */
-export const STEPS = ['schema', 'copy', 'sync', 'validate', 'rollback'] as const;
+export const STEPS = ['schema', 'copy', 'sync', 'validate', 'catchup', 'release', 'rollback'] as const;
 export type Step = (typeof STEPS)[number];
 
 /**
  * What the step ledger (status.steps) records: the start of the run, the Job steps, the two
  * Service actions (the cutover's switch, the rollback's restore), and how the run finished.
  */
-export const LEDGER_STEPS = ['start', 'schema', 'copy', 'sync', 'validate', 'switch', 'rollback', 'restore', 'finish'] as const;
+export const LEDGER_STEPS = ['start', 'schema', 'copy', 'sync', 'validate', 'fence', 'catchup', 'switch', 'unfence', 'release', 'rollback', 'restore', 'finish'] as const;
 export type LedgerStep = (typeof LEDGER_STEPS)[number];
 /** How a step ended: Rejected is a Job the API server refused to create (it is asked for again). */
 export const STEP_OUTCOMES = ['Succeeded', 'Failed', 'Aborted', 'Rejected'] as const;
@@ -120,6 +130,10 @@ export const ABORT_ANNOTATION = `${GROUP}/abort`;
  */
 export const RETRY_ANNOTATION = `${GROUP}/retry`;
 export const FINALIZER = `${GROUP}/cleanup`;
+/** ChangeCapture with fence type External: set to "true" on the DataMigration once writes to the source have stopped. */
+export const FENCED_ANNOTATION = `${GROUP}/fenced`;
+/** On the blue Deployment a ScaleDown fence scaled to zero: its replicas before, and the migration's uid (JSON), so the fence is lifted exactly. */
+export const FENCE_RECORD_ANNOTATION = `${GROUP}/fenced-by`;
 /**
  * On a Service, set by whoever owns it: the DataMigrations (names, comma-separated) that may switch
  * its selector. Without it (or a label the operator's CUTOVER_OPT_IN_SELECTOR matches) no switch.

@@ -10,6 +10,7 @@ export const printerColumns = [
   { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Where the migration is.' },
   { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'True once the migration succeeded.' },
   { name: 'Progress', type: 'string', jsonPath: '.status.progress.summary', description: 'Copy progress.' },
+  { name: 'Lag', type: 'string', jsonPath: '.status.sync.lag', description: 'ChangeCapture: how far the target is behind the source.' },
   { name: 'Source', type: 'string', jsonPath: '.spec.source.engine', description: 'The source engine.' },
   { name: 'Target', type: 'string', jsonPath: '.spec.target.engine', description: 'The target engine.' },
   { name: 'Active', type: 'string', jsonPath: '.status.active', description: 'The selector the cutover Service points at.' },

@@ -3,7 +3,7 @@
 // (docs/api-reference.md) are generated from this file by `npm run generate`.
 import {
   APPROVAL_MODES, CHECK_KINDS, CHECK_OUTCOMES, CHECKSUM_MODES, CONDITION_TYPES, CONFLICT_POLICIES, DEDUPE_KEEP,
-  ENGINES, INCREMENTAL_MODES, JOB_STATES, LABELS, LEDGER_STEPS, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEP_OUTCOMES,
+  ENGINES, FENCE_TYPES, INCREMENTAL_MODES, JOB_STATES, LABELS, LEDGER_STEPS, PHASES, ROLLBACK_SCHEMA_ACTIONS, STEP_OUTCOMES,
   STEPS, STRATEGY_TYPES, TABLE_STATES, TLS_MODES, TRANSFORMS,
 } from './constants.ts';
 import { jobTemplate } from './job-template-schema.ts';
@@ -162,9 +162,9 @@ const strategy = object('StrategySpec', 'How the copy is run.', {
     name: required(string('A name for the phase, shown in status and Events.', { minLength: 1, maxLength: 63 })),
     tables: required(array(string('A table name from spec.tables.', IDENT), 'The tables of this phase.', { minItems: 1, maxItems: 50, 'x-kubernetes-list-type': 'set' })),
   }), 'Phased: the groups, in order.', { minItems: 1, maxItems: MAX_PHASES, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
-  incremental: optional(object('IncrementalSpec', 'Trickle: how changed rows are found after the first copy.', {
-    column: required(string('A column that grows on every insert and update (updated_at, a version or sequence number).', IDENT)),
-    mode: optional(enumOf(INCREMENTAL_MODES, 'Timestamp (the column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) or Sequence (a strictly growing number).', { default: 'Timestamp' })),
+  incremental: optional(object('IncrementalSpec', 'Trickle: how changes are found after the first copy.', {
+    mode: optional(enumOf(INCREMENTAL_MODES, 'ChangeCapture reads the source\'s own change log (PostgreSQL logical decoding, MySQL/MariaDB row binlog) from the initial copy\'s snapshot until the cutover\'s write fence: inserts, updates and deletes. Timestamp (column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) and Sequence (a strictly growing number) re-copy changed rows in rounds, do not see deletes, and stop when a round finds nothing new.', { default: 'Timestamp' })),
+    column: optional(string('Timestamp and Sequence: a column that grows on every insert and update (updated_at, a version or sequence number).', IDENT)),
     intervalSeconds: optional(integer('Seconds between sync rounds.', { default: 30, minimum: 1, maximum: 3600 })),
     overlapSeconds: optional(integer('Timestamp mode: how far back each round re-reads, for commits that landed late.', { default: 60, minimum: 0, maximum: 86400 })),
   })),
@@ -176,6 +176,8 @@ const strategy = object('StrategySpec', 'How the copy is run.', {
   'x-kubernetes-validations': [
     { rule: "self.type != 'Trickle' || has(self.incremental)", message: 'spec.strategy.incremental is required when spec.strategy.type is Trickle', fieldPath: '.incremental', reason: 'FieldValueRequired' },
     { rule: "self.type == 'Trickle' || !has(self.incremental)", message: 'spec.strategy.incremental is only used when spec.strategy.type is Trickle', fieldPath: '.incremental' },
+    { rule: "!has(self.incremental) || self.incremental.mode == 'ChangeCapture' || has(self.incremental.column)", message: 'spec.strategy.incremental.column is required unless mode is ChangeCapture', fieldPath: '.incremental.column', reason: 'FieldValueRequired' },
+    { rule: "!has(self.incremental) || self.incremental.mode != 'ChangeCapture' || !has(self.copyPods) || self.copyPods == 1", message: 'ChangeCapture copies in one pod (the pod that holds the change log\'s snapshot): spec.strategy.copyPods must be 1', fieldPath: '.copyPods' },
     { rule: "self.type != 'Phased' || has(self.phases)", message: 'spec.strategy.phases is required when spec.strategy.type is Phased', fieldPath: '.phases', reason: 'FieldValueRequired' },
     { rule: "self.type == 'Phased' || !has(self.phases)", message: 'spec.strategy.phases is only used when spec.strategy.type is Phased', fieldPath: '.phases' },
   ],
@@ -214,6 +216,12 @@ const cutover = object('CutoverSpec', 'The blue-green switch: after validation p
   fromSelector: required(labelMap('Selector labels of the old (blue) side, replaced in the Service\'s selector. Keys are label keys (an optional DNS subdomain prefix and "/", then a name of at most 63 characters), values label values (at most 63 characters).', 'spec.cutover.fromSelector', { minProperties: 1, maxProperties: 16 })),
   toSelector: required(labelMap('Selector labels of the new (green) side; keys and values as in fromSelector.', 'spec.cutover.toSelector', { minProperties: 1, maxProperties: 16 })),
   approval: optional(enumOf(APPROVAL_MODES, 'Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true".', { default: 'Automatic' })),
+  maxLagSeconds: optional(integer('ChangeCapture: the write fence is put up only once the change stream is at most this many seconds behind the source (status.sync.lagMs).', { default: 5, minimum: 1, maximum: 3600 })),
+  fence: optional(object('FenceSpec', 'ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true".', {
+    type: required(enumOf(FENCE_TYPES, 'ScaleDown or External.')),
+    deployment: optional(string('ScaleDown: the blue Deployment in the DataMigration\'s namespace; it must carry the annotation dataops.dev/cutover-by naming this DataMigration, as the Service does.', K8S_NAME)),
+    timeoutSeconds: optional(integer('How long the fence and the catch-up after it may take before the cutover gives up, lifts the fence and stays on blue.', { default: 300, minimum: 10, maximum: 86400 })),
+  }, { 'x-kubernetes-validations': [{ rule: "self.type != 'ScaleDown' || has(self.deployment)", message: 'spec.cutover.fence.deployment is required when type is ScaleDown', fieldPath: '.deployment', reason: 'FieldValueRequired' }] })),
   readinessGate: optional(object('ReadinessGate', 'Switch only when this Deployment (the green side) is available.', {
     deployment: required(string('Name of a Deployment in the DataMigration\'s namespace.', K8S_NAME)),
     minReadyReplicas: optional(integer('Ready replicas needed (default: all desired replicas).', { minimum: 1 })),
@@ -252,6 +260,17 @@ const spec = object('DataMigrationSpec', 'What to migrate, how, and what must ho
       rule: '!(self.source.engine == self.target.engine && self.source.secretRef.name == self.target.secretRef.name && self.source.secretRef.key == self.target.secretRef.key)',
       message: 'spec.target names the same Secret key as spec.source: source and target must be different databases',
       fieldPath: '.target.secretRef',
+    },
+    {
+      // The change stream runs until writes are fenced: without a fence it would never end.
+      rule: "!has(self.strategy.incremental) || self.strategy.incremental.mode != 'ChangeCapture' || (has(self.cutover) && has(self.cutover.fence))",
+      message: 'spec.cutover.fence is required when spec.strategy.incremental.mode is ChangeCapture (the change stream runs until writes to the source are fenced)',
+      fieldPath: '.cutover', reason: 'FieldValueRequired',
+    },
+    {
+      rule: "!has(self.cutover) || !has(self.cutover.fence) || (has(self.strategy.incremental) && self.strategy.incremental.mode == 'ChangeCapture')",
+      message: 'spec.cutover.fence is only used when spec.strategy.incremental.mode is ChangeCapture',
+      fieldPath: '.cutover.fence',
     },
     {
       rule: "self.strategy.type != 'Phased' || has(self.tables)",
@@ -362,6 +381,19 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
     summary: optional(string('The progress for people ("45% · 5/12 tables · 4.1M rows").', { maxLength: STATUS_LIMITS.figure })),
     updatedAt: optional(string('When progress was last written.', { format: 'date-time' })),
   })),
+  sync: optional(object('SyncStatus', 'ChangeCapture: the change stream from the source to the target, read from the target\'s bookkeeping while the sync Job runs, and the cutover\'s fence.', {
+    lagMs: optional(integer('Milliseconds the target is behind the source: 0 when everything the source committed is applied, else the time since the target was last caught up.', { format: 'int64', minimum: 0 })),
+    lag: optional(string('lagMs for people ("0.4s"), for kubectl get.', { maxLength: STATUS_LIMITS.figure })),
+    pendingBytes: optional(integer('Change-log bytes the source wrote that are not applied yet (WAL or binlog).', { format: 'int64' })),
+    appliedPosition: optional(string('The source position (LSN, or binlog file:position) up to which every change is on the target.', { maxLength: STATUS_LIMITS.figure })),
+    transactions: optional(integer('Source transactions applied by the sync Job\'s current pod.', { format: 'int64' })),
+    changes: optional(integer('Row changes applied by the sync Job\'s current pod.', { format: 'int64' })),
+    sampledAt: optional(string('When the sync Job wrote these figures.', { format: 'date-time' })),
+    fencedAt: optional(string('When writes to the source were fenced.', { format: 'date-time' })),
+    fenceReplicas: optional(integer('ScaleDown: the blue Deployment\'s replicas before the fence (restored when the fence is lifted).', { minimum: 0 })),
+    writeBlockedMs: optional(integer('From the fence to the Service switch (or to the fence being lifted).', { format: 'int64' })),
+    released: optional(boolean('The source\'s capture resources (PostgreSQL: the replication slot and publication) are dropped.')),
+  })),
   tables: optional(array(tableStatus, 'Per-table results.', { maxItems: STATUS_LIMITS.tables, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
   tablesTruncated: optional(boolean('More tables had results than status.tables lists (failed tables are listed first; every table is in the step Jobs\' logs).')),
   validation: optional(object('ValidationStatus', 'The validation report, bounded to fit in status (the full report is in the validate Job\'s log).', {
@@ -424,6 +456,17 @@ export const dataMigrationSchema: SchemaNode = object('DataMigration', 'DataMigr
         + ' && self.spec.cutover.fromSelector == oldSelf.spec.cutover.fromSelector && self.spec.cutover.toSelector == oldSelf.spec.cutover.toSelector)',
       fieldPath: '.spec.cutover',
       message: 'spec.cutover.service, fromSelector and toSelector cannot change, nor spec.cutover go, once the switch was asked for (status.steps has a switch entry): abort and rollback restore the Service by them; create a new DataMigration to switch another Service',
+    },
+    {
+      // Lifting a ScaleDown fence (a failed cutover, an abort, a deletion) finds the Deployment to
+      // scale back through spec.cutover.fence: renamed or turned External once the fence was asked
+      // for, blue would stay at zero replicas with nothing saying so.
+      rule: "!has(oldSelf.status) || !has(oldSelf.status.steps) || !oldSelf.status.steps.exists(s, s.step == 'fence') || !has(oldSelf.spec.cutover) || !has(oldSelf.spec.cutover.fence) || ("
+        + 'has(self.spec.cutover) && has(self.spec.cutover.fence) && self.spec.cutover.fence.type == oldSelf.spec.cutover.fence.type'
+        + ' && has(self.spec.cutover.fence.deployment) == has(oldSelf.spec.cutover.fence.deployment)'
+        + ' && (!has(self.spec.cutover.fence.deployment) || self.spec.cutover.fence.deployment == oldSelf.spec.cutover.fence.deployment))',
+      fieldPath: '.spec.cutover.fence',
+      message: 'spec.cutover.fence.type and deployment cannot change, nor the fence go, once the fence was asked for (status.steps has a fence entry): lifting it scales back the Deployment it names; create a new DataMigration to fence another',
     },
     {
       // The rule above keys on status.startedAt; this one keeps a status write (PUT or patch of

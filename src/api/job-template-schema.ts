@@ -23,7 +23,7 @@ export const jobTemplate = object('JobTemplateSpec', 'Overrides for the step Job
   })),
   serviceAccountName: optional(string('The ServiceAccount the pods run as (default: the operator\'s engine account, or the namespace\'s default; its token is never mounted). Only accounts on the operator\'s allow-list (chart engine.allowedServiceAccounts) may be named, and then their token is mounted; any other stops the migration with reason ServiceAccountNotAllowed before any Job.', K8S_NAME)),
   backoffLimit: optional(integer('Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry.', { default: 3, minimum: 0, maximum: 20 })),
-  activeDeadlineSeconds: optional(integer(`Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: ${String(DEFAULT_COPY_DEADLINE_SECONDS)} (24 h) for copy, ${String(DEFAULT_STEP_DEADLINE_SECONDS)} (6 h) for the other steps; set it to override both.`, { minimum: 1, format: 'int64' })),
+  activeDeadlineSeconds: optional(integer(`Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: ${String(DEFAULT_COPY_DEADLINE_SECONDS)} (24 h) for copy, ${String(DEFAULT_STEP_DEADLINE_SECONDS)} (6 h) for the other steps; set it to override both. The sync Job of ChangeCapture has none: it runs until the cutover.`, { minimum: 1, format: 'int64' })),
   // The Job's field is an int32: a larger value would have every step Job refused (400) for ever.
   // A step's outcome is read from its finished Job's pods: a Job deleted before the operator saw it
   // finish is a step that never reported, asked for again, so a TTL under a few minutes (0: at once)

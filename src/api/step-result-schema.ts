@@ -46,7 +46,11 @@ export const copyStepResult = object('CopyStepResult', 'The copy step (one pod\'
 export const syncStepResult = object('SyncStepResult', 'The sync step (Trickle): changed rows copied since the copy.', {
   rounds: optional(count('Rounds run.')),
   rowsSynced: optional(count('Changed rows written.')),
-  caughtUp: optional(boolean('Whether the sync caught up with the source.')),
+  caughtUp: optional(boolean('Whether the sync caught up with the source (Timestamp, Sequence).')),
+  mode: optional(string('ChangeCapture when the step followed the source\'s change log (it runs until stopped: the cutover stops it).', { maxLength: 32 })),
+  transactions: optional(count('ChangeCapture: source transactions applied by this pod.')),
+  changes: optional(count('ChangeCapture: row changes applied by this pod.')),
+  appliedPosition: optional(string('ChangeCapture: the source position up to which every change is on the target.', { maxLength: 128 })),
 });
 
 export const validateStepResult = object('ValidateStepResult', 'The validate step\'s verdict and report (failed checks first).', {
@@ -57,6 +61,21 @@ export const validateStepResult = object('ValidateStepResult', 'The validate ste
   truncated: optional(boolean('More checks ran than are listed.')),
   tables: optional(array(tableStatus, 'Per table: rowsSource, rowsTarget, checksum, message.')),
   bookkeeping: optional(bookkeepingTables),
+});
+
+export const catchupStepResult = object('CatchupStepResult', 'The catch-up step (ChangeCapture, behind the write fence): the change stream applied up to the source\'s position at the fence, then validation.', {
+  fencePosition: required(string('The source\'s change-log position read once writes were fenced.', { maxLength: 128 })),
+  appliedPosition: optional(string('The position applied when the step ended.', { maxLength: 128 })),
+  catchUpMs: optional(count('Milliseconds from the step\'s start to everything up to the fence position being on the target.')),
+  transactions: optional(count('Source transactions applied by this step.')),
+  validation: required(validateStepResult),
+});
+
+export const releaseStepResult = object('ReleaseStepResult', 'The release step (ChangeCapture): the source\'s capture resources dropped.', {
+  released: required(boolean('Nothing of the capture is left on the source.')),
+  slotDropped: optional(boolean('PostgreSQL: the replication slot was dropped by this step.')),
+  publicationDropped: optional(boolean('PostgreSQL: the publication was dropped by this step.')),
+  problems: optional(array(string('What could not be dropped, and the statement to drop it by hand.', { maxLength: STATUS_LIMITS.detail }), 'What could not be dropped.')),
 });
 
 export const rollbackStepResult = object('RollbackStepResult', 'The rollback step: the schema version it returned to, what it undid.', {
@@ -71,5 +90,7 @@ export const stepResultSchema: SchemaNode = object('StepResults', 'The result of
   copy: required(copyStepResult),
   sync: required(syncStepResult),
   validate: required(validateStepResult),
+  catchup: required(catchupStepResult),
+  release: required(releaseStepResult),
   rollback: required(rollbackStepResult),
 });

@@ -9,6 +9,10 @@ export interface StepResults {
   sync: SyncStepResult;
   /** The validate step's verdict and report (failed checks first). */
   validate: ValidateStepResult;
+  /** The catch-up step (ChangeCapture, behind the write fence): the change stream applied up to the source's position at the fence, then validation. */
+  catchup: CatchupStepResult;
+  /** The release step (ChangeCapture): the source's capture resources dropped. */
+  release: ReleaseStepResult;
   /** The rollback step: the schema version it returned to, what it undid. */
   rollback: RollbackStepResult;
 }
@@ -21,6 +25,32 @@ export interface RollbackStepResult {
   reverted?: string[];
   /** Tables dropped (DropCreatedTables). */
   droppedTables?: string[];
+}
+
+/** The release step (ChangeCapture): the source's capture resources dropped. */
+export interface ReleaseStepResult {
+  /** Nothing of the capture is left on the source. */
+  released: boolean;
+  /** PostgreSQL: the replication slot was dropped by this step. */
+  slotDropped?: boolean;
+  /** PostgreSQL: the publication was dropped by this step. */
+  publicationDropped?: boolean;
+  /** What could not be dropped. */
+  problems?: string[];
+}
+
+/** The catch-up step (ChangeCapture, behind the write fence): the change stream applied up to the source's position at the fence, then validation. */
+export interface CatchupStepResult {
+  /** The source's change-log position read once writes were fenced. */
+  fencePosition: string;
+  /** The position applied when the step ended. */
+  appliedPosition?: string;
+  /** Milliseconds from the step's start to everything up to the fence position being on the target. */
+  catchUpMs?: number;
+  /** Source transactions applied by this step. */
+  transactions?: number;
+  /** The validate step's verdict and report (failed checks first). */
+  validation: ValidateStepResult;
 }
 
 /** The validate step's verdict and report (failed checks first). */
@@ -65,8 +95,16 @@ export interface SyncStepResult {
   rounds?: number;
   /** Changed rows written. */
   rowsSynced?: number;
-  /** Whether the sync caught up with the source. */
+  /** Whether the sync caught up with the source (Timestamp, Sequence). */
   caughtUp?: boolean;
+  /** ChangeCapture when the step followed the source's change log (it runs until stopped: the cutover stops it). */
+  mode?: string;
+  /** ChangeCapture: source transactions applied by this pod. */
+  transactions?: number;
+  /** ChangeCapture: row changes applied by this pod. */
+  changes?: number;
+  /** ChangeCapture: the source position up to which every change is on the target. */
+  appliedPosition?: string;
 }
 
 /** The copy step (one pod's share; the operator merges an Indexed Job's pods). */

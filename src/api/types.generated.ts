@@ -38,6 +38,8 @@ export interface DataMigrationStatus {
   steps?: StepRecord[];
   /** Copy progress, updated while the copy runs. */
   progress?: Progress;
+  /** ChangeCapture: the change stream from the source to the target, read from the target's bookkeeping while the sync Job runs, and the cutover's fence. */
+  sync?: SyncStatus;
   /** Per-table results. */
   tables?: TableStatus[];
   /** More tables had results than status.tables lists (failed tables are listed first; every table is in the step Jobs' logs). */
@@ -59,7 +61,7 @@ export interface DataMigrationStatus {
 /** A step Job of this run. */
 export interface StepJob {
   /** The step. */
-  step: "schema" | "copy" | "sync" | "validate" | "rollback";
+  step: "schema" | "copy" | "sync" | "validate" | "catchup" | "release" | "rollback";
   /** The Job's name. */
   name: string;
   /** Running, Succeeded or Failed. */
@@ -132,6 +134,32 @@ export interface TableStatus {
   message?: string;
 }
 
+/** ChangeCapture: the change stream from the source to the target, read from the target's bookkeeping while the sync Job runs, and the cutover's fence. */
+export interface SyncStatus {
+  /** Milliseconds the target is behind the source: 0 when everything the source committed is applied, else the time since the target was last caught up. */
+  lagMs?: number;
+  /** lagMs for people ("0.4s"), for kubectl get. */
+  lag?: string;
+  /** Change-log bytes the source wrote that are not applied yet (WAL or binlog). */
+  pendingBytes?: number;
+  /** The source position (LSN, or binlog file:position) up to which every change is on the target. */
+  appliedPosition?: string;
+  /** Source transactions applied by the sync Job's current pod. */
+  transactions?: number;
+  /** Row changes applied by the sync Job's current pod. */
+  changes?: number;
+  /** When the sync Job wrote these figures. */
+  sampledAt?: string;
+  /** When writes to the source were fenced. */
+  fencedAt?: string;
+  /** ScaleDown: the blue Deployment's replicas before the fence (restored when the fence is lifted). */
+  fenceReplicas?: number;
+  /** From the fence to the Service switch (or to the fence being lifted). */
+  writeBlockedMs?: number;
+  /** The source's capture resources (PostgreSQL: the replication slot and publication) are dropped. */
+  released?: boolean;
+}
+
 /** Copy progress, updated while the copy runs. */
 export interface Progress {
   /** Tables to copy. */
@@ -157,7 +185,7 @@ export interface Progress {
 /** One step of the run as the operator asked for it and saw it end. The operator decides from these entries; phase and conditions are derived for people. */
 export interface StepRecord {
   /** start (the run started), schema, copy, sync, validate, rollback (a step Job), switch (the cutover's Service patch), restore (the rollback's), or finish (the run ended: Succeeded; Failed with reason RolledBack, or why it failed). */
-  step: "start" | "schema" | "copy" | "sync" | "validate" | "switch" | "rollback" | "restore" | "finish";
+  step: "start" | "schema" | "copy" | "sync" | "validate" | "fence" | "catchup" | "switch" | "unfence" | "release" | "rollback" | "restore" | "finish";
   /** The run the step belongs to. */
   runId: string;
   /** When the operator last asked for it: created the Job or patched the Service. */
@@ -230,7 +258,7 @@ export interface JobTemplateSpec {
   serviceAccountName?: string;
   /** Retries of a failed step pod before the step fails; the copy resumes from its checkpoints on each retry. Default: 3. */
   backoffLimit?: number;
-  /** Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: 86400 (24 h) for copy, 21600 (6 h) for the other steps; set it to override both. */
+  /** Longest a step Job may run, retries included; past it Kubernetes stops the Job and the step fails. Default: 86400 (24 h) for copy, 21600 (6 h) for the other steps; set it to override both. The sync Job of ChangeCapture has none: it runs until the cutover. */
   activeDeadlineSeconds?: number;
   /** Delete finished step Jobs after this many seconds (default: keep them while the DataMigration exists); at least 300, so that the operator reads each step's outcome before its Job goes. */
   ttlSecondsAfterFinished?: number;
@@ -296,6 +324,10 @@ export interface CutoverSpec {
   toSelector: Record<string, string>;
   /** Automatic switches as soon as validation passes; Manual waits in AwaitingApproval until the annotation dataops.dev/approve is set to "true". Default: "Automatic". */
   approval?: "Automatic" | "Manual";
+  /** ChangeCapture: the write fence is put up only once the change stream is at most this many seconds behind the source (status.sync.lagMs). Default: 5. */
+  maxLagSeconds?: number;
+  /** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
+  fence?: FenceSpec;
   /** Switch only when this Deployment (the green side) is available. */
   readinessGate?: ReadinessGate;
 }
@@ -306,6 +338,16 @@ export interface ReadinessGate {
   deployment: string;
   /** Ready replicas needed (default: all desired replicas). */
   minReadyReplicas?: number;
+}
+
+/** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
+export interface FenceSpec {
+  /** ScaleDown or External. */
+  type: "ScaleDown" | "External";
+  /** ScaleDown: the blue Deployment in the DataMigration's namespace; it must carry the annotation dataops.dev/cutover-by naming this DataMigration, as the Service does. */
+  deployment?: string;
+  /** How long the fence and the catch-up after it may take before the cutover gives up, lifts the fence and stays on blue. Default: 300. */
+  timeoutSeconds?: number;
 }
 
 /** What must be true before cutover. A failure stops the migration before any traffic moves (and rolls back when rollback.onValidationFailure). */
@@ -350,7 +392,7 @@ export interface StrategySpec {
   type?: "BigBang" | "Phased" | "Trickle";
   /** Phased: the groups, in order. */
   phases?: PhaseSpec[];
-  /** Trickle: how changed rows are found after the first copy. */
+  /** Trickle: how changes are found after the first copy. */
   incremental?: IncrementalSpec;
   /** Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it. Default: 10000. */
   batchSize?: number;
@@ -362,12 +404,12 @@ export interface StrategySpec {
   conflictPolicy?: "Fail" | "Upsert";
 }
 
-/** Trickle: how changed rows are found after the first copy. */
+/** Trickle: how changes are found after the first copy. */
 export interface IncrementalSpec {
-  /** A column that grows on every insert and update (updated_at, a version or sequence number). */
-  column: string;
-  /** Timestamp (the column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) or Sequence (a strictly growing number). Default: "Timestamp". */
-  mode?: "Timestamp" | "Sequence";
+  /** ChangeCapture reads the source's own change log (PostgreSQL logical decoding, MySQL/MariaDB row binlog) from the initial copy's snapshot until the cutover's write fence: inserts, updates and deletes. Timestamp (column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) and Sequence (a strictly growing number) re-copy changed rows in rounds, do not see deletes, and stop when a round finds nothing new. Default: "Timestamp". */
+  mode?: "ChangeCapture" | "Timestamp" | "Sequence";
+  /** Timestamp and Sequence: a column that grows on every insert and update (updated_at, a version or sequence number). */
+  column?: string;
   /** Seconds between sync rounds. Default: 30. */
   intervalSeconds?: number;
   /** Timestamp mode: how far back each round re-reads, for commits that landed late. Default: 60. */

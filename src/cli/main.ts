@@ -4,6 +4,7 @@
 //   dmctl run  -f manifest.yaml       schema, copy, (Trickle) sync, then validation
 //   dmctl validate -f manifest.yaml   validation only (read only on both sides)
 //   dmctl step schema|copy|sync|validate|rollback -f manifest.yaml   one step, as a Job runs it
+//   dmctl step catchup|release -f manifest.yaml   ChangeCapture: catch up behind the write fence and validate; drop the capture
 //   dmctl step copy --pod i/n -f manifest.yaml   pod i's share of a copy spread over n pods
 //   dmctl lint -f manifest.yaml       what the API server would say of it (schema, defaults, CEL rules)
 //   dmctl retire -f manifest.yaml     the migration is finished: its checkpoints go, its tables are the application's
@@ -24,6 +25,7 @@ import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
 import { cleanupStep, retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
+import { catchupStep, releaseStep, type CaptureSyncStepResult, type CatchupStepResult, type ReleaseStepResult } from '../engine/pipeline/capture-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
@@ -35,7 +37,7 @@ import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step rollback> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step catchup|step release|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
@@ -46,7 +48,7 @@ const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|s
       --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)
       --pod <i>/<n>        step copy: copy pod i's share of n (default: $JOB_COMPLETION_INDEX of strategy.copyPods, else all)`;
 
-const COMMANDS = ['plan', 'run', 'validate', 'retire', 'cleanup', 'step schema', 'step copy', 'step sync', 'step validate', 'step rollback'];
+const COMMANDS = ['plan', 'run', 'validate', 'retire', 'cleanup', 'step schema', 'step copy', 'step sync', 'step validate', 'step catchup', 'step release', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -188,6 +190,11 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       return EXIT.ok;
     }
     const results: Record<string, unknown> = {};
+    if (command === 'run' && context.settings.incremental?.mode === 'ChangeCapture') {
+      // Nothing would end the stream but Ctrl-C, and the validation after it would see a source still written.
+      throw new CliError('`dmctl run` does not run strategy.incremental.mode ChangeCapture: the change stream runs until writes to the source are fenced, '
+        + 'which the operator does at the cutover. By hand: `step copy`, `step sync` (stop it with Ctrl-C once the writers have stopped), `step catchup`, `step release`', EXIT.usage);
+    }
     if (command === 'run' || command === 'step schema') {
       const schema = await runStep(reporter, 'schema', () => schemaStep(context), (r) => `version ${r.versionBefore ?? 'none'} → ${r.version ?? 'none'}, ${String(r.applied.length)} migration(s) applied, ${String(r.createdTables.length)} table(s) created`);
       for (const warning of schema.warnings) reporter.emit({ event: 'warning', message: warning });
@@ -198,10 +205,30 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       for (const [column, count] of Object.entries(copy.zeroDates)) reporter.emit({ event: 'warning', message: `${column}: ${String(count)} zero date(s) stored as NULL` });
       results.copy = copy;
     }
-    if ((command === 'run' && context.settings.incremental) || command === 'step sync') {
-      results.sync = await runStep(reporter, 'sync', () => syncStep(context), (r) => `${String(r.rowsSynced)} changed rows in ${String(r.rounds)} round(s)${r.caughtUp ? ', caught up' : ', not caught up yet'}`);
-    }
     let exitCode: ExitCode = EXIT.ok;
+    if ((command === 'run' && context.settings.incremental) || command === 'step sync') {
+      results.sync = await runStep(reporter, 'sync', () => syncStep(context), describeSync);
+      // ChangeCapture runs until SIGTERM/SIGINT, then stops cleanly and says where it got to. It exits
+      // as interrupted all the same: a sync Job whose pod was stopped by anything but the operator
+      // (which deletes the Job at the fence) must run again, never count as done.
+      if (context.settings.incremental?.mode === 'ChangeCapture' && signal.aborted) exitCode = EXIT.interrupted;
+    }
+    if (command === 'step catchup') {
+      const catchup = await runStep(reporter, 'catchup', () => catchupStep(context, validateOptionsOf(migration.spec.validation)),
+        (r) => `caught up to ${r.fencePosition} in ${String(r.catchUpMs)} ms (${String(r.transactions)} transaction(s)); ${r.validation.summary}`);
+      results.catchup = catchup;
+      if (!catchup.validation.passed) {
+        reporter.emit({ event: 'warning', message: `validation failed: ${catchup.validation.summary}` });
+        exitCode = EXIT.validationFailed;
+      }
+    }
+    if (command === 'step release') {
+      const release = await runStep(reporter, 'release', () => releaseStep(context), describeRelease);
+      results.release = release;
+      for (const problem of release.problems) reporter.emit({ event: 'warning', message: problem });
+      // The result is written all the same: the operator shows what is left and how to drop it.
+      if (!release.released) exitCode = EXIT.failed;
+    }
     if ((command === 'run' && !values['skip-validation']) || command === 'validate' || command === 'step validate') {
       const report = await runStep(reporter, 'validate', () => validateStep(context, validateOptionsOf(migration.spec.validation)), (r) => r.summary);
       results.validation = report;
@@ -264,14 +291,30 @@ export function stepResult(command: string, results: Record<string, unknown>): S
     }
     case 'step sync': {
       const sync = results.sync as Awaited<ReturnType<typeof syncStep>>;
-      const out: StepResultOf<'sync'> = { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
+      const capture = captureSyncOf(sync);
+      const out: StepResultOf<'sync'> = capture
+        ? { mode: capture.mode, transactions: capture.transactions, changes: capture.changes, appliedPosition: capture.appliedPosition }
+        : { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
       return out;
     }
-    case 'step validate': {
-      const report = results.validation as ValidationReport;
-      // Failures first in the checks, so the bound never hides one.
-      const summary = summarizeForStatus(report);
-      const out: StepResultOf<'validate'> = { ...summary, passed: report.passed, tables: tableStatuses(report), ...(report.bookkeeping ? { bookkeeping: report.bookkeeping } : {}) };
+    case 'step validate':
+      return validateResult(results.validation as ValidationReport);
+    case 'step catchup': {
+      const catchup = results.catchup as CatchupStepResult;
+      const out: StepResultOf<'catchup'> = {
+        fencePosition: catchup.fencePosition, appliedPosition: catchup.appliedPosition, catchUpMs: catchup.catchUpMs, transactions: catchup.transactions,
+        validation: validateResult(catchup.validation),
+      };
+      return out;
+    }
+    case 'step release': {
+      const release = results.release as ReleaseStepResult;
+      const out: StepResultOf<'release'> = {
+        released: release.released,
+        ...(release.slotDropped !== undefined ? { slotDropped: release.slotDropped } : {}),
+        ...(release.publicationDropped !== undefined ? { publicationDropped: release.publicationDropped } : {}),
+        ...(release.problems.length > 0 ? { problems: release.problems } : {}),
+      };
       return out;
     }
     default: {
@@ -280,6 +323,29 @@ export function stepResult(command: string, results: Record<string, unknown>): S
       return out;
     }
   }
+}
+
+/** A validation report as the validate step's result (catchup's too): failures first in the checks, so the bound never hides one. */
+function validateResult(report: ValidationReport): StepResultOf<'validate'> {
+  const summary = summarizeForStatus(report);
+  return { ...summary, passed: report.passed, tables: tableStatuses(report), ...(report.bookkeeping ? { bookkeeping: report.bookkeeping } : {}) };
+}
+
+/** The ChangeCapture sync's result, when it is one. */
+function captureSyncOf(result: Awaited<ReturnType<typeof syncStep>>): CaptureSyncStepResult | undefined {
+  return 'mode' in result && result.mode === 'ChangeCapture' ? result as CaptureSyncStepResult : undefined;
+}
+
+function describeSync(result: Awaited<ReturnType<typeof syncStep>>): string {
+  const capture = captureSyncOf(result);
+  if (capture) return `followed the source's changes: ${String(capture.transactions)} transaction(s), ${String(capture.changes)} change(s) applied up to ${capture.appliedPosition}; stopped`;
+  return `${String(result.rowsSynced)} changed rows in ${String(result.rounds)} round(s)${result.caughtUp ? ', caught up' : ', not caught up yet'}`;
+}
+
+function describeRelease(result: ReleaseStepResult): string {
+  if (!result.released) return `the capture is not released: ${result.problems.join('; ')}`;
+  const dropped = [result.slotDropped ? 'replication slot' : '', result.publicationDropped ? 'publication' : ''].filter(Boolean);
+  return dropped.length > 0 ? `dropped the ${dropped.join(' and ')}` : 'nothing of the capture left on the source';
 }
 
 function describeCopy(result: CopyStepResult): string {

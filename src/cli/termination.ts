@@ -1,7 +1,8 @@
 // A step's result for the operator: the container's termination message (the kubelet keeps at most
 // 4096 bytes), compact JSON of the step-result contract (src/api/step-result.ts), which the operator
 // reads back (src/controller/step-results.ts). When the full result does not fit, list items are
-// dropped from the end, warnings first, then checks and tables (with truncated: true).
+// dropped from the end, warnings first, then checks and tables (with truncated: true); the
+// catch-up step's validation report is shortened the same way inside it.
 import { writeFileSync } from 'node:fs';
 import type { Step } from '../api/constants.ts';
 import type { StepResults } from '../api/step-result.ts';
@@ -13,6 +14,13 @@ export function boundedResult(contractResult: StepResults[Step], limit = TERMINA
   const result = contractResult as Record<string, unknown>;
   let text = JSON.stringify(result);
   if (Buffer.byteLength(text) <= limit) return text;
+  // The catch-up step: its validation report is what is large; it is shortened to what the rest leaves.
+  const nested = result.validation;
+  if (typeof nested === 'object' && nested !== null && !Array.isArray(nested)) {
+    const rest = Buffer.byteLength(JSON.stringify({ ...result, truncated: true, validation: {} }));
+    const validation: unknown = JSON.parse(boundedResult(nested, limit - rest + 2));
+    return JSON.stringify({ ...result, truncated: true, validation });
+  }
   const shrunk: Record<string, unknown> = { ...result, truncated: true };
   // Warnings go first: the tables and checks are what the operator's status is made of.
   for (const key of ['warnings', 'checks', 'tables', 'applied', 'createdTables']) {

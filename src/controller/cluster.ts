@@ -4,6 +4,7 @@
 // reconciler's unit tests. Errors carry the API server's HTTP code (ClusterError), never a response.
 import type * as k8s from '@kubernetes/client-node';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
+import type { ObservedFenceDeployment } from './model.ts';
 
 /** An Event as the reconciler records it (the implementation fills in the rest). */
 export interface ClusterEvent {
@@ -65,6 +66,32 @@ export interface Cluster {
   configMapExists(namespace: string, name: string): Promise<boolean>;
   /** A Deployment's desired and ready replicas; undefined when it does not exist. */
   deploymentReplicas(namespace: string, name: string): Promise<DeploymentReplicas | undefined>;
+  /** The ScaleDown fence's Deployment, with the pods its selector matches (terminating ones too); undefined when it does not exist. */
+  fenceDeployment(namespace: string, name: string): Promise<ObservedFenceDeployment | undefined>;
+  /**
+   * One JSON merge patch of a Deployment, applied only at `patch.resourceVersion` (ClusterError
+   * 409 when it moved on): spec.replicas and the annotations set or (null) removed, in one request.
+   */
+  scaleDeployment(namespace: string, name: string, patch: DeploymentScale): Promise<void>;
+}
+
+export interface DeploymentScale {
+  resourceVersion: string;
+  replicas: number;
+  annotations: Record<string, string | null>;
+}
+
+/** A label selector as the API's list calls take it (matchLabels and matchExpressions). */
+export function labelSelectorText(selector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } | undefined): string {
+  const parts = Object.entries(selector?.matchLabels ?? {}).map(([key, value]) => `${key}=${value}`);
+  for (const expression of selector?.matchExpressions ?? []) {
+    const values = (expression.values ?? []).join(',');
+    if (expression.operator === 'In') parts.push(`${expression.key} in (${values})`);
+    else if (expression.operator === 'NotIn') parts.push(`${expression.key} notin (${values})`);
+    else if (expression.operator === 'Exists') parts.push(expression.key);
+    else if (expression.operator === 'DoesNotExist') parts.push(`!${expression.key}`);
+  }
+  return parts.join(',');
 }
 
 /**

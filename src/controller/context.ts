@@ -18,7 +18,7 @@ export { bound } from './bound.ts';
 import { bound } from './bound.ts';
 export const isTerminal = (phase: Phase): boolean => TERMINAL_PHASES.includes(phase);
 
-export const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };
+export const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', catchup: 'catch-up', release: 'release', rollback: 'rollback' };
 
 /** The step whose Job a phase runs. */
 export const PHASE_STEPS: Partial<Record<Phase, Step>> = {
@@ -31,6 +31,7 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set<string>([
   REASONS.ChecksumMismatch, REASONS.ValidationFailed, REASONS.RollbackFailed, REASONS.RolledBack, REASONS.Aborted,
   REASONS.ImageNotAllowed, REASONS.ServiceAccountNotAllowed, REASONS.ReservedKey,
   REASONS.ServiceNotOptedIn, REASONS.ServiceSelectorMismatch, REASONS.ServiceNotRestored, REASONS.ServiceSwitchRejected,
+  REASONS.SyncLagging, REASONS.FenceRefused, REASONS.FenceLifted, REASONS.CaptureNotReleased,
 ]);
 
 const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {
@@ -44,6 +45,11 @@ const PREFLIGHT_REASONS: Record<PreflightKind, Reason> = {
 function describeMissing(missing: MissingObject): string {
   if (missing.kind === 'SecretKey') return `key "${missing.key ?? ''}" not found in Secret "${missing.name}"`;
   return `${missing.kind} "${missing.name}" not found`;
+}
+
+/** Trickle following the source's change log: a sync Job runs until the cutover's write fence. */
+export function isChangeCapture(spec: DataMigrationSpec): boolean {
+  return spec.strategy?.type === 'Trickle' && spec.strategy.incremental?.mode === 'ChangeCapture';
 }
 
 export function schemaStepRequired(spec: DataMigrationSpec): boolean {
@@ -170,7 +176,10 @@ export function createContext(input: DecideInput): Context {
   const status = structuredClone(migration.status ?? {});
   if (writtenBeforeMemoryFields(status)) upgradeStatus(status, runId);
   // Where the ledger puts the machine; status.phase is only written (for people).
-  status.phase = phaseOf(status, { schemaStep: schemaStepRequired(migration.spec), trickle: migration.spec.strategy?.type === 'Trickle' });
+  status.phase = phaseOf(status, {
+    schemaStep: schemaStepRequired(migration.spec), trickle: migration.spec.strategy?.type === 'Trickle',
+    changeCapture: isChangeCapture(migration.spec), manualApproval: migration.spec.cutover?.approval === 'Manual',
+  });
   return {
     input, migration, spec: migration.spec, generation, now: input.now, runId, runJobs: jobsOfRun(input.jobs, runId),
     status, actions: [], requeue: undefined, phaseEvent: false, readySaid: undefined,

@@ -45,7 +45,7 @@ export interface ProgressUrls {
 const PROGRESS_STATEMENT_TIMEOUT_MS = 30_000;
 
 /** The options of a progress session: read only, spec.*.tls as the engine reads it (db/connection-options.ts), a statement timeout. */
-function progressSession(migration: DataMigration, side: 'source' | 'target', ca: string | undefined): ConnectOptions {
+export function progressSession(migration: DataMigration, side: 'source' | 'target', ca: string | undefined): ConnectOptions {
   const spec = migration.spec[side].tls;
   const tls: TlsOptions | undefined = spec ? { mode: spec.mode, ...(ca ? { ca } : {}) } : undefined;
   return { readOnly: true, side, applicationName: 'datamigration operator progress', statementTimeoutMs: PROGRESS_STATEMENT_TIMEOUT_MS, ...(tls ? { tls } : {}) };

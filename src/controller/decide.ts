@@ -40,17 +40,19 @@ import type { ConditionType, LedgerStep, Reason, Step } from '../api/constants.t
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus, StepJob } from '../api/types.generated.ts';
 import { abort } from './abort.ts';
+import { captureCleanup, cleanupPending } from './capture-cleanup.ts';
 import { isAbortRequested, isApproved } from './annotations.ts';
 import { findCondition, removeCondition, conditionIs, setCondition } from './conditions.ts';
 import type { ConditionStatus } from './conditions.ts';
 import {
-  announcedKey, announcedOf, bound, createContext, event, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
+  announcedKey, announcedOf, bound, createContext, event, isChangeCapture, isTerminal, PHASE_STEPS, requeueAfter, schemaStepRequired, setCond, STEP_TITLES, WARNING_REASONS, type Context,
 } from './context.ts';
 import { withKstatus } from './kstatus.ts';
 import { recordOutcome, rejectedWait, requestedWithin, retryPoint, STEP_MARKERS } from './ledger.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE, type DecideInput, type Decision, type EventAction } from './model.ts';
 import { HANDLERS, type ActivePhase } from './phases/index.ts';
 import { MAX_FAILURE_IN_MESSAGE } from './phases/run-step.ts';
+import { lagAllowsFence } from './phases/capture-sync.ts';
 import { needsApproval } from './phases/validating.ts';
 import { podFailedMessage } from './phases/step-pod-failed.ts';
 import { retryVerdict, startRetry, type RetryVerdict } from './retry.ts';
@@ -129,6 +131,8 @@ function finish(ctx: Context): Decision {
     if (copyProgress.progress !== undefined) ctx.status.progress = copyProgress.progress;
     requeueAfter(ctx, REQUEUE.copyProgress);
   }
+  // A run that just ended with a change capture: its release starts at the next decision.
+  if (isTerminal(ctx.status.phase ?? 'Pending') && cleanupPending(ctx)) requeueAfter(ctx, 1);
   readyEvent(ctx);
   ctx.status.conditions = withKstatus(ctx.status, ctx.generation, ctx.now);
   const decision: Decision = { status: ctx.status, actions: ctx.actions };
@@ -164,10 +168,12 @@ function decideTerminal(ctx: Context, retry: RetryVerdict): Decision {
   }
   recordJobs(ctx);
   recordService(ctx);
+  // The one thing a finished migration still does: give back a change capture and a fence left up.
+  captureCleanup(ctx);
   delete ctx.status.waitingSince;
   ctx.status.observedGeneration = ctx.generation;
   ctx.status.conditions = withKstatus(ctx.status, ctx.generation, ctx.now);
-  return { status: ctx.status, actions: [] };
+  return { status: ctx.status, actions: ctx.actions, ...(ctx.requeue !== undefined ? { requeueAfterSeconds: ctx.requeue } : {}) };
 }
 
 /** What should happen next for this migration. */
@@ -213,6 +219,8 @@ export function preflightNeeded(input: Omit<DecideInput, 'preflight'>): boolean 
   if (isTerminal(phase)) return retryVerdict(ctx).kind === 'start';
   if (isAbortRequested(ctx.migration) || ctx.spec.suspend === true) return false;
   if (phase === 'AwaitingApproval' && needsApproval(ctx.spec.cutover) && !isApproved(ctx.migration)) return false;
+  // ChangeCapture: while the stream runs, only a lag under the bound may start the fence.
+  if (isChangeCapture(ctx.spec) && (phase === 'Syncing' || phase === 'AwaitingApproval') && ctx.runJobs.get('sync')?.state === 'Running') return lagAllowsFence(ctx);
   const step = PHASE_STEPS[phase];
   if (step === undefined) return true;
   if (ctx.runJobs.get(step)?.state === 'Running') return false;

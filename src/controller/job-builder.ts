@@ -16,6 +16,7 @@ import type { LogFormat } from '../api/log-schema.ts';
 import { withPodDefaults, type PodDefaults } from './pod-defaults.ts';
 import { ENGINE_NODE_FLAGS } from '../cli/node-flags.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
+import { isChangeCapture } from './context.ts';
 import { checkPodPolicy, podIdentity, PodPolicyError, type PodPolicyConfig, type PodPolicyRefusal } from './pod-policy.ts';
 
 /** The engine's image (by default the operator's own), its account, and what a spec may choose instead (pod-policy.ts). */
@@ -185,9 +186,16 @@ export function buildStepJob(migration: DataMigration, step: Step, runId: string
       podFailurePolicy: { rules: [
         { action: 'FailJob', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.usage, EXIT.planRefused, EXIT.validationFailed] } },
         { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+        // ChangeCapture's stream runs for days: a pod stopped by a signal (exit 130, after a clean
+        // stop) resumes exactly where it was, so it does not use up backoffLimit either.
+        ...(step === 'sync' && isChangeCapture(spec) ? [{ action: 'Ignore', onExitCodes: { containerName: 'engine', operator: 'In', values: [EXIT.interrupted] } }] : []),
       ] },
-      // Every step has a deadline: a step hung on a half-open connection fails instead of waiting for ever.
-      activeDeadlineSeconds: template.activeDeadlineSeconds ?? (step === 'copy' ? DEFAULT_COPY_DEADLINE_SECONDS : DEFAULT_STEP_DEADLINE_SECONDS),
+      // Every step has a deadline: a step hung on a half-open connection fails instead of waiting
+      // for ever. Except ChangeCapture's sync, which runs until the cutover (days, if approval
+      // takes that long): a stream that hangs shows in its lag report going stale instead.
+      ...(step === 'sync' && isChangeCapture(spec) ? {} : {
+        activeDeadlineSeconds: template.activeDeadlineSeconds ?? (step === 'copy' ? DEFAULT_COPY_DEADLINE_SECONDS : DEFAULT_STEP_DEADLINE_SECONDS),
+      }),
       ...(template.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: template.ttlSecondsAfterFinished } : {}),
       template: {
         metadata: { labels: { ...template.labels, ...labels }, ...(template.annotations ? { annotations: template.annotations } : {}) },

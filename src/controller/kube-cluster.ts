@@ -5,7 +5,10 @@ import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/constants.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
-import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type ServicePatch } from './cluster.ts';
+import {
+  ClusterError, labelSelectorText, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type DeploymentScale, type ServicePatch,
+} from './cluster.ts';
+import type { ObservedFenceDeployment } from './model.ts';
 import { microTime } from './leader-election.ts';
 import { registerSecret } from './logger.ts';
 
@@ -201,5 +204,22 @@ export class KubeCluster implements Cluster {
     if (deployment === undefined) return undefined;
     const status = deployment.status ?? {};
     return { desired: deployment.spec?.replicas ?? 1, ready: Math.min(status.readyReplicas ?? 0, status.updatedReplicas ?? 0) };
+  }
+
+  async fenceDeployment(namespace: string, name: string): Promise<ObservedFenceDeployment | undefined> {
+    const deployment = await orMissing(() => this.apps.readNamespacedDeployment({ name, namespace }));
+    if (deployment === undefined) return undefined;
+    const selector = labelSelectorText(deployment.spec?.selector);
+    // An empty selector would count every pod of the namespace: a Deployment always has one, so none is "no pods known".
+    const pods = selector === '' ? [] : (await request(() => this.core.listNamespacedPod({ namespace, labelSelector: selector }))).items;
+    const annotations = Object.fromEntries(Object.entries(deployment.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(`${GROUP}/`)));
+    return { replicas: deployment.spec?.replicas ?? 1, annotations, resourceVersion: deployment.metadata?.resourceVersion ?? '', pods: pods.length };
+  }
+
+  async scaleDeployment(namespace: string, name: string, patch: DeploymentScale): Promise<void> {
+    if (patch.resourceVersion === '') throw new Error(`Deployment ${name}: no resourceVersion observed, so no conditional patch; not sent`);
+    await request(() => this.apps.patchNamespacedDeployment({
+      name, namespace, body: { metadata: { resourceVersion: patch.resourceVersion, annotations: patch.annotations }, spec: { replicas: patch.replicas } },
+    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
   }
 }

@@ -23,6 +23,9 @@ export const STEP_MARKERS: Record<Step, { type: ConditionType; status: Condition
   // After the copy DataCopied is False/InProgress; Unknown while syncing.
   sync: { type: 'DataCopied', status: 'Unknown' },
   validate: { type: 'Validated', status: 'False' },
+  // Behind the write fence: the catch-up validates, then the switch.
+  catchup: { type: 'CutOver', status: 'False' },
+  release: { type: 'CutOver', status: 'Unknown' },
   rollback: { type: 'RolledBack', status: 'False' },
 };
 

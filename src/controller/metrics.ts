@@ -150,6 +150,15 @@ export function createMetrics(sources: MetricsSources = {}): OperatorMetrics {
   perMigration('datamigration_eta_seconds', "Seconds left of the copy at its recent rate (status.progress.etaSeconds), while it runs.",
     (m) => (m.status?.phase === 'Copying' ? m.status.progress?.etaSeconds : undefined));
 
+  // ChangeCapture, while the stream runs (status.sync, from the sync pod's report).
+  const syncing = (m: DataMigration): boolean => m.status?.phase === 'Syncing' || m.status?.phase === 'AwaitingApproval';
+  perMigration('datamigration_sync_lag_seconds', 'ChangeCapture: seconds the target is behind the source (status.sync.lagMs), while the change stream runs.',
+    (m) => (syncing(m) && m.status?.sync?.lagMs !== undefined ? m.status.sync.lagMs / 1000 : undefined));
+  perMigration('datamigration_sync_pending_bytes', 'ChangeCapture: change-log bytes the source wrote that are not applied yet (status.sync.pendingBytes).',
+    (m) => (syncing(m) ? m.status?.sync?.pendingBytes : undefined));
+  perMigration('datamigration_write_blocked_seconds', 'ChangeCapture: how long writes were fenced at the cutover (status.sync.writeBlockedMs).',
+    (m) => (m.status?.sync?.writeBlockedMs !== undefined ? m.status.sync.writeBlockedMs / 1000 : undefined));
+
   const stepDuration = new Histogram({
     name: 'datamigration_step_duration_seconds', help: 'Time from a step being asked for to its end (status.steps), by step and outcome.',
     labelNames: ['step', 'outcome'], registers,

@@ -74,6 +74,37 @@ export interface ObservedService {
   resourceVersion: string;
 }
 
+/** ChangeCapture, fence type ScaleDown: the blue Deployment as observed. */
+export interface ObservedFenceDeployment {
+  /** spec.replicas. */
+  replicas: number;
+  /** Its annotations under this project's prefix (dataops.dev/): the consent and the fence record. */
+  annotations: Record<string, string>;
+  resourceVersion: string;
+  /** Pods its selector matches that still exist, terminating ones included: writes stop only at 0. */
+  pods: number;
+}
+
+/** What a ChangeCapture decision needs besides the Jobs (gathered only for such migrations). */
+export interface CaptureObservation {
+  /** The sync pod's last lag report (engine/sync/capture-lag.ts), when one was read. */
+  lag?: CaptureLag;
+  /** Pods of this run's sync Job that still exist (a deleted Job's pod may still hold the stream). */
+  syncPods: number;
+  /** fence.type ScaleDown: the blue Deployment; undefined when it does not exist. */
+  fenceDeployment?: ObservedFenceDeployment;
+}
+
+/** engine/sync/capture-lag.ts's CaptureLagReport, as decisions read it. */
+export interface CaptureLag {
+  appliedPosition: string;
+  lagMs: number;
+  pendingBytes: number;
+  transactions: number;
+  changes: number;
+  sampledAt: string;
+}
+
 export interface DecideInput {
   migration: DataMigration;
   jobs: readonly ObservedJob[];
@@ -91,6 +122,8 @@ export interface DecideInput {
    * woken every REQUEUE.copyProgress seconds, and records `progress` when one was read this time.
    */
   copyProgress?: { progress?: Progress };
+  /** ChangeCapture migrations: the stream's lag, the sync pods, the fence's Deployment. */
+  capture?: CaptureObservation;
   /** The current time, RFC 3339. */
   now: string;
 }
@@ -112,9 +145,20 @@ export interface PatchServiceSelectorAction {
   selector: Record<string, string>;
   annotations: Record<string, string | null>;
 }
+/**
+ * One merge patch of a Deployment, at the version the decision saw: spec.replicas and the fence
+ * record (FENCE_RECORD_ANNOTATION) together, so a fence and its record land together or not at all.
+ */
+export interface ScaleDeploymentAction {
+  kind: 'scaleDeployment';
+  deployment: string;
+  resourceVersion: string;
+  replicas: number;
+  annotations: Record<string, string | null>;
+}
 export type EventReason = Reason | Phase;
 export interface EventAction { kind: 'event'; type: 'Normal' | 'Warning'; reason: EventReason; message: string }
-export type Action = CreateJobAction | DeleteJobAction | PatchServiceSelectorAction | EventAction;
+export type Action = CreateJobAction | DeleteJobAction | PatchServiceSelectorAction | ScaleDeploymentAction | EventAction;
 
 export interface Decision {
   /** The complete new status. */
@@ -150,4 +194,8 @@ export const REQUEUE = {
   preflightMax: 300,
   /** How often a running copy's progress reaches status. */
   copyProgress: 10,
+  /** ChangeCapture: how often the stream's lag reaches status while it runs (the sync pod writes it every 5 s). */
+  syncLag: 5,
+  /** Waiting for the fence (pods ending, the annotation) and for the sync pod to let go of the stream. */
+  fencing: 1,
 } as const;

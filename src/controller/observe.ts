@@ -6,7 +6,8 @@ import type * as k8s from '@kubernetes/client-node';
 import { GROUP, KIND, LABELS, STEPS, type Step } from '../api/constants.ts';
 import type { DataMigration } from '../api/types.ts';
 import { scrub } from './logger.ts';
-import type { ObservedJob, ObservedPodFailure } from './model.ts';
+import type { DataMigrationStatus } from '../api/types.ts';
+import type { ObservedJob, ObservedPodFailure, ObservedService } from './model.ts';
 
 const isStep = (value: string | undefined): value is Step => STEPS.some((step) => step === value);
 
@@ -255,4 +256,25 @@ export function mergeCopyResults(results: readonly Record<string, unknown>[]): R
   };
   if (results.some((r) => r.truncated === true)) merged.truncated = true;
   return merged;
+}
+
+/** A Service as decide() sees it: selector, labels, this project's annotations (not kubectl's large ones), version. */
+export function observedService(service: k8s.V1Service): ObservedService {
+  const annotations = Object.fromEntries(Object.entries(service.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(`${GROUP}/`)));
+  return {
+    selector: { ...service.spec?.selector }, labels: { ...service.metadata?.labels }, annotations,
+    resourceVersion: service.metadata?.resourceVersion ?? '',
+  };
+}
+
+/**
+ * What a step's engine needs beyond the manifest. The rollback returns to the version the target
+ * itself recorded before the first schema step (engine: rollback/rollback.ts); status.schema.versionBefore
+ * is passed only as a hint for a target with no such record (a migration whose schema step ran
+ * under an engine that did not record it), and the engine says so when it uses it.
+ */
+export function stepEnv(step: Step, status: DataMigrationStatus): k8s.V1EnvVar[] {
+  if (step !== 'rollback') return [];
+  const before = status.schema?.versionBefore;
+  return [{ name: 'DMO_ROLLBACK_TO_VERSION', value: before ?? '' }];
 }

@@ -13,6 +13,10 @@ export interface PhaseInputs {
   schemaStep: boolean;
   /** Trickle: a sync follows the copy (spec.strategy; fixed once the run started). */
   trickle: boolean;
+  /** Trickle with ChangeCapture: the sync runs until the write fence, validation runs behind it (phases/capture.ts). */
+  changeCapture: boolean;
+  /** spec.cutover.approval is Manual. */
+  manualApproval: boolean;
 }
 
 /** A validate step that ended with a verdict (not a failed Job): the rollback's way in. */
@@ -27,10 +31,19 @@ export function phaseOf(status: DataMigrationStatus, inputs: PhaseInputs): Phase
   if (entryOf(status, 'start')?.outcome !== 'Succeeded') return 'Pending';
   const validate = entryOf(status, 'validate');
   if (validate?.outcome === 'Failed' && VERDICTS.has(validate.reason ?? '')) return 'RollingBack';
+  if (inputs.changeCapture) return changeCapturePhase(status, inputs);
   // The switch's entry is made when the cutover is cleared to go (context.ts transition()), before it is sent.
   if (validate?.outcome === 'Succeeded') return entryOf(status, 'switch') === undefined ? 'AwaitingApproval' : 'CuttingOver';
   if (inputs.schemaStep && entryOf(status, 'schema')?.outcome !== 'Succeeded') return 'SchemaMigrating';
   if (entryOf(status, 'copy')?.outcome !== 'Succeeded') return 'Copying';
   if (inputs.trickle && entryOf(status, 'sync')?.outcome !== 'Succeeded') return 'Syncing';
   return 'Validating';
+}
+
+/** ChangeCapture: the stream runs until the cutover is cleared to go (the fence's entry, made before anything is fenced); validation runs behind the fence. */
+function changeCapturePhase(status: DataMigrationStatus, inputs: PhaseInputs): Phase {
+  if (inputs.schemaStep && entryOf(status, 'schema')?.outcome !== 'Succeeded') return 'SchemaMigrating';
+  if (entryOf(status, 'copy')?.outcome !== 'Succeeded') return 'Copying';
+  if (entryOf(status, 'fence') !== undefined) return 'CuttingOver';
+  return inputs.manualApproval ? 'AwaitingApproval' : 'Syncing';
 }

@@ -21,8 +21,8 @@ export interface SamplerOptions {
   wake?: (key: string) => void;
 }
 
-interface KeyState {
-  latest?: ProgressSample;
+interface KeyState<S> {
+  latest?: S;
   startedAt?: number;
   /** A read is running (it may have passed its deadline and still not settled). */
   reading: boolean;
@@ -32,9 +32,10 @@ interface KeyState {
 
 export class DeadlineError extends Error {}
 
-export class ProgressSampler {
+/** S: what one read brings (a copy's progress; a change stream's lag). */
+export class ProgressSampler<S = ProgressSample> {
   private readonly options: SamplerOptions;
-  private readonly keys = new Map<string, KeyState>();
+  private readonly keys = new Map<string, KeyState<S>>();
 
   constructor(options: SamplerOptions) {
     this.options = options;
@@ -45,7 +46,7 @@ export class ProgressSampler {
   }
 
   /** The latest sample that arrived for this migration, if any. */
-  latest(key: string): ProgressSample | undefined {
+  latest(key: string): S | undefined {
     return this.keys.get(key)?.latest;
   }
 
@@ -53,7 +54,7 @@ export class ProgressSampler {
    * Starts `read` in the background unless one is running or the last started within the interval.
    * Never waits for it: the result is there for a later reconcile (latest()).
    */
-  request(key: string, read: (previous: ProgressSample | undefined) => Promise<ProgressSample>): void {
+  request(key: string, read: (previous: S | undefined) => Promise<S>): void {
     let state = this.keys.get(key);
     if (state === undefined) {
       state = { reading: false };
@@ -97,7 +98,7 @@ export class ProgressSampler {
   }
 
   /** The next read is due an interval after the last one started: the key's reconcile asks for it then. */
-  private wakeWhenDue(key: string, state: KeyState): void {
+  private wakeWhenDue(key: string, state: KeyState<S>): void {
     if (this.keys.get(key) !== state || this.options.wake === undefined) return;
     clearTimeout(state.due);
     const wait = Math.max(0, (state.startedAt ?? 0) + this.options.intervalMs - this.now());

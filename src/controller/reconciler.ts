@@ -12,7 +12,7 @@
 // - A conflict (409) is thrown: the work queue retries at once from fresh state (outcome.ts).
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import { FINALIZER, GROUP, TERMINAL_PHASES, type Step } from '../api/constants.ts';
+import { FINALIZER, TERMINAL_PHASES } from '../api/constants.ts';
 import { endpointSecrets } from '../api/defaults.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
@@ -24,11 +24,14 @@ import { scrub, type Logger } from './logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { bound } from './bound.ts';
 import { REQUEUE } from './model.ts';
-import { controlledByMigration, jobState, observeJob } from './observe.ts';
+import { controlledByMigration, jobState, observedService, observeJob, stepEnv } from './observe.ts';
 import { REFUSED_CODES, RequestRefusedError, statusCode, SWITCH_REFUSED_CODES, type ReconcileResult } from './outcome.ts';
 import { runPreflight } from './preflight.ts';
 import type { LabelSelector } from './selectors.ts';
 import { ProgressSampler } from './progress-sampler.ts';
+import { finalizeCapture, releaseJobName } from './capture-finalize.ts';
+import { CaptureObserver, readSyncLag } from './capture-observe.ts';
+import { LAG_REPORT_INTERVAL_MS } from '../engine/sync/capture-lag.ts';
 
 export type { ReconcileResult };
 
@@ -82,6 +85,10 @@ export class Reconciler {
   private readonly memory = new Map<string, MigrationMemory>();
   /** Copy progress, read outside the workers (progress-sampler.ts). */
   private readonly progress: ProgressSampler;
+  /** ChangeCapture: the stream's lag (sampled the same way), the sync pods, the fence's Deployment. */
+  private readonly capture: CaptureObserver;
+  /** Deleted migrations already told to lift their External fence (capture-finalize.ts). */
+  private readonly saidExternal = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -91,6 +98,12 @@ export class Reconciler {
       deadlineMs: deps.progressDeadlineMs ?? PROGRESS_DEADLINE_MS,
       now: () => (deps.now ?? (() => new Date()))().getTime(),
       onError: (key, error) => { deps.logger.warn('could not read copy progress', { key, error: error.message }); },
+      ...(deps.wake ? { wake: deps.wake } : {}),
+    });
+    this.capture = new CaptureObserver(deps.cluster, {
+      intervalMs: Math.min(deps.progressIntervalMs ?? LAG_REPORT_INTERVAL_MS, LAG_REPORT_INTERVAL_MS), deadlineMs: deps.progressDeadlineMs ?? PROGRESS_DEADLINE_MS,
+      now: () => (deps.now ?? (() => new Date()))().getTime(),
+      onError: (key, error) => { deps.logger.warn('could not read the change stream\'s lag', { key, error: error.message }); },
       ...(deps.wake ? { wake: deps.wake } : {}),
     });
   }
@@ -105,7 +118,8 @@ export class Reconciler {
     // reconcileID: one per reconcile, so a reconcile's lines can be followed among the others'.
     const log = this.deps.logger.child({ namespace, name, reconcileID: randomBytes(4).toString('hex'), generation: migration.metadata?.generation, phase: migration.status?.phase });
     if (migration.metadata?.deletionTimestamp) {
-      await this.finalize(migration, log);
+      const finalized = await this.finalize(migration, log);
+      if (finalized === 'waiting') return { requeueAfterSeconds: REQUEUE.fencing };
       this.forget(key);
       return {};
     }
@@ -122,7 +136,11 @@ export class Reconciler {
     const jobs = await this.observeJobs(migration, memory);
     const service = this.observeService(migration);
     const optIn = this.deps.optInSelector;
-    const base: Omit<DecideInput, 'preflight'> = { migration, jobs, ...(service ? { service } : {}), ...(optIn ? { optInSelector: optIn } : {}), now: now.toISOString() };
+    const observed = migration;
+    const capture = await this.capture.observe(observed, key, jobs, async () => readSyncLag(observed, await this.urls(observed)));
+    const base: Omit<DecideInput, 'preflight'> = {
+      migration, jobs, ...(service ? { service } : {}), ...(optIn ? { optInSelector: optIn } : {}), ...(capture ? { capture } : {}), now: now.toISOString(),
+    };
     const preflight = preflightNeeded(base) ? await runPreflight(this.cluster, migration, this.deps.engine) : undefined;
     const copyProgress = this.gatherProgress(migration, key, jobs);
     let decision = decide({ ...base, ...(preflight ? { preflight } : {}), ...(copyProgress ? { copyProgress } : {}) });
@@ -138,7 +156,7 @@ export class Reconciler {
       for (const action of actions) if (action.kind === 'event') this.say(about, action, log, now);
     };
     // Write-ahead: the ledger's record of a Job or a switch asked for is stored before it is sent.
-    if (!isTerminal(decision.status) && decision.actions.some((a) => a.kind === 'createJob' || a.kind === 'patchServiceSelector')) {
+    if (!isTerminal(decision.status) && decision.actions.some((a) => a.kind === 'createJob' || a.kind === 'patchServiceSelector' || a.kind === 'scaleDeployment')) {
       migration = await this.writeStatus(migration, decision.status, before, log, now);
       written = decision.status;
       say(migration, decision.actions);
@@ -222,9 +240,12 @@ export class Reconciler {
    * Deletion: the migration's Jobs (and so their pods) go first, then the finalizer. The databases
    * are never touched: a deleted DataMigration leaves source and target as they are.
    */
-  private async finalize(migration: DataMigration, log: Logger): Promise<void> {
+  private async finalize(migration: DataMigration, log: Logger): Promise<'done' | 'waiting'> {
     const namespace = migration.metadata?.namespace ?? '';
-    for (const job of this.ownedJobs(migration)) await this.deleteJob(namespace, job.metadata?.name ?? '');
+    // A change capture's release Job runs first (capture-finalize.ts); every other Job goes.
+    const release = releaseJobName(migration);
+    for (const job of this.ownedJobs(migration)) if (job.metadata?.name !== release) await this.deleteJob(namespace, job.metadata?.name ?? '');
+    if (await finalizeCapture({ cluster: this.cluster, engine: this.deps.engine, log, now: (this.deps.now ?? (() => new Date()))(), saidExternal: this.saidExternal }, migration) === 'waiting') return 'waiting';
     const index = migration.metadata?.finalizers?.indexOf(FINALIZER) ?? -1;
     if (index >= 0) {
       await this.cluster.patchMigration(migration, [
@@ -232,7 +253,8 @@ export class Reconciler {
         { op: 'remove', path: `/metadata/finalizers/${String(index)}` },
       ]);
     }
-    log.info('finalized: its Jobs are deleted, the databases are left as they are');
+    log.info('finalized: its Jobs are deleted, the databases are left as they are (a change capture released first)');
+    return 'done';
   }
 
   /** The Jobs this migration controls (observe.ts controlledByMigration); a Job planted with its labels is not one. */
@@ -251,6 +273,7 @@ export class Reconciler {
 
   private forgetProgress(key: string): void {
     this.progress.forget(key);
+    this.capture.forget(key);
     forgetEstimates(key);
   }
 
@@ -300,6 +323,11 @@ export class Reconciler {
 
   /** Reads the copy's progress with the URLs and, where spec.*.tls names one, the CA the engine uses. */
   private async copyProgress(migration: DataMigration, key: string, previous: ProgressSample | undefined): Promise<ProgressSample> {
+    return (this.deps.readProgress ?? readCopyProgress)(migration, key, await this.urls(migration), previous);
+  }
+
+  /** The databases' URLs (and CAs) from the migration's Secrets, for the operator's read-only sessions. */
+  private async urls(migration: DataMigration): Promise<ProgressUrls> {
     const namespace = migration.metadata?.namespace ?? '';
     const value = async (ref: { name: string; key: string }): Promise<string> => {
       const found = await this.cluster.secretValue(namespace, ref.name, ref.key);
@@ -314,7 +342,7 @@ export class Reconciler {
       source: source?.url ?? '', target: target?.url ?? '',
       ...(source?.ca !== undefined ? { sourceCa: source.ca } : {}), ...(target?.ca !== undefined ? { targetCa: target.ca } : {}),
     };
-    return (this.deps.readProgress ?? readCopyProgress)(migration, key, urls, previous);
+    return urls;
   }
 
   private async deleteJob(namespace: string, name: string): Promise<void> {
@@ -378,6 +406,10 @@ export class Reconciler {
         }
         log.info('patched Service selector', { service: action.service, from: action.from, selector: action.selector });
         return;
+      case 'scaleDeployment':
+        await this.cluster.scaleDeployment(namespace, action.deployment, { resourceVersion: action.resourceVersion, replicas: action.replicas, annotations: action.annotations });
+        log.info('scaled Deployment (write fence)', { deployment: action.deployment, replicas: action.replicas });
+        return;
       case 'event':
         return; // said by reconcile() once its status is stored
     }
@@ -389,25 +421,4 @@ export class Reconciler {
       log.warn('could not record an Event', { error: error instanceof Error ? error.message : String(error) });
     });
   }
-}
-
-/** A Service as decide() sees it: selector, labels, this project's annotations (not kubectl's large ones), version. */
-export function observedService(service: k8s.V1Service): ObservedService {
-  const annotations = Object.fromEntries(Object.entries(service.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(`${GROUP}/`)));
-  return {
-    selector: { ...service.spec?.selector }, labels: { ...service.metadata?.labels }, annotations,
-    resourceVersion: service.metadata?.resourceVersion ?? '',
-  };
-}
-
-/**
- * What a step's engine needs beyond the manifest. The rollback returns to the version the target
- * itself recorded before the first schema step (engine: rollback/rollback.ts); status.schema.versionBefore
- * is passed only as a hint for a target with no such record (a migration whose schema step ran
- * under an engine that did not record it), and the engine says so when it uses it.
- */
-function stepEnv(step: Step, status: DataMigrationStatus): k8s.V1EnvVar[] {
-  if (step !== 'rollback') return [];
-  const before = status.schema?.versionBefore;
-  return [{ name: 'DMO_ROLLBACK_TO_VERSION', value: before ?? '' }];
 }

@@ -5,11 +5,9 @@ import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { Step } from '../api/constants.ts';
 import { parseStepResult, type Parsed, type SchemaStepResult, type StepResultOf } from '../api/step-result.ts';
 import type { CheckResult, DataMigrationStatus, Progress, SchemaStatus, TableStatus, ValidationStatus } from '../api/types.generated.ts';
-import { bound } from './context.ts';
+import { bound, STEP_TITLES } from './context.ts';
 
 export type { Parsed };
-
-const TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', rollback: 'rollback' };
 
 /**
  * A step's result, which every step must leave: a Job that ended without one (no termination
@@ -18,7 +16,7 @@ const TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sy
 function stepResultOf<S extends Step>(step: S, result: unknown): Parsed<StepResultOf<S>> {
   const parsed = parseStepResult(step, result);
   if (!parsed.ok) return parsed;
-  if (parsed.value === undefined) return { ok: false, error: `the ${TITLES[step]} Job left no result (termination message)` };
+  if (parsed.value === undefined) return { ok: false, error: `the ${STEP_TITLES[step]} Job left no result (termination message)` };
   return { ok: true, value: parsed.value };
 }
 
@@ -85,7 +83,7 @@ export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
   return { ok: true, value: out };
 }
 
-export interface SyncOutcome { rounds?: number; rowsSynced?: number }
+export interface SyncOutcome { rounds?: number; rowsSynced?: number; caughtUp?: boolean }
 
 export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
   const parsed = stepResultOf('sync', result);
@@ -93,6 +91,7 @@ export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
   const out: SyncOutcome = {};
   if (parsed.value.rounds !== undefined) out.rounds = parsed.value.rounds;
   if (parsed.value.rowsSynced !== undefined) out.rowsSynced = parsed.value.rowsSynced;
+  if (parsed.value.caughtUp !== undefined) out.caughtUp = parsed.value.caughtUp;
   return { ok: true, value: out };
 }
 
@@ -102,7 +101,29 @@ export interface ValidationOutcome { validation: ValidationStatus & { passed: bo
 export function parseValidationResult(result: unknown): Parsed<ValidationOutcome> {
   const parsed = stepResultOf('validate', result);
   if (!parsed.ok) return parsed;
-  const value = parsed.value;
+  return { ok: true, value: validationOutcomeOf(parsed.value) };
+}
+
+export interface CatchupOutcome extends ValidationOutcome { fencePosition: string; catchUpMs?: number; transactions?: number }
+
+/** The catch-up step's result (ChangeCapture): the validation behind the fence, and how the stream caught up. */
+export function parseCatchupResult(result: unknown): Parsed<CatchupOutcome> {
+  const parsed = stepResultOf('catchup', result);
+  if (!parsed.ok) return parsed;
+  const { fencePosition, catchUpMs, transactions, validation } = parsed.value;
+  return {
+    ok: true,
+    value: { ...validationOutcomeOf(validation), fencePosition, ...(catchUpMs !== undefined ? { catchUpMs } : {}), ...(transactions !== undefined ? { transactions } : {}) },
+  };
+}
+
+export function parseReleaseResult(result: unknown): Parsed<StepResultOf<'release'>> {
+  const parsed = stepResultOf('release', result);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: parsed.value };
+}
+
+function validationOutcomeOf(value: StepResultOf<'validate'>): ValidationOutcome {
   const checks: CheckResult[] = value.checks ?? [];
   const failedCount = checks.filter((check) => !check.passed).length;
   // Failures first, so truncation never hides one.
@@ -112,7 +133,7 @@ export function parseValidationResult(result: unknown): Parsed<ValidationOutcome
   if (summary !== undefined) validation.summary = summary;
   if (ordered.length > 0) validation.checks = ordered.slice(0, STATUS_LIMITS.checks);
   if (ordered.length > STATUS_LIMITS.checks || value.truncated === true) validation.truncated = true;
-  return { ok: true, value: { validation, tables: value.tables ?? [], ...(value.bookkeeping ? { bookkeeping: value.bookkeeping } : {}) } };
+  return { validation, tables: value.tables ?? [], ...(value.bookkeeping ? { bookkeeping: value.bookkeeping } : {}) };
 }
 
 export function parseRollbackResult(result: unknown): Parsed<{ version?: string }> {

@@ -7,10 +7,12 @@ export const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
   Pending: ['SchemaMigrating', 'Copying', 'Failed'],
   SchemaMigrating: ['Copying', 'Failed'],
   Copying: ['Syncing', 'Validating', 'Failed'],
-  Syncing: ['Validating', 'Failed'],
+  // ChangeCapture: Syncing goes on to the approval gate or straight to the cutover (validation runs behind the fence).
+  Syncing: ['Validating', 'AwaitingApproval', 'CuttingOver', 'Failed'],
   Validating: ['AwaitingApproval', 'CuttingOver', 'Succeeded', 'RollingBack', 'Failed'],
   AwaitingApproval: ['CuttingOver', 'Succeeded', 'Failed'],
-  CuttingOver: ['Succeeded', 'Failed'],
+  // ChangeCapture: a validation behind the fence that fails rolls back like any other.
+  CuttingOver: ['Succeeded', 'RollingBack', 'Failed'],
   RollingBack: ['RolledBack', 'Failed'],
   // A retry resumes the step that stopped (retry.ts): a start aborted before anything ran, a Job
   // step, or the cutover at the approval gate.

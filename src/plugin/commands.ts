@@ -31,7 +31,9 @@ export async function approve(cluster: Cluster, name: string): Promise<string> {
   }
   const generation = generationOf(migration);
   await cluster.patchMigration(name, approvePatch(generation));
-  const when = phaseOf(migration) === 'AwaitingApproval' ? 'the cutover proceeds now' : `the cutover proceeds when validation passes (now ${phaseOf(migration)})`;
+  const capture = migration.spec.strategy?.incremental?.mode === 'ChangeCapture';
+  const when = phaseOf(migration) !== 'AwaitingApproval' ? `the cutover proceeds when validation passes (now ${phaseOf(migration)})`
+    : capture ? `the write fence goes up once the lag is under ${String(migration.spec.cutover?.maxLagSeconds ?? 5)} s` : 'the cutover proceeds now';
   return `approved generation ${generation} of ${name}: ${when}`;
 }
 
@@ -46,7 +48,7 @@ export async function retry(cluster: Cluster, name: string, token: string = newR
   const migration = await cluster.getMigration(name);
   const phase = phaseOf(migration);
   if (phase !== 'Failed') throw new RefusedError(`${name} is ${phase}: only a Failed migration can be retried`);
-  if (!canRetry(migration.status ?? {})) {
+  if (!canRetry(migration)) {
     const reason = migration.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
     throw new RefusedError(`${name} failed with reason ${reason ?? 'unknown'}: only a failed step Job or an abort can be retried; create a new DataMigration to migrate again`);
   }

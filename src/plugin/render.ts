@@ -1,8 +1,9 @@
 // `kubectl dm status` as text: the DataMigration, its step Jobs and its latest Events in, lines
 // out. Pure (the clock is a parameter), so every line is unit tested.
 import { TERMINAL_PHASES } from '../api/constants.ts';
-import type { Condition, DataMigration, DataMigrationStatus, Progress, StepJob, ValidationStatus } from '../api/types.ts';
-import { ledgerFromConditions, retryPoint } from '../controller/ledger.ts';
+import type { Condition, DataMigration, Progress, StepJob, SyncStatus, ValidationStatus } from '../api/types.ts';
+import { ledgerFromConditions } from '../controller/ledger.ts';
+import { resumePoint } from '../controller/retry.ts';
 
 /** What status shows of a step Job, read from the cluster. */
 export interface JobView {
@@ -176,6 +177,19 @@ function stepLines(migration: DataMigration, jobs: readonly JobView[], now: Date
   return lines.length > 0 ? lines : ['  (no step has started)'];
 }
 
+/** ChangeCapture: the stream's lag, the fence, the release, each only when known. */
+export function syncLine(sync: SyncStatus): string {
+  const parts: string[] = [];
+  if (sync.lag !== undefined) parts.push(`lag ${sync.lag}`);
+  if (sync.pendingBytes !== undefined) parts.push(`${formatCount(sync.pendingBytes)} bytes pending`);
+  if (sync.changes !== undefined) parts.push(`${formatCount(sync.changes)} changes applied`);
+  if (sync.appliedPosition !== undefined) parts.push(`at ${sync.appliedPosition}`);
+  if (sync.writeBlockedMs !== undefined) parts.push(`writes blocked ${(sync.writeBlockedMs / 1000).toFixed(1)} s`);
+  else if (sync.fencedAt !== undefined) parts.push(`writes fenced since ${sync.fencedAt}`);
+  if (sync.released !== undefined) parts.push(sync.released ? 'capture released' : 'capture NOT released (see Events)');
+  return parts.length > 0 ? parts.join(' · ') : 'no report yet';
+}
+
 function validationLines(validation: ValidationStatus): string[] {
   const verdict = validation.passed === undefined ? 'unknown' : validation.passed ? 'passed' : 'FAILED';
   const lines = [`Validation: ${verdict}${validation.summary ? `  ${validation.summary}` : ''}`];
@@ -193,9 +207,11 @@ function validationLines(validation: ValidationStatus): string[] {
  * Whether the operator would start a retry, decided by the operator's own rule (ledger.ts): from
  * the step ledger, or for a status written before the ledger, from the ledger its conditions imply.
  */
-export function canRetry(status: DataMigrationStatus): boolean {
+export function canRetry(migration: DataMigration): boolean {
+  const status = migration.status ?? {};
+  if (status.phase !== 'Failed') return false;
   const steps = status.steps ?? ledgerFromConditions(status, status.runId ?? '');
-  return retryPoint({ ...status, steps }) !== undefined;
+  return !('refused' in resumePoint(migration.spec, { ...status, steps }));
 }
 
 /** What a person can do next, from the phase. */
@@ -204,7 +220,7 @@ function hint(migration: DataMigration): string | undefined {
   const phase = migration.status?.phase;
   if (migration.spec.suspend === true) return `suspended: kubectl dm resume ${name}`;
   if (phase === 'AwaitingApproval') return `waiting for approval: kubectl dm approve ${name} (or kubectl dm abort ${name})`;
-  if (phase === 'Failed' && canRetry(migration.status ?? {})) return `after fixing the cause: kubectl dm retry ${name}`;
+  if (phase === 'Failed' && canRetry(migration)) return `after fixing the cause: kubectl dm retry ${name}`;
   return undefined;
 }
 
@@ -231,6 +247,7 @@ export function renderStatus({ migration, jobs, events, now }: StatusInput): str
   if (status.runId) field('Run', `${status.runId}  started ${ago(status.startedAt, now)}${status.completedAt ? `, ended ${ago(status.completedAt, now)}` : ''}`);
   out.push('', 'Steps:', ...stepLines(migration, jobs, now));
   if (status.progress) out.push('', `Progress:   ${progressLine(status.progress)}`);
+  if (status.sync) out.push('', `Sync:       ${syncLine(status.sync)}`);
   if (status.validation) out.push('', ...validationLines(status.validation));
   if (migration.spec.cutover) {
     const active = status.active ?? (status.activeSelector ? Object.entries(status.activeSelector).map(([k, v]) => `${k}=${v}`).join(',') : '-');

@@ -3,6 +3,8 @@
 // (preflight reading a Secret, a ConfigMap and a readiness-gate Deployment, the step Jobs and their
 // pods, the Service switch, status, Events, leader election, the finalizer on delete); the API
 // server's audit log (test/support/controlplane.ts) then lists each request that account made,
+// and a second, ChangeCapture migration takes the paths only a change stream has (the lag read, the
+// ScaleDown write fence patching a blue Deployment and listing its pods by selector, the release);
 // and the set of (API group, resource, verb) must equal what the chart's rules grant. A rule the
 // code never uses fails this test, and so does a call the rules lack (a 403 in the log).
 import { readFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../src/api/constan
 import type { DataMigration } from '../../src/api/types.ts';
 import { buildStepJob } from '../../src/controller/job-builder.ts';
 import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
+import { captureSlots, createItems, deleteStandIns, readBlue, stageBlue } from '../support/capture-e2e.ts';
 import { auditLogPath, freshNamespace, testKubeConfig } from '../support/kube.ts';
 import { E2E_ENGINE_IMAGE, runOperator } from '../support/operator.ts';
 import { repoRoot } from '../support/platform.ts';
@@ -76,17 +79,48 @@ test('the chart grants the operator exactly the API calls it makes (audited on t
     cutover: { service: 'shop', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, readinessGate: { deployment: 'shop-green' } },
   } };
   await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: manifest });
-  const done = await waitFor('the migration ends', async () => {
-    const migration = await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'everything' }) as DataMigration;
+
+  // ChangeCapture: a PostgreSQL stream, and a ScaleDown fence on a blue Deployment whose pods the test stands in for.
+  const captureSource = await freshDatabase(t, 'postgres');
+  const captureTarget = await freshTargetDatabase(t, 'postgres');
+  await createItems('postgres', captureSource, captureTarget, 200);
+  for (const [name, url] of [['capture-source-db', captureSource], ['capture-target-db', captureTarget]] as const) {
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { url } } });
+  }
+  const { podNames } = await stageBlue(namespace, 'capture');
+  await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: {
+    apiVersion: API_VERSION, kind: KIND, metadata: { name: 'capture' }, spec: {
+      source: { engine: 'postgres', secretRef: { name: 'capture-source-db' }, acceptWritableRole: true },
+      target: { engine: 'postgres', secretRef: { name: 'capture-target-db' } },
+      tables: [{ name: 'items' }],
+      strategy: { type: 'Trickle', incremental: { mode: 'ChangeCapture' } },
+      cutover: { service: 'web', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, fence: { type: 'ScaleDown', deployment: 'web-blue' } },
+    },
+  } });
+  await waitFor('web-blue scaled to 0 by the fence', async () => ((await readBlue(namespace)).spec?.replicas === 0 ? true : undefined), 120_000, 200);
+  await deleteStandIns(namespace, podNames);
+
+  const ended = (name: string): Promise<DataMigration> => waitFor(`${name} ends`, async () => {
+    const migration = await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }) as DataMigration;
     return ['Succeeded', 'Failed'].includes(migration.status?.phase ?? '') ? migration : undefined;
   }, 180_000, 250);
+  const done = await ended('everything');
   t.is(done.status?.phase, 'Succeeded', done.status?.message);
   t.is(await scalar(target, 'SELECT count(*) FROM orders'), '300');
   t.is((await core.readNamespacedService({ namespace, name: 'shop' })).spec?.selector?.track, 'green');
+  const captured = await ended('capture');
+  t.is(captured.status?.phase, 'Succeeded', captured.status?.message);
+  t.is(await scalar(captureTarget, 'SELECT count(*) FROM items'), '200');
+  t.is((await core.readNamespacedService({ namespace, name: 'web' })).spec?.selector?.track, 'green');
+  await waitFor('the capture released', async () => ((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'capture' }) as DataMigration)
+    .status?.sync?.released === true ? true : undefined), 60_000, 250);
+  t.deepEqual(await captureSlots(captureSource), []);
   // The finalizer's path: the operator deletes the migration's Jobs, then lets it go.
-  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'everything' });
-  await waitFor('the DataMigration is gone', async () => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'everything' })
-    .then(() => undefined, () => true)), 60_000, 250);
+  for (const name of ['everything', 'capture']) {
+    await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+    await waitFor(`${name} is gone`, async () => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })
+      .then(() => undefined, () => true)), 60_000, 250);
+  }
 
   const account = `system:serviceaccount:${namespace}:`;
   const events = (await readFile(auditLogPath(), 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEvent)

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { ExecutionContext } from 'ava';
 import { planTableCopy } from '../../src/engine/copy/planner.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
+import { connectMysql } from '../../src/engine/db/mysql/connection.ts';
+import { connectPostgres } from '../../src/engine/db/postgres/connection.ts';
 import type { SqlSession } from '../../src/engine/db/session.ts';
 import { introspectTable } from '../../src/engine/schema/introspect.ts';
 import { valueMapper } from '../../src/engine/schema/typemap.ts';
@@ -265,4 +267,55 @@ export async function killRepeatedly<Follower extends StoppableFollower>(t: Exec
     rounds.afterRound?.(follower);
   }
   return kills;
+}
+
+/** A statement on one of the writer's connections, either engine: the rows it changed. */
+export type Exec = (sql: string, values: readonly unknown[]) => Promise<number>;
+
+/** The engine-specific half of a writer on a table `items (id key, val text, …)`: its insert and its update of values. */
+export interface ItemStatements {
+  insert(exec: Exec, id: number): Promise<unknown>;
+  /** Changes row `id`'s values, not its key; `operation` makes them differ each time. */
+  update(exec: Exec, id: number, operation: number): Promise<unknown>;
+}
+
+/**
+ * A writer on `items` at about `perSecond` operations a second on two connections: 35% inserts,
+ * 35% updates, 15% key moves, 15% deletes, each autocommitted (the moves and deletes are the same
+ * statements on every table of this shape).
+ */
+export async function startItemWriter(engine: 'postgres' | 'mysql', url: string, perSecond: number, statements: ItemStatements): Promise<Writer> {
+  const move = engine === 'postgres' ? 'UPDATE items SET id = $2, val = val || \'+k\' WHERE id = $1' : 'UPDATE items SET id = ?, val = CONCAT(val, \'+k\') WHERE id = ?';
+  const remove = engine === 'postgres' ? 'DELETE FROM items WHERE id = $1' : 'DELETE FROM items WHERE id = ?';
+  const operate = async (exec: Exec, rows: LiveRows): Promise<void> => {
+    const roll = Math.random();
+    if (roll < 0.35) {
+      const id = rows.newId();
+      await statements.insert(exec, id);
+      rows.inserted(id);
+    } else if (roll < 0.7) {
+      await statements.update(exec, rows.pick(), rows.operations);
+    } else if (roll < 0.85) {
+      const from = rows.pick();
+      const to = rows.newId();
+      if (await exec(move, engine === 'postgres' ? [from, to] : [to, from]) > 0) rows.moved(from, to);
+    } else {
+      const id = rows.pick();
+      await exec(remove, [id]);
+      rows.deleted(id);
+    }
+  };
+  if (engine === 'postgres') {
+    return startPacedWriter({
+      connect: () => connectPostgres(url, { readOnly: false }), close: (c) => c.end(), perSecond,
+      operate: (c, rows) => operate(async (sql, values) => (await c.query(sql, [...values])).rowCount ?? 0, rows),
+    });
+  }
+  return startPacedWriter({
+    connect: () => connectMysql(url, { readOnly: false }), close: (c) => c.end(), perSecond,
+    operate: (c, rows) => operate(async (sql, values) => {
+      const [result] = await c.query(sql, [...values]);
+      return (result as { affectedRows?: number }).affectedRows ?? 0;
+    }, rows),
+  });
 }

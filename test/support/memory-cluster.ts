@@ -8,7 +8,8 @@ import { dataMigrationCrd } from '../../src/api/crd.ts';
 import type { DataMigration, DataMigrationStatus } from '../../src/api/types.ts';
 import { schemaErrors, type CrdSchema } from '../../src/cli/crd-schema-check.ts';
 import { crdSchemaOf } from '../../src/cli/lint.ts';
-import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type ServicePatch } from '../../src/controller/cluster.ts';
+import { ClusterError, serviceMergePatch, type Cluster, type ClusterEvent, type DeploymentReplicas, type DeploymentScale, type ServicePatch } from '../../src/controller/cluster.ts';
+import type { ObservedFenceDeployment } from '../../src/controller/model.ts';
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
 
@@ -20,6 +21,8 @@ export class MemoryCluster implements Cluster {
   readonly jobList: k8s.V1Job[] = [];
   /** Deployments the readiness gate reads, by namespace/name. */
   readonly deployments = new Map<string, DeploymentReplicas>();
+  /** Deployments a ScaleDown fence reads and scales, by namespace/name (pods: how many still exist). */
+  readonly fenceDeployments = new Map<string, ObservedFenceDeployment>();
   readonly services = new Map<string, k8s.V1Service>();
   /** Pods by Job name. */
   readonly pods = new Map<string, k8s.V1Pod[]>();
@@ -189,5 +192,22 @@ export class MemoryCluster implements Cluster {
 
   deploymentReplicas(namespace: string, name: string): Promise<DeploymentReplicas | undefined> {
     return Promise.resolve(this.deployments.get(key(namespace, name)));
+  }
+
+  fenceDeployment(namespace: string, name: string): Promise<ObservedFenceDeployment | undefined> {
+    const found = this.fenceDeployments.get(key(namespace, name));
+    return Promise.resolve(found === undefined ? undefined : structuredClone(found));
+  }
+
+  scaleDeployment(namespace: string, name: string, patch: DeploymentScale): Promise<void> {
+    this.requests.push(`scaleDeployment ${name} ${String(patch.replicas)}`);
+    const found = this.fenceDeployments.get(key(namespace, name));
+    if (found === undefined) return Promise.reject(new ClusterError(404, `deployments "${name}" not found`));
+    if (found.resourceVersion !== patch.resourceVersion) return Promise.reject(new ClusterError(409, `deployments "${name}": the object has been modified`));
+    // A merge patch: null removes the key.
+    const merged = Object.entries({ ...found.annotations, ...patch.annotations }).filter((entry): entry is [string, string] => entry[1] !== null);
+    const annotations = Object.fromEntries(merged);
+    this.fenceDeployments.set(key(namespace, name), { ...found, replicas: patch.replicas, annotations, resourceVersion: String(this.version++) });
+    return Promise.resolve();
   }
 }

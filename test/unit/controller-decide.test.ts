@@ -129,6 +129,8 @@ function walkTo(spec: Partial<DataMigrationSpec>, phase: Phase, annotations?: Re
     copy: { tables: [{ name: 'orders', rowsCopied: 10 }] },
     sync: { rounds: 2, rowsSynced: 3 },
     validate: { passed: true, summary: '2/2 checks passed' },
+    catchup: { fencePosition: '0/1', validation: { passed: true } },
+    release: { released: true },
     rollback: {},
   };
   for (let i = 0; i < 10 && (m.status?.phase ?? 'Pending') !== phase; i++) {

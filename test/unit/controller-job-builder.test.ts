@@ -120,3 +120,16 @@ test('a pod the cluster disrupts (eviction, preemption, a drain) is retried with
   // The verdicts that do not change with a retry still fail the Job at once, and come first.
   t.is(rules[0]?.action, 'FailJob');
 });
+
+test('ChangeCapture\'s sync Job runs until the cutover: no deadline, and a pod stopped by a signal does not use up backoffLimit', (t) => {
+  const capture: DataMigration = { ...migration, spec: { ...migration.spec, strategy: { type: 'Trickle', incremental: { mode: 'ChangeCapture' } },
+    cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, fence: { type: 'External' } } } };
+  const sync = buildStepJob(capture, 'sync', 'g2', engine).spec;
+  t.is(sync?.activeDeadlineSeconds, undefined, 'not even jobTemplate\'s: approval may take days');
+  t.true(sync?.podFailurePolicy?.rules.some((rule) => rule.action === 'Ignore' && rule.onExitCodes?.values.includes(130)));
+  for (const step of ['copy', 'catchup', 'release'] as const) {
+    const other = buildStepJob(capture, step, 'g2', engine).spec;
+    t.not(other?.activeDeadlineSeconds, undefined, `${step} keeps its deadline`);
+    t.false(other?.podFailurePolicy?.rules.some((rule) => rule.onExitCodes?.values.includes(130)), `${step}: an interrupted pod counts`);
+  }
+});

@@ -11,7 +11,8 @@ import type { CutoverSpec, DataMigration } from '../../src/api/types.ts';
 import { ClusterError, serviceMergePatch } from '../../src/controller/cluster.ts';
 import { createLogger } from '../../src/controller/logger.ts';
 import { createMetrics } from '../../src/controller/metrics.ts';
-import { observedService, Reconciler } from '../../src/controller/reconciler.ts';
+import { observedService } from '../../src/controller/observe.ts';
+import { Reconciler } from '../../src/controller/reconciler.ts';
 import { matchesLabels, parseLabelSelector } from '../../src/controller/selectors.ts';
 import { MemoryCluster } from '../support/memory-cluster.ts';
 

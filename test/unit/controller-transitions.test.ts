@@ -15,6 +15,10 @@ const spec = (extra: Partial<DataMigrationSpec>): DataMigrationSpec => ({
   source: { engine: 'mysql', secretRef: { name: 's', key: 'url' } }, target: { engine: 'postgres', secretRef: { name: 't', key: 'url' } },
   strategy: { type: 'BigBang' }, ...extra,
 });
+const CAPTURE = {
+  strategy: { type: 'Trickle', incremental: { mode: 'ChangeCapture' } },
+  cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, fence: { type: 'ScaleDown', deployment: 'web-blue' } },
+} satisfies Partial<DataMigrationSpec>;
 const SPECS: Partial<DataMigrationSpec>[] = [
   {},
   { schema: { createMissingTables: true } },
@@ -22,12 +26,16 @@ const SPECS: Partial<DataMigrationSpec>[] = [
   { cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' }, approval: 'Manual' } },
   { cutover: { service: 'api', fromSelector: { track: 'blue' }, toSelector: { track: 'green' } }, rollback: { onValidationFailure: false } },
   { rollback: { schemaAction: 'None' } },
+  CAPTURE,
+  { ...CAPTURE, cutover: { ...CAPTURE.cutover, service: 'api', approval: 'Manual' } },
 ];
 const RESULTS: Record<Step, unknown[]> = {
   schema: [{ versionBefore: null, version: '2' }, 'unreadable'],
   copy: [{ tables: [{ name: 'a', rowsCopied: 1 }] }, { tables: [{ name: 'a', state: 'Failed' }] }],
   sync: [{ rowsSynced: 1 }],
   validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
+  catchup: [{ fencePosition: '0/1', validation: { passed: true } }, { fencePosition: '0/1', validation: { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] } }, undefined],
+  release: [{ released: true }],
   rollback: [{}],
 };
 /** The cutover Service: opted in on blue, switched by hand, switched by this migration (its record), not opted in. */
@@ -39,8 +47,16 @@ const SERVICES = [
 ];
 const STEP_OF: Partial<Record<Phase, Step>> = { SchemaMigrating: 'schema', Copying: 'copy', Syncing: 'sync', Validating: 'validate', RollingBack: 'rollback' };
 
-function observations(phase: Phase): ObservedJob[][] {
-  const step = STEP_OF[phase];
+/** ChangeCapture: the sync Job runs through Syncing and AwaitingApproval, the catch-up behind the fence. */
+const CAPTURE_STEP_OF: Partial<Record<Phase, Step>> = { ...STEP_OF, AwaitingApproval: 'sync', CuttingOver: 'catchup' };
+/** What a ChangeCapture decision observes: no lag, the fence's Deployment scaled by this migration with no pods left. */
+const CAPTURE_SEEN = {
+  syncPods: 0, lag: { appliedPosition: '0/1', lagMs: 0, pendingBytes: 0, transactions: 1, changes: 1, sampledAt: T0 },
+  fenceDeployment: { replicas: 0, pods: 0, resourceVersion: '7', annotations: { 'dataops.dev/cutover-by': 'dm', 'dataops.dev/fenced-by': JSON.stringify({ uid: 'dm-uid', run: 'g1', replicas: 2 }) } },
+};
+
+function observations(phase: Phase, capture = false): ObservedJob[][] {
+  const step = (capture ? CAPTURE_STEP_OF : STEP_OF)[phase];
   if (step === undefined) return [[]];
   const job = (state: ObservedJob['state'], result?: unknown): ObservedJob => ({ name: `dm-g1-${step}`, step, runId: 'g1', state, ...(result !== undefined ? { result } : {}) });
   return [[], [job('Running')], [job('Failed')], ...RESULTS[step].map((r) => [job('Succeeded', r)]), [job('Failed', RESULTS[step][1])]];
@@ -53,7 +69,8 @@ function ledgerAt(phase: Phase): StepRecord[] {
   if (phase === 'RollingBack') return [...ledgerAt('Validating'), { step: 'validate', runId: 'g1', outcome: 'Failed', reason: REASONS.ValidationFailed, finishedAt: T0 }];
   const steps: StepRecord['step'][] = ['start', 'schema', 'copy', 'sync', 'validate'];
   const out = steps.slice(0, order.indexOf(phase)).map(done);
-  if (phase === 'CuttingOver') out.push({ step: 'switch', runId: 'g1' });
+  // The fence's entry puts a ChangeCapture migration in CuttingOver (the switch's entry, one without).
+  if (phase === 'CuttingOver') out.push({ step: 'fence', runId: 'g1' }, { step: 'switch', runId: 'g1' });
   return out;
 }
 
@@ -61,12 +78,13 @@ test('every handler, in every situation, moves only along the transition table',
   const seen = new Set<string>();
   for (const phase of Object.keys(HANDLERS) as ActivePhase[]) {
     for (const extra of SPECS) {
-      for (const jobs of observations(phase)) {
+      const capture = extra.strategy?.incremental?.mode === 'ChangeCapture';
+      for (const jobs of observations(phase, capture)) {
         for (const service of SERVICES) {
           for (const annotations of [{}, { 'dataops.dev/abort': 'true' }, { 'dataops.dev/approve': 'true' }] as Record<string, string>[]) {
             const status: DataMigrationStatus = { phase, runId: 'g1', steps: ledgerAt(phase) };
             const migration: DataMigration = { metadata: { name: 'dm', namespace: 'ns', uid: 'dm-uid', generation: 1, annotations }, spec: spec(extra), status };
-            const d = decide({ migration, jobs, service, preflight: { missing: [], deploymentReady: true }, now: T0 });
+            const d = decide({ migration, jobs, service, preflight: { missing: [], deploymentReady: true }, ...(capture ? { capture: CAPTURE_SEEN } : {}), now: T0 });
             for (const action of d.actions) {
               const moved = action.kind === 'event' ? /^(\w+) → (\w+):/.exec(action.message) : null;
               if (moved) {

@@ -31,7 +31,7 @@ const OPERATOR_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch', 'patch'] },
-  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'patch'] },
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch', 'create', 'delete'] },
   { apiGroups: ['dataops.dev'], resources: ['datamigrations'], verbs: ['list', 'watch', 'patch'] },
   { apiGroups: ['dataops.dev'], resources: ['datamigrations/status'], verbs: ['update'] },

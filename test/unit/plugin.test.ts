@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse } from 'yaml';
 import { abortPatch, approvePatch, newRetryToken, normalizeRetryToken, retryPatch, suspendPatch, type MigrationPatch } from '../../src/api/annotations.ts';
-import type { DataMigration } from '../../src/api/types.ts';
+import type { DataMigration, DataMigrationStatus, StepRecord } from '../../src/api/types.ts';
 import { parseCommand, UsageError } from '../../src/plugin/args.ts';
 import type { Cluster } from '../../src/plugin/cluster.ts';
 import { abort, approve, logs, RefusedError, retry, setSuspend, watchDone } from '../../src/plugin/commands.ts';
-import { canRetry, formatCount, formatDuration, progressBar, progressLine, renderStatus, type JobView } from '../../src/plugin/render.ts';
+import { canRetry, formatCount, formatDuration, progressBar, progressLine, renderStatus, syncLine, type JobView } from '../../src/plugin/render.ts';
 
 test('parseCommand: commands, NAME, namespace and kubeconfig options', (t) => {
   t.deepEqual(parseCommand(['status', 'orders', '-w', '-n', 'shop']), { kind: 'status', watch: true, name: 'orders', namespace: 'shop' });
@@ -25,7 +25,7 @@ test('parseCommand: bad input is a UsageError that says what is wrong', (t) => {
     [['status'], /status needs the DataMigration's NAME/],
     [['abort', 'a', 'b'], /takes one NAME, got also: b/],
     [['approve', 'a', '-w'], /--watch is not an option of approve/],
-    [['logs', 'a', '--step', 'cutover'], /--step cutover: expected one of schema, copy, sync, validate, rollback/],
+    [['logs', 'a', '--step', 'cutover'], /--step cutover: expected one of schema, copy, sync, validate, catchup, release, rollback/],
     [['logs', 'a', '--tail', 'ten'], /--tail ten: expected a whole number/],
     [['retry', 'a', '--token=--'], /needs at least one letter or digit/],
     [['status', 'a', '--bogus'], /Unknown option '--bogus'/],
@@ -237,11 +237,18 @@ test('renderStatus lists the ledger\'s switch (cleared to go, or patched) and fi
 
 test('canRetry follows the operator: the ledger when there is one, else the ledger the conditions imply', (t) => {
   const ready = (reason: string) => [{ type: 'Ready' as const, status: 'False' as const, reason, message: '', lastTransitionTime: '2026-12-01T06:00:00Z' }];
-  t.true(canRetry({ phase: 'Failed', runId: 'g1', steps: [{ step: 'copy', runId: 'g1', outcome: 'Failed', reason: 'JobFailed' }] }));
-  t.false(canRetry({ phase: 'Failed', runId: 'g1', steps: [{ step: 'validate', runId: 'g1', outcome: 'Failed', reason: 'ValidationFailed' }] }), 'differences are not retried');
-  t.false(canRetry({ phase: 'Failed', runId: 'g1', steps: [], conditions: ready('JobFailed') }), 'the ledger wins over conditions');
-  t.false(canRetry({ phase: 'Copying', runId: 'g1', steps: [{ step: 'copy', runId: 'g1', outcome: 'Aborted' }] }), 'only a Failed migration');
-  t.true(canRetry({ phase: 'Failed', conditions: ready('Aborted') }), 'a status from before the ledger, aborted');
+  const spec: DataMigration['spec'] = { source: { engine: 'postgres', secretRef: { name: 's' } }, target: { engine: 'postgres', secretRef: { name: 't' } } };
+  const at = (status: DataMigrationStatus, s = spec): DataMigration => ({ metadata: { name: 'dm' }, spec: s, status });
+  t.true(canRetry(at({ phase: 'Failed', runId: 'g1', steps: [{ step: 'copy', runId: 'g1', outcome: 'Failed', reason: 'JobFailed' }] })));
+  t.false(canRetry(at({ phase: 'Failed', runId: 'g1', steps: [{ step: 'validate', runId: 'g1', outcome: 'Failed', reason: 'ValidationFailed' }] })), 'differences are not retried');
+  t.false(canRetry(at({ phase: 'Failed', runId: 'g1', steps: [], conditions: ready('JobFailed') })), 'the ledger wins over conditions');
+  t.false(canRetry(at({ phase: 'Copying', runId: 'g1', steps: [{ step: 'copy', runId: 'g1', outcome: 'Aborted' }] })), 'only a Failed migration');
+  t.true(canRetry(at({ phase: 'Failed', conditions: ready('Aborted') })), 'a status from before the ledger, aborted');
+  // ChangeCapture: a failed cutover is retried from the copy, once the capture is released.
+  const capture: DataMigration['spec'] = { ...spec, strategy: { type: 'Trickle', incremental: { mode: 'ChangeCapture' } }, cutover: { service: 'api', fromSelector: { t: 'b' }, toSelector: { t: 'g' }, fence: { type: 'External' } } };
+  const lifted: StepRecord[] = [{ step: 'copy', runId: 'g1', outcome: 'Succeeded' }, { step: 'fence', runId: 'g1', outcome: 'Succeeded' }, { step: 'finish', runId: 'g1', outcome: 'Failed', reason: 'FenceLifted' }];
+  t.false(canRetry(at({ phase: 'Failed', runId: 'g1', steps: lifted }, capture)), 'not while the capture is being released');
+  t.true(canRetry(at({ phase: 'Failed', runId: 'g1', steps: [...lifted, { step: 'release', runId: 'g1', outcome: 'Succeeded' }] }, capture)));
 });
 
 test('shipping: the package\'s bin, the krew manifest and its launcher agree on the plugin\'s entry point', (t) => {
@@ -258,4 +265,10 @@ test('shipping: the package\'s bin, the krew manifest and its launcher agree on 
   t.is(manifest.metadata.name, 'dm', 'kubectl dm');
   t.deepEqual(manifest.spec.platforms.map((p) => p.bin), ['kubectl-dm']);
   t.regex(read('config/krew/kubectl-dm'), /exec node "\$\(dirname "\$self"\)\/dist\/plugin\/main\.js" "\$@"/);
+});
+
+test('syncLine: the change stream\'s lag, the fence and the release, each only when known', (t) => {
+  t.is(syncLine({}), 'no report yet');
+  t.is(syncLine({ lag: '1.2s', pendingBytes: 2048, changes: 1500, appliedPosition: '0/16B3748' }), 'lag 1.2s · 2.0k bytes pending · 1.5k changes applied · at 0/16B3748');
+  t.regex(syncLine({ writeBlockedMs: 1800, released: false }), /writes blocked 1\.8 s · capture NOT released/);
 });

@@ -88,7 +88,7 @@ test('bounds are the CRD\'s: text is cut to the schema\'s maxLength, counts must
   if (parsed.ok) t.is(parsed.value.tables[0]?.message?.length, STATUS_LIMITS.detail);
   t.regex(parseSyncResult({ rounds: -1 }).ok ? '' : (parseSyncResult({ rounds: -1 }) as { error: string }).error, /result\.rounds is not a non-negative integer/);
   t.regex((parseStepResult('schema', 'oops') as { error: string }).error, /^the schema result is unreadable: result is not an object/);
-  t.deepEqual(Object.keys(stepResultSchema.properties ?? {}), ['schema', 'copy', 'sync', 'validate', 'rollback']);
+  t.deepEqual(Object.keys(stepResultSchema.properties ?? {}), ['schema', 'copy', 'sync', 'validate', 'catchup', 'release', 'rollback']);
 });
 
 test('a result too large for the termination message keeps its verdict and says it was shortened', (t) => {

@@ -2,11 +2,13 @@
 // current generation), then the switch.
 import { APPROVE_ANNOTATION, REASONS } from '../../api/constants.ts';
 import { isApproved } from '../annotations.ts';
-import { ready, succeed, transition, type Context } from '../context.ts';
+import { ready, succeed, transition, isChangeCapture, type Context } from '../context.ts';
+import { awaitingApprovalCapture } from './capture-sync.ts';
 import type { Next } from './next.ts';
 import { needsApproval } from './validating.ts';
 
 export function awaitingApproval(ctx: Context): Next {
+  if (isChangeCapture(ctx.spec)) return awaitingApprovalCapture(ctx);
   const cutover = ctx.spec.cutover;
   if (cutover === undefined) {
     succeed(ctx, 'Validation passed; no cutover configured');

@@ -2,6 +2,8 @@
 import type { Phase } from '../../api/constants.ts';
 import { awaitingApproval } from './awaiting-approval.ts';
 import { copying } from './copying.ts';
+import { isChangeCapture, type Context } from '../context.ts';
+import { cuttingOverCapture } from './capture-cutover.ts';
 import { cuttingOver } from './cutting-over.ts';
 import type { PhaseHandler } from './next.ts';
 import { pending } from './pending.ts';
@@ -21,6 +23,7 @@ export const HANDLERS: Record<ActivePhase, PhaseHandler> = {
   Syncing: syncing,
   Validating: validating,
   AwaitingApproval: awaitingApproval,
-  CuttingOver: cuttingOver,
+  // With ChangeCapture the switch comes after the fence and the catch-up (capture-cutover.ts calls cuttingOver).
+  CuttingOver: (ctx: Context) => (isChangeCapture(ctx.spec) ? cuttingOverCapture(ctx) : cuttingOver(ctx)),
   RollingBack: rollingBack,
 };

@@ -1,14 +1,25 @@
-// Syncing (Trickle): the sync Job catches up with the rows changed since the copy, then validation.
+// Syncing (Trickle): the sync Job catches up with the rows changed since the copy, then validation;
+// with ChangeCapture the stream runs on until the cutover (capture-sync.ts).
 import { REASONS } from '../../api/constants.ts';
-import { setCond, transition, type Context } from '../context.ts';
+import { setCond, transition, isChangeCapture, type Context } from '../context.ts';
 import { parseSyncResult } from '../step-results.ts';
+import { syncingCapture } from './capture-sync.ts';
 import type { Next } from './next.ts';
 import { finishedStep } from './run-step.ts';
 
 export function syncing(ctx: Context): Next {
+  if (isChangeCapture(ctx.spec)) return syncingCapture(ctx);
   const result = finishedStep(ctx, 'sync', parseSyncResult);
   if (result === undefined) return 'stop';
   const rows = result.rowsSynced === undefined ? '' : ` (${result.rowsSynced} changed rows synced)`;
+  if (result.caughtUp === false) {
+    // Never said to be caught up when it is not: validation will find what is missing.
+    const rounds = result.rounds === undefined ? '' : ` in ${String(result.rounds)} rounds`;
+    const message = `The sync did not catch up with the source${rounds}${rows}: rows changed since its last round are not on the target; validation compares what is there`;
+    setCond(ctx, 'DataCopied', 'False', REASONS.SyncLagging, message);
+    transition(ctx, 'Validating', REASONS.SyncLagging, message, 'Warning');
+    return 'continue';
+  }
   setCond(ctx, 'DataCopied', 'True', REASONS.Succeeded, `The data is copied and caught up${rows}`);
   transition(ctx, 'Validating', 'Validating', `the data is copied and caught up${rows}`);
   return 'continue';

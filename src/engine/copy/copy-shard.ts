@@ -50,9 +50,23 @@ export interface CopyShardOptions {
   signal?: AbortSignal;
   /** How batches go into a MySQL target: LOAD DATA LOCAL INFILE (default) or multi-row INSERT. */
   mysqlBulk?: MysqlBulk;
+  /** Change capture: read the capture's snapshot instead of one of this shard's own. */
+  snapshot?: SourceSnapshot;
 }
 
 export type MysqlBulk = 'load-data' | 'insert';
+
+/**
+ * The snapshot a change capture starts at (engine/sync/capture-copy.ts), which every table of the
+ * copy must be read in. PostgreSQL: an exported snapshot each source session imports. MySQL and
+ * MariaDB cannot share a snapshot between sessions: the one connection inside it (its
+ * transaction open), which the shards then read on one after another; the copy does not close it.
+ */
+export type SourceSnapshot =
+  /** Exported by name: any session of the source imports it (PostgreSQL). */
+  | { kind: 'exported'; name: string }
+  /** Held by one connection, which every shard reads on in turn (MySQL, MariaDB). */
+  | { kind: 'held'; connection: MysqlConnection };
 
 export interface ShardResult extends ShardProgress {
   resumedFrom: KeyValue[] | null;
@@ -86,7 +100,9 @@ async function connect(options: CopyShardOptions): Promise<Connections & { targe
     let sourcePg: pg.Client | undefined;
     let sourceMysql: MysqlConnection | undefined;
     // The bulk format names the driver path: COPY through pg, rows streamed or LOAD DATA through mysql2.
-    if (adapterFor(plan.sourceEngine).bulkFormat === 'copy-text') {
+    if (options.snapshot?.kind === 'held') {
+      sourceMysql = options.snapshot.connection; // the capture's: it closes it
+    } else if (adapterFor(plan.sourceEngine).bulkFormat === 'copy-text') {
       const client = await connectPostgres(options.source.url, connectOptions(options.source, true));
       closers.push(() => client.end());
       sourcePg = client;
@@ -180,7 +196,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
       if (isPassthrough(plan)) {
         const client = connections.sourcePg;
         if (!client) throw new Error('no PostgreSQL source connection');
-        await beginPostgresSnapshot(client);
+        await beginPostgresSnapshot(client, snapshotNameOf(options.snapshot));
         // Bytes go from COPY TO to COPY FROM untouched; only newlines are counted, and the key is
         // parsed from the one line that ends each batch.
         let line: Buffer[] = []; // pieces of the current, unfinished line
@@ -216,7 +232,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
         }
         if (rowsInBatch > 0 && lastLine) await commit(keyOfCopyLine(lastLine, plan.key.length));
       } else {
-        const rows = await sourceRows(connections, plan, select);
+        const rows = await sourceRows(connections, plan, select, options.snapshot);
         const encode = rowEncoder(plan);
         let pending = '';
         let lastRow: SourceRow | undefined;
@@ -256,14 +272,17 @@ function keyOfRow(row: SourceRow, count: number): KeyValue[] {
   return row.slice(0, count).map((value) => value ?? '');
 }
 
-async function sourceRows(connections: Connections, plan: TableCopyPlan, select: string): Promise<AsyncIterable<SourceRow[]>> {
+const snapshotNameOf = (snapshot: SourceSnapshot | undefined): string | undefined => (snapshot?.kind === 'exported' ? snapshot.name : undefined);
+
+async function sourceRows(connections: Connections, plan: TableCopyPlan, select: string, snapshot: SourceSnapshot | undefined): Promise<AsyncIterable<SourceRow[]>> {
   if (connections.sourcePg) {
-    await beginPostgresSnapshot(connections.sourcePg);
+    await beginPostgresSnapshot(connections.sourcePg, snapshotNameOf(snapshot));
     return postgresRowBlocks(postgresCopyOut(connections.sourcePg, select) as AsyncIterable<Buffer>);
   }
   const core = connections.sourceMysql;
   if (!core) throw new Error(`no source connection for ${plan.sourceTable}`);
-  await beginMysqlSnapshot(core);
+  // The capture's connection is inside its snapshot already.
+  if (snapshot?.kind !== 'held') await beginMysqlSnapshot(core);
   return mysqlRowBlocks(core, select);
 }
 

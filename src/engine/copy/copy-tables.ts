@@ -4,7 +4,7 @@
 // Progress is aggregated per table for the reporter and the operator's status.
 import type { SqlSession } from '../db/session.ts';
 import { readShardStates } from './checkpoint.ts';
-import { copyShard, type Endpoint, type MysqlBulk, type ShardProgress } from './copy-shard.ts';
+import { copyShard, type Endpoint, type MysqlBulk, type ShardProgress, type SourceSnapshot } from './copy-shard.ts';
 import type { TableCopyPlan } from './plan-types.ts';
 import { MAX_SHARDS_PER_TABLE, planShards } from './shards.ts';
 import { recordSplits, SINGLE_POD, unitsOf, type PodShare, type TableSplit } from './units.ts';
@@ -45,6 +45,11 @@ export interface CopyTablesOptions {
   onProgress?: (tables: TableProgressState[]) => void;
   signal?: AbortSignal;
   mysqlBulk?: MysqlBulk;
+  /**
+   * Change capture: every shard reads this snapshot. A MySQL/MariaDB one is a single connection, so
+   * its shards run one at a time whatever `parallelism` says (see SourceSnapshot).
+   */
+  snapshot?: SourceSnapshot;
 }
 
 export interface CopyTablesResult {
@@ -124,6 +129,7 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
           source: options.source, target: options.target, plan, migration: options.migration, shard, boundaries,
           batchSize: options.batchSize, onProgress: report, ...(options.signal ? { signal: options.signal } : {}),
           ...(options.mysqlBulk ? { mysqlBulk: options.mysqlBulk } : {}),
+          ...(options.snapshot ? { snapshot: options.snapshot } : {}),
         });
         rowsThisRun += result.rowsThisRun;
         report(result);
@@ -134,6 +140,7 @@ export async function copyTables(options: CopyTablesOptions): Promise<CopyTables
       });
     }
   }
-  await runPool(tasks, options.parallelism, options.signal);
+  // One connection holds a MySQL snapshot: one query on it at a time.
+  await runPool(tasks, options.snapshot?.kind === 'held' ? 1 : options.parallelism, options.signal);
   return { tables: [...states.values()], rowsThisRun, splits };
 }

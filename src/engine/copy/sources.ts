@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Connection as MysqlConnection } from 'mysql2';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { postgresAdapter } from '../db/postgres/adapter.ts';
 import { assertMysqlSelect, assertPostgresCopyOut } from '../sql/statement-guard.ts';
 import { parseCopyTextLine } from './pg-text.ts';
 
@@ -14,10 +15,12 @@ export type SourceRow = SourceValue[];
 /**
  * Starts the read-only snapshot a whole table or shard is read in, and makes sure string literals
  * read as the statement guard parsed them (standard_conforming_strings on: every session asks for
- * it at startup) before any COPY goes over the simple protocol.
+ * it at startup) before any COPY goes over the simple protocol. With `snapshotName` (change
+ * capture: the slot's exported snapshot) the transaction imports it, as its first statement.
  */
-export async function beginPostgresSnapshot(client: pg.Client): Promise<void> {
+export async function beginPostgresSnapshot(client: pg.Client, snapshotName?: string): Promise<void> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  if (snapshotName !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${postgresAdapter.quoteLiteral(snapshotName)}`);
   const result = await client.query<{ standard_conforming_strings?: string }>('SHOW standard_conforming_strings');
   if (result.rows[0]?.standard_conforming_strings !== 'on') {
     await client.query('ROLLBACK');

@@ -28,6 +28,13 @@ export type { MigrationIdentity } from './registry.ts';
 
 /** The owner of a Trickle sync round's checkpoints (copy/sync). */
 const SYNC_SUFFIX = '#sync';
+/** The owner of a change capture's position and lag rows (sync/cdc-follow*.ts, sync/capture-lag.ts). */
+const CAPTURE_SUFFIX = '#cdc';
+
+/** Every owner name under which a migration's checkpoint rows are kept. */
+export function checkpointOwners(uid: string): string[] {
+  return [uid, uid + SYNC_SUFFIX, uid + CAPTURE_SUFFIX];
+}
 
 /** The bookkeeping tables that hold per-migration rows, with their name column. */
 const OWNED_TABLES = [
@@ -160,7 +167,7 @@ async function foreignRecords(session: SqlSession, identity: MigrationIdentity, 
   const d = session.dialect;
   if (tables.length === 0) return [];
   // Rows under its namespace/name count as its own where prepareBookkeeping would adopt them.
-  const own = [identity.uid, identity.uid + SYNC_SUFFIX, ...(await mayAdoptLegacy(session, identity) ? [identity.name, identity.name + SYNC_SUFFIX] : [])];
+  const own = [...checkpointOwners(identity.uid), ...(await mayAdoptLegacy(session, identity) ? [identity.name, identity.name + SYNC_SUFFIX] : [])];
   const names = new TableNames(session);
   const wanted = await names.canonicalAll(tables);
   const found: ForeignRecord[] = [];
@@ -240,7 +247,7 @@ export async function forgetRecordsSql(session: SqlSession, owners: readonly str
   const list = (values: readonly string[]): string => values.map((value) => d.quoteLiteral(value)).join(', ');
   const registered = owners.filter((owner) => !isLegacyOwner(owner));
   return [
-    ...(await existingOwnedTables(session)).map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${list(owners.flatMap((owner) => [owner, owner + SYNC_SUFFIX]))})`),
+    ...(await existingOwnedTables(session)).map(({ table, column }) => `DELETE FROM ${d.quoteIdent(table)} WHERE ${column} IN (${list(owners.flatMap((owner) => checkpointOwners(owner)))})`),
     ...(registered.length > 0 && await tableExists(session, REGISTRY_TABLE) ? [`DELETE FROM ${d.quoteIdent(REGISTRY_TABLE)} WHERE migration_uid IN (${list(registered)})`] : []),
   ];
 }
@@ -268,9 +275,11 @@ export async function retireMigration(session: SqlSession, identity: MigrationId
   let checkpoints = 0;
   if (await ownerColumn(session, CHECKPOINT_TABLE) === 'migration_uid') {
     const d = session.dialect;
-    const [row] = await session.query(`SELECT count(*) AS n FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`, [identity.uid, identity.uid + SYNC_SUFFIX]);
+    const owners = checkpointOwners(identity.uid);
+    const among = `migration_uid IN (${owners.map((_, i) => d.placeholder(i + 1)).join(', ')})`;
+    const [row] = await session.query(`SELECT count(*) AS n FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${among}`, owners);
     checkpoints = Number(text(row?.n) || '0');
-    await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid IN (${d.placeholder(1)}, ${d.placeholder(2)})`, [identity.uid, identity.uid + SYNC_SUFFIX]);
+    await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${among}`, owners);
   }
   await retireCreated(session, identity.uid);
   await retireRegistration(session, identity);

@@ -17,6 +17,7 @@ import { foreignRecordReasons } from '../migrations/ownership.ts';
 import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals, type ManifestSql } from '../sql/manifest-sql.ts';
 import { schemaFidelity } from '../schema/fidelity.ts';
+import { captureReasons } from '../sync/capture-copy.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -55,14 +56,20 @@ export function manifestSqlReasons(settings: Pick<EngineSettings, 'tables' | 'in
 export function manifestSqlOf(settings: Pick<EngineSettings, 'tables' | 'incremental' | 'validationRules'>): ManifestSql {
   return {
     tables: settings.tables,
-    ...(settings.incremental ? { strategy: { incremental: settings.incremental } } : {}),
+    ...(settings.incremental && 'column' in settings.incremental ? { strategy: { incremental: { column: settings.incremental.column } } } : {}),
     validation: { rules: settings.validationRules },
   };
 }
 
+export interface PlanOptions {
+  migrationsPending?: boolean;
+  /** Leave out the ChangeCapture prerequisites (checked by default when the mode is ChangeCapture). */
+  skipCapturePrerequisites?: boolean;
+}
+
 export async function planMigration(
   source: SqlSession, target: SqlSession, settings: EngineSettings, zeroDates: ZeroDateCounts = new Map(),
-  options: { migrationsPending?: boolean } = {},
+  options: PlanOptions = {},
 ): Promise<MigrationPlan> {
   const refused = manifestSqlReasons(settings);
   if (refused.length > 0) return { tables: [], estimatedRows: 0, errors: refused, warnings: [] };
@@ -123,10 +130,18 @@ export async function planMigration(
   warnings.push(...fidelity.warnings);
   // Another migration's checkpoints or created tables for these tables: not this one's to touch.
   errors.push(...await foreignRecordReasons(target, identityOf(settings), specs.map((s) => s.target ?? s.name)));
+  // ChangeCapture: what the source must allow for its changes to be followed (catalog reads only;
+  // PostgreSQL: wal_level, REPLICATION, CREATE, table owner, replica identity; MySQL: log_bin,
+  // binlog_format, binlog_row_image, REPLICATION SLAVE/CLIENT, primary keys).
+  if (settings.incremental?.mode === 'ChangeCapture' && !options.skipCapturePrerequisites) {
+    const capture = await captureReasons(source, { tables }, settings);
+    errors.push(...capture.errors);
+    warnings.push(...capture.warnings);
+  }
   const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));
   // A role that could write is refused unless the spec accepts it; then it is warned about, first
   // (the copy's CopyNotices Event lists only the first few warnings).
-  const roleRefusal = sourceRoleRefusal(sourceRole, settings.acceptWritableSourceRole);
+  const roleRefusal = sourceRoleRefusal(sourceRole, settings.acceptWritableSourceRole, settings.incremental?.mode === 'ChangeCapture');
   const roleWarning = sourceRoleWarning(sourceRole);
   if (roleRefusal !== undefined) errors.push(roleRefusal);
   else if (roleWarning !== undefined) warnings.unshift(roleWarning);

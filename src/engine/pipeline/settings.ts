@@ -6,6 +6,22 @@ import type { TableSpec } from '../copy/planner.ts';
 import type { Engine } from '../db/dialect.ts';
 import type { MysqlBulk } from '../copy/copy-shard.ts';
 
+/**
+ * Trickle: ChangeCapture follows the source's change log (engine/sync/cdc-*); Timestamp and
+ * Sequence re-copy rows whose column grew (engine/sync/sync.ts).
+ */
+export type IncrementalSettings =
+  | { mode: 'ChangeCapture' }
+  | { mode: 'Timestamp' | 'Sequence'; column: string; overlapSeconds: number };
+
+function incrementalSettings(spec: NonNullable<NonNullable<DataMigration['spec']['strategy']>['incremental']>): IncrementalSettings {
+  const mode = spec.mode ?? 'Timestamp';
+  if (mode === 'ChangeCapture') return { mode };
+  // The CRD's rule requires the column for these modes; a manifest run by the CLI is checked by the same rules.
+  if (spec.column === undefined) throw new Error('spec.strategy.incremental.column is required unless mode is ChangeCapture');
+  return { mode, column: spec.column, overlapSeconds: spec.overlapSeconds ?? 60 };
+}
+
 export interface EngineSettings {
   /** namespace/name of the resource: for messages, and to adopt rows written before uids (migrations/ownership.ts). */
   migration: string;
@@ -35,7 +51,7 @@ export interface EngineSettings {
   /** How batches go into a MySQL target (dmctl: DMO_MYSQL_BULK=insert for multi-row INSERT). */
   mysqlBulk?: MysqlBulk;
   /** Trickle: the column that grows on every change, and how to read it. */
-  incremental?: { column: string; mode: 'Timestamp' | 'Sequence'; overlapSeconds: number };
+  incremental?: IncrementalSettings;
   historyTable: string;
   targetVersion?: string;
   inlineMigrations: { version: string; description: string; up: string; down?: string }[];
@@ -70,13 +86,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     conflictPolicy: spec.strategy?.conflictPolicy === 'Upsert' ? 'upsert' : 'fail',
     createMissingTables: spec.schema?.createMissingTables ?? false,
     phases: spec.strategy?.type === 'Phased' ? (spec.strategy.phases ?? []).map((p) => p.tables) : [],
-    ...(spec.strategy?.type === 'Trickle' && spec.strategy.incremental ? {
-      incremental: {
-        column: spec.strategy.incremental.column,
-        mode: spec.strategy.incremental.mode ?? 'Timestamp',
-        overlapSeconds: spec.strategy.incremental.overlapSeconds ?? 60,
-      },
-    } : {}),
+    ...(spec.strategy?.type === 'Trickle' && spec.strategy.incremental ? { incremental: incrementalSettings(spec.strategy.incremental) } : {}),
     historyTable: spec.schema?.historyTable ?? 'dataops_schema_history',
     ...(spec.schema?.targetVersion ? { targetVersion: spec.schema.targetVersion } : {}),
     inlineMigrations: spec.schema?.migrations ?? [],

@@ -32,8 +32,10 @@ export function sourceRoleWarning(check: SourceRoleCheck): string | undefined {
  * The plan's refusal of a role that could write, unless spec.source.acceptWritableRole accepts it
  * (then undefined, and the warning stands). Pure.
  */
-export function sourceRoleRefusal(check: SourceRoleCheck, accepted: boolean): string | undefined {
+export function sourceRoleRefusal(check: SourceRoleCheck, accepted: boolean, ownerNeeded = false): string | undefined {
   if (!check.canWrite || accepted) return undefined;
+  // PostgreSQL publishes a table for logical decoding only to its owner: a role that can write, unavoidably.
+  const capture = ownerNeeded ? '; ChangeCapture from a PostgreSQL source needs a role that owns the tables (only an owner may publish them), so it needs acceptWritableRole' : '';
   return `the source role ${check.user} ${whatItMayDo(check)}: refused, the source must be read by a role that cannot write `
-    + '(see "A read-only source role" in the README), or set spec.source.acceptWritableRole: true to accept it';
+    + `(see "A read-only source role" in the README), or set spec.source.acceptWritableRole: true to accept it${capture}`;
 }

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { ensureCheckpointTable } from '../copy/checkpoint.ts';
 import { SINGLE_POD, unitsProgress, unlessLocked, waitForUnits, type PodShare, type TableSplit } from '../copy/units.ts';
-import type { Endpoint } from '../copy/copy-shard.ts';
+import type { Endpoint, SourceSnapshot } from '../copy/copy-shard.ts';
 import { copyTables, type TableProgressState } from '../copy/copy-tables.ts';
 import { openSession } from '../db/connect.ts';
 import type { Side } from '../db/connection-options.ts';
@@ -19,6 +19,7 @@ import { finishedReasons } from '../migrations/ownership.ts';
 import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
+import { copyWithCapture } from '../sync/capture-copy.ts';
 import { manifestSqlOf, manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 import { PlanRefusedError } from './refused.ts';
@@ -237,31 +238,45 @@ export async function copyStep(context: StepContext, onProgress?: (tables: Table
     const copied = { tables: [] as TableProgressState[], rowsThisRun: 0 };
     const done: TableProgressState[] = [];
     const splits: TableSplit[] = [];
-    let previous: TableSplit[] = [];
-    for (const phase of phases) {
-      // With several pods a phase starts only when every pod has finished the one before.
-      if (pod.count > 1 && previous.length > 0) await waitForUnits(target, settings.uid, previous, context.signal ? { signal: context.signal } : {});
-      const result = await copyTables({
+    // `snapshot`: ChangeCapture's, which every shard reads (sync/capture-copy.ts); otherwise each shard takes its own.
+    const copyPhases = async (snapshot: SourceSnapshot | undefined): Promise<void> => {
+      let previous: TableSplit[] = [];
+      for (const phase of phases) {
+        // With several pods a phase starts only when every pod has finished the one before.
+        if (pod.count > 1 && previous.length > 0) await waitForUnits(target, settings.uid, previous, context.signal ? { signal: context.signal } : {});
+        const result = await copyTables({
+          source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target,
+          migration: settings.uid, batchSize: settings.batchSize, parallelism: settings.parallelism,
+          shardsPerTable: settings.parallelism * Math.max(settings.copyPods, pod.count), pod,
+          tables: toCopy.filter((t) => phase.includes(t.sourceName)),
+          ...(settings.minRowsToShard !== undefined ? { minRowsToShard: settings.minRowsToShard } : {}),
+          ...(settings.mysqlBulk ? { mysqlBulk: settings.mysqlBulk } : {}),
+          ...(onProgress ? { onProgress: (tables: TableProgressState[]) => { onProgress([...done, ...tables]); } } : {}),
+          ...(context.signal ? { signal: context.signal } : {}),
+          ...(snapshot ? { snapshot } : {}),
+        });
+        done.push(...result.tables);
+        copied.rowsThisRun += result.rowsThisRun;
+        splits.push(...result.splits);
+        previous = result.splits;
+      }
+    };
+    const warnings = [...plan.warnings];
+    if (settings.incremental?.mode === 'ChangeCapture') {
+      const capture = await copyWithCapture({
         source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target,
-        migration: settings.uid, batchSize: settings.batchSize, parallelism: settings.parallelism,
-        shardsPerTable: settings.parallelism * Math.max(settings.copyPods, pod.count), pod,
-        tables: toCopy.filter((t) => phase.includes(t.sourceName)),
-        ...(settings.minRowsToShard !== undefined ? { minRowsToShard: settings.minRowsToShard } : {}),
-        ...(settings.mysqlBulk ? { mysqlBulk: settings.mysqlBulk } : {}),
-        ...(onProgress ? { onProgress: (tables: TableProgressState[]) => { onProgress([...done, ...tables]); } } : {}),
-        ...(context.signal ? { signal: context.signal } : {}),
-      });
-      done.push(...result.tables);
-      copied.rowsThisRun += result.rowsThisRun;
-      splits.push(...result.splits);
-      previous = result.splits;
+        settings, plan, pods: pod.count,
+      }, copyPhases);
+      if (capture.startedOver) warnings.push('an earlier attempt of this copy (its change capture or a partial copy) was discarded: the copied tables were emptied and copied again');
+    } else {
+      await copyPhases(undefined);
     }
     copied.tables = done;
     const finish = (): Promise<number> => finishCreatedTables(target, settings, plan);
     const post = pod.count === 1 ? { postCopy: 'ran' as const, postCopyStatements: await finish() } : await finishWhenAllDone(target, settings.uid, splits, finish);
     const sourceOf = new Map(plan.tables.map((t) => [t.spec.target ?? t.spec.name, t.spec.name]));
     const tables = copied.tables.map((t) => ({ name: sourceOf.get(t.table) ?? t.table, target: t.table, rowsCopied: t.rowsCopied }));
-    return { pod, tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), ...post, warnings: plan.warnings };
+    return { pod, tables, rowsThisRun: copied.rowsThisRun, zeroDates: Object.fromEntries(zeroDates), ...post, warnings };
   });
 }
 
@@ -283,11 +298,19 @@ export interface SyncStepResult {
   caughtUp: boolean;
 }
 
-/** Trickle: copies the rows changed since the copy, in rounds, until caught up (see engine/sync). */
+/**
+ * Trickle: copies the rows changed since the copy, in rounds, until caught up (see engine/sync);
+ * ChangeCapture: follows the source's change log until stopped (capture-steps.ts).
+ */
 export async function syncStep(context: StepContext): Promise<SyncStepResult> {
   const { settings } = context;
   const incremental = settings.incremental;
   if (!incremental) throw new PlanRefusedError(['the sync step needs strategy.type Trickle with strategy.incremental']);
+  if (incremental.mode === 'ChangeCapture') {
+    // Imported here: capture-steps.ts builds on this module.
+    const { captureSyncStep } = await import('./capture-steps.ts');
+    return captureSyncStep(context);
+  }
   return withSessions(context, async (source, target) => {
     const refused = await claimTarget(source, target, settings);
     if (refused.length > 0) throw new PlanRefusedError(refused);

@@ -16,7 +16,7 @@ export interface ManifestSql {
     columns?: readonly { name: string; target?: string; expression?: string; default?: string }[];
     dedupe?: { by: readonly string[]; orderBy?: string };
   }[];
-  strategy?: { incremental?: { column: string } };
+  strategy?: { incremental?: { column?: string | undefined } };
   validation?: { rules?: readonly { name: string; source?: string; target?: string }[] };
 }
 
@@ -75,7 +75,7 @@ export function manifestSqlRefusals(spec: ManifestSql | Pick<DataMigrationSpec, 
     }
   }
   const incremental = spec.strategy?.incremental;
-  if (incremental) sourceAndTarget(checkIdentifier, incremental.column, false, 'spec.strategy.incremental.column');
+  if (incremental?.column !== undefined) sourceAndTarget(checkIdentifier, incremental.column, false, 'spec.strategy.incremental.column');
   for (const rule of spec.validation?.rules ?? []) {
     const at = `spec.validation.rules[${pathKey(rule.name)}]`;
     if (rule.source !== undefined) attempt(() => checkRuleQuery(source, rule.source ?? '', `${at}.source`));

@@ -104,6 +104,9 @@ export async function captureProblems(client: pg.Client, tables: readonly Captur
 
 export class CaptureRefused extends Error {}
 
+/** The slot is still streamed by another process. */
+export class CaptureBusy extends Error {}
+
 export interface PreparedCapture extends CaptureNames {
   /** Where the stream starts: every transaction committed after the snapshot. */
   consistentPoint: Lsn;

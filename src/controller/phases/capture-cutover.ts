@@ -1,0 +1,183 @@
+// CuttingOver with ChangeCapture: the write fence (fence.ts), the sync Job stopped and its pod gone
+// (it holds the stream: a PostgreSQL slot serves one reader), the catch-up Job (everything the source
+// committed up to its position behind the fence applied, then the full validation: the data stands
+// still now), then the Service switch (cutting-over.ts). Anything that fails behind the fence, or a
+// cutover that outlives fence.timeoutSeconds before its switch is sent, lifts the fence: traffic
+// stays on blue, and status and an Event say so. The time writes were blocked is status.sync.writeBlockedMs.
+import { FENCED_ANNOTATION, REASONS, type Reason } from '../../api/constants.ts';
+import { event, fail, ready, requeueAfter, setCond, transition, type Context } from '../context.ts';
+import { externalFenceHeld, fenceBroken, liftScaleDown, scaleDownFence } from '../fence.ts';
+import { entryOf, recordOutcome, recordRequest, secondsBetween } from '../ledger.ts';
+import { REQUEUE } from '../model.ts';
+import { switcherOf } from '../service-switch.ts';
+import { parseCatchupResult, recordTables } from '../step-results.ts';
+import { cuttingOver } from './cutting-over.ts';
+import type { Next } from './next.ts';
+import { failureReason, jobFailureMessage, runStep } from './run-step.ts';
+
+/**
+ * Lifts the fence this migration put up (the cutover will not happen): the patch to send, or what
+ * a person must do. Returns what happened, for status and the Event.
+ */
+export function liftFence(ctx: Context): string {
+  const fence = ctx.spec.cutover?.fence;
+  if (fence === undefined || entryOf(ctx.status, 'fence') === undefined) return 'nothing was fenced';
+  if (fence.type === 'External') {
+    recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
+    return `lift your write fence now and remove the annotation ${FENCED_ANNOTATION}: the Service was not switched`;
+  }
+  const name = fence.deployment ?? '';
+  const lift = liftScaleDown(name, ctx.input.capture?.fenceDeployment, switcherOf(ctx));
+  if (lift.kind === 'scale') {
+    ctx.actions.push(lift.action);
+    recordRequest(ctx.status, 'unfence', ctx.runId, ctx.now);
+    return `the write fence is lifted: ${lift.message}`;
+  }
+  if (lift.kind === 'leave') {
+    recordOutcome(ctx.status, 'unfence', ctx.runId, 'Failed', ctx.now, { reason: REASONS.FenceLifted, message: lift.message });
+    return lift.message;
+  }
+  recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
+  return `Deployment ${name} is not fenced`;
+}
+
+/** The cutover gives up behind the fence: the fence is lifted, traffic stays on blue, → Failed. */
+function abandon(ctx: Context, reason: Reason, why: string): 'stop' {
+  const lifted = liftFence(ctx);
+  const message = `${why}; ${lifted}; traffic stays on blue`;
+  event(ctx, 'Warning', REASONS.FenceLifted, `The cutover did not happen: ${message}`);
+  setCond(ctx, 'CutOver', 'False', reason, message);
+  fail(ctx, reason, message);
+  return 'stop';
+}
+
+/** The switch was sent and may have landed (one the API server refused did not: the fence's timeout still holds). */
+function switchMayHaveLanded(ctx: Context): boolean {
+  const entry = entryOf(ctx.status, 'switch');
+  return entry?.requestedAt !== undefined && entry.outcome !== 'Rejected';
+}
+
+/** Puts the fence up: true once writes to the source have stopped. */
+function fenceHeld(ctx: Context): boolean {
+  const fence = ctx.spec.cutover?.fence;
+  if (fence === undefined) return false;
+  if (entryOf(ctx.status, 'fence')?.outcome === 'Succeeded') {
+    // Held once is not held now: checked at every decision until the switch is sent.
+    const broken = !switchMayHaveLanded(ctx) ? fenceBroken(ctx.migration, ctx.input.capture?.fenceDeployment, switcherOf(ctx)) : undefined;
+    if (broken === undefined) return true;
+    abandon(ctx, REASONS.FenceRefused, `The write fence did not hold: ${broken}`);
+    return false;
+  }
+  let replicasBefore: number | undefined;
+  if (fence.type === 'External') {
+    if (!externalFenceHeld(ctx.migration)) {
+      ready(ctx, 'False', REASONS.Fencing, `Waiting for writes to the source to stop: set the annotation ${FENCED_ANNOTATION} to "true" once they have`);
+      requeueAfter(ctx, REQUEUE.fencing);
+      return false;
+    }
+  } else {
+    const name = fence.deployment ?? '';
+    const state = scaleDownFence(name, ctx.input.capture?.fenceDeployment, switcherOf(ctx));
+    if (state.kind === 'refused') {
+      abandon(ctx, REASONS.FenceRefused, `The write fence did not hold: ${state.message}`);
+      return false;
+    }
+    if (state.kind === 'scale') ctx.actions.push(state.action);
+    if (state.kind !== 'held') {
+      ready(ctx, 'False', REASONS.Fencing, `Fencing writes: ${state.kind === 'scale' ? `scaling Deployment ${name} to 0` : state.message}`);
+      requeueAfter(ctx, REQUEUE.fencing);
+      return false;
+    }
+    replicasBefore = state.replicasBefore;
+  }
+  recordOutcome(ctx.status, 'fence', ctx.runId, 'Succeeded', ctx.now);
+  ctx.status.sync = { ...ctx.status.sync, fencedAt: ctx.now, ...(replicasBefore !== undefined ? { fenceReplicas: replicasBefore } : {}) };
+  event(ctx, 'Normal', REASONS.Fencing, fence.type === 'External' ? 'Writes to the source are fenced (annotation)' : `Writes to the source are fenced: Deployment ${fence.deployment ?? ''} has no pods left`);
+  return true;
+}
+
+/** Stops the sync Job: true once neither it nor its pod is left. */
+function syncStopped(ctx: Context): boolean | 'failed' {
+  const sync = ctx.runJobs.get('sync');
+  if (sync?.state === 'Failed') return 'failed';
+  if (sync !== undefined) ctx.actions.push({ kind: 'deleteJob', name: sync.name });
+  if (entryOf(ctx.status, 'sync')?.outcome === undefined) {
+    recordOutcome(ctx.status, 'sync', ctx.runId, 'Succeeded', ctx.now, { message: 'stopped at the write fence' });
+  }
+  if (sync === undefined && (ctx.input.capture?.syncPods ?? 0) === 0) return true;
+  ready(ctx, 'False', REASONS.CatchingUp, 'Writes are fenced; waiting for the sync pod to end (it holds the change stream)');
+  requeueAfter(ctx, REQUEUE.fencing);
+  return false;
+}
+
+/** The catch-up Job: 'passed' once the target holds everything up to the fence and validation passed. */
+function caughtUp(ctx: Context): 'passed' | 'stop' {
+  if (entryOf(ctx.status, 'catchup')?.outcome === 'Succeeded') return 'passed';
+  const outcome = runStep(ctx, 'catchup');
+  if (outcome.kind === 'wait') return 'stop';
+  const parsed = parseCatchupResult(outcome.job.result);
+  const verdict = parsed.ok && !parsed.value.validation.passed;
+  const job = outcome.job;
+  const detail = { job: job.name, ...(job.exitCode !== undefined ? { exitCode: job.exitCode } : {}) };
+  if (!parsed.ok || (outcome.kind === 'failed' && !verdict)) {
+    const reason = outcome.kind === 'failed' ? failureReason('catchup', job) : REASONS.JobFailed;
+    const why = outcome.kind === 'failed' ? jobFailureMessage('catchup', job) : parsed.ok ? 'the catch-up Job failed' : parsed.error;
+    recordOutcome(ctx.status, 'catchup', ctx.runId, 'Failed', ctx.now, { reason, message: why, ...detail });
+    return abandon(ctx, reason, why);
+  }
+  const { validation, tables } = parsed.value;
+  ctx.status.validation = { ...validation, checkedAt: ctx.now };
+  if (tables.length > 0) recordTables(ctx.status, tables);
+  const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
+  if (!validation.passed) {
+    const failed = (validation.checks ?? []).filter((check) => !check.passed);
+    const reason = failed.length > 0 && failed.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+    const message = `Validation behind the write fence failed${summary}`;
+    recordOutcome(ctx.status, 'catchup', ctx.runId, 'Failed', ctx.now, { reason, message, ...detail });
+    setCond(ctx, 'Validated', 'False', reason, message);
+    const lifted = liftFence(ctx);
+    event(ctx, 'Warning', REASONS.FenceLifted, `The cutover did not happen: ${message}; ${lifted}; traffic stays on blue`);
+    if (ctx.spec.rollback?.onValidationFailure ?? true) {
+      // The verdict is the validate entry's, as without capture: phaseOf() finds RollingBack from it.
+      recordOutcome(ctx.status, 'validate', ctx.runId, 'Failed', ctx.now, { reason, message, ...detail });
+      transition(ctx, 'RollingBack', reason, `${message}; ${lifted}; rolling back`, 'Warning');
+      return 'stop';
+    }
+    fail(ctx, reason, `${message}; ${lifted}; rollback.onValidationFailure is false, the target is left as it is`);
+    return 'stop';
+  }
+  recordOutcome(ctx.status, 'catchup', ctx.runId, 'Succeeded', ctx.now, detail);
+  const position = parsed.value.fencePosition;
+  setCond(ctx, 'DataCopied', 'True', REASONS.Succeeded, `The target holds every change the source committed before the write fence (position ${position})`);
+  setCond(ctx, 'Validated', 'True', REASONS.ValidationPassed, `Validation behind the write fence passed${summary}`);
+  return 'passed';
+}
+
+export function cuttingOverCapture(ctx: Context): Next {
+  const fence = ctx.spec.cutover?.fence;
+  if (fence === undefined) {
+    fail(ctx, REASONS.InvalidSpec, 'ChangeCapture needs spec.cutover.fence');
+    return 'stop';
+  }
+  const requested = entryOf(ctx.status, 'fence')?.requestedAt;
+  const switchSent = switchMayHaveLanded(ctx);
+  const timeout = fence.timeoutSeconds ?? 300;
+  // Once the switch is sent it is seen through (it may have landed); before, writes stay blocked only so long.
+  if (!switchSent && requested !== undefined && secondsBetween(requested, ctx.now) > timeout) {
+    return abandon(ctx, REASONS.FenceLifted, `The cutover did not reach the switch within spec.cutover.fence.timeoutSeconds (${String(timeout)} s)`);
+  }
+  if (!fenceHeld(ctx)) return 'stop';
+  const stopped = syncStopped(ctx);
+  if (stopped === 'failed') {
+    const sync = ctx.runJobs.get('sync');
+    return abandon(ctx, failureReason('sync', sync), sync === undefined ? 'the sync Job failed' : jobFailureMessage('sync', sync));
+  }
+  if (!stopped) return 'stop';
+  if (caughtUp(ctx) !== 'passed') return 'stop';
+  const next = cuttingOver(ctx);
+  // From the fence's request (blue's pods stop taking requests as they end) to the switch seen in place.
+  if (ctx.status.phase === 'Succeeded' && requested !== undefined) {
+    ctx.status.sync = { ...ctx.status.sync, writeBlockedMs: Math.max(0, Math.round(secondsBetween(requested, ctx.now) * 1000)) };
+  }
+  return next;
+}
