@@ -18,7 +18,7 @@ export const TLS_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as c
 
 export const STRATEGY_TYPES = ['BigBang', 'Phased', 'Trickle'] as const;
 export const INCREMENTAL_MODES = ['ChangeCapture', 'Timestamp', 'Sequence'] as const;
-export const FENCE_TYPES = ['ScaleDown', 'External'] as const;
+export const FENCE_TYPES = ['ScaleDown', 'SourceReadOnly', 'External'] as const;
 export const CONFLICT_POLICIES = ['Fail', 'Upsert'] as const;
 export const DEDUPE_KEEP = ['first', 'latest'] as const;
 export const CHECKSUM_MODES = ['Full', 'Sample', 'None'] as const;
@@ -102,7 +102,7 @@ export const REASONS = {
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
 /** The steps a migration runs, one Job each. */
-export const STEPS = ['schema', 'copy', 'sync', 'validate', 'catchup', 'release', 'rollback'] as const;
+export const STEPS = ['schema', 'copy', 'sync', 'validate', 'fence', 'catchup', 'unfence', 'release', 'rollback'] as const;
 export type Step = (typeof STEPS)[number];
 
 /**

@@ -71,6 +71,18 @@ export const catchupStepResult = object('CatchupStepResult', 'The catch-up step 
   validation: required(validateStepResult),
 });
 
+export const fenceStepResult = object('FenceStepResult', 'The fence step (ChangeCapture, fence type SourceReadOnly): the source database made read-only for the application, writes in flight ended.', {
+  fenced: required(boolean('The source is read-only for new transactions and no session that could still write is left.')),
+  previous: optional(string('The setting before the fence (restored by unfence): on, off or unset.', { maxLength: 16 })),
+  sessionsEnded: optional(count('Sessions of the application ended so that none goes on writing.')),
+  notes: optional(array(string('What the fence does not stop (accounts that bypass read_only, say).', { maxLength: STATUS_LIMITS.detail }), 'What the fence does not stop.')),
+});
+
+export const unfenceStepResult = object('UnfenceStepResult', 'The unfence step: the source database as it was before the fence.', {
+  unfenced: required(boolean('The setting the fence changed is restored (or nothing was recorded).')),
+  restored: optional(string('What was restored.', { maxLength: 64 })),
+});
+
 export const releaseStepResult = object('ReleaseStepResult', 'The release step (ChangeCapture): the source\'s capture resources dropped.', {
   released: required(boolean('Nothing of the capture is left on the source.')),
   slotDropped: optional(boolean('PostgreSQL: the replication slot was dropped by this step.')),
@@ -90,7 +102,9 @@ export const stepResultSchema: SchemaNode = object('StepResults', 'The result of
   copy: required(copyStepResult),
   sync: required(syncStepResult),
   validate: required(validateStepResult),
+  fence: required(fenceStepResult),
   catchup: required(catchupStepResult),
+  unfence: required(unfenceStepResult),
   release: required(releaseStepResult),
   rollback: required(rollbackStepResult),
 });

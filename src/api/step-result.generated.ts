@@ -9,8 +9,12 @@ export interface StepResults {
   sync: SyncStepResult;
   /** The validate step's verdict and report (failed checks first). */
   validate: ValidateStepResult;
+  /** The fence step (ChangeCapture, fence type SourceReadOnly): the source database made read-only for the application, writes in flight ended. */
+  fence: FenceStepResult;
   /** The catch-up step (ChangeCapture, behind the write fence): the change stream applied up to the source's position at the fence, then validation. */
   catchup: CatchupStepResult;
+  /** The unfence step: the source database as it was before the fence. */
+  unfence: UnfenceStepResult;
   /** The release step (ChangeCapture): the source's capture resources dropped. */
   release: ReleaseStepResult;
   /** The rollback step: the schema version it returned to, what it undid. */
@@ -39,6 +43,14 @@ export interface ReleaseStepResult {
   problems?: string[];
 }
 
+/** The unfence step: the source database as it was before the fence. */
+export interface UnfenceStepResult {
+  /** The setting the fence changed is restored (or nothing was recorded). */
+  unfenced: boolean;
+  /** What was restored. */
+  restored?: string;
+}
+
 /** The catch-up step (ChangeCapture, behind the write fence): the change stream applied up to the source's position at the fence, then validation. */
 export interface CatchupStepResult {
   /** The source's change-log position read once writes were fenced. */
@@ -51,6 +63,18 @@ export interface CatchupStepResult {
   transactions?: number;
   /** The validate step's verdict and report (failed checks first). */
   validation: ValidateStepResult;
+}
+
+/** The fence step (ChangeCapture, fence type SourceReadOnly): the source database made read-only for the application, writes in flight ended. */
+export interface FenceStepResult {
+  /** The source is read-only for new transactions and no session that could still write is left. */
+  fenced: boolean;
+  /** The setting before the fence (restored by unfence): on, off or unset. */
+  previous?: string;
+  /** Sessions of the application ended so that none goes on writing. */
+  sessionsEnded?: number;
+  /** What the fence does not stop. */
+  notes?: string[];
 }
 
 /** The validate step's verdict and report (failed checks first). */

@@ -123,7 +123,7 @@ function read(node: SchemaNode, value: unknown, path: string, errors: string[]):
   }
 }
 
-const TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', catchup: 'catch-up', release: 'release', rollback: 'rollback' };
+const TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', fence: 'write fence', catchup: 'catch-up', unfence: 'lift of the write fence', release: 'release', rollback: 'rollback' };
 
 /**
  * A step's result read against the contract. Absent (undefined or null) is `{ ok: true, value:

@@ -61,7 +61,7 @@ export interface DataMigrationStatus {
 /** A step Job of this run. */
 export interface StepJob {
   /** The step. */
-  step: "schema" | "copy" | "sync" | "validate" | "catchup" | "release" | "rollback";
+  step: "schema" | "copy" | "sync" | "validate" | "fence" | "catchup" | "unfence" | "release" | "rollback";
   /** The Job's name. */
   name: string;
   /** Running, Succeeded or Failed. */
@@ -326,7 +326,7 @@ export interface CutoverSpec {
   approval?: "Automatic" | "Manual";
   /** ChangeCapture: the write fence is put up only once the change stream is at most this many seconds behind the source (status.sync.lagMs). Default: 5. */
   maxLagSeconds?: number;
-  /** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
+  /** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; SourceReadOnly (opt in: it changes a setting of the source) makes the source database read-only for new transactions and ends the application's sessions (PostgreSQL: default_transaction_read_only on the database, which a session could still turn off for itself; MySQL: read_only, which accounts with SUPER bypass), restores the setting if the cutover fails, and leaves the source read-only after the switch (as ScaleDown leaves blue at zero); External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
   fence?: FenceSpec;
   /** Switch only when this Deployment (the green side) is available. */
   readinessGate?: ReadinessGate;
@@ -340,10 +340,10 @@ export interface ReadinessGate {
   minReadyReplicas?: number;
 }
 
-/** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
+/** ChangeCapture: how writes to the source stop before the final catch-up. ScaleDown scales the blue Deployment to zero and waits for its pods to end, and scales it back if the cutover fails after it; SourceReadOnly (opt in: it changes a setting of the source) makes the source database read-only for new transactions and ends the application's sessions (PostgreSQL: default_transaction_read_only on the database, which a session could still turn off for itself; MySQL: read_only, which accounts with SUPER bypass), restores the setting if the cutover fails, and leaves the source read-only after the switch (as ScaleDown leaves blue at zero); External waits until a person or tool that stopped the writers sets the annotation dataops.dev/fenced on the DataMigration to "true". */
 export interface FenceSpec {
   /** ScaleDown or External. */
-  type: "ScaleDown" | "External";
+  type: "ScaleDown" | "SourceReadOnly" | "External";
   /** ScaleDown: the blue Deployment in the DataMigration's namespace; it must carry the annotation dataops.dev/cutover-by naming this DataMigration, as the Service does. */
   deployment?: string;
   /** How long the fence and the catch-up after it may take before the cutover gives up, lifts the fence and stays on blue. Default: 300. */
@@ -410,7 +410,7 @@ export interface IncrementalSpec {
   mode?: "ChangeCapture" | "Timestamp" | "Sequence";
   /** Timestamp and Sequence: a column that grows on every insert and update (updated_at, a version or sequence number). */
   column?: string;
-  /** Seconds between sync rounds. Default: 30. */
+  /** Not used, kept so that manifests that set it stay valid: Timestamp and Sequence rounds run back to back until one finds nothing new (at most 50), and ChangeCapture streams continuously. Default: 30. */
   intervalSeconds?: number;
   /** Timestamp mode: how far back each round re-reads, for commits that landed late. Default: 60. */
   overlapSeconds?: number;

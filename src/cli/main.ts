@@ -5,6 +5,7 @@
 //   dmctl validate -f manifest.yaml   validation only (read only on both sides)
 //   dmctl step schema|copy|sync|validate|rollback -f manifest.yaml   one step, as a Job runs it
 //   dmctl step catchup|release -f manifest.yaml   ChangeCapture: catch up behind the write fence and validate; drop the capture
+//   dmctl step fence|unfence -f manifest.yaml     ChangeCapture, fence type SourceReadOnly: make the source read-only; put its setting back
 //   dmctl step copy --pod i/n -f manifest.yaml   pod i's share of a copy spread over n pods
 //   dmctl lint -f manifest.yaml       what the API server would say of it (schema, defaults, CEL rules)
 //   dmctl retire -f manifest.yaml     the migration is finished: its checkpoints go, its tables are the application's
@@ -26,6 +27,7 @@ import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopySt
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
 import { cleanupStep, retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
 import { catchupStep, releaseStep, type CaptureSyncStepResult, type CatchupStepResult, type ReleaseStepResult } from '../engine/pipeline/capture-steps.ts';
+import { fenceStep, unfenceStep, type FenceStepResult, type UnfenceStepResult } from '../engine/pipeline/fence-steps.ts';
 import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
@@ -37,7 +39,7 @@ import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
-const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step catchup|step release|step rollback> -f manifest.yaml [options]
+const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step fence|step catchup|step unfence|step release|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
       --name <name>        which DataMigration, when the file holds several
       --source-url <url>   source connection URL (default: $DMO_SOURCE_URL)
@@ -48,7 +50,7 @@ const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|s
       --to-version <v>     step rollback: the schema version to return to (default: $DMO_ROLLBACK_TO_VERSION; empty: none)
       --pod <i>/<n>        step copy: copy pod i's share of n (default: $JOB_COMPLETION_INDEX of strategy.copyPods, else all)`;
 
-const COMMANDS = ['plan', 'run', 'validate', 'retire', 'cleanup', 'step schema', 'step copy', 'step sync', 'step validate', 'step catchup', 'step release', 'step rollback'];
+const COMMANDS = ['plan', 'run', 'validate', 'retire', 'cleanup', 'step schema', 'step copy', 'step sync', 'step validate', 'step fence', 'step catchup', 'step unfence', 'step release', 'step rollback'];
 
 const OPTIONS = {
   file: { type: 'string', short: 'f' },
@@ -213,6 +215,16 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       // (which deletes the Job at the fence) must run again, never count as done.
       if (context.settings.incremental?.mode === 'ChangeCapture' && signal.aborted) exitCode = EXIT.interrupted;
     }
+    if (command === 'step fence') {
+      results.fence = await runStep(reporter, 'fence', () => fenceStep(context, migration.spec.cutover?.fence?.type),
+        (r) => `the source is read-only (before: ${r.previous}); ${String(r.sessionsEnded)} session(s) ended`);
+      for (const note of (results.fence as FenceStepResult).notes) reporter.emit({ event: 'warning', message: note });
+    }
+    if (command === 'step unfence') {
+      results.unfence = await runStep(reporter, 'unfence', () => unfenceStep(context),
+        (r) => (r.restored === 'nothing recorded' ? 'no fence recorded: nothing to restore'
+          : `the source's read-only setting is back to ${r.restored}; ${String(r.sessionsEnded)} session(s) opened read-only during the fence ended`));
+    }
     if (command === 'step catchup') {
       const catchup = await runStep(reporter, 'catchup', () => catchupStep(context, validateOptionsOf(migration.spec.validation)),
         (r) => `caught up to ${r.fencePosition} in ${String(r.catchUpMs)} ms (${String(r.transactions)} transaction(s)); ${r.validation.summary}`);
@@ -305,6 +317,16 @@ export function stepResult(command: string, results: Record<string, unknown>): S
         fencePosition: catchup.fencePosition, appliedPosition: catchup.appliedPosition, catchUpMs: catchup.catchUpMs, transactions: catchup.transactions,
         validation: validateResult(catchup.validation),
       };
+      return out;
+    }
+    case 'step fence': {
+      const fence = results.fence as FenceStepResult;
+      const out: StepResultOf<'fence'> = { fenced: fence.fenced, previous: fence.previous, sessionsEnded: fence.sessionsEnded, ...(fence.notes.length > 0 ? { notes: fence.notes } : {}) };
+      return out;
+    }
+    case 'step unfence': {
+      const unfence = results.unfence as UnfenceStepResult;
+      const out: StepResultOf<'unfence'> = { unfenced: unfence.unfenced, restored: unfence.restored };
       return out;
     }
     case 'step release': {

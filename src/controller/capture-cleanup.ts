@@ -2,18 +2,19 @@
 // is given back. A PostgreSQL slot retains WAL until dropped (the source's disk fills), so the
 // release Job (`step release`) runs in every ending once a copy was asked for (the copy creates the
 // capture), and its outcome is said (status.sync.released, an Event; what could not be dropped,
-// with the statement to drop it by hand). A ScaleDown fence left up by a cutover that did not
-// switch is lifted (fence.ts), if nobody scaled the Deployment since. These are the only things a
+// with the statement to drop it by hand). A fence left up by a cutover that did not switch is
+// lifted: ScaleDown's (fence.ts), if nobody scaled the Deployment since; SourceReadOnly's by the
+// unfence Job, which restores the setting the fence recorded. These are the only things a
 // finished migration still does; they never write the target or switch a Service.
 import { REASONS } from '../api/constants.ts';
 import { event, isChangeCapture, requeueAfter, type Context } from './context.ts';
 import { liftScaleDown } from './fence.ts';
 import { entryOf, recordOutcome, recordRequest, rejectedWait, requestedWithin } from './ledger.ts';
+import type { ObservedJob } from './model.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE } from './model.ts';
-import { jobFailureMessage } from './phases/run-step.ts';
-import { stepJobName } from './job-builder.ts';
+import { jobFailureMessage, requestJob } from './phases/run-step.ts';
 import { switcherOf } from './service-switch.ts';
-import { parseReleaseResult } from './step-results.ts';
+import { parseReleaseResult, parseUnfenceResult } from './step-results.ts';
 
 /** Whether a finished migration still has capture resources or a fence to give back. */
 export function cleanupPending(ctx: Pick<Context, 'spec' | 'status'>): boolean {
@@ -23,7 +24,8 @@ export function cleanupPending(ctx: Pick<Context, 'spec' | 'status'>): boolean {
 }
 
 function fenceLeftUp(ctx: Pick<Context, 'spec' | 'status'>): boolean {
-  if (ctx.spec.cutover?.fence?.type !== 'ScaleDown' || entryOf(ctx.status, 'fence') === undefined) return false;
+  const type = ctx.spec.cutover?.fence?.type;
+  if ((type !== 'ScaleDown' && type !== 'SourceReadOnly') || entryOf(ctx.status, 'fence') === undefined) return false;
   if (entryOf(ctx.status, 'switch')?.outcome === 'Succeeded') return false;
   const unfence = entryOf(ctx.status, 'unfence')?.outcome;
   return unfence !== 'Succeeded' && unfence !== 'Failed';
@@ -31,6 +33,10 @@ function fenceLeftUp(ctx: Pick<Context, 'spec' | 'status'>): boolean {
 
 function liftLeftFence(ctx: Context): void {
   if (!fenceLeftUp(ctx)) return;
+  if (ctx.spec.cutover?.fence?.type === 'SourceReadOnly') {
+    unfenceSource(ctx);
+    return;
+  }
   const name = ctx.spec.cutover?.fence?.deployment ?? '';
   const lift = liftScaleDown(name, ctx.input.capture?.fenceDeployment, switcherOf(ctx));
   if (lift.kind === 'scale') {
@@ -47,30 +53,61 @@ function liftLeftFence(ctx: Context): void {
   recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
 }
 
-function release(ctx: Context): void {
-  const entry = entryOf(ctx.status, 'release');
-  if (entry?.outcome === 'Succeeded' || entry?.outcome === 'Failed') return;
-  const job = ctx.runJobs.get('release');
+/** A Job of the run's end (unfence, release): the finished Job, or undefined while it is asked for or runs. */
+function endingJob(ctx: Context, step: 'unfence' | 'release'): ObservedJob | undefined {
+  const job = ctx.runJobs.get(step);
   if (job === undefined) {
-    if (requestedWithin(ctx.status, 'release', ctx.runId, ctx.now, JOB_APPEAR_GRACE_SECONDS)) {
+    if (requestedWithin(ctx.status, step, ctx.runId, ctx.now, JOB_APPEAR_GRACE_SECONDS)) {
       requeueAfter(ctx, REQUEUE.jobStarting);
-      return;
+      return undefined;
     }
     // Refused moments ago (a quota, a policy): asked for again after the wait, not at every status write.
-    const rejectedFor = rejectedWait(ctx.status, 'release', ctx.runId, ctx.now, ctx.generation, REQUEUE.jobRejected);
+    const rejectedFor = rejectedWait(ctx.status, step, ctx.runId, ctx.now, ctx.generation, REQUEUE.jobRejected);
     if (rejectedFor !== undefined) {
       requeueAfter(ctx, rejectedFor);
-      return;
+      return undefined;
     }
-    ctx.actions.push({ kind: 'createJob', step: 'release', runId: ctx.runId });
-    recordRequest(ctx.status, 'release', ctx.runId, ctx.now, stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, 'release'));
+    requestJob(ctx, step);
     requeueAfter(ctx, REQUEUE.jobStarting);
-    return;
+    return undefined;
   }
   if (job.state === 'Running') {
     requeueAfter(ctx, REQUEUE.jobRunning);
+    return undefined;
+  }
+  return job;
+}
+
+/**
+ * SourceReadOnly left up: the unfence Job restores the setting the fence recorded, once no fence
+ * Job runs any more (one still running could make the source read-only again after it). Also run
+ * before a rollback behind the fence (phases/capture-cutover.ts): the rollback forgets the record.
+ */
+export function unfenceSource(ctx: Context): void {
+  const fenceJob = ctx.runJobs.get('fence');
+  if (fenceJob?.state === 'Running') {
+    ctx.actions.push({ kind: 'deleteJob', name: fenceJob.name });
+    requeueAfter(ctx, REQUEUE.fencing);
     return;
   }
+  const job = endingJob(ctx, 'unfence');
+  if (job === undefined) return;
+  const parsed = parseUnfenceResult(job.result);
+  if (job.state === 'Succeeded' && parsed.ok && parsed.value.unfenced) {
+    recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now, { job: job.name });
+    event(ctx, 'Normal', REASONS.FenceLifted, `The source database is writable again (${parsed.value.restored ?? 'restored'})`);
+    return;
+  }
+  const why = job.state === 'Failed' ? jobFailureMessage('unfence', job) : parsed.ok ? 'the unfence Job did not restore the setting' : parsed.error;
+  recordOutcome(ctx.status, 'unfence', ctx.runId, 'Failed', ctx.now, { reason: REASONS.FenceLifted, message: why, job: job.name });
+  event(ctx, 'Warning', REASONS.FenceLifted, `The source database may still be read-only: ${why}; run \`dmctl step unfence\` with this manifest, or restore the setting by hand`);
+}
+
+function release(ctx: Context): void {
+  const entry = entryOf(ctx.status, 'release');
+  if (entry?.outcome === 'Succeeded' || entry?.outcome === 'Failed') return;
+  const job = endingJob(ctx, 'release');
+  if (job === undefined) return;
   const parsed = parseReleaseResult(job.result);
   const released = job.state === 'Succeeded' && parsed.ok && parsed.value.released;
   ctx.status.sync = { ...ctx.status.sync, released };

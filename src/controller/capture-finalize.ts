@@ -13,7 +13,7 @@ import { entryOf, secondsBetween } from './ledger.ts';
 import type { Logger } from './logger.ts';
 import { controlledByMigration, jobState, observeJob } from './observe.ts';
 import { statusCode } from './outcome.ts';
-import { parseReleaseResult } from './step-results.ts';
+import { parseReleaseResult, parseUnfenceResult } from './step-results.ts';
 import { captureNames } from '../engine/db/postgres/change-capture.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 
@@ -28,11 +28,22 @@ export interface FinalizeDeps {
   saidExternal: Set<string>;
 }
 
-/** The Job name of this migration's release step (kept while the others are deleted). */
-export function releaseJobName(migration: DataMigration): string | undefined {
+/** Whether a SourceReadOnly fence of this migration is still up (its unfence has not run). */
+function readOnlyLeftUp(migration: DataMigration): boolean {
   const status = migration.status ?? {};
-  if (!cleanupPending({ spec: migration.spec, status })) return undefined;
-  return stepJobName(migration.metadata?.name ?? '', status.runId ?? '', 'release');
+  return migration.spec.cutover?.fence?.type === 'SourceReadOnly' && entryOf(status, 'fence') !== undefined
+    && entryOf(status, 'switch')?.outcome !== 'Succeeded' && entryOf(status, 'unfence')?.outcome !== 'Succeeded';
+}
+
+/** The steps a deleted migration still runs before its finalizer goes, in order: the unfence, the release. */
+function endingSteps(migration: DataMigration): ('unfence' | 'release')[] {
+  if (!cleanupPending({ spec: migration.spec, status: migration.status ?? {} })) return [];
+  return [...(readOnlyLeftUp(migration) ? ['unfence' as const] : []), 'release'];
+}
+
+/** The Jobs of those steps (kept while the migration's other Jobs are deleted). */
+export function endingJobNames(migration: DataMigration): string[] {
+  return endingSteps(migration).map((step) => stepJobName(migration.metadata?.name ?? '', migration.status?.runId ?? '', step));
 }
 
 async function liftFenceOnDelete(deps: FinalizeDeps, migration: DataMigration): Promise<void> {
@@ -58,35 +69,51 @@ async function liftFenceOnDelete(deps: FinalizeDeps, migration: DataMigration): 
   deps.log.info('lifted the write fence of a deleted migration', { deployment: fence.deployment, replicas: lift.action.replicas });
 }
 
-/** 'waiting' while the release runs (requeue); 'done' when the finalizer may go. */
-export async function finalizeCapture(deps: FinalizeDeps, migration: DataMigration): Promise<'done' | 'waiting'> {
-  const name = releaseJobName(migration);
-  if (name === undefined) return 'done';
-  await liftFenceOnDelete(deps, migration);
+/** Runs one ending step's Job: 'waiting' until it finished, then its pods' result. */
+async function endingJob(deps: FinalizeDeps, migration: DataMigration, step: 'unfence' | 'release'): Promise<'waiting' | { state: string; result: unknown }> {
   const namespace = migration.metadata?.namespace ?? '';
-  const say = async (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
-    await deps.cluster.recordEvent(migration, { type, reason, message, time: deps.now }).catch(() => undefined);
-  };
-  const deleted = migration.metadata?.deletionTimestamp;
-  const slot = captureNames(engineSettings(migration).uid).slot;
-  if (deleted !== undefined && secondsBetween(new Date(deleted).toISOString(), deps.now.toISOString()) > RELEASE_ON_DELETE_SECONDS) {
-    await say('Warning', REASONS.CaptureNotReleased, `The change capture was not released within ${String(RELEASE_ON_DELETE_SECONDS)} s of the deletion; on a PostgreSQL source drop it by hand: SELECT pg_drop_replication_slot('${slot}'); DROP PUBLICATION ${slot}`);
-    return 'done';
-  }
+  const name = stepJobName(migration.metadata?.name ?? '', migration.status?.runId ?? '', step);
   const job = deps.cluster.jobs(namespace).find((candidate) => candidate.metadata?.name === name && controlledByMigration(candidate, migration));
   if (job === undefined) {
     try {
-      await deps.cluster.createJob(buildStepJob(migration, 'release', migration.status?.runId ?? '', deps.engine));
-      deps.log.info('created the release Job of a deleted migration', { job: name });
+      await deps.cluster.createJob(buildStepJob(migration, step, migration.status?.runId ?? '', deps.engine));
+      deps.log.info(`created the ${step} Job of a deleted migration`, { job: name });
     } catch (error) {
       if (statusCode(error) !== 409) throw error;
     }
     return 'waiting';
   }
   if (jobState(job) === 'Running') return 'waiting';
-  const observed = observeJob(job, await deps.cluster.jobPods(namespace, name));
-  const parsed = parseReleaseResult(observed?.result);
-  if (jobState(job) === 'Succeeded' && parsed.ok && parsed.value.released) {
+  return { state: jobState(job), result: observeJob(job, await deps.cluster.jobPods(namespace, name))?.result };
+}
+
+/** 'waiting' while the unfence or the release runs (requeue); 'done' when the finalizer may go. */
+export async function finalizeCapture(deps: FinalizeDeps, migration: DataMigration): Promise<'done' | 'waiting'> {
+  const steps = endingSteps(migration);
+  if (steps.length === 0) return 'done';
+  await liftFenceOnDelete(deps, migration);
+  const say = async (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
+    await deps.cluster.recordEvent(migration, { type, reason, message, time: deps.now }).catch(() => undefined);
+  };
+  const deleted = migration.metadata?.deletionTimestamp;
+  const slot = captureNames(engineSettings(migration).uid).slot;
+  if (deleted !== undefined && secondsBetween(new Date(deleted).toISOString(), deps.now.toISOString()) > RELEASE_ON_DELETE_SECONDS) {
+    const readOnly = steps.includes('unfence') ? '; the source database may still be read-only: run `dmctl step unfence` with its manifest' : '';
+    await say('Warning', REASONS.CaptureNotReleased, `The change capture was not released within ${String(RELEASE_ON_DELETE_SECONDS)} s of the deletion; on a PostgreSQL source drop it by hand: SELECT pg_drop_replication_slot('${slot}'); DROP PUBLICATION ${slot}${readOnly}`);
+    return 'done';
+  }
+  if (steps.includes('unfence')) {
+    const unfence = await endingJob(deps, migration, 'unfence');
+    if (unfence === 'waiting') return 'waiting';
+    const parsed = parseUnfenceResult(unfence.result);
+    if (unfence.state !== 'Succeeded' || !parsed.ok || !parsed.value.unfenced) {
+      await say('Warning', REASONS.FenceLifted, 'The source database may still be read-only (the unfence Job of the deleted migration failed): run `dmctl step unfence` with its manifest, or restore the setting by hand');
+    }
+  }
+  const release = await endingJob(deps, migration, 'release');
+  if (release === 'waiting') return 'waiting';
+  const parsed = parseReleaseResult(release.result);
+  if (release.state === 'Succeeded' && parsed.ok && parsed.value.released) {
     await say('Normal', REASONS.CaptureReleased, 'The change capture is released: nothing of it is left on the source');
   } else {
     const why = parsed.ok ? (parsed.value.problems ?? []).join('; ') : parsed.error;

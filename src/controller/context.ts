@@ -18,7 +18,7 @@ export { bound } from './bound.ts';
 import { bound } from './bound.ts';
 export const isTerminal = (phase: Phase): boolean => TERMINAL_PHASES.includes(phase);
 
-export const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', catchup: 'catch-up', release: 'release', rollback: 'rollback' };
+export const STEP_TITLES: Record<Step, string> = { schema: 'schema', copy: 'copy', sync: 'sync', validate: 'validation', fence: 'write fence', catchup: 'catch-up', unfence: 'lift of the write fence', release: 'release', rollback: 'rollback' };
 
 /** The step whose Job a phase runs. */
 export const PHASE_STEPS: Partial<Record<Phase, Step>> = {

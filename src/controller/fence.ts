@@ -110,6 +110,8 @@ export function fenceBroken(migration: DataMigration, deployment: ObservedFenceD
   const fence = migration.spec.cutover?.fence;
   if (fence === undefined) return undefined;
   if (fence.type === 'External') return externalFenceHeld(migration) ? undefined : `the annotation ${FENCED_ANNOTATION} is no longer "true": writes to the source may have resumed`;
+  // The database's setting is the engine's to see, not the operator's: the catch-up reads the source's position after it.
+  if (fence.type === 'SourceReadOnly') return undefined;
   const name = fence.deployment ?? '';
   if (deployment === undefined) return `Deployment ${name} is gone behind the fence (re-created, its pods not counted): writes are not known to be fenced`;
   const record = fenceRecordOf(deployment);

@@ -24,7 +24,9 @@ export const STEP_MARKERS: Record<Step, { type: ConditionType; status: Condition
   sync: { type: 'DataCopied', status: 'Unknown' },
   validate: { type: 'Validated', status: 'False' },
   // Behind the write fence: the catch-up validates, then the switch.
+  fence: { type: 'CutOver', status: 'False' },
   catchup: { type: 'CutOver', status: 'False' },
+  unfence: { type: 'CutOver', status: 'False' },
   release: { type: 'CutOver', status: 'Unknown' },
   rollback: { type: 'RolledBack', status: 'False' },
 };

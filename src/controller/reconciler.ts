@@ -29,7 +29,7 @@ import { REFUSED_CODES, RequestRefusedError, statusCode, SWITCH_REFUSED_CODES, t
 import { runPreflight } from './preflight.ts';
 import type { LabelSelector } from './selectors.ts';
 import { ProgressSampler } from './progress-sampler.ts';
-import { finalizeCapture, releaseJobName } from './capture-finalize.ts';
+import { endingJobNames, finalizeCapture } from './capture-finalize.ts';
 import { CaptureObserver, readSyncLag } from './capture-observe.ts';
 import { LAG_REPORT_INTERVAL_MS } from '../engine/sync/capture-lag.ts';
 
@@ -242,9 +242,9 @@ export class Reconciler {
    */
   private async finalize(migration: DataMigration, log: Logger): Promise<'done' | 'waiting'> {
     const namespace = migration.metadata?.namespace ?? '';
-    // A change capture's release Job runs first (capture-finalize.ts); every other Job goes.
-    const release = releaseJobName(migration);
-    for (const job of this.ownedJobs(migration)) if (job.metadata?.name !== release) await this.deleteJob(namespace, job.metadata?.name ?? '');
+    // A change capture's unfence and release Jobs run first (capture-finalize.ts); every other Job goes.
+    const ending = endingJobNames(migration);
+    for (const job of this.ownedJobs(migration)) if (!ending.includes(job.metadata?.name ?? '')) await this.deleteJob(namespace, job.metadata?.name ?? '');
     if (await finalizeCapture({ cluster: this.cluster, engine: this.deps.engine, log, now: (this.deps.now ?? (() => new Date()))(), saidExternal: this.saidExternal }, migration) === 'waiting') return 'waiting';
     const index = migration.metadata?.finalizers?.indexOf(FINALIZER) ?? -1;
     if (index >= 0) {

@@ -117,10 +117,16 @@ export function parseCatchupResult(result: unknown): Parsed<CatchupOutcome> {
   };
 }
 
+export function parseFenceResult(result: unknown): Parsed<StepResultOf<'fence'>> {
+  return stepResultOf('fence', result);
+}
+
+export function parseUnfenceResult(result: unknown): Parsed<StepResultOf<'unfence'>> {
+  return stepResultOf('unfence', result);
+}
+
 export function parseReleaseResult(result: unknown): Parsed<StepResultOf<'release'>> {
-  const parsed = stepResultOf('release', result);
-  if (!parsed.ok) return parsed;
-  return { ok: true, value: parsed.value };
+  return stepResultOf('release', result);
 }
 
 function validationOutcomeOf(value: StepResultOf<'validate'>): ValidationOutcome {

@@ -191,3 +191,38 @@ test('Timestamp/Sequence: a sync that did not catch up is never reported as caug
   t.true(r.d.actions.some((a) => a.kind === 'event' && a.type === 'Warning' && a.reason === REASONS.SyncLagging));
   t.is(r.d.status.phase, 'Validating', 'validation compares what is there');
 });
+
+test('SourceReadOnly: the fence is a Job that makes the source read-only; failing behind it, the unfence Job restores the setting, then the release', (t) => {
+  const readOnly = spec({ fence: { type: 'SourceReadOnly', timeoutSeconds: 120 } });
+  const m = syncing(readOnly);
+  let r = step(m, { jobs: [copied, runningSync], capture: { lag: lag(100) } });
+  t.is(r.d.status.phase, 'CuttingOver');
+  t.true(kinds(r.d).includes('createJob:fence'), 'cleared: the fence Job is asked for at once');
+  r = step(r.m, { jobs: [copied, runningSync, job('fence', 'Running')], now: at(1) });
+  t.regex(ready(r.d)?.message ?? '', /read-only/);
+  t.false(kinds(r.d).includes('deleteJob'), 'the stream runs until the fence holds');
+  const fencedJob = job('fence', 'Succeeded', { fenced: true, previous: 'unset', sessionsEnded: 4 });
+  r = step(r.m, { jobs: [copied, runningSync, fencedJob], now: at(2) });
+  t.true(kinds(r.d).includes('deleteJob'), 'held: the sync stops');
+  r = step(r.m, { jobs: [copied, fencedJob], now: at(3) });
+  t.true(kinds(r.d).includes('createJob:catchup'));
+  const broken = job('catchup', 'Failed', undefined, { failureMessage: 'catch-up timed out', exitCode: 1 });
+  r = step(r.m, { jobs: [copied, fencedJob, broken], now: at(5) });
+  t.is(r.d.status.phase, 'Failed');
+  t.true(kinds(r.d).includes('createJob:unfence'), 'the source is made writable again at once');
+  t.regex(r.d.status.message ?? '', /writable again.*traffic stays on blue/s);
+  const unfenced = job('unfence', 'Succeeded', { unfenced: true, restored: 'default_transaction_read_only reset' });
+  r = step(r.m, { jobs: [copied, fencedJob, broken, unfenced], now: at(7) });
+  t.true(kinds(r.d).includes(`event:${REASONS.FenceLifted}`));
+  t.true(kinds(r.d).includes('createJob:release'));
+  t.false(kinds(r.d).includes('createJob:unfence'), 'unfenced once');
+});
+
+test('SourceReadOnly: a fence Job that fails (missing privileges) fails the cutover and still restores whatever it changed', (t) => {
+  const m = syncing(spec({ fence: { type: 'SourceReadOnly' } }));
+  let r = step(m, { jobs: [copied, runningSync], capture: { lag: lag(0) } });
+  r = step(r.m, { jobs: [copied, runningSync, job('fence', 'Failed', undefined, { failureMessage: 'the source role may not ALTER DATABASE', exitCode: 3 })], now: at(1) });
+  t.is(r.d.status.phase, 'Failed');
+  t.is(ready(r.d)?.reason, REASONS.PlanRefused);
+  t.true(kinds(r.d).includes('createJob:unfence'), 'it records before it changes anything: the unfence restores it, or finds nothing');
+});

@@ -129,7 +129,9 @@ function walkTo(spec: Partial<DataMigrationSpec>, phase: Phase, annotations?: Re
     copy: { tables: [{ name: 'orders', rowsCopied: 10 }] },
     sync: { rounds: 2, rowsSynced: 3 },
     validate: { passed: true, summary: '2/2 checks passed' },
+    fence: { fenced: true },
     catchup: { fencePosition: '0/1', validation: { passed: true } },
+    unfence: { unfenced: true },
     release: { released: true },
     rollback: {},
   };

@@ -36,6 +36,8 @@ const RESULTS: Record<Step, unknown[]> = {
   validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
   catchup: [{ fencePosition: '0/1', validation: { passed: true } }, { fencePosition: '0/1', validation: { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] } }, undefined],
   release: [{ released: true }],
+  fence: [{ fenced: true }],
+  unfence: [{ unfenced: true }],
   rollback: [{}],
 };
 /** The cutover Service: opted in on blue, switched by hand, switched by this migration (its record), not opted in. */

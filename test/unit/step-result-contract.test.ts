@@ -48,8 +48,10 @@ test('copy: tables, rows, zero dates and warnings arrive', (t) => {
 
 test('sync: the counts arrive (a renamed field on either side fails here or in the typecheck)', (t) => {
   const result = written('step sync', { sync: { rounds: 2, rowsSynced: 3, caughtUp: true } });
-  t.deepEqual(parseSyncResult(result), { ok: true, value: { rounds: 2, rowsSynced: 3 } });
+  t.deepEqual(parseSyncResult(result), { ok: true, value: { rounds: 2, rowsSynced: 3, caughtUp: true } });
   t.like(parseStepResult('sync', result), { ok: true, value: { caughtUp: true } });
+  // Not caught up arrives as such: status never says caught up when the sync did not.
+  t.like(parseSyncResult(written('step sync', { sync: { rounds: 50, rowsSynced: 9, caughtUp: false } })), { ok: true, value: { caughtUp: false } });
   // A field the contract does not name is not read: the operator would silently lose it.
   t.deepEqual(parseSyncResult({ rounds: 2, rowsSyncedTotal: 3 }), { ok: true, value: { rounds: 2 } });
 });

@@ -6,14 +6,15 @@
 // stays on blue, and status and an Event say so. The time writes were blocked is status.sync.writeBlockedMs.
 import { FENCED_ANNOTATION, REASONS, type Reason } from '../../api/constants.ts';
 import { event, fail, ready, requeueAfter, setCond, transition, type Context } from '../context.ts';
+import { unfenceSource } from '../capture-cleanup.ts';
 import { externalFenceHeld, fenceBroken, liftScaleDown, scaleDownFence } from '../fence.ts';
 import { entryOf, recordOutcome, recordRequest, secondsBetween } from '../ledger.ts';
 import { REQUEUE } from '../model.ts';
 import { switcherOf } from '../service-switch.ts';
-import { parseCatchupResult, recordTables } from '../step-results.ts';
+import { parseCatchupResult, parseFenceResult, recordTables } from '../step-results.ts';
 import { cuttingOver } from './cutting-over.ts';
 import type { Next } from './next.ts';
-import { failureReason, jobFailureMessage, runStep } from './run-step.ts';
+import { failureReason, jobFailureMessage, requestJob, runStep } from './run-step.ts';
 
 /**
  * Lifts the fence this migration put up (the cutover will not happen): the patch to send, or what
@@ -26,6 +27,7 @@ export function liftFence(ctx: Context): string {
     recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
     return `lift your write fence now and remove the annotation ${FENCED_ANNOTATION}: the Service was not switched`;
   }
+  if (fence.type === 'SourceReadOnly') return liftReadOnly(ctx);
   const name = fence.deployment ?? '';
   const lift = liftScaleDown(name, ctx.input.capture?.fenceDeployment, switcherOf(ctx));
   if (lift.kind === 'scale') {
@@ -39,6 +41,20 @@ export function liftFence(ctx: Context): string {
   }
   recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
   return `Deployment ${name} is not fenced`;
+}
+
+/**
+ * SourceReadOnly: the unfence Job restores the setting the fence recorded; a fence Job still
+ * running is stopped first (the end of the run waits for it, capture-cleanup.ts, then unfences).
+ */
+function liftReadOnly(ctx: Context): string {
+  const fenceJob = ctx.runJobs.get('fence');
+  if (fenceJob?.state === 'Running') {
+    ctx.actions.push({ kind: 'deleteJob', name: fenceJob.name });
+    return 'the fence Job is stopped, then the source database is made writable again (the unfence Job)';
+  }
+  if (entryOf(ctx.status, 'unfence') === undefined) requestJob(ctx, 'unfence');
+  return 'the source database is made writable again (the unfence Job restores the setting the fence recorded)';
 }
 
 /** The cutover gives up behind the fence: the fence is lifted, traffic stays on blue, → Failed. */
@@ -69,7 +85,19 @@ function fenceHeld(ctx: Context): boolean {
     return false;
   }
   let replicasBefore: number | undefined;
-  if (fence.type === 'External') {
+  if (fence.type === 'SourceReadOnly') {
+    const outcome = runStep(ctx, 'fence');
+    if (outcome.kind === 'wait') {
+      ready(ctx, 'False', REASONS.Fencing, 'Fencing writes: the fence Job makes the source database read-only and ends the application\'s sessions');
+      return false;
+    }
+    const parsed = parseFenceResult(outcome.job.result);
+    if (outcome.kind === 'failed' || !parsed.ok || !parsed.value.fenced) {
+      const why = outcome.kind === 'failed' ? outcome.message : parsed.ok ? 'the fence Job did not make the source read-only' : parsed.error;
+      abandon(ctx, outcome.kind === 'failed' ? failureReason('fence', outcome.job) : REASONS.FenceRefused, `The write fence did not hold: ${why}`);
+      return false;
+    }
+  } else if (fence.type === 'External') {
     if (!externalFenceHeld(ctx.migration)) {
       ready(ctx, 'False', REASONS.Fencing, `Waiting for writes to the source to stop: set the annotation ${FENCED_ANNOTATION} to "true" once they have`);
       requeueAfter(ctx, REQUEUE.fencing);
@@ -92,7 +120,9 @@ function fenceHeld(ctx: Context): boolean {
   }
   recordOutcome(ctx.status, 'fence', ctx.runId, 'Succeeded', ctx.now);
   ctx.status.sync = { ...ctx.status.sync, fencedAt: ctx.now, ...(replicasBefore !== undefined ? { fenceReplicas: replicasBefore } : {}) };
-  event(ctx, 'Normal', REASONS.Fencing, fence.type === 'External' ? 'Writes to the source are fenced (annotation)' : `Writes to the source are fenced: Deployment ${fence.deployment ?? ''} has no pods left`);
+  event(ctx, 'Normal', REASONS.Fencing, fence.type === 'External' ? 'Writes to the source are fenced (annotation)'
+    : fence.type === 'SourceReadOnly' ? 'Writes to the source are fenced: its database is read-only and the application\'s sessions ended'
+      : `Writes to the source are fenced: Deployment ${fence.deployment ?? ''} has no pods left`);
   return true;
 }
 
@@ -138,6 +168,7 @@ function caughtUp(ctx: Context): 'passed' | 'stop' {
     const lifted = liftFence(ctx);
     event(ctx, 'Warning', REASONS.FenceLifted, `The cutover did not happen: ${message}; ${lifted}; traffic stays on blue`);
     if (ctx.spec.rollback?.onValidationFailure ?? true) {
+      if (ctx.spec.cutover?.fence?.type === 'SourceReadOnly') return rollBackOnceUnfenced(ctx);
       // The verdict is the validate entry's, as without capture: phaseOf() finds RollingBack from it.
       recordOutcome(ctx.status, 'validate', ctx.runId, 'Failed', ctx.now, { reason, message, ...detail });
       transition(ctx, 'RollingBack', reason, `${message}; ${lifted}; rolling back`, 'Warning');
@@ -153,7 +184,39 @@ function caughtUp(ctx: Context): 'passed' | 'stop' {
   return 'passed';
 }
 
+/**
+ * SourceReadOnly, validation behind the fence failed: the unfence Job runs to its end before the
+ * rollback starts, since the rollback forgets the migration's bookkeeping on the target, the fence's
+ * record of the setting to restore included (an unfence after it would find nothing to restore and
+ * leave the source read-only). Until then the phase stays CuttingOver (no validate verdict yet).
+ */
+function rollBackOnceUnfenced(ctx: Context): 'stop' {
+  unfenceSource(ctx);
+  const unfence = entryOf(ctx.status, 'unfence');
+  const catchup = entryOf(ctx.status, 'catchup');
+  const reason = catchup?.reason === REASONS.ChecksumMismatch ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+  const message = catchup?.message ?? 'Validation behind the write fence failed';
+  if (unfence?.outcome !== 'Succeeded' && unfence?.outcome !== 'Failed') {
+    ready(ctx, 'False', REASONS.FenceLifted, `${message}; the unfence Job restores the source's read-only setting, then the target is rolled back`);
+    return 'stop';
+  }
+  const lifted = unfence.outcome === 'Succeeded' ? 'the source database is writable again' : `the source database may still be read-only (${unfence.message ?? 'the unfence Job failed'})`;
+  const detail = { ...(catchup?.job !== undefined ? { job: catchup.job } : {}), ...(catchup?.exitCode !== undefined ? { exitCode: catchup.exitCode } : {}) };
+  // The verdict is the validate entry's, as without capture: phaseOf() finds RollingBack from it.
+  recordOutcome(ctx.status, 'validate', ctx.runId, 'Failed', ctx.now, { reason, message, ...detail });
+  transition(ctx, 'RollingBack', reason, `${message}; ${lifted}; rolling back`, 'Warning');
+  return 'stop';
+}
+
+/** Validation behind a SourceReadOnly fence failed and the rollback waits for the unfence Job (above). */
+function awaitingUnfenceBeforeRollback(ctx: Context): boolean {
+  return ctx.spec.cutover?.fence?.type === 'SourceReadOnly' && (ctx.spec.rollback?.onValidationFailure ?? true)
+    && entryOf(ctx.status, 'catchup')?.outcome === 'Failed' && entryOf(ctx.status, 'validate')?.outcome !== 'Failed';
+}
+
 export function cuttingOverCapture(ctx: Context): Next {
+  // Before the fence's timeout: the cutover already gave up, the fence is being lifted.
+  if (awaitingUnfenceBeforeRollback(ctx)) return rollBackOnceUnfenced(ctx);
   const fence = ctx.spec.cutover?.fence;
   if (fence === undefined) {
     fail(ctx, REASONS.InvalidSpec, 'ChangeCapture needs spec.cutover.fence');

@@ -14,7 +14,7 @@ import { recordRequest, secondsBetween } from '../ledger.ts';
 import { REQUEUE, type CaptureLag } from '../model.ts';
 import { switcherOf, switchRefusal } from '../service-switch.ts';
 import type { Next } from './next.ts';
-import { failureReason, runStep, stepFailed } from './run-step.ts';
+import { failureReason, requestJob, runStep, stepFailed } from './run-step.ts';
 import { needsApproval } from './validating.ts';
 
 /** A lag report older than this is not a reason to fence (the sync pod may be stuck). */
@@ -160,8 +160,11 @@ function clearForFence(ctx: Context): Next {
     ready(ctx, 'False', refusal.reason, refusal.message);
     return 'stop';
   }
-  recordRequest(ctx.status, 'fence', ctx.runId, ctx.now);
-  const how = fence.type === 'ScaleDown' ? `scaling Deployment ${fence.deployment ?? ''} to 0` : `waiting for the annotation that says writes stopped`;
+  // The fence's entry clears the cutover to go; SourceReadOnly's is its Job's request.
+  if (fence.type === 'SourceReadOnly') requestJob(ctx, 'fence');
+  else recordRequest(ctx.status, 'fence', ctx.runId, ctx.now);
+  const how = fence.type === 'ScaleDown' ? `scaling Deployment ${fence.deployment ?? ''} to 0`
+    : fence.type === 'SourceReadOnly' ? 'making the source database read-only' : 'waiting for the annotation that says writes stopped';
   transition(ctx, 'CuttingOver', REASONS.Fencing, `the target is ${lagText(lag.lagMs)} behind the source; fencing writes (${how})`);
   return 'continue';
 }

@@ -68,12 +68,17 @@ export function runStep(ctx: Context, step: Step): StepOutcome {
     return { kind: 'wait' };
   }
   if (!mayStartJob(ctx, `the ${title} step`)) return { kind: 'wait' };
-  ctx.actions.push({ kind: 'createJob', step, runId: ctx.runId });
-  recordRequest(ctx.status, step, ctx.runId, ctx.now, stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, step));
+  requestJob(ctx, step);
   setCond(ctx, marker.type, marker.status, REASONS.JobRunning, starting);
   ready(ctx, 'False', REASONS.JobRunning, starting);
   requeueAfter(ctx, REQUEUE.jobStarting);
   return { kind: 'wait' };
+}
+
+/** Asks for the step's Job of this run: the action, and the ledger's record of it (written before it is sent). */
+export function requestJob(ctx: Context, step: Step): void {
+  ctx.actions.push({ kind: 'createJob', step, runId: ctx.runId });
+  recordRequest(ctx.status, step, ctx.runId, ctx.now, stepJobName(ctx.migration.metadata?.name ?? '', ctx.runId, step));
 }
 
 /** The reason a failed step Job is recorded with: the engine's exit code, mapped (src/cli/exit-codes.ts). */

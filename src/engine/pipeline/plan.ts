@@ -18,6 +18,7 @@ import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals, type ManifestSql } from '../sql/manifest-sql.ts';
 import { schemaFidelity } from '../schema/fidelity.ts';
 import { captureReasons } from '../sync/capture-copy.ts';
+import { fencePlanReasons } from '../db/read-only-fence.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -137,6 +138,8 @@ export async function planMigration(
     const capture = await captureReasons(source, { tables }, settings);
     errors.push(...capture.errors);
     warnings.push(...capture.warnings);
+    // A SourceReadOnly fence changes a setting of the source at the cutover: refused now, not then.
+    errors.push(...await fencePlanReasons(source, settings.fenceType));
   }
   const sourceRole = await checkSourceRole(source, tables.map((t) => t.spec.name));
   // A role that could write is refused unless the spec accepts it; then it is warned about, first

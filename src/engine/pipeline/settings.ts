@@ -52,6 +52,8 @@ export interface EngineSettings {
   mysqlBulk?: MysqlBulk;
   /** Trickle: the column that grows on every change, and how to read it. */
   incremental?: IncrementalSettings;
+  /** ChangeCapture: how writes to the source stop at the cutover (SourceReadOnly's privileges are checked with the plan). */
+  fenceType?: 'ScaleDown' | 'SourceReadOnly' | 'External';
   historyTable: string;
   targetVersion?: string;
   inlineMigrations: { version: string; description: string; up: string; down?: string }[];
@@ -87,6 +89,7 @@ export function engineSettings(migration: DataMigration): EngineSettings {
     createMissingTables: spec.schema?.createMissingTables ?? false,
     phases: spec.strategy?.type === 'Phased' ? (spec.strategy.phases ?? []).map((p) => p.tables) : [],
     ...(spec.strategy?.type === 'Trickle' && spec.strategy.incremental ? { incremental: incrementalSettings(spec.strategy.incremental) } : {}),
+    ...(spec.cutover?.fence ? { fenceType: spec.cutover.fence.type } : {}),
     historyTable: spec.schema?.historyTable ?? 'dataops_schema_history',
     ...(spec.schema?.targetVersion ? { targetVersion: spec.schema.targetVersion } : {}),
     inlineMigrations: spec.schema?.migrations ?? [],

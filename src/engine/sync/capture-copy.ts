@@ -19,6 +19,10 @@ import type { MigrationPlan } from '../pipeline/plan.ts';
 import { PlanRefusedError } from '../pipeline/refused.ts';
 import type { EngineSettings } from '../pipeline/settings.ts';
 import { truncateTables } from '../rollback/rollback.ts';
+import { tableExists } from '../db/catalog.ts';
+import { claimedTables } from '../migrations/claims.ts';
+import { TableNames } from '../migrations/table-names.ts';
+import { createdTables } from '../schema/created-tables.ts';
 import { captureTableFromPlan, type CaptureTable } from './cdc-apply.ts';
 
 /** What the capture follows: the tables the plan copies, as the follower applies them and as the source names them. */
@@ -99,10 +103,36 @@ async function earlierAttempt(driver: ChangeCaptureDriver, options: CaptureCopyO
   return { found: left.sourceObjects || shards.length > 0 || capture.length > 0, complete: left.inPlace && copied };
 }
 
-/** Drops the capture, empties the tables this migration copies (only those) and forgets its checkpoints. */
+/**
+ * Why the copy cannot start over by emptying its tables: a table this migration did not create and
+ * that held rows when it first claimed it (or whose state then is unknown) holds the user's rows
+ * mixed with the earlier attempt's, and emptying it would delete them too. A table emptied by hand
+ * since is no longer in the way.
+ */
+async function startOverRefusals(target: SqlSession, uid: string, targetTables: readonly string[]): Promise<string[]> {
+  const names = new TableNames(target);
+  const created = await names.canonicalAll(await createdTables(target, uid, ['created']));
+  const claimed = await claimedTables(target, uid);
+  const refusals: string[] = [];
+  for (const table of new Set(targetTables)) {
+    const name = await names.canonical(table);
+    if (created.has(name) || claimed.get(name) === true || !await tableExists(target, table)) continue;
+    const holdsRows = (await target.query(`SELECT 1 AS one FROM ${target.dialect.quoteQualified(table)} LIMIT 1`)).length > 0;
+    if (!holdsRows) continue;
+    refusals.push(`table ${table} held rows before this migration first wrote to it, and an earlier attempt of this ChangeCapture copy (a pod that died) `
+      + 'may have left rows of its own in it: starting over empties the copied tables, which would delete those rows too, so nothing was emptied. '
+      + 'If all its rows may go, empty it by hand and run the copy again; otherwise restore it as it was before this migration and start the migration anew');
+  }
+  return refusals;
+}
+
+/** Drops the capture, empties the tables this migration copies (only those) and forgets its checkpoints; refused (nothing done) when emptying would delete rows it did not write. */
 async function startOver(driver: ChangeCaptureDriver, options: CaptureCopyOptions, targetTables: readonly string[]): Promise<void> {
   const { settings, targetSession: target } = options;
+  const refusals = await startOverRefusals(target, settings.uid, targetTables);
+  // Dropped even when refused: the earlier attempt's slot is of no use and would retain WAL.
   const dropped = await driver.release(captureSourceOf(options.source), settings.uid);
+  if (refusals.length > 0) throw new PlanRefusedError(refusals);
   if (dropped.problems.length > 0) throw new Error(`the earlier attempt's capture could not be dropped to start over: ${dropped.problems.join('; ')}`);
   await truncateTables(target, targetTables);
   await clearCheckpoints(target, settings.uid);

@@ -11,7 +11,7 @@ import { readRecordedPosition } from '../../sync/cdc-batcher.ts';
 import type { ChangeCaptureDriver, CaptureFollower, FollowOptions } from '../change-capture.ts';
 import type { SqlSession } from '../session.ts';
 import { BinlogCaptureRefused, binlogCaptureProblems, currentBinlogPosition, openBinlogSnapshot } from './binlog-capture.ts';
-import { formatBinlogPosition, parseBinlogPosition, type BinlogPosition } from './binlog-position.ts';
+import { compareBinlogPositions, formatBinlogPosition, parseBinlogPosition, type BinlogPosition } from './binlog-position.ts';
 import { connectMysql } from './connection.ts';
 
 const binlogFollowing = () => import('../../sync/cdc-follow-mysql.ts');
@@ -49,6 +49,13 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
     readOnly: true, side: 'source', applicationName: options.applicationName, ...(options.source.tls ? { tls: options.source.tls } : {}),
   });
   try {
+    // The target's record is writable by the target's users: a position past the end of the
+    // source's binlog was not written by a follower, and would skip changes.
+    const now = await currentBinlogPosition(connection);
+    if (compareBinlogPositions(recorded, now) > 0) {
+      throw new Error(`the binlog position recorded on the target for this migration (${formatBinlogPosition(recorded)}) is ahead of the source's current position (${formatBinlogPosition(now)}): `
+        + 'no follower wrote it (the target\'s bookkeeping table was altered?), and following from it would skip changes; the migration must start over');
+    }
     const { followBinlog } = await binlogFollowing();
     const follower = await followBinlog({ source: options.source, target: options.target, uid: options.uid, tables: options.tables, start: recorded });
     return {

@@ -9,7 +9,8 @@ import {
   CaptureBusy, CaptureRefused, captureNames, captureProblems, currentLsn, dropCapture, prepareCapture, slotState,
 } from './change-capture.ts';
 import { connectPostgres } from './connection.ts';
-import { formatLsn } from './pgoutput.ts';
+import { formatLsn, parseLsn } from './pgoutput.ts';
+import { readRecordedPosition } from '../../sync/cdc-batcher.ts';
 
 /**
  * The catalog checks take a driver connection and only call query(text, values), reading `.rows`:
@@ -39,7 +40,15 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       await new Promise((resolve) => setTimeout(resolve, 200));
       state = await slotState(client, options.uid);
     }
-    const { followCapture } = await import('../../sync/cdc-follow.ts');
+    const { captureCheckpointId, followCapture } = await import('../../sync/cdc-follow.ts');
+    // The target's record of what is applied is writable by the target's users: one ahead of
+    // everything the source ever wrote was not written by a follower, and would skip changes.
+    const recorded = await readRecordedPosition(options.target, captureCheckpointId(options.uid), parseLsn);
+    const now = await currentLsn(client);
+    if (recorded !== undefined && recorded > now) {
+      throw new Error(`the capture position recorded on the target for this migration (${formatLsn(recorded)}) is ahead of the source's current position (${formatLsn(now)}): `
+        + 'no follower wrote it (the target\'s bookkeeping table was altered?), and following from it would skip changes; the migration must start over');
+    }
     const follower = await followCapture({ source: options.source, target: options.target, uid: options.uid, tables: options.tables });
     return {
       stream: follower,
