@@ -16,8 +16,6 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Step } from '../api/constants.ts';
-import type { StepResultOf, StepResults } from '../api/step-result.ts';
 import type { DataMigration } from '../api/types.ts';
 import type { TableProgressState } from '../engine/copy/copy-tables.ts';
 import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
@@ -25,10 +23,9 @@ import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
-import { cleanupStep, retireStep, rollbackStep, validateStep, type RollbackResult, type ValidationReport } from '../engine/pipeline/validate-steps.ts';
-import { catchupStep, releaseStep, type CaptureSyncStepResult, type CatchupStepResult, type ReleaseStepResult } from '../engine/pipeline/capture-steps.ts';
-import { fenceStep, unfenceStep, type FenceStepResult, type UnfenceStepResult } from '../engine/pipeline/fence-steps.ts';
-import { summarizeForStatus, tableStatuses } from '../engine/validate/report.ts';
+import { cleanupStep, retireStep, rollbackStep, validateStep } from '../engine/pipeline/validate-steps.ts';
+import { catchupStep, releaseStep, type ReleaseStepResult } from '../engine/pipeline/capture-steps.ts';
+import { fenceStep, unfenceStep, type FenceStepResult } from '../engine/pipeline/fence-steps.ts';
 import { validateOptionsOf } from '../engine/validate/validate.ts';
 import { LOG_FORMATS, logFormatOf } from '../api/log-schema.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
@@ -37,6 +34,7 @@ import type { Engine } from '../engine/db/dialect.ts';
 import { lintCommand } from './lint.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
+import { captureSyncOf, stepResult } from './step-result.ts';
 import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
 
 const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step fence|step catchup|step unfence|step release|step rollback> -f manifest.yaml [options]
@@ -274,88 +272,6 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   } finally {
     reporter.close();
   }
-}
-
-/**
- * The step's result in the step-result contract (src/api/step-result.ts), which the operator reads
- * back from the termination message: each case builds exactly its step's generated type.
- */
-export function stepResult(command: string, results: Record<string, unknown>): StepResults[Step] {
-  switch (command) {
-    case 'step schema': {
-      const schema = results.schema as Awaited<ReturnType<typeof schemaStep>>;
-      const out: StepResultOf<'schema'> = {
-        // null is "no version before" (the contract keeps it); only a missing field is unreadable.
-        versionBefore: schema.versionBefore, version: schema.version ?? undefined, createdTables: schema.createdTables, applied: schema.applied,
-      };
-      return out;
-    }
-    case 'step copy': {
-      const copy = results.copy as CopyStepResult;
-      // With several pods: this pod's share; the operator adds up the pods' results (observe.ts).
-      const out: StepResultOf<'copy'> = {
-        pod: copy.pod, tables: copy.tables.map((t) => ({ name: t.name, target: t.target, state: 'Copied', rowsCopied: t.rowsCopied })),
-        rowsThisRun: copy.rowsThisRun, postCopy: copy.postCopy, postCopyStatements: copy.postCopyStatements,
-        // What a person should know about the copied data: zero dates made NULL, lossy conversions.
-        zeroDates: copy.zeroDates, warnings: copy.warnings,
-      };
-      return out;
-    }
-    case 'step sync': {
-      const sync = results.sync as Awaited<ReturnType<typeof syncStep>>;
-      const capture = captureSyncOf(sync);
-      const out: StepResultOf<'sync'> = capture
-        ? { mode: capture.mode, transactions: capture.transactions, changes: capture.changes, appliedPosition: capture.appliedPosition }
-        : { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
-      return out;
-    }
-    case 'step validate':
-      return validateResult(results.validation as ValidationReport);
-    case 'step catchup': {
-      const catchup = results.catchup as CatchupStepResult;
-      const out: StepResultOf<'catchup'> = {
-        fencePosition: catchup.fencePosition, appliedPosition: catchup.appliedPosition, catchUpMs: catchup.catchUpMs, transactions: catchup.transactions,
-        validation: validateResult(catchup.validation),
-      };
-      return out;
-    }
-    case 'step fence': {
-      const fence = results.fence as FenceStepResult;
-      const out: StepResultOf<'fence'> = { fenced: fence.fenced, previous: fence.previous, sessionsEnded: fence.sessionsEnded, ...(fence.notes.length > 0 ? { notes: fence.notes } : {}) };
-      return out;
-    }
-    case 'step unfence': {
-      const unfence = results.unfence as UnfenceStepResult;
-      const out: StepResultOf<'unfence'> = { unfenced: unfence.unfenced, restored: unfence.restored };
-      return out;
-    }
-    case 'step release': {
-      const release = results.release as ReleaseStepResult;
-      const out: StepResultOf<'release'> = {
-        released: release.released,
-        ...(release.slotDropped !== undefined ? { slotDropped: release.slotDropped } : {}),
-        ...(release.publicationDropped !== undefined ? { publicationDropped: release.publicationDropped } : {}),
-        ...(release.problems.length > 0 ? { problems: release.problems } : {}),
-      };
-      return out;
-    }
-    default: {
-      const rollback = results.rollback as RollbackResult;
-      const out: StepResultOf<'rollback'> = { version: rollback.version ?? undefined, reverted: rollback.reverted, droppedTables: rollback.droppedTables };
-      return out;
-    }
-  }
-}
-
-/** A validation report as the validate step's result (catchup's too): failures first in the checks, so the bound never hides one. */
-function validateResult(report: ValidationReport): StepResultOf<'validate'> {
-  const summary = summarizeForStatus(report);
-  return { ...summary, passed: report.passed, tables: tableStatuses(report), ...(report.bookkeeping ? { bookkeeping: report.bookkeeping } : {}) };
-}
-
-/** The ChangeCapture sync's result, when it is one. */
-function captureSyncOf(result: Awaited<ReturnType<typeof syncStep>>): CaptureSyncStepResult | undefined {
-  return 'mode' in result && result.mode === 'ChangeCapture' ? result as CaptureSyncStepResult : undefined;
 }
 
 function describeSync(result: Awaited<ReturnType<typeof syncStep>>): string {

@@ -9,7 +9,7 @@
 import { REASONS } from '../api/constants.ts';
 import { event, isChangeCapture, requeueAfter, type Context } from './context.ts';
 import { liftScaleDown } from './fence.ts';
-import { entryOf, recordOutcome, recordRequest, rejectedWait, requestedWithin } from './ledger.ts';
+import { entryOf, recordOutcome, recordRequest, rejectedWait, requestedWithin, secondsBetween } from './ledger.ts';
 import type { ObservedJob } from './model.ts';
 import { JOB_APPEAR_GRACE_SECONDS, REQUEUE } from './model.ts';
 import { jobFailureMessage, requestJob } from './phases/run-step.ts';
@@ -95,6 +95,11 @@ export function unfenceSource(ctx: Context): void {
   const parsed = parseUnfenceResult(job.result);
   if (job.state === 'Succeeded' && parsed.ok && parsed.value.unfenced) {
     recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now, { job: job.name });
+    // Writes were blocked from the fence's request until now (status.sync.writeBlockedMs: to the switch, or to the fence lifted).
+    const fenced = entryOf(ctx.status, 'fence')?.requestedAt;
+    if (fenced !== undefined && ctx.status.sync?.writeBlockedMs === undefined) {
+      ctx.status.sync = { ...ctx.status.sync, writeBlockedMs: Math.max(0, Math.round(secondsBetween(fenced, ctx.now) * 1000)) };
+    }
     event(ctx, 'Normal', REASONS.FenceLifted, `The source database is writable again (${parsed.value.restored ?? 'restored'})`);
     return;
   }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse } from 'yaml';
 import { abortPatch, approvePatch, newRetryToken, normalizeRetryToken, retryPatch, suspendPatch, type MigrationPatch } from '../../src/api/annotations.ts';
+import { STEPS } from '../../src/api/constants.ts';
 import type { DataMigration, DataMigrationStatus, StepRecord } from '../../src/api/types.ts';
 import { parseCommand, UsageError } from '../../src/plugin/args.ts';
 import type { Cluster } from '../../src/plugin/cluster.ts';
@@ -25,7 +26,7 @@ test('parseCommand: bad input is a UsageError that says what is wrong', (t) => {
     [['status'], /status needs the DataMigration's NAME/],
     [['abort', 'a', 'b'], /takes one NAME, got also: b/],
     [['approve', 'a', '-w'], /--watch is not an option of approve/],
-    [['logs', 'a', '--step', 'cutover'], /--step cutover: expected one of schema, copy, sync, validate, catchup, release, rollback/],
+    [['logs', 'a', '--step', 'cutover'], new RegExp(`--step cutover: expected one of ${STEPS.join(', ')}$`)],
     [['logs', 'a', '--tail', 'ten'], /--tail ten: expected a whole number/],
     [['retry', 'a', '--token=--'], /needs at least one letter or digit/],
     [['status', 'a', '--bogus'], /Unknown option '--bogus'/],

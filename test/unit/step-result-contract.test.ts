@@ -5,7 +5,7 @@ import test from 'ava';
 import { STATUS_LIMITS, tableStatus } from '../../src/api/datamigration-schema.ts';
 import { parseStepResult } from '../../src/api/step-result.ts';
 import { copyStepResult, stepResultSchema } from '../../src/api/step-result-schema.ts';
-import { stepResult } from '../../src/cli/main.ts';
+import { stepResult } from '../../src/cli/step-result.ts';
 import { boundedResult } from '../../src/cli/termination.ts';
 import type { ValidationReport } from '../../src/engine/validate/report.ts';
 import { parseCopyResult, parseRollbackResult, parseSchemaResult, parseSyncResult, parseValidationResult } from '../../src/controller/step-results.ts';
@@ -90,7 +90,7 @@ test('bounds are the CRD\'s: text is cut to the schema\'s maxLength, counts must
   if (parsed.ok) t.is(parsed.value.tables[0]?.message?.length, STATUS_LIMITS.detail);
   t.regex(parseSyncResult({ rounds: -1 }).ok ? '' : (parseSyncResult({ rounds: -1 }) as { error: string }).error, /result\.rounds is not a non-negative integer/);
   t.regex((parseStepResult('schema', 'oops') as { error: string }).error, /^the schema result is unreadable: result is not an object/);
-  t.deepEqual(Object.keys(stepResultSchema.properties ?? {}), ['schema', 'copy', 'sync', 'validate', 'catchup', 'release', 'rollback']);
+  t.deepEqual(Object.keys(stepResultSchema.properties ?? {}), ['schema', 'copy', 'sync', 'validate', 'fence', 'catchup', 'unfence', 'release', 'rollback']);
 });
 
 test('a result too large for the termination message keeps its verdict and says it was shortened', (t) => {
