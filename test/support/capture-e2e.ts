@@ -184,3 +184,110 @@ export async function captureSlots(sourceUrl: string): Promise<string[]> {
     await session.close();
   }
 }
+
+/** A logged writer that outlives a SourceReadOnly fence: its failures counted, its connections reopened. */
+export interface FencedWriter extends LoggedWriter {
+  /** Operations the server refused or whose connection was ended: not acknowledged, not logged. */
+  failures(): number;
+  /** Operations acknowledged since `since` (epoch ms). */
+  acknowledgedSince(since: number): number;
+}
+
+interface ReopenedClient { client: pg.Client | undefined }
+
+const APPLICATION_NAME = 'web-blue';
+
+/**
+ * The PostgreSQL writer of startLoggedWriter, for a source the fence makes read-only and whose
+ * sessions it ends: an operation that fails is not acknowledged (not logged) and the writer goes
+ * on; a connection that was ended is reopened (a read-only refusal keeps it, as a pool would).
+ */
+export async function startFencedWriter(url: string, perSecond: number): Promise<FencedWriter> {
+  const log: LoggedOperation[] = [];
+  let failed = 0;
+  const token = (): string => `w ${randomBytes(6).toString('hex')}`;
+  const operate = async (client: pg.Client, rows: LiveRows): Promise<void> => {
+    const exec = async (sql: string, values: unknown[]): Promise<number> => (await client.query(sql, values)).rowCount ?? 0;
+    const startedAt = Date.now();
+    const roll = Math.random();
+    if (roll < 0.35) {
+      const id = rows.newId();
+      const val = token();
+      await exec('INSERT INTO items VALUES ($1, $2, $3, localtimestamp)', [id, val, id]);
+      rows.inserted(id);
+      log.push({ id, val, startedAt, ackedAt: Date.now() });
+    } else if (roll < 0.7) {
+      const id = rows.pick();
+      const val = token();
+      if (await exec('UPDATE items SET val = $2, n = n + 1 WHERE id = $1', [id, val]) > 0) log.push({ id, val, startedAt, ackedAt: Date.now() });
+    } else if (roll < 0.85) {
+      const from = rows.pick();
+      const to = rows.newId();
+      const val = token();
+      if (await exec('UPDATE items SET id = $2, val = $3 WHERE id = $1', [from, to, val]) > 0) {
+        rows.moved(from, to);
+        const ackedAt = Date.now();
+        log.push({ id: from, startedAt, ackedAt }, { id: to, val, startedAt, ackedAt });
+      }
+    } else {
+      const id = rows.pick();
+      const changed = await exec('DELETE FROM items WHERE id = $1', [id]);
+      rows.deleted(id);
+      if (changed > 0) log.push({ id, startedAt, ackedAt: Date.now() });
+    }
+  };
+  // Named as an application (not the engine's default, datamigration: the fence leaves the migration's own sessions alone).
+  const connect = (): Promise<pg.Client> => connectPostgres(url, { readOnly: false, applicationName: APPLICATION_NAME });
+  const writer = await startPacedWriter<ReopenedClient>({
+    connect: async () => ({ client: await connect() }),
+    close: async (holder) => { await holder.client?.end().catch(() => undefined); },
+    perSecond,
+    async operate(holder, rows) {
+      try {
+        holder.client ??= await connect();
+        await operate(holder.client, rows);
+      } catch (error) {
+        failed++;
+        // 25006: refused in a read-only transaction, the connection is fine; anything else (ended by the fence): reopened.
+        if ((error as { code?: unknown }).code !== '25006') {
+          const ended = holder.client;
+          holder.client = undefined;
+          await ended?.end().catch(() => undefined);
+        }
+      }
+    },
+  });
+  return {
+    writer, log,
+    failures: () => failed,
+    acknowledgedSince: (since) => log.filter((operation) => operation.ackedAt >= since).length,
+  };
+}
+
+/** The source database's own default_transaction_read_only (pg_db_role_setting), undefined when unset. */
+export async function databaseReadOnlySetting(sourceUrl: string): Promise<string | undefined> {
+  const session = await openSession(sourceUrl, { readOnly: true });
+  try {
+    const rows = await session.query(`SELECT split_part(c, '=', 2) AS value FROM pg_db_role_setting s, unnest(s.setconfig) c
+      WHERE s.setrole = 0 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND split_part(c, '=', 1) = 'default_transaction_read_only'`);
+    const value = rows.at(-1)?.value;
+    return value === undefined || value === null ? undefined : String(value);
+  } finally {
+    await session.close();
+  }
+}
+
+/** Whether a new session (the database's defaults, as an application's) may write: an insert it rolls back. */
+export async function newSessionCanWrite(sourceUrl: string): Promise<true | string> {
+  const client = await connectPostgres(sourceUrl, { readOnly: false, applicationName: APPLICATION_NAME });
+  try {
+    await client.query('BEGIN');
+    await client.query("INSERT INTO items VALUES (2000000000, 'probe', 0, localtimestamp)");
+    await client.query('ROLLBACK');
+    return true;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

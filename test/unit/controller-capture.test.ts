@@ -226,3 +226,23 @@ test('SourceReadOnly: a fence Job that fails (missing privileges) fails the cuto
   t.is(ready(r.d)?.reason, REASONS.PlanRefused);
   t.true(kinds(r.d).includes('createJob:unfence'), 'it records before it changes anything: the unfence restores it, or finds nothing');
 });
+
+test('SourceReadOnly: validation behind the fence fails: the unfence runs to its end before the rollback (which forgets the fence\'s record of the setting)', (t) => {
+  const m = syncing(spec({ fence: { type: 'SourceReadOnly' } }));
+  let r = step(m, { jobs: [copied, runningSync], capture: { lag: lag(0) } });
+  const fencedJob = job('fence', 'Succeeded', { fenced: true, previous: 'unset' });
+  r = step(r.m, { jobs: [copied, runningSync, fencedJob], now: at(1) });
+  r = step(r.m, { jobs: [copied, fencedJob], now: at(2) });
+  const mismatch = job('catchup', 'Failed', { fencePosition: '0/1', validation: { passed: false, checks: [{ name: 'orders', kind: 'Checksum', passed: false }] } }, { exitCode: 4 });
+  r = step(r.m, { jobs: [copied, fencedJob, mismatch], now: at(4) });
+  t.is(r.d.status.phase, 'CuttingOver', 'no rollback yet');
+  t.true(kinds(r.d).includes('createJob:unfence'));
+  t.false(kinds(r.d).includes('createJob:rollback'));
+  r = step(r.m, { jobs: [copied, fencedJob, mismatch, job('unfence', 'Running')], now: at(5) });
+  t.is(r.d.status.phase, 'CuttingOver');
+  t.false(kinds(r.d).includes('createJob:rollback'), 'not while the unfence runs');
+  r = step(r.m, { jobs: [copied, fencedJob, mismatch, job('unfence', 'Succeeded', { unfenced: true, restored: 'reset' })], now: at(6) });
+  t.is(r.d.status.phase, 'RollingBack');
+  r = step(r.m, { jobs: [copied, fencedJob, mismatch, job('unfence', 'Succeeded', { unfenced: true, restored: 'reset' })], now: at(7) });
+  t.true(kinds(r.d).includes('createJob:rollback'), 'then the rollback');
+});

@@ -203,6 +203,8 @@ export async function dropCapture(source: CaptureSource, uid: string, options: {
   const outcome: DropOutcome = { slotDropped: false, publicationDropped: false, problems: [] };
   const client = await connectPostgres(source.url, { readOnly: false, side: 'source', applicationName: 'datamigration-capture', ...(source.tls ? { tls: source.tls } : {}) });
   try {
+    // A SourceReadOnly fence leaves the database read-only after the switch: the capture is ours to drop all the same.
+    await client.query('SET default_transaction_read_only = off');
     const deadline = Date.now() + (options.waitMs ?? 10_000);
     for (;;) {
       const slot = await client.query<{ active_pid: string | null }>('SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1', [names.slot]);
