@@ -16,6 +16,16 @@ import { jobFailureMessage, requestJob } from './phases/run-step.ts';
 import { switcherOf } from './service-switch.ts';
 import { parseReleaseResult, parseUnfenceResult } from './step-results.ts';
 
+/**
+ * status.sync.writeBlockedMs, once: from the fence's request (blue's pods stop taking requests as
+ * they end; the source turns read-only) to now, when the switch is seen in place or the fence is lifted.
+ */
+export function recordWriteBlocked(ctx: Context): void {
+  const fenced = entryOf(ctx.status, 'fence')?.requestedAt;
+  if (fenced === undefined || ctx.status.sync?.writeBlockedMs !== undefined) return;
+  ctx.status.sync = { ...ctx.status.sync, writeBlockedMs: Math.max(0, Math.round(secondsBetween(fenced, ctx.now) * 1000)) };
+}
+
 /** Whether a finished migration still has capture resources or a fence to give back. */
 export function cleanupPending(ctx: Pick<Context, 'spec' | 'status'>): boolean {
   if (!isChangeCapture(ctx.spec) || entryOf(ctx.status, 'copy') === undefined) return false;
@@ -95,11 +105,7 @@ export function unfenceSource(ctx: Context): void {
   const parsed = parseUnfenceResult(job.result);
   if (job.state === 'Succeeded' && parsed.ok && parsed.value.unfenced) {
     recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now, { job: job.name });
-    // Writes were blocked from the fence's request until now (status.sync.writeBlockedMs: to the switch, or to the fence lifted).
-    const fenced = entryOf(ctx.status, 'fence')?.requestedAt;
-    if (fenced !== undefined && ctx.status.sync?.writeBlockedMs === undefined) {
-      ctx.status.sync = { ...ctx.status.sync, writeBlockedMs: Math.max(0, Math.round(secondsBetween(fenced, ctx.now) * 1000)) };
-    }
+    recordWriteBlocked(ctx);
     event(ctx, 'Normal', REASONS.FenceLifted, `The source database is writable again (${parsed.value.restored ?? 'restored'})`);
     return;
   }

@@ -118,6 +118,7 @@ test('a catch-up Job that fails, or a cutover past fence.timeoutSeconds, lifts t
   t.is(late.d.status.phase, 'Failed');
   t.is(ready(late.d)?.reason, REASONS.FenceLifted);
   t.is(scaleOf(late.d)?.replicas, 3);
+  t.is(late.d.status.sync?.writeBlockedMs, 200_000, 'the write-blocked window runs to the fence lifted');
 });
 
 test('a Deployment scaled up again behind the fence is not a fence: the cutover gives up; a fence someone else scaled is not scaled back', (t) => {

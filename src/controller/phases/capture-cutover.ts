@@ -6,7 +6,7 @@
 // stays on blue, and status and an Event say so. The time writes were blocked is status.sync.writeBlockedMs.
 import { FENCED_ANNOTATION, REASONS, type Reason } from '../../api/constants.ts';
 import { event, fail, ready, requeueAfter, setCond, transition, type Context } from '../context.ts';
-import { unfenceSource } from '../capture-cleanup.ts';
+import { recordWriteBlocked, unfenceSource } from '../capture-cleanup.ts';
 import { externalFenceHeld, fenceBroken, liftScaleDown, scaleDownFence } from '../fence.ts';
 import { entryOf, recordOutcome, recordRequest, secondsBetween } from '../ledger.ts';
 import { REQUEUE } from '../model.ts';
@@ -25,6 +25,8 @@ export function liftFence(ctx: Context): string {
   if (fence === undefined || entryOf(ctx.status, 'fence') === undefined) return 'nothing was fenced';
   if (fence.type === 'External') {
     recordOutcome(ctx.status, 'unfence', ctx.runId, 'Succeeded', ctx.now);
+    // Until now, as far as the operator knows: the person lifts their own fence.
+    recordWriteBlocked(ctx);
     return `lift your write fence now and remove the annotation ${FENCED_ANNOTATION}: the Service was not switched`;
   }
   if (fence.type === 'SourceReadOnly') return liftReadOnly(ctx);
@@ -33,6 +35,7 @@ export function liftFence(ctx: Context): string {
   if (lift.kind === 'scale') {
     ctx.actions.push(lift.action);
     recordRequest(ctx.status, 'unfence', ctx.runId, ctx.now);
+    recordWriteBlocked(ctx);
     return `the write fence is lifted: ${lift.message}`;
   }
   if (lift.kind === 'leave') {
@@ -238,9 +241,6 @@ export function cuttingOverCapture(ctx: Context): Next {
   if (!stopped) return 'stop';
   if (caughtUp(ctx) !== 'passed') return 'stop';
   const next = cuttingOver(ctx);
-  // From the fence's request (blue's pods stop taking requests as they end) to the switch seen in place.
-  if (ctx.status.phase === 'Succeeded' && requested !== undefined) {
-    ctx.status.sync = { ...ctx.status.sync, writeBlockedMs: Math.max(0, Math.round(secondsBetween(requested, ctx.now) * 1000)) };
-  }
+  if (ctx.status.phase === 'Succeeded') recordWriteBlocked(ctx);
   return next;
 }
