@@ -58,13 +58,13 @@ test('kubectl explain teaches nested fields from the schema descriptions', async
   t.regex(affinity.stdout, /topologyKey\s+<string> -required-/);
 });
 
-test('kubectl get dm prints Phase, Ready, Progress, Source, Target, Active, Age, and Message with -o wide', async (t) => {
+test('kubectl get dm prints Phase, Ready, Progress, Lag, Source, Target, Active, Age, and Message with -o wide', async (t) => {
   const namespace = await freshNamespace(t, 'api-columns');
   t.is((await kubectl(['create', '-f', '-'], { namespace, input: minimal('orders') })).code, 0);
   const status = {
     status: {
       phase: 'Copying', message: 'copying orders', active: 'track=blue', activeSelector: { track: 'blue' },
-      progress: { percent: 45, summary: '45% · 0/1 tables · 4.1M rows' },
+      progress: { percent: 45, summary: '45% · 0/1 tables · 4.1M rows' }, sync: { lagMs: 1200, lag: '1.2s' },
       conditions: [{ type: 'Ready', status: 'False', reason: 'InProgress', message: 'copying orders', lastTransitionTime: '2026-11-25T06:00:00Z' }],
     },
   };
@@ -72,10 +72,10 @@ test('kubectl get dm prints Phase, Ready, Progress, Source, Target, Active, Age,
   t.is(patched.code, 0, patched.stderr);
   const table = await kubectl(['get', 'dm', '-o', 'wide'], { namespace });
   const [header, row] = table.stdout.trim().split('\n');
-  t.deepEqual(header?.split(/\s{2,}/), ['NAME', 'PHASE', 'READY', 'PROGRESS', 'SOURCE', 'TARGET', 'ACTIVE', 'AGE', 'MESSAGE']);
+  t.deepEqual(header?.split(/\s{2,}/), ['NAME', 'PHASE', 'READY', 'PROGRESS', 'LAG', 'SOURCE', 'TARGET', 'ACTIVE', 'AGE', 'MESSAGE']);
   const cells = row?.split(/\s{2,}/) ?? [];
-  t.deepEqual([cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[8]],
-    ['orders', 'Copying', 'False', '45% · 0/1 tables · 4.1M rows', 'mysql', 'postgres', 'track=blue', 'copying orders']);
+  t.deepEqual([cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7], cells[9]],
+    ['orders', 'Copying', 'False', '45% · 0/1 tables · 4.1M rows', '1.2s', 'mysql', 'postgres', 'track=blue', 'copying orders']);
   const narrow = await kubectl(['get', 'dataops'], { namespace });
   t.notRegex(narrow.stdout, /MESSAGE/, 'Message is a priority-1 column');
   t.regex(narrow.stdout, /^orders\s+Copying\s/m, 'the dataops category lists DataMigrations');

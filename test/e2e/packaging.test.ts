@@ -55,14 +55,14 @@ async function can(serviceAccount: string, verb: string, resource: string, names
 const OPERATOR_CAN: [string, string][] = [
   ['watch', 'datamigrations.dataops.dev'], ['patch', 'datamigrations.dataops.dev'], ['update', 'datamigrations.dataops.dev/status'],
   ['update', 'datamigrations.dataops.dev/finalizers'], ['create', 'jobs.batch'], ['delete', 'jobs.batch'], ['list', 'pods'],
-  ['get', 'secrets'], ['get', 'configmaps'], ['patch', 'services'], ['get', 'deployments.apps'], ['create', 'events.events.k8s.io'],
+  ['get', 'secrets'], ['get', 'configmaps'], ['patch', 'services'], ['get', 'deployments.apps'], ['patch', 'deployments.apps'], ['create', 'events.events.k8s.io'],
 ];
 // test/e2e/rbac-exact.test.ts proves the whole contract from the audit log; these sample it across the install modes.
 const OPERATOR_CANNOT: [string, string][] = [
   ['list', 'secrets'], ['watch', 'secrets'], ['create', 'secrets'], ['create', 'datamigrations.dataops.dev'],
   ['delete', 'datamigrations.dataops.dev'], ['update', 'datamigrations.dataops.dev'], ['patch', 'datamigrations.dataops.dev/status'],
   ['update', 'jobs.batch'], ['delete', 'pods'], ['create', 'pods'], ['watch', 'pods'], ['get', 'pods/log'],
-  ['create', 'pods/exec'], ['update', 'services'], ['delete', 'services'], ['patch', 'deployments.apps'], ['watch', 'deployments.apps'],
+  ['create', 'pods/exec'], ['update', 'services'], ['delete', 'services'], ['update', 'deployments.apps'], ['delete', 'deployments.apps'], ['watch', 'deployments.apps'],
   ['list', 'configmaps'], ['update', 'configmaps'], ['create', 'events'], ['patch', 'events.events.k8s.io'],
   ['create', 'serviceaccounts'], ['create', 'rolebindings.rbac.authorization.k8s.io'],
 ];
