@@ -2,7 +2,9 @@
 // batch in the target database (read-only session), against the source catalog's row estimates
 // (read once per run). The engine Jobs need no Kubernetes API access for this, and the figures
 // never run ahead of what is committed.
+import { endpointSecrets } from '../api/defaults.ts';
 import type { DataMigration, Progress } from '../api/types.ts';
+import type { Cluster } from './cluster.ts';
 import { copiedRowsByTable } from '../engine/copy/checkpoint.ts';
 import { openSession } from '../engine/db/connect.ts';
 import type { ConnectOptions, TlsOptions } from '../engine/db/session.ts';
@@ -39,6 +41,24 @@ export interface ProgressUrls {
   target: string;
   sourceCa?: string;
   targetCa?: string;
+}
+
+/** The databases' URLs (and CAs) from the migration's Secrets, for the operator's read-only sessions (progress, lag). */
+export async function migrationUrls(cluster: Pick<Cluster, 'secretValue'>, migration: DataMigration): Promise<ProgressUrls> {
+  const namespace = migration.metadata?.namespace ?? '';
+  const value = async (ref: { name: string; key: string }): Promise<string> => {
+    const found = await cluster.secretValue(namespace, ref.name, ref.key);
+    if (found === undefined || found === '') throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
+    return found;
+  };
+  const [source, target] = await Promise.all([migration.spec.source, migration.spec.target].map(async (endpoint) => {
+    const refs = endpointSecrets(endpoint);
+    return { url: await value(refs.url), ...(refs.ca ? { ca: await value(refs.ca) } : {}) };
+  }));
+  return {
+    source: source?.url ?? '', target: target?.url ?? '',
+    ...(source?.ca !== undefined ? { sourceCa: source.ca } : {}), ...(target?.ca !== undefined ? { targetCa: target.ca } : {}),
+  };
 }
 
 /** Progress statements are catalog and checkpoint reads: bounded, like the connect (the engine's sessions get the same). */

@@ -13,11 +13,10 @@
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { FINALIZER, TERMINAL_PHASES } from '../api/constants.ts';
-import { endpointSecrets } from '../api/defaults.ts';
 import { STATUS_LIMITS } from '../api/datamigration-schema.ts';
 import type { DataMigration, DataMigrationStatus } from '../api/types.ts';
 import type { Cluster } from './cluster.ts';
-import { forgetEstimates, readCopyProgress, type ProgressSample, type ProgressUrls } from './copy-progress.ts';
+import { forgetEstimates, migrationUrls, readCopyProgress, type ProgressSample, type ProgressUrls } from './copy-progress.ts';
 import { decide, preflightNeeded, recordRejectedJob, recordRejectedSwitch, type Action, type DecideInput, type ObservedJob, type ObservedService } from './decide.ts';
 import { buildStepJob, type EngineConfig } from './job-builder.ts';
 import { scrub, type Logger } from './logger.ts';
@@ -137,7 +136,7 @@ export class Reconciler {
     const service = this.observeService(migration);
     const optIn = this.deps.optInSelector;
     const observed = migration;
-    const capture = await this.capture.observe(observed, key, jobs, async () => readSyncLag(observed, await this.urls(observed)));
+    const capture = await this.capture.observe(observed, key, jobs, async () => readSyncLag(observed, await migrationUrls(this.cluster, observed)));
     const base: Omit<DecideInput, 'preflight'> = {
       migration, jobs, ...(service ? { service } : {}), ...(optIn ? { optInSelector: optIn } : {}), ...(capture ? { capture } : {}), now: now.toISOString(),
     };
@@ -323,26 +322,7 @@ export class Reconciler {
 
   /** Reads the copy's progress with the URLs and, where spec.*.tls names one, the CA the engine uses. */
   private async copyProgress(migration: DataMigration, key: string, previous: ProgressSample | undefined): Promise<ProgressSample> {
-    return (this.deps.readProgress ?? readCopyProgress)(migration, key, await this.urls(migration), previous);
-  }
-
-  /** The databases' URLs (and CAs) from the migration's Secrets, for the operator's read-only sessions. */
-  private async urls(migration: DataMigration): Promise<ProgressUrls> {
-    const namespace = migration.metadata?.namespace ?? '';
-    const value = async (ref: { name: string; key: string }): Promise<string> => {
-      const found = await this.cluster.secretValue(namespace, ref.name, ref.key);
-      if (found === undefined || found === '') throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
-      return found;
-    };
-    const [source, target] = await Promise.all([migration.spec.source, migration.spec.target].map(async (endpoint) => {
-      const refs = endpointSecrets(endpoint);
-      return { url: await value(refs.url), ...(refs.ca ? { ca: await value(refs.ca) } : {}) };
-    }));
-    const urls: ProgressUrls = {
-      source: source?.url ?? '', target: target?.url ?? '',
-      ...(source?.ca !== undefined ? { sourceCa: source.ca } : {}), ...(target?.ca !== undefined ? { targetCa: target.ca } : {}),
-    };
-    return urls;
+    return (this.deps.readProgress ?? readCopyProgress)(migration, key, await migrationUrls(this.cluster, migration), previous);
   }
 
   private async deleteJob(namespace: string, name: string): Promise<void> {
