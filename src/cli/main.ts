@@ -214,7 +214,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
       if (context.settings.incremental?.mode === 'ChangeCapture' && signal.aborted) exitCode = EXIT.interrupted;
     }
     if (command === 'step fence') {
-      results.fence = await runStep(reporter, 'fence', () => fenceStep(context, migration.spec.cutover?.fence?.type),
+      results.fence = await runStep(reporter, 'fence', () => fenceStep(context),
         (r) => `the source is read-only (before: ${r.previous}); ${String(r.sessionsEnded)} session(s) ended`);
       for (const note of (results.fence as FenceStepResult).notes) reporter.emit({ event: 'warning', message: note });
     }

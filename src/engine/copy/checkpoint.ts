@@ -123,6 +123,35 @@ async function upsertCheckpoint(session: SqlSession, id: CheckpointId, checkpoin
   await session.query(insert + conflict, values);
 }
 
+/** The owner of a change capture's rows (its position, lag and fence record): one name, so that every clean-up finds them. */
+export const captureOwner = (uid: string): string => `${uid}#cdc`;
+
+/**
+ * A row of the capture's that holds a JSON document instead of a copy's progress (its lag, its
+ * fence record), in the checkpoint table so that the same clean-ups forget it.
+ */
+export async function writeCheckpointJson(session: SqlSession, id: CheckpointId, value: unknown, rowsCopied = 0): Promise<void> {
+  await writeCheckpoint(session, id, { lastKey: [JSON.stringify(value)], rowsCopied, done: false, boundaries: [] });
+}
+
+/** The JSON document of such a row: undefined when there is none, or it is not a JSON object. */
+export async function readCheckpointJson(session: SqlSession, id: CheckpointId): Promise<Record<string, unknown> | undefined> {
+  const text = (await readCheckpoint(session, id))?.lastKey?.[0];
+  if (typeof text !== 'string') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function deleteCheckpoint(session: SqlSession, id: CheckpointId): Promise<void> {
+  const d = session.dialect;
+  await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)} AND shard = ${d.placeholder(3)}`,
+    [id.migration, id.table, id.shard]);
+}
+
 /** Forgets a migration's checkpoints (a fresh run, or a rollback that empties the tables). */
 export async function clearCheckpoints(session: SqlSession, migration: string): Promise<void> {
   const d = session.dialect;

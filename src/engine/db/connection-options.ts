@@ -33,11 +33,14 @@ export const DEFAULT_TIMEOUTS: SessionTimeouts = { connectMs: 30_000, keepAliveI
  * The timeouts every session gets: the defaults, with DMO_CONNECT_TIMEOUT_SECONDS and
  * DMO_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS from the environment when they are positive numbers.
  */
+/** A positive number of seconds from the environment, in milliseconds; undefined when unset or not one. */
+export function envSecondsMs(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
+  const value = Number(env[name] ?? '');
+  return Number.isFinite(value) && value > 0 ? Math.round(value * 1000) : undefined;
+}
+
 export function sessionTimeouts(env: Readonly<Record<string, string | undefined>>): SessionTimeouts {
-  const seconds = (name: string): number | undefined => {
-    const value = Number(env[name] ?? '');
-    return Number.isFinite(value) && value > 0 ? Math.round(value * 1000) : undefined;
-  };
+  const seconds = (name: string): number | undefined => envSecondsMs(env, name);
   return {
     ...DEFAULT_TIMEOUTS,
     connectMs: seconds('DMO_CONNECT_TIMEOUT_SECONDS') ?? DEFAULT_TIMEOUTS.connectMs,

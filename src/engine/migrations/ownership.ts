@@ -15,7 +15,7 @@
 // that namespace/name adopts them (its uid replaces the name) only when nothing else can have
 // written them: no other uid of that name in the registry, and the migration existed before every
 // such record was written (its creationTimestamp). Otherwise it is refused with the SQL to adopt.
-import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
+import { captureOwner, CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import { tableExists } from '../db/catalog.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, confirmIntendedTables, retireCreated } from '../schema/created-tables.ts';
@@ -28,12 +28,10 @@ export type { MigrationIdentity } from './registry.ts';
 
 /** The owner of a Trickle sync round's checkpoints (copy/sync). */
 const SYNC_SUFFIX = '#sync';
-/** The owner of a change capture's position and lag rows (sync/cdc-follow*.ts, sync/capture-lag.ts). */
-const CAPTURE_SUFFIX = '#cdc';
 
 /** Every owner name under which a migration's checkpoint rows are kept. */
 export function checkpointOwners(uid: string): string[] {
-  return [uid, uid + SYNC_SUFFIX, uid + CAPTURE_SUFFIX];
+  return [uid, uid + SYNC_SUFFIX, captureOwner(uid)];
 }
 
 /** The bookkeeping tables that hold per-migration rows, with their name column. */
@@ -272,16 +270,20 @@ async function existingOwnedTables(session: SqlSession): Promise<{ table: string
  * any other migration that targets them), and its version before is forgotten.
  */
 export async function retireMigration(session: SqlSession, identity: MigrationIdentity): Promise<{ checkpoints: number }> {
-  let checkpoints = 0;
-  if (await ownerColumn(session, CHECKPOINT_TABLE) === 'migration_uid') {
-    const d = session.dialect;
-    const owners = checkpointOwners(identity.uid);
-    const among = `migration_uid IN (${owners.map((_, i) => d.placeholder(i + 1)).join(', ')})`;
-    const [row] = await session.query(`SELECT count(*) AS n FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${among}`, owners);
-    checkpoints = Number(text(row?.n) || '0');
-    await session.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE ${among}`, owners);
-  }
+  const checkpoints = await ownerColumn(session, CHECKPOINT_TABLE) === 'migration_uid' ? await clearMigrationCheckpoints(session, identity.uid) : 0;
   await retireCreated(session, identity.uid);
   await retireRegistration(session, identity);
   return { checkpoints };
+}
+
+/** Forgets a migration's copy checkpoints (its Trickle rounds' and change capture's too); the number of rows removed. */
+export async function clearMigrationCheckpoints(session: SqlSession, uid: string): Promise<number> {
+  if (!await tableExists(session, CHECKPOINT_TABLE)) return 0;
+  const q = session.dialect;
+  const names = checkpointOwners(uid);
+  const owners = `migration_uid IN (${names.map((_, i) => q.placeholder(i + 1)).join(', ')})`;
+  const [row] = await session.query(`SELECT count(*) AS n FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, names);
+  const count = Number(row?.n?.toString() ?? '0');
+  if (count > 0) await session.query(`DELETE FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, names);
+  return count;
 }

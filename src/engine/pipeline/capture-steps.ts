@@ -19,6 +19,7 @@ import { PlanRefusedError } from './refused.ts';
 import type { EngineSettings } from './settings.ts';
 import { openEndpoint, sided, withSession, withSessions, type StepContext, type SyncStepResult } from './steps.ts';
 import { validateStep, type ValidationReport } from './validate-steps.ts';
+import { envSecondsMs } from '../db/connection-options.ts';
 
 /** Also read as a Timestamp/Sequence sync's result: no rounds, every change a row synced, caught up as last measured. */
 export interface CaptureSyncStepResult extends SyncStepResult {
@@ -44,10 +45,7 @@ export interface CatchupStepResult {
 export type ReleaseStepResult = CaptureRelease;
 
 /** The catch-up's bound (DMO_CATCHUP_TIMEOUT_SECONDS, default 120). */
-export function catchupTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
-  const seconds = Number(env.DMO_CATCHUP_TIMEOUT_SECONDS ?? '');
-  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : 120_000;
-}
+const catchupTimeoutMs = (env: Readonly<Record<string, string | undefined>>): number => envSecondsMs(env, 'DMO_CATCHUP_TIMEOUT_SECONDS') ?? 120_000;
 
 function refuseOtherModes(settings: EngineSettings, step: string): void {
   if (settings.incremental?.mode !== 'ChangeCapture') throw new PlanRefusedError([`the ${step} step is for strategy.type Trickle with strategy.incremental.mode ChangeCapture`]);

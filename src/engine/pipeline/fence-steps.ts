@@ -10,12 +10,13 @@
 //   pool reconnects able to write), then forgets the record. Without a record there is nothing to
 //   do. Both are safe to run again.
 // Missing privileges refuse the fence (exit 3) before anything is written on either side.
-import { CHECKPOINT_TABLE, ensureCheckpointTable, readCheckpoint, writeCheckpoint, type CheckpointId } from '../copy/checkpoint.ts';
+import { captureOwner, CHECKPOINT_TABLE, deleteCheckpoint, ensureCheckpointTable, readCheckpoint, readCheckpointJson, writeCheckpointJson, type CheckpointId } from '../copy/checkpoint.ts';
 import { FenceRefused, isFenceSetting, readOnlyFenceFor, type FenceSetting } from '../db/read-only-fence.ts';
 import type { SqlSession } from '../db/session.ts';
 import { identityOf } from './bookkeeping.ts';
 import { PlanRefusedError } from './refused.ts';
-import { openEndpoint, sided, withSessions, type StepContext } from './steps.ts';
+import { sided, withSession, withSessions, type StepContext } from './steps.ts';
+import { envSecondsMs } from '../db/connection-options.ts';
 
 export interface FenceStepResult {
   fenced: boolean;
@@ -43,27 +44,16 @@ export interface FenceRecord {
   sourceSince?: string;
 }
 
-export const fenceRecordId = (uid: string): CheckpointId => ({ migration: `${uid}#cdc`, table: 'fence', shard: 0 });
+const fenceRecordId = (uid: string): CheckpointId => ({ migration: captureOwner(uid), table: 'fence', shard: 0 });
 
 const FENCE_TYPE = 'SourceReadOnly';
 
 /** How long the fence waits for writes in flight to end (DMO_FENCE_WAIT_SECONDS, default 30). */
-export function fenceWaitMs(env: Readonly<Record<string, string | undefined>>): number {
-  const seconds = Number(env.DMO_FENCE_WAIT_SECONDS ?? '');
-  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : 30_000;
-}
+const fenceWaitMs = (env: Readonly<Record<string, string | undefined>>): number => envSecondsMs(env, 'DMO_FENCE_WAIT_SECONDS') ?? 30_000;
 
 export async function readFenceRecord(target: SqlSession, uid: string): Promise<FenceRecord | undefined> {
-  const checkpoint = await readCheckpoint(target, fenceRecordId(uid));
-  const recorded = checkpoint?.lastKey?.[0];
-  if (typeof recorded !== 'string') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(recorded);
-  } catch {
-    parsed = undefined;
-  }
-  const record = typeof parsed === 'object' && parsed !== null ? parsed as Record<string, unknown> : {};
+  if (await readCheckpoint(target, fenceRecordId(uid)) === undefined) return undefined;
+  const record = await readCheckpointJson(target, fenceRecordId(uid)) ?? {};
   // A record that cannot be read is not guessed at: a person must say what the setting was.
   if (!isFenceSetting(record.previous) || typeof record.engine !== 'string' || typeof record.recordedAt !== 'string') {
     throw new Error(`the fence record on the target (${CHECKPOINT_TABLE}, migration_uid ${fenceRecordId(uid).migration}, table_name fence) cannot be read: restore the source's read-only setting by hand and delete that row`);
@@ -71,38 +61,25 @@ export async function readFenceRecord(target: SqlSession, uid: string): Promise<
   return { engine: record.engine, previous: record.previous, recordedAt: record.recordedAt, ...(typeof record.sourceSince === 'string' ? { sourceSince: record.sourceSince } : {}) };
 }
 
-async function writeFenceRecord(target: SqlSession, uid: string, record: FenceRecord): Promise<void> {
-  await writeCheckpoint(target, fenceRecordId(uid), { lastKey: [JSON.stringify(record)], rowsCopied: 0, done: false, boundaries: [] });
-}
-
-async function deleteFenceRecord(target: SqlSession, uid: string): Promise<void> {
-  const d = target.dialect;
-  const id = fenceRecordId(uid);
-  await target.query(`DELETE FROM ${d.quoteIdent(CHECKPOINT_TABLE)} WHERE migration_uid = ${d.placeholder(1)} AND table_name = ${d.placeholder(2)}`, [id.migration, id.table]);
-}
+const writeFenceRecord = (target: SqlSession, uid: string, record: FenceRecord): Promise<void> => writeCheckpointJson(target, fenceRecordId(uid), record);
+const deleteFenceRecord = (target: SqlSession, uid: string): Promise<void> => deleteCheckpoint(target, fenceRecordId(uid));
 
 function refuseOtherFences(fenceType: string | undefined): void {
   if (fenceType !== FENCE_TYPE) throw new PlanRefusedError([`the fence step is for spec.cutover.fence.type ${FENCE_TYPE} (this migration's is ${fenceType ?? 'not set'}): it changes a setting of the source only where the user opted in`]);
 }
 
 /** A writable session on the source: the fence's only one (the steps' source sessions are read-only). */
-async function withWritableSource<T>(context: StepContext, applicationName: string, fn: (source: SqlSession) => Promise<T>): Promise<T> {
-  const source = await openEndpoint(sided(context.source, 'source'), false, applicationName);
-  try {
-    return await fn(source);
-  } finally {
-    await source.close();
-  }
-}
+const withWritableSource = <T>(context: StepContext, applicationName: string, fn: (source: SqlSession) => Promise<T>): Promise<T> =>
+  withSession(sided(context.source, 'source'), false, applicationName, fn);
 
 /**
  * Makes the source read-only for the application (spec.cutover.fence.type SourceReadOnly only;
  * otherwise refused): checks the privileges (refused, nothing changed), records the setting before
  * (kept from an earlier run), changes it and waits until no write in flight is left.
  */
-export async function fenceStep(context: StepContext, fenceType: string | undefined): Promise<FenceStepResult> {
-  refuseOtherFences(fenceType);
+export async function fenceStep(context: StepContext): Promise<FenceStepResult> {
   const { settings } = context;
+  refuseOtherFences(settings.fenceType);
   const fence = readOnlyFenceFor(settings.sourceEngine);
   const { uid } = identityOf(settings);
   return withSessions(context, (_readOnlySource, target) => withWritableSource(context, 'datamigration fence', async (source) => {

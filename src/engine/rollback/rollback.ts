@@ -19,7 +19,7 @@ import type { SqlSession } from '../db/session.ts';
 import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
-import { checkpointOwners, foreignRecordReasons, prepareBookkeeping, type MigrationIdentity } from '../migrations/ownership.ts';
+import { clearMigrationCheckpoints, foreignRecordReasons, prepareBookkeeping, type MigrationIdentity } from '../migrations/ownership.ts';
 import { otherBaselines, readBaseline, retiredAt } from '../migrations/registry.ts';
 import { claimedTables } from '../migrations/claims.ts';
 import { compareVersions } from '../migrations/files.ts';
@@ -131,17 +131,6 @@ export async function truncateTables(session: SqlSession, tables: readonly strin
   return existing;
 }
 
-/** Forgets a migration's copy checkpoints (its Trickle rounds' and change capture's too); the number of rows removed. */
-export async function clearMigrationCheckpoints(session: SqlSession, uid: string): Promise<number> {
-  if (!await tableExists(session, CHECKPOINT_TABLE)) return 0;
-  const q = session.dialect;
-  const names = checkpointOwners(uid);
-  const owners = `migration_uid IN (${names.map((_, i) => q.placeholder(i + 1)).join(', ')})`;
-  const [row] = await session.query(`SELECT count(*) AS n FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, names);
-  const count = Number(row?.n?.toString() ?? '0');
-  if (count > 0) await session.query(`DELETE FROM ${q.quoteIdent(CHECKPOINT_TABLE)} WHERE ${owners}`, names);
-  return count;
-}
 
 /** The uid in a history row's installed_by (steps.ts installedBy); undefined when it names none. */
 function applyingUid(installedBy: string): string | undefined {

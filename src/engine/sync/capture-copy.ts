@@ -10,7 +10,7 @@
 // A copy of no use to a follower (killed mid-way, or its capture gone) is started over: the capture
 // dropped, the tables this migration copies emptied, its checkpoints cleared. A copy that finished
 // with its capture in place is not redone. The slot and the publication are the only source objects.
-import { clearCheckpoints, ensureCheckpointTable, readShardStates } from '../copy/checkpoint.ts';
+import { captureOwner, clearCheckpoints, ensureCheckpointTable, readShardStates } from '../copy/checkpoint.ts';
 import type { Endpoint, SourceSnapshot } from '../copy/copy-shard.ts';
 import { captureDriverFor, captureSourceOf, type CapturedTableSpec, type ChangeCaptureDriver } from '../db/change-capture.ts';
 import type { Engine } from '../db/dialect.ts';
@@ -94,7 +94,7 @@ interface EarlierAttempt {
 async function earlierAttempt(driver: ChangeCaptureDriver, options: CaptureCopyOptions, targetTables: readonly string[]): Promise<EarlierAttempt> {
   const { sourceSession: source, targetSession: target, settings } = options;
   const shards = await readShardStates(target, settings.uid);
-  const capture = await readShardStates(target, `${settings.uid}#cdc`);
+  const capture = await readShardStates(target, captureOwner(settings.uid));
   const left = await driver.earlierCapture(source, target, settings.uid);
   const copied = targetTables.every((table) => {
     const tableShards = shards.filter((s) => s.table === table);
@@ -136,7 +136,7 @@ async function startOver(driver: ChangeCaptureDriver, options: CaptureCopyOption
   if (dropped.problems.length > 0) throw new Error(`the earlier attempt's capture could not be dropped to start over: ${dropped.problems.join('; ')}`);
   await truncateTables(target, targetTables);
   await clearCheckpoints(target, settings.uid);
-  await clearCheckpoints(target, `${settings.uid}#cdc`);
+  await clearCheckpoints(target, captureOwner(settings.uid));
 }
 
 /**

@@ -2,7 +2,7 @@
 // writes it into the target's checkpoint table (a row of its own, beside the capture's position)
 // every few seconds; the operator reads it with its read-only progress session, so lag reaches
 // status and metrics without the engine pods needing any Kubernetes access.
-import { readCheckpoint, writeCheckpoint, type CheckpointId } from '../copy/checkpoint.ts';
+import { captureOwner, readCheckpointJson, writeCheckpointJson, type CheckpointId } from '../copy/checkpoint.ts';
 import type { SqlSession } from '../db/session.ts';
 
 export interface CaptureLagReport {
@@ -24,10 +24,10 @@ export interface CaptureLagReport {
 /** Seconds a report may age before the operator says the sync pod stopped reporting. */
 export const LAG_REPORT_INTERVAL_MS = 5_000;
 
-export const captureLagId = (uid: string): CheckpointId => ({ migration: `${uid}#cdc`, table: 'lag', shard: 0 });
+const captureLagId = (uid: string): CheckpointId => ({ migration: captureOwner(uid), table: 'lag', shard: 0 });
 
 export async function writeCaptureLag(target: SqlSession, uid: string, report: CaptureLagReport): Promise<void> {
-  await writeCheckpoint(target, captureLagId(uid), { lastKey: [JSON.stringify(report)], rowsCopied: report.changes, done: false, boundaries: [] });
+  await writeCheckpointJson(target, captureLagId(uid), report, report.changes);
 }
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -35,17 +35,8 @@ const isText = (value: unknown, max: number): value is string => typeof value ==
 
 /** The last report, or undefined when none was written or it cannot be read as one (never a guess). */
 export async function readCaptureLag(target: SqlSession, uid: string): Promise<CaptureLagReport | undefined> {
-  const checkpoint = await readCheckpoint(target, captureLagId(uid));
-  const text = checkpoint?.lastKey?.[0];
-  if (typeof text !== 'string') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const r = parsed as Record<string, unknown>;
+  const r = await readCheckpointJson(target, captureLagId(uid));
+  if (r === undefined) return undefined;
   if (!isText(r.appliedPosition, 128) || !isText(r.sourcePosition, 128) || !isCount(r.lagMs) || !isCount(r.pendingBytes)
     || !isCount(r.transactions) || !isCount(r.changes) || !isText(r.sampledAt, 64) || Number.isNaN(Date.parse(r.sampledAt))) return undefined;
   return {

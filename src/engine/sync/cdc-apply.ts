@@ -84,7 +84,8 @@ interface RelationLayout {
   table: CaptureTable;
   /** Per captured column: its position in the relation's tuples. */
   positions: number[];
-  keyPositions: number[];
+  /** Per key column: its index among the captured columns (found once, not per change). */
+  keyColumns: number[];
   upsertSql: string;
   deleteSql: string;
   target: string;
@@ -120,15 +121,15 @@ export class ChangeApplier {
       if (position < 0) throw new ChangeRefused(`table ${name} no longer has column ${column.source} on the source (altered during the migration)`);
       return position;
     });
-    const keyPositions = table.key.map((column) => positions[table.columns.findIndex((c) => c.source === column)] ?? -1);
-    if (keyPositions.some((p) => p < 0)) throw new ChangeRefused(`table ${name}: its key (${table.key.join(', ')}) is not among the captured columns`);
+    const keyColumns = table.key.map((column) => table.columns.findIndex((c) => c.source === column));
+    if (keyColumns.some((i) => i < 0)) throw new ChangeRefused(`table ${name}: its key (${table.key.join(', ')}) is not among the captured columns`);
     const d = this.session.dialect;
     const target = d.quoteQualified(table.targetTable);
     const targetColumns = table.columns.map((c) => d.quoteIdent(c.target));
     const targetKey = table.key.map((k) => d.quoteIdent(table.columns.find((c) => c.source === k)?.target ?? k));
     const nonKey = targetColumns.filter((c) => !targetKey.includes(c));
     const layout: RelationLayout = {
-      table, positions, keyPositions, target, targetKey,
+      table, positions, keyColumns, target, targetKey,
       upsertSql: `INSERT INTO ${target} (${targetColumns.join(', ')}) VALUES (${table.columns.map((c, i) => valueSql(c, d.placeholder(i + 1))).join(', ')})${d.onConflictSql(targetKey, nonKey)}`,
       deleteSql: `DELETE FROM ${target} WHERE ${targetKey.map((k, i) => `${k} = ${d.placeholder(i + 1)}`).join(' AND ')}`,
     };
@@ -146,11 +147,10 @@ export class ChangeApplier {
   }
 
   private keyOf(layout: RelationLayout, tuple: readonly CapturedValue[]): (string | Buffer)[] {
-    return layout.table.key.map((k) => {
-      const i = layout.table.columns.findIndex((c) => c.source === k);
+    return layout.keyColumns.map((i, n) => {
       const value = this.value(layout, tuple, i);
       if (value === null || (typeof value === 'object' && !Buffer.isBuffer(value))) {
-        throw new ChangeRefused(`table ${layout.table.sourceTable}: a change without its key column ${k} (replica identity lacks it)`);
+        throw new ChangeRefused(`table ${layout.table.sourceTable}: a change without its key column ${layout.table.key[n] ?? ''} (replica identity lacks it)`);
       }
       return value;
     });

@@ -7,7 +7,7 @@
 // (what the target had not committed is read again). The binlog must still be on the source when
 // it resumes: see db/mysql/binlog-capture.ts on retention.
 import type mysql from 'mysql2/promise';
-import type { CheckpointId } from '../copy/checkpoint.ts';
+import { captureOwner, type CheckpointId } from '../copy/checkpoint.ts';
 import { binaryLogFiles, currentBinlogPosition, type CaptureSource } from '../db/mysql/binlog-capture.ts';
 import {
   binlogBytesBetween, compareBinlogPositions, formatBinlogPosition, parseBinlogPosition, type BinlogPosition,
@@ -64,7 +64,7 @@ export interface BinlogFollower {
   readonly ended: Promise<void>;
 }
 
-export const binlogCheckpointId = (uid: string): CheckpointId => ({ migration: `${uid}#cdc`, table: 'binlog', shard: 0 });
+export const binlogCheckpointId = (uid: string): CheckpointId => ({ migration: captureOwner(uid), table: 'binlog', shard: 0 });
 
 /** Statements that would change a captured table behind the stream's back (they are logged as text, not rows). */
 const DDL = /^\s*(TRUNCATE|ALTER|DROP|RENAME|CREATE\s+OR\s+REPLACE)\b/i;

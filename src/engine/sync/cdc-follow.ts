@@ -8,7 +8,7 @@
 //   position), and a transaction sent anyway that ends at or before it is skipped. Each source
 //   transaction is applied exactly once, in commit order.
 import type pg from 'pg';
-import type { CheckpointId } from '../copy/checkpoint.ts';
+import { captureOwner, type CheckpointId } from '../copy/checkpoint.ts';
 import { captureNames, currentLsn, type CaptureSource } from '../db/postgres/change-capture.ts';
 import { openChangeStream, type ChangeStream, type ChangeStreamOptions } from '../db/postgres/change-stream.ts';
 import { formatLsn, parseLsn, type Lsn, type PgoutputMessage } from '../db/postgres/pgoutput.ts';
@@ -60,7 +60,7 @@ export interface Follower {
   readonly ended: Promise<void>;
 }
 
-export const captureCheckpointId = (uid: string): CheckpointId => ({ migration: `${uid}#cdc`, table: `slot:${captureNames(uid).slot}`, shard: 0 });
+export const captureCheckpointId = (uid: string): CheckpointId => ({ migration: captureOwner(uid), table: `slot:${captureNames(uid).slot}`, shard: 0 });
 
 export async function followCapture(options: FollowOptions): Promise<Follower> {
   const { target } = options;

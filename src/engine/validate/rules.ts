@@ -10,6 +10,7 @@ import type { SqlSession, SqlValue } from '../db/session.ts';
 import { checkRuleQuery, type CheckedSql } from '../sql/fragments.ts';
 import { pathKey } from '../sql/refusal.ts';
 import type { RuleReport } from './report.ts';
+import { envSecondsMs } from '../db/connection-options.ts';
 
 /** A rule whose queries passed their check; only these run. */
 export interface CheckedRule extends Omit<ValidationRule, 'source' | 'target'> {
@@ -131,8 +132,7 @@ function valueText(value: SqlValue | undefined): string | null {
 export const DEFAULT_RULE_TIMEOUT_MS = 15 * 60_000;
 
 export function ruleTimeoutMs(env: Readonly<Record<string, string | undefined>> = process.env): number {
-  const seconds = Number(env.DMO_RULE_TIMEOUT_SECONDS ?? '');
-  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : DEFAULT_RULE_TIMEOUT_MS;
+  return envSecondsMs(env, 'DMO_RULE_TIMEOUT_SECONDS') ?? DEFAULT_RULE_TIMEOUT_MS;
 }
 
 /** The server's statement-timeout errors: PostgreSQL 57014, MariaDB 1969, MySQL 3024. */
