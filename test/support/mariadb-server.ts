@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { chown, mkdir, open, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,6 +36,11 @@ export async function startMariadb(): Promise<DatabaseServer> {
   const dataDir = join(runDir, 'data');
   const socket = join(runDir, 'mariadbd.sock');
   const pidFile = join(runDir, 'mariadbd.pid');
+  // Its own directory for temporary tables: a server that starts clears the #sql files it finds
+  // there, which would pull them from under another server sharing /tmp (a test with a server of its own).
+  const tmpDir = join(runDir, 'tmp');
+  await mkdir(tmpDir);
+  if (owner) await chown(tmpDir, owner.uid, owner.gid);
   const userArgs = root ? ['--user=mysql'] : [];
 
   await runChecked('mariadb-install-db', [
@@ -48,7 +53,7 @@ export async function startMariadb(): Promise<DatabaseServer> {
   // Durability is irrelevant for a throwaway server; speed and enough connections are not.
   const server = spawn(MARIADBD, [
     '--no-defaults', `--datadir=${dataDir}`, ...userArgs, `--port=${port}`, '--bind-address=127.0.0.1',
-    `--socket=${socket}`, `--pid-file=${pidFile}`, '--skip-name-resolve',
+    `--socket=${socket}`, `--pid-file=${pidFile}`, `--tmpdir=${tmpDir}`, '--skip-name-resolve',
     // The binary log in row format with whole row images: change capture (binlog CDC) reads it.
     // sync_binlog=0 leaves flushing to the OS, as for InnoDB's log: nothing here must survive a crash.
     // Files of 64 MB, purged at a rotation once 10 minutes old: a long run's bulk copies do not fill
