@@ -168,7 +168,7 @@ const strategy = object('StrategySpec', 'How the copy is run.', {
     intervalSeconds: optional(integer('Not used, kept so that manifests that set it stay valid: Timestamp and Sequence rounds run back to back until one finds nothing new (at most 50), and ChangeCapture streams continuously.', { default: 30, minimum: 1, maximum: 3600 })),
     overlapSeconds: optional(integer('Timestamp mode: how far back each round re-reads, for commits that landed late.', { default: 60, minimum: 0, maximum: 86400 })),
   })),
-  batchSize: optional(integer('Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it.', { default: 10000, minimum: 100, maximum: 1000000 })),
+  batchSize: optional(integer('Rows per batch: a batch commits together with its checkpoint at this many rows or 32 MiB of row data, whichever comes first. The copy streams rows, so memory does not grow with it.', { default: 10000, minimum: 100, maximum: 1000000 })),
   parallelism: optional(integer('Tables, or key-range shards of one large table, copied at once by each copy pod.', { default: 4, minimum: 1, maximum: 64 })),
   copyPods: optional(integer('Pods of the copy step\'s Indexed Job: each takes its share of the (table, key range) units, and a large table is split into parallelism × copyPods key ranges; parallelism stays the concurrency inside each pod. Phased runs a phase only after every pod finished the one before.', { default: 1, minimum: 1, maximum: 64 })),
   conflictPolicy: optional(enumOf(CONFLICT_POLICIES, 'What a row whose key already exists in the target does: Fail stops the copy (the target was expected empty), Upsert overwrites it. Trickle syncs always upsert.', { default: 'Fail' })),

@@ -394,7 +394,7 @@ export interface StrategySpec {
   phases?: PhaseSpec[];
   /** Trickle: how changes are found after the first copy. */
   incremental?: IncrementalSpec;
-  /** Rows per batch; each batch commits together with its checkpoint. Memory is bounded by it. Default: 10000. */
+  /** Rows per batch: a batch commits together with its checkpoint at this many rows or 32 MiB of row data, whichever comes first. The copy streams rows, so memory does not grow with it. Default: 10000. */
   batchSize?: number;
   /** Tables, or key-range shards of one large table, copied at once by each copy pod. Default: 4. */
   parallelism?: number;

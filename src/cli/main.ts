@@ -17,7 +17,6 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DataMigration } from '../api/types.ts';
-import type { TableProgressState } from '../engine/copy/copy-tables.ts';
 import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
 import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
@@ -35,7 +34,7 @@ import { lintCommand } from './lint.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
 import { captureSyncOf, stepResult } from './step-result.ts';
-import { jsonReporter, terminalReporter, type Reporter, type TableProgress } from './reporter.ts';
+import { jsonReporter, progressTracker, terminalReporter, type Reporter } from './reporter.ts';
 
 const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step fence|step catchup|step unfence|step release|step rollback> -f manifest.yaml [options]
   -f, --file <path>        manifest holding the DataMigration
@@ -103,33 +102,6 @@ export function podShareOf(command: string, flag: string | undefined, completion
   const share = parsePodShare(`${completionIndex}/${String(copyPods)}`);
   if (!share) throw new CliError(`JOB_COMPLETION_INDEX ${completionIndex} is not a pod of strategy.copyPods ${String(copyPods)}`, EXIT.usage);
   return share;
-}
-
-/** Turns the copy's table states into progress events, with rates measured over this run. */
-function progressTracker(reporter: Reporter): (tables: TableProgressState[]) => void {
-  const started = performance.now();
-  const firstSeen = new Map<string, number>();
-  let lastEmit = 0;
-  return (tables) => {
-    const now = performance.now();
-    const allDone = tables.every((t) => t.done);
-    if (now - lastEmit < 1000 && !allDone) return;
-    lastEmit = now;
-    const seconds = Math.max(0.001, (now - started) / 1000);
-    const rows: TableProgress[] = tables.map((t) => {
-      if (!firstSeen.has(t.table)) firstSeen.set(t.table, t.rowsCopied);
-      const rate = (t.rowsCopied - (firstSeen.get(t.table) ?? 0)) / seconds;
-      const left = Math.max(0, t.rowsEstimated - t.rowsCopied);
-      return { table: t.table, rowsCopied: t.rowsCopied, rowsEstimated: t.rowsEstimated, rowsPerSecond: Math.round(rate), done: t.done, ...(rate > 0 && !t.done ? { etaSeconds: Math.round(left / rate) } : {}) };
-    });
-    const rowsCopied = rows.reduce((s, r) => s + r.rowsCopied, 0);
-    const rowsEstimated = rows.reduce((s, r) => s + Math.max(r.rowsEstimated, r.rowsCopied), 0);
-    reporter.emit({
-      event: 'progress', tables: rows, rowsCopied, rowsEstimated,
-      percent: rowsEstimated > 0 ? Math.min(100, Math.round((rowsCopied / rowsEstimated) * 1000) / 10) : 0,
-      rowsPerSecond: rows.reduce((s, r) => s + r.rowsPerSecond, 0),
-    });
-  };
 }
 
 async function runStep<T>(reporter: Reporter, step: string, fn: () => Promise<T>, describe: (result: T) => string): Promise<T> {

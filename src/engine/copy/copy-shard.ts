@@ -46,6 +46,8 @@ export interface CopyShardOptions {
   /** Shard boundaries on the first key column (length = shards - 1); [] for one shard. */
   boundaries: string[];
   batchSize: number;
+  /** A batch also commits once it holds this many bytes of encoded rows (default DEFAULT_BATCH_BYTES). */
+  batchBytes?: number;
   onProgress?: (progress: ShardProgress) => void;
   signal?: AbortSignal;
   /** How batches go into a MySQL target: LOAD DATA LOCAL INFILE (default) or multi-row INSERT. */
@@ -55,6 +57,14 @@ export interface CopyShardOptions {
 }
 
 export type MysqlBulk = 'load-data' | 'insert';
+
+/**
+ * A batch commits at batchSize rows or at this many bytes, whichever comes first: rows of
+ * megabytes make transactions of tens of megabytes, not of gigabytes. The copy's memory does not
+ * depend on it (rows stream through bounded buffers); it bounds the target's transaction and the
+ * work a crash repeats. A constant, not a setting: batchSize stays the one knob people tune.
+ */
+export const DEFAULT_BATCH_BYTES = 32 << 20;
 
 /**
  * The snapshot a change capture starts at (engine/sync/capture-copy.ts), which every table of the
@@ -149,6 +159,7 @@ function keyOfCopyLine(line: Buffer, count: number): KeyValue[] {
 
 export async function copyShard(options: CopyShardOptions): Promise<ShardResult> {
   const { plan, batchSize } = options;
+  const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
   const connections = await connect(options);
   try {
     const id = checkpointId(options);
@@ -173,6 +184,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
 
     let lastKey: KeyValue[] | null = resumedFrom;
     let rowsInBatch = 0;
+    let bytesInBatch = 0;
     let open = false;
     const { sink } = connections;
     const beginIfNeeded = async (): Promise<void> => {
@@ -187,6 +199,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
       progress.rowsCopied += rowsInBatch;
       await sink.commit(rowsInBatch, id, { lastKey, rowsCopied: progress.rowsCopied, done: false, boundaries: options.boundaries });
       rowsInBatch = 0;
+      bytesInBatch = 0;
       open = false;
       options.onProgress?.({ ...progress });
       options.signal?.throwIfAborted(); // stop between batches, never inside one
@@ -209,7 +222,8 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
           let lastLineStart = 0;
           for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, newline + 1)) {
             rowsInBatch++;
-            if (rowsInBatch === batchSize) {
+            // bytesInBatch: this batch's bytes of earlier chunks (0 after a commit inside this one).
+            if (rowsInBatch === batchSize || bytesInBatch + newline + 1 - written >= batchBytes) {
               await beginIfNeeded();
               await sink.write(chunk.subarray(written, newline + 1));
               written = newline + 1;
@@ -228,6 +242,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
           if (written < chunk.length) {
             await beginIfNeeded();
             await sink.write(chunk.subarray(written));
+            bytesInBatch += chunk.length - written;
           }
         }
         if (rowsInBatch > 0 && lastLine) await commit(keyOfCopyLine(lastLine, plan.key.length));
@@ -243,10 +258,13 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
             pending += encode(row);
             rowsInBatch++;
             lastRow = row;
-            if (rowsInBatch === batchSize || pending.length >= 1 << 16) {
+            const full = rowsInBatch === batchSize || bytesInBatch + pending.length >= batchBytes;
+            // Written in pieces of about 64 KiB (or one wide row): the sink's stream holds no more.
+            if (full || pending.length >= 1 << 16) {
               await sink.write(pending);
+              bytesInBatch += pending.length;
               pending = '';
-              if (rowsInBatch === batchSize) await commit(keyOfRow(row, plan.key.length));
+              if (full) await commit(keyOfRow(row, plan.key.length));
             }
           }
         }

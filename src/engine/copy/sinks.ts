@@ -44,6 +44,8 @@ export async function markCheckpoint(session: SqlSession, id: CheckpointId, chec
 
 /** Writes to a stream, waiting for 'drain' when it is full, failing fast if the stream fails. */
 async function writeWithBackpressure(stream: Writable, chunk: string | Buffer): Promise<void> {
+  // A destroyed stream takes nothing and would never drain (a failed LOAD destroys its input).
+  if (stream.destroyed) throw stream.errored ?? new Error('the batch\'s stream is closed');
   if (stream.write(chunk)) return;
   await once(stream, 'drain'); // rejects on 'error'
 }
@@ -97,6 +99,31 @@ export function postgresSink(client: pg.Client, table: string, columns: readonly
 
 let stageCounter = 0;
 
+/** What may wait in the MySQL connection's socket before the copy stops handing it more. */
+const SOCKET_BUFFER_BYTES = 1 << 20;
+
+/**
+ * mysql2 forwards a LOCAL INFILE stream to the socket as fast as the stream gives it, whatever
+ * the socket's backlog (it only follows the socket's read side): against a slower server a whole
+ * batch would pile up in memory. Waits until the socket has sent most of what it holds.
+ */
+async function socketDrained(connection: MysqlPromiseConnection, input: PassThrough): Promise<void> {
+  const socket = (connection as unknown as { connection?: { stream?: Writable } }).connection?.stream;
+  if (!socket || socket.writableLength <= SOCKET_BUFFER_BYTES || socket.destroyed || input.destroyed) return;
+  // Also stops waiting when the LOAD fails (its input is destroyed): the write then throws.
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      input.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+    input.on('close', done);
+  });
+}
+
 export function mysqlSink(connection: MysqlPromiseConnection, table: string, columns: readonly TargetColumn[], policy: ConflictPolicy): BatchSink {
   const session = mysqlSession(connection);
   const d = session.dialect;
@@ -128,6 +155,7 @@ export function mysqlSink(connection: MysqlPromiseConnection, table: string, col
     },
     async write(chunk) {
       if (!input) throw new Error('batch not started');
+      await socketDrained(connection, input);
       await writeWithBackpressure(input, chunk);
     },
     async commit(rows, id, checkpoint) {

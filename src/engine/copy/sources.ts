@@ -39,20 +39,23 @@ export function postgresCopyOut(client: pg.Client, select: string): Readable {
   return client.query(copyTo(statement));
 }
 
-/** Splits a COPY text byte stream into lines; a line may span chunks. Calls `onLines` per chunk. */
+/**
+ * Splits a COPY text byte stream into lines; a line may span chunks. Yields the complete lines
+ * of each chunk. A long line's pieces are kept and joined once (not re-copied on every chunk).
+ */
 export async function* copyTextLines(stream: AsyncIterable<Buffer>): AsyncGenerator<string[]> {
-  let carry: Buffer | undefined;
+  let carry: Buffer[] = []; // pieces of an unfinished line
   for await (const chunk of stream) {
-    const data = carry ? Buffer.concat([carry, chunk]) : chunk;
-    const end = data.lastIndexOf(10);
+    const end = chunk.lastIndexOf(10);
     if (end < 0) {
-      carry = data;
+      carry.push(chunk);
       continue;
     }
-    carry = end + 1 < data.length ? data.subarray(end + 1) : undefined;
-    yield data.toString('utf8', 0, end).split('\n');
+    const data = carry.length > 0 ? Buffer.concat([...carry, chunk.subarray(0, end)]) : chunk.subarray(0, end);
+    carry = end + 1 < chunk.length ? [chunk.subarray(end + 1)] : [];
+    yield data.toString('utf8').split('\n');
   }
-  if (carry && carry.length > 0) yield [carry.toString('utf8')];
+  if (carry.length > 0) yield [Buffer.concat(carry).toString('utf8')];
 }
 
 /** Rows of a PostgreSQL COPY text stream, in blocks. */
@@ -70,20 +73,33 @@ export async function beginMysqlSnapshot(connection: MysqlConnection): Promise<v
 }
 
 const BLOCK_ROWS = 500;
+/** A block also ends at this many bytes of values: rows of megabytes come a few at a time. */
+const BLOCK_BYTES = 1 << 20;
 const MAX_QUEUED_BLOCKS = 4;
+/** Read-ahead in bytes: the connection is paused while this much waits for the consumer. */
+const MAX_QUEUED_BYTES = 4 << 20;
+
+/** The bytes a row's values take, near enough (a string's length, a Buffer's size). */
+function rowBytes(row: SourceRow): number {
+  let bytes = 0;
+  for (const value of row) if (value !== null) bytes += value.length;
+  return bytes;
+}
 
 /**
  * Rows of a streaming MySQL query, in blocks. The connection is paused while the consumer is
- * MAX_QUEUED_BLOCKS behind, so memory stays bounded whatever the table size.
+ * MAX_QUEUED_BLOCKS or MAX_QUEUED_BYTES behind, so memory stays bounded whatever the table's
+ * size and its rows' width.
  */
 export async function* mysqlRowBlocks(connection: MysqlConnection, select: string): AsyncGenerator<SourceRow[]> {
   // One SELECT, nothing after it, no INTO OUTFILE/DUMPFILE, no locking read (throws UnsafeStatement).
   assertMysqlSelect(select, 'the copy\'s SELECT');
-  const queue: SourceRow[][] = [];
+  const queue: { rows: SourceRow[]; bytes: number }[] = [];
   let block: SourceRow[] = [];
+  let blockBytes = 0;
   // Set by the query's event handlers while this generator waits (hence an object, not locals
   // that the type checker would consider constant between awaits).
-  const state: { done: boolean; failure?: Error; paused: boolean } = { done: false, paused: false };
+  const state: { done: boolean; failure?: Error; paused: boolean; queuedBytes: number } = { done: false, paused: false, queuedBytes: 0 };
   let wake: (() => void) | undefined;
   const notify = (): void => {
     const resolve = wake;
@@ -91,12 +107,16 @@ export async function* mysqlRowBlocks(connection: MysqlConnection, select: strin
     resolve?.();
   };
   const query = connection.query({ sql: select, rowsAsArray: true });
-  query.on('result', (row) => {
-    block.push(row as unknown as SourceRow);
-    if (block.length >= BLOCK_ROWS) {
-      queue.push(block);
+  query.on('result', (result) => {
+    const row = result as unknown as SourceRow;
+    block.push(row);
+    blockBytes += rowBytes(row);
+    if (block.length >= BLOCK_ROWS || blockBytes >= BLOCK_BYTES) {
+      queue.push({ rows: block, bytes: blockBytes });
+      state.queuedBytes += blockBytes;
       block = [];
-      if (queue.length >= MAX_QUEUED_BLOCKS && !state.paused) {
+      blockBytes = 0;
+      if ((queue.length >= MAX_QUEUED_BLOCKS || state.queuedBytes >= MAX_QUEUED_BYTES) && !state.paused) {
         state.paused = true;
         connection.pause();
       }
@@ -108,7 +128,7 @@ export async function* mysqlRowBlocks(connection: MysqlConnection, select: strin
     notify();
   });
   query.on('end', () => {
-    if (block.length > 0) queue.push(block);
+    if (block.length > 0) queue.push({ rows: block, bytes: blockBytes });
     state.done = true;
     notify();
   });
@@ -116,11 +136,12 @@ export async function* mysqlRowBlocks(connection: MysqlConnection, select: strin
     for (;;) {
       const next = queue.shift();
       if (next) {
-        if (state.paused && queue.length < MAX_QUEUED_BLOCKS / 2) {
+        state.queuedBytes -= next.bytes;
+        if (state.paused && queue.length < MAX_QUEUED_BLOCKS / 2 && state.queuedBytes < MAX_QUEUED_BYTES / 2) {
           state.paused = false;
           connection.resume();
         }
-        yield next;
+        yield next.rows;
         continue;
       }
       if (state.failure) throw state.failure;

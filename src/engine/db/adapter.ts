@@ -2,7 +2,7 @@
 // and db/mysql/ (after kysely's dialect adapters). Engine code asks a session's adapter
 // (session.dialect) or adapterFor(engine), never the engine's name. Modules that convert between
 // the two at once (schema/typemap.ts, schema/ddl.ts, validate/canonical.ts) take both engines.
-import type { TableInfo } from '../schema/model.ts';
+import type { SchemaObject, TableInfo } from '../schema/model.ts';
 import type { Dialect, Engine } from './dialect.ts';
 import { mysqlAdapter } from './mysql/adapter.ts';
 import { postgresAdapter } from './postgres/adapter.ts';
@@ -109,6 +109,8 @@ export interface Introspector {
   table(session: SqlSession, name: string): Promise<TableInfo | undefined>;
   /** The base tables of the session's current schema (PostgreSQL) or database (MySQL), sorted. */
   tables(session: SqlSession): Promise<string[]>;
+  /** Views, routines and events of these schemas, triggers and policies of these tables: what a migration does not carry over. */
+  objects(session: SqlSession, tables: readonly { schema: string; name: string }[]): Promise<SchemaObject[]>;
 }
 
 export interface DatabaseAdapter extends Dialect {

@@ -8,12 +8,13 @@ import { CHECKPOINT_TABLE } from '../copy/checkpoint.ts';
 import { tableExists } from '../db/catalog.ts';
 import type { SqlSession, SqlValue } from '../db/session.ts';
 import { CREATED_TABLES_TABLE, CREATED_TYPES_TABLE } from '../schema/created-tables.ts';
+import { CREATED_FUNCTIONS_TABLE } from '../schema/created-functions.ts';
 import { CLAIMED_TABLES_TABLE } from './claims.ts';
 import { forgetRecordsSql, ownerColumn, withBookkeepingLock } from './ownership.ts';
 import { REGISTRY_TABLE } from './registry.ts';
 
 /** What `dmctl cleanup` drops, in this order (the registry last: it names the others' owners). */
-export const REMOVABLE_BOOKKEEPING = [CHECKPOINT_TABLE, CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, CLAIMED_TABLES_TABLE, REGISTRY_TABLE] as const;
+export const REMOVABLE_BOOKKEEPING = [CHECKPOINT_TABLE, CREATED_TABLES_TABLE, CREATED_TYPES_TABLE, CREATED_FUNCTIONS_TABLE, CLAIMED_TABLES_TABLE, REGISTRY_TABLE] as const;
 
 export interface CleanupResult {
   /** The bookkeeping tables dropped (those that existed). */

@@ -17,6 +17,7 @@ import { foreignRecordReasons } from '../migrations/ownership.ts';
 import { identityOf } from './bookkeeping.ts';
 import { manifestSqlRefusals, type ManifestSql } from '../sql/manifest-sql.ts';
 import { schemaFidelity } from '../schema/fidelity.ts';
+import { readSchemaObjects, schemaObjectNotices } from '../schema/carry-over.ts';
 import { captureReasons } from '../sync/capture-copy.ts';
 import { fencePlanReasons } from '../db/read-only-fence.ts';
 
@@ -125,8 +126,10 @@ export async function planMigration(
     }
     tables.push(planned);
   }
-  // Schema-wide: index names, foreign keys to tables not copied, partitions; each difference said once (schema/fidelity.ts).
-  const fidelity = await schemaFidelity(target, tables, settings);
+  // Schema-wide: index names, foreign keys to tables not copied, partitions, and the source's views,
+  // routines, events and triggers around these tables; each difference said once (schema/fidelity.ts).
+  const objects = await readSchemaObjects(source, tables.map((t) => t.source));
+  const fidelity = await schemaFidelity(target, tables, settings, schemaObjectNotices(objects, settings.sourceEngine));
   errors.push(...fidelity.errors);
   warnings.push(...fidelity.warnings);
   // Another migration's checkpoints or created tables for these tables: not this one's to touch.

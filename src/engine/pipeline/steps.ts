@@ -13,6 +13,8 @@ import type { SqlSession } from '../db/session.ts';
 import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
 import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
 import { afterCopyDdl } from '../schema/ddl.ts';
+import { createRecordedTriggers } from '../schema/created-functions.ts';
+import { onUpdateTriggerFor, type OnUpdateTrigger } from '../schema/on-update.ts';
 import { createdTables, createRecordedTable, ensureCreatedTablesTable } from '../schema/created-tables.ts';
 import { readBaseline, recordBaseline } from '../migrations/registry.ts';
 import { finishedReasons } from '../migrations/ownership.ts';
@@ -345,6 +347,7 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
   const statements: string[] = [];
   // Indexes first, foreign keys last: a foreign key needs the referenced table's unique key.
   const foreignKeys: string[] = [];
+  const triggers: OnUpdateTrigger[] = [];
   for (const table of plan.tables) {
     const targetName = table.spec.target ?? table.spec.name;
     if (!created.has(targetName)) continue;
@@ -355,9 +358,12 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
     for (const statement of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
       (/ FOREIGN KEY /.test(statement) ? foreignKeys : statements).push(statement);
     }
+    const trigger = onUpdateTriggerFor(table.source, ddl, settings.targetEngine);
+    if (trigger) triggers.push(trigger);
   }
   for (const statement of [...statements, ...foreignKeys]) await target.query(statement);
-  return statements.length + foreignKeys.length;
+  // MySQL's ON UPDATE CURRENT_TIMESTAMP as recorded triggers (schema/on-update.ts), after the copy.
+  return statements.length + foreignKeys.length + await createRecordedTriggers(target, settings.uid, triggers);
 }
 
 /**

@@ -27,6 +27,7 @@ import { readHistory, historyTableExists } from '../migrations/history.ts';
 import { TableNames } from '../migrations/table-names.ts';
 import { PlanRefusedError } from '../pipeline/refused.ts';
 import { createdTables, createdTypes, forgetCreated, typeExists } from '../schema/created-tables.ts';
+import { dropCreatedFunctions } from '../schema/created-functions.ts';
 import { tableExists } from '../db/catalog.ts';
 import { ROLLBACK_SCHEMA_ACTIONS } from '../../api/constants.ts';
 
@@ -96,6 +97,8 @@ export async function dropCreatedTables(session: SqlSession, uid: string, warnin
     await withoutForeignKeyChecks(session, () => session.query(`DROP TABLE IF EXISTS ${existing.map((t) => q.quoteQualified(t)).join(', ')}`));
   }
   await forgetCreated(session, uid, 'tables', [...tables, ...intended]);
+  // The ON UPDATE triggers' functions (schema/on-update.ts): unused once their tables are gone.
+  await dropCreatedFunctions(session, uid, warnings);
   return existing;
 }
 

@@ -18,6 +18,7 @@ import { createIfAbsent } from '../migrations/create-if-absent.ts';
 import type { SqlSession } from '../db/session.ts';
 import type { TableDdl } from './ddl.ts';
 import { tableAndSchema } from '../db/dialect.ts';
+import { retireCreatedFunctions } from './created-functions.ts';
 
 export const CREATED_TABLES_TABLE = 'dataops_created_table';
 export const CREATED_TYPES_TABLE = 'dataops_created_type';
@@ -168,6 +169,7 @@ export async function forgetCreated(session: SqlSession, uid: string, what: 'tab
 /** A finished migration: its tables and types are the application's now, never dropped by a rollback. */
 export async function retireCreated(session: SqlSession, uid: string): Promise<void> {
   const q = session.dialect;
+  await retireCreatedFunctions(session, uid);
   for (const table of [CREATED_TABLES_TABLE, ...(q.namedEnumTypes ? [CREATED_TYPES_TABLE] : [])]) {
     if (!await tableExists(session, table)) continue;
     await session.query(`UPDATE ${q.quoteIdent(table)} SET state = 'retired' WHERE migration_uid = ${q.placeholder(1)}`, [uid]);

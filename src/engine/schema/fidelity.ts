@@ -2,8 +2,9 @@
 // the target name of every index (unique in the target schema, recorded on the plan's IndexInfo,
 // where the post-copy DDL reads it), foreign keys to tables the migration does not copy (not
 // created, named), partitioned tables (created plain, named), and every such difference said once
-// per reason (notices.ts). A name the plan chose that an object the migration did not create
-// already holds on the target refuses the plan.
+// per reason (notices.ts), with what else of the source is not carried over (carry-over.ts). A
+// name the plan chose (an index, an ON UPDATE trigger's function) that an object the migration
+// did not create already holds on the target refuses the plan.
 import type { Engine } from '../db/dialect.ts';
 import { tableAndSchema } from '../db/dialect.ts';
 import type { SqlSession } from '../db/session.ts';
@@ -13,12 +14,14 @@ import { referencedTarget, type TableDdl } from './ddl.ts';
 import { targetIndexNames, type NamingTable } from './index-names.ts';
 import type { TableInfo } from './model.ts';
 import { groupNotices, type Notice } from './notices.ts';
+import { foreignFunctions } from './created-functions.ts';
+import { onUpdateTriggerFor } from './on-update.ts';
 
 export interface FidelityTable {
   spec: { name: string; target?: string | undefined };
   source: TableInfo;
   /** Present when the plan creates the target table. */
-  ddl?: Pick<TableDdl, 'notices'> | undefined;
+  ddl?: Pick<TableDdl, 'notices'> & Partial<Pick<TableDdl, 'columnNames'>> | undefined;
 }
 
 export const FIDELITY_REASONS = {
@@ -36,8 +39,12 @@ const RELATION_KINDS: Record<string, string> = {
  * returns the grouped warnings and the refusals. Tables the migration creates now, or created on
  * an earlier run, get indexes and foreign keys after the copy; only they are checked.
  */
-export async function schemaFidelity(target: SqlSession, tables: readonly FidelityTable[], settings: { targetEngine: Engine; uid: string }): Promise<{ warnings: string[]; errors: string[] }> {
-  const notices: Notice[] = tables.flatMap((t) => t.ddl?.notices ?? []);
+export async function schemaFidelity(
+  target: SqlSession, tables: readonly FidelityTable[], settings: { targetEngine: Engine; uid: string },
+  /** What else of the source is not carried over (carry-over.ts: views, routines, triggers, …). */
+  sourceNotices: readonly Notice[] = [],
+): Promise<{ warnings: string[]; errors: string[] }> {
+  const notices: Notice[] = [...tables.flatMap((t) => t.ddl?.notices ?? []), ...sourceNotices];
   const errors: string[] = [];
   // Records written before uids existed (no migration_uid column) are another migration's: none are ours.
   const ours = tables.some((t) => !t.ddl) && await ownerColumn(target, CREATED_TABLES_TABLE) === 'migration_uid';
@@ -72,6 +79,15 @@ export async function schemaFidelity(target: SqlSession, tables: readonly Fideli
       }
     }
     errors.push(...await nameClashes(target, created));
+    // ON UPDATE triggers' functions: CREATE OR REPLACE must never replace someone else's.
+    const triggers = tables.flatMap((t) => {
+      const columnNames = t.ddl?.columnNames;
+      const trigger = columnNames && onUpdateTriggerFor(t.source, { table: t.spec.target ?? t.spec.name, columnNames }, settings.targetEngine);
+      return trigger ? [trigger] : [];
+    });
+    for (const trigger of await foreignFunctions(target, settings.uid, triggers)) {
+      errors.push(`the ON UPDATE CURRENT_TIMESTAMP columns of table ${trigger.table} (${trigger.columns.join(', ')}) need a trigger function ${trigger.functionSignature}, but a function of that name exists already on the target (this migration did not create it): rename or drop it there, or create table ${trigger.table} with a schema migration`);
+    }
   }
   return { warnings: groupNotices(notices), errors };
 }

@@ -27,8 +27,37 @@ export interface ColumnInfo {
   /** PostgreSQL array element type (for "ARRAY" data types). */
   elementType?: string;
   charset?: string;
+  /** MySQL: the column's collation; PostgreSQL: only one other than its type's default. */
   collation?: string;
+  /** PostgreSQL: the collation compares by more than bytes (a nondeterministic ICU collation, e.g. case-insensitive). */
+  collationNondeterministic?: boolean;
   comment?: string;
+  /** MySQL `ON UPDATE CURRENT_TIMESTAMP[(n)]`: the column is set to the current time when the row changes. */
+  onUpdate?: string;
+  /** PostgreSQL: the column's declared type is this domain (nativeType names it; dataType is its base's). */
+  domain?: DomainInfo;
+}
+
+/** A PostgreSQL domain: its base type, constraints and default, as its catalog states them. */
+export interface DomainInfo {
+  name: string;
+  /** The base type as DDL text ("integer", "character varying(20)"). */
+  baseType: string;
+  /** Its CHECK constraints as pg_get_constraintdef prints them ("CHECK ((VALUE > 0))"). */
+  checks: string[];
+  notNull: boolean;
+  defaultValue?: string;
+}
+
+/** A table's CHECK constraint as the source's catalog prints it. */
+export interface CheckInfo {
+  name: string;
+  /** The expression inside CHECK (…), in the source engine's SQL. */
+  clause: string;
+  /** MariaDB's json_valid(col) check of a JSON column (the JSON type carries it across engines). */
+  jsonValid?: boolean;
+  /** PostgreSQL NOT VALID: existing rows may break it, so it is never created before the copy. */
+  notValidated?: boolean;
 }
 
 export interface IndexInfo {
@@ -69,4 +98,25 @@ export interface TableInfo {
   partitions?: number;
   /** MySQL storage engine (InnoDB, MyISAM, ...): the copy needs a transactional target. */
   storageEngine?: string;
+  /** CHECK constraints (absent: not read). */
+  checks?: CheckInfo[];
+  /** Indexes not carried over column by column (expression, partial, functional), by name. */
+  skippedIndexes?: string[];
+  /** MySQL SPATIAL indexes, by name: not carried over (the column is bytes on PostgreSQL). */
+  spatialIndexes?: string[];
+}
+
+/**
+ * An object of the source schema or database around the migrated tables that the migration does
+ * not carry over: named by the plan, grouped by kind (schema/objects.ts).
+ */
+export interface SchemaObject {
+  /** `unseen`: a kind of object the source role cannot list (name says which, and what would show it). */
+  kind: 'view' | 'materialized view' | 'trigger' | 'policy' | 'routine' | 'event' | 'unseen';
+  /** PostgreSQL schema or MySQL database it lives in. */
+  schema: string;
+  /** Its name, with what tells it apart ("total(integer)", "trg_audit"). */
+  name: string;
+  /** A trigger's or policy's table. */
+  table?: string;
 }

@@ -5,6 +5,7 @@
 import type { Engine } from '../db/dialect.ts';
 import type { MapValue, ValueMapping } from '../copy/planner.ts';
 import type { Converter } from '../copy/plan-types.ts';
+import { domainCheck } from './domains.ts';
 import type { ColumnInfo } from './model.ts';
 
 export interface MappedType {
@@ -18,6 +19,8 @@ export interface MappedType {
   createsType?: string;
   /** Why the mapping is not exact, without the column's name: the plan names columns grouped by reason. */
   warnings: string[];
+  /** A PostgreSQL domain column whose rules the type (base type, `check`, NOT NULL) reproduces. */
+  reproducesDomain?: boolean;
 }
 
 export type TypeMapping = MappedType | { error: string };
@@ -50,8 +53,27 @@ function sameEngine(column: ColumnInfo, engine: Engine): TypeMapping {
       before: [`DO $$ BEGIN CREATE TYPE ${name} AS ENUM (${labels}); EXCEPTION WHEN duplicate_object THEN NULL; END $$`],
     };
   }
+  if (engine === 'postgres' && column.domain) {
+    // The target has no such domain: its base type, and its checks as the column's (domains.ts).
+    const rewritten = domainCheck(column.domain);
+    return {
+      type: column.domain.baseType, warnings: [],
+      ...(rewritten?.check ? { check: rewritten.check } : {}),
+      ...(rewritten ? { reproducesDomain: true } : {}),
+    };
+  }
+  if (engine === 'mysql' && MYSQL_GEOMETRY_TYPES.has(column.dataType)) {
+    // The copy loads text and UNHEX'd binary columns; a spatial column is neither, and LOAD DATA refuses its bytes.
+    return { error: `column ${column.name}: MySQL spatial type ${column.nativeType} cannot be copied MySQL → MySQL yet; skip the column, or copy it as bytes into a column you create (expression ST_AsWKB(${column.name}))` };
+  }
   return { type: column.nativeType, warnings: [] };
 }
+
+/** MySQL's spatial types: copied as their stored bytes (GEOMETRY_FORM), exactly, whatever the target has. */
+export const MYSQL_GEOMETRY_TYPES = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
+
+/** What a MySQL spatial column holds on PostgreSQL (README, type map). */
+export const GEOMETRY_FORM = "MySQL's stored geometry bytes: a 4-byte little-endian SRID, then the WKB";
 
 function mysqlToPostgres(c: ColumnInfo): TypeMapping {
   const ok = (type: string, ...warnings: string[]): MappedType => ({ type, warnings });
@@ -88,6 +110,8 @@ function mysqlToPostgres(c: ColumnInfo): TypeMapping {
     case 'uuid': return ok('uuid');
     case 'inet4': case 'inet6': return ok('inet');
     default:
+      // Copied and validated byte for byte; PostGIS reads it as ST_GeomFromWKB(substring(col from 5), srid).
+      if (MYSQL_GEOMETRY_TYPES.has(c.dataType)) return ok('bytea', `spatial columns become bytea holding ${GEOMETRY_FORM} (no spatial type or index on the target; convert with PostGIS ST_GeomFromWKB(substring(col from 5)) after the copy)`);
       return { error: `column ${c.name}: MySQL type ${c.nativeType} has no mapping to PostgreSQL; skip the column, or create the target table with a schema migration and compute the value with an expression` };
   }
 }
@@ -168,6 +192,7 @@ export const TYPE_MAP: TypeMapRow[] = [
   { from: 'mysql', source: "set('a','b')", target: 'text[]', notes: "'a,b' → {a,b}, with CHECK (col <@ ARRAY['a','b'])" },
   { from: 'mysql', source: 'json', target: 'jsonb', notes: 'MariaDB JSON (longtext with json_valid) too' },
   { from: 'mysql', source: 'uuid', target: 'uuid', notes: 'MariaDB 10.7+' },
+  { from: 'mysql', source: 'geometry', target: 'bytea', notes: `point, polygon and every spatial type: ${GEOMETRY_FORM}; PostGIS: ST_GeomFromWKB(substring(col from 5), srid)` },
   { from: 'postgres', source: 'boolean', target: 'tinyint(1)', notes: 'true/false → 1/0' },
   { from: 'postgres', source: 'smallint', target: 'smallint', notes: '' },
   { from: 'postgres', source: 'integer', target: 'int', notes: 'serial/identity → auto_increment' },

@@ -14,7 +14,9 @@ const TEXT_TYPES = new Set(['DECIMAL', 'NEWDECIMAL', 'TINY', 'SHORT', 'LONG', 'I
   'YEAR', 'DATE', 'NEWDATE', 'TIME', 'TIME2', 'DATETIME', 'DATETIME2', 'TIMESTAMP', 'TIMESTAMP2', 'JSON']);
 
 /** The server's own text for every value; bytes (mysql2's default) for binary strings, blobs and bit fields. */
-export const textTypeCast: TypeCast = (field, next) => (TEXT_TYPES.has(field.type) ? field.string('utf8') : next());
+export const textTypeCast: TypeCast = (field, next) => (TEXT_TYPES.has(field.type) ? field.string('utf8')
+  // Spatial values as their stored bytes (SRID + WKB), not mysql2's parsed objects.
+  : field.type === 'GEOMETRY' ? field.buffer() : next());
 
 function timeoutsOf(options: ConnectOptions): SessionTimeouts {
   return { ...sessionTimeouts(process.env), ...(options.statementTimeoutMs !== undefined ? { statementMs: options.statementTimeoutMs } : {}) };

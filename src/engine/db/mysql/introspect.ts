@@ -1,6 +1,6 @@
 // MySQL/MariaDB's side of introspection: a table's shape from information_schema, into the
 // engine-neutral TableInfo that the type map, the DDL and the copy planner work from.
-import type { ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo } from '../../schema/model.ts';
+import type { CheckInfo, ColumnInfo, ForeignKeyInfo, IndexInfo, SchemaObject, TableInfo } from '../../schema/model.ts';
 import { assembleTable, int, text } from '../catalog-rows.ts';
 import type { Introspector } from '../adapter.ts';
 import { tableAndSchema } from '../dialect.ts';
@@ -26,11 +26,12 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
     where,
   );
   // MariaDB's JSON is LONGTEXT with a json_valid() check; the check is how it is recognised.
-  const jsonColumns = new Set((await session.query(
-    `SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`, where,
-  ).catch(() => [])).flatMap((r) => {
-    const match = /^json_valid\(`((?:[^`]|``)+)`\)$/i.exec(text(r.clause)?.trim() ?? '');
-    return match?.[1] ? [match[1].replaceAll('``', '`')] : [];
+  const checks = await checksOf(session, where);
+  const jsonColumns = new Set(checks.flatMap((check) => {
+    const match = /^json_valid\(`((?:[^`]|``)+)`\)$/i.exec(check.clause.trim());
+    if (!match?.[1]) return [];
+    check.jsonValid = true;
+    return [match[1].replaceAll('``', '`')];
   }));
   const columns: ColumnInfo[] = columnRows.map((r) => {
     const nativeType = text(r.native_type) ?? '';
@@ -67,16 +68,24 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
     if (collation) column.collation = collation;
     const comment = text(r.comment);
     if (comment) column.comment = comment;
+    // MariaDB: "on update current_timestamp()"; MySQL: "DEFAULT_GENERATED on update CURRENT_TIMESTAMP(3)".
+    const onUpdate = /\bon update (current_timestamp(?:\(\d*\))?)/i.exec(extra)?.[1];
+    if (onUpdate !== undefined) column.onUpdate = onUpdate.toUpperCase();
     return column;
   });
   const indexRows = await session.query(
-    `SELECT INDEX_NAME AS name, NON_UNIQUE AS non_unique, COLUMN_NAME AS \`column\`
+    `SELECT INDEX_NAME AS name, NON_UNIQUE AS non_unique, COLUMN_NAME AS \`column\`, INDEX_TYPE AS type
        FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
     where,
   );
   const indexes = new Map<string, IndexInfo & { primary: boolean; expression: boolean }>();
+  const spatial = new Set<string>();
   for (const r of indexRows) {
     const indexName = text(r.name) ?? '';
+    if (text(r.type)?.toUpperCase() === 'SPATIAL') {
+      spatial.add(indexName);
+      continue;
+    }
     const index = indexes.get(indexName) ?? { name: indexName, columns: [], unique: text(r.non_unique) === '0', primary: indexName === 'PRIMARY', expression: false };
     const column = text(r.column);
     if (column === undefined) index.expression = true;
@@ -109,13 +118,17 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
     `SELECT COUNT(*) AS n FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND PARTITION_NAME IS NOT NULL`, where,
   );
   const partitions = int(partitioned?.n) ?? 0;
-  const info = assembleTable({
+  const info: TableInfo = assembleTable({
     engine: 'mysql', schema: text(table.schema) ?? '', name: text(table.name) ?? '', columns,
     estimatedRows: int(table.estimate) ?? 0,
     indexes: [...indexes.values()].filter((i) => !i.expression),
     foreignKeys: [...foreignKeys.values()],
     ...(storageEngine ? { storageEngine } : {}),
   });
+  info.checks = checks;
+  const functional = [...indexes.values()].filter((i) => i.expression).map((i) => i.name);
+  if (functional.length > 0) info.skippedIndexes = functional;
+  if (spatial.size > 0) info.spatialIndexes = [...spatial];
   return partitions > 0 ? { ...info, partitions } : info;
 }
 
@@ -141,4 +154,73 @@ async function listMysqlTables(session: SqlSession): Promise<string[]> {
   return rows.map((r) => text(r.name) ?? '');
 }
 
-export const mysqlIntrospector: Introspector = { table: introspectMysqlTable, tables: listMysqlTables };
+/**
+ * The table's CHECK constraints. MariaDB names them per table (CHECK_CONSTRAINTS has TABLE_NAME);
+ * MySQL 8 per database, and says which table through TABLE_CONSTRAINTS.
+ */
+async function checksOf(session: SqlSession, where: (string | undefined)[]): Promise<CheckInfo[]> {
+  const rows = await session.query(
+    `SELECT CONSTRAINT_NAME AS name, CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? ORDER BY CONSTRAINT_NAME`, where,
+  ).catch(() => session.query(
+    `SELECT c.CONSTRAINT_NAME AS name, c.CHECK_CLAUSE AS clause FROM information_schema.TABLE_CONSTRAINTS t
+       JOIN information_schema.CHECK_CONSTRAINTS c ON c.CONSTRAINT_SCHEMA = t.CONSTRAINT_SCHEMA AND c.CONSTRAINT_NAME = t.CONSTRAINT_NAME
+      WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? AND t.CONSTRAINT_TYPE = 'CHECK' ORDER BY c.CONSTRAINT_NAME`, where,
+  ));
+  return rows.map((r) => ({ name: text(r.name) ?? '', clause: text(r.clause) ?? '' }));
+}
+
+/** Views, routines and events of these tables' databases, and the triggers of these tables. */
+async function mysqlSchemaObjects(session: SqlSession, tables: readonly { schema: string; name: string }[]): Promise<SchemaObject[]> {
+  if (tables.length === 0) return [];
+  const schemas = [...new Set(tables.map((t) => t.schema))];
+  const inSchemas = schemas.map(() => '?').join(', ');
+  const pairs = tables.map(() => '(?, ?)').join(', ');
+  const rows = await session.query(
+    `SELECT 'view' AS kind, TABLE_SCHEMA AS \`schema\`, TABLE_NAME AS name, NULL AS on_table FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (${inSchemas})
+     UNION ALL
+     SELECT 'routine', ROUTINE_SCHEMA, CONCAT(ROUTINE_NAME, ' (', LOWER(ROUTINE_TYPE), ')'), NULL FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN (${inSchemas})
+     UNION ALL
+     SELECT 'event', EVENT_SCHEMA, EVENT_NAME, NULL FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN (${inSchemas})
+     UNION ALL
+     SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE (EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE) IN (${pairs})
+     ORDER BY 1, 2, 3`,
+    [...schemas, ...schemas, ...schemas, ...tables.flatMap((t): SqlValue[] => [t.schema, t.name])],
+  );
+  const found = rows.map((r): SchemaObject => ({
+    kind: (text(r.kind) ?? 'view') as SchemaObject['kind'], schema: text(r.schema) ?? '', name: text(r.name) ?? '',
+    ...(text(r.on_table) !== undefined ? { table: text(r.on_table) ?? '' } : {}),
+  }));
+  return [...found, ...await unseenKinds(session, tables)];
+}
+
+/**
+ * What information_schema hides from this account: triggers without TRIGGER on their table,
+ * events without EVENT, routines without a routine privilege, views without SHOW VIEW or SELECT.
+ * Privileges through roles are not followed (they may show more than this says).
+ */
+async function unseenKinds(session: SqlSession, tables: readonly { schema: string; name: string }[]): Promise<SchemaObject[]> {
+  const [user] = await session.query('SELECT CURRENT_USER() AS who');
+  const who = text(user?.who) ?? '';
+  const at = who.lastIndexOf('@');
+  const grantee = `'${who.slice(0, at)}'@'${who.slice(at + 1)}'`;
+  const privileges = async (sql: string, params: SqlValue[]): Promise<Set<string>> => new Set((await session.query(sql, [grantee, ...params])).map((r) => text(r.p) ?? ''));
+  const global = await privileges('SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?', []);
+  const unseen: SchemaObject[] = [];
+  for (const schema of new Set(tables.map((t) => t.schema))) {
+    const granted = new Set([...global, ...await privileges('SELECT PRIVILEGE_TYPE AS p FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ?', [schema])]);
+    const any = (...wanted: string[]): boolean => wanted.some((p) => granted.has(p));
+    const inSchema = tables.filter((t) => t.schema === schema);
+    const triggerless: string[] = [];
+    for (const table of any('TRIGGER') ? [] : inSchema) {
+      const own = await privileges('SELECT PRIVILEGE_TYPE AS p FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, table.name]);
+      if (!own.has('TRIGGER')) triggerless.push(table.name);
+    }
+    if (triggerless.length > 0) unseen.push({ kind: 'unseen', schema, name: `triggers of ${triggerless.join(' and ')} (needs TRIGGER)` });
+    if (!any('EVENT')) unseen.push({ kind: 'unseen', schema, name: 'events (needs EVENT)' });
+    if (!any('EXECUTE', 'CREATE ROUTINE', 'ALTER ROUTINE', 'SHOW_ROUTINE', 'SHOW CREATE ROUTINE') && !global.has('SELECT')) unseen.push({ kind: 'unseen', schema, name: 'routines (needs EXECUTE)' });
+    if (!any('SHOW VIEW', 'SELECT')) unseen.push({ kind: 'unseen', schema, name: 'views (needs SHOW VIEW)' });
+  }
+  return unseen;
+}
+
+export const mysqlIntrospector: Introspector = { table: introspectMysqlTable, tables: listMysqlTables, objects: mysqlSchemaObjects };
