@@ -4,43 +4,15 @@
 // what the target cannot hold is refused by the plan naming the object, or named once in a grouped
 // warning; and every accepted plan's run succeeds and validates.
 import test, { type ExecutionContext } from 'ava';
-import type { DataMigration } from '../../src/api/types.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { engineSettings } from '../../src/engine/pipeline/settings.ts';
-import { copyStep, planStep, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
-import { validateStep } from '../../src/engine/pipeline/validate-steps.ts';
+import { copyStep, planStep } from '../../src/engine/pipeline/steps.ts';
 import { introspectTable } from '../../src/engine/schema/introspect.ts';
 import type { TableInfo } from '../../src/engine/schema/model.ts';
-import { freshDatabase, freshTargetDatabase } from '../support/databases.ts';
 import { execSql, scalar } from '../support/sql.ts';
+import { corpusSetup, runAccepted, type Tables } from '../support/schema-corpus.ts';
 
-type Tables = NonNullable<DataMigration['spec']['tables']>;
-
-function manifest(from: Engine, to: Engine, tables?: Tables): DataMigration {
-  return {
-    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: 'fidelity', namespace: 'test' },
-    spec: {
-      source: { engine: from, secretRef: { name: 's' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 't' } },
-      schema: { createMissingTables: true }, ...(tables ? { tables } : {}), strategy: { batchSize: 100, parallelism: 2 },
-    },
-  };
-}
-
-async function setup(t: ExecutionContext, from: Engine, to: Engine, seed: string[], tables?: Tables): Promise<{ context: StepContext; source: string; target: string }> {
-  const source = await freshDatabase(t, from);
-  const target = await freshTargetDatabase(t, to);
-  await execSql(source, seed);
-  return { context: { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to, tables)) }, source, target };
-}
-
-/** The run of an accepted plan: schema, copy, validation, all succeeding. */
-async function runAccepted(t: ExecutionContext, context: StepContext): Promise<void> {
-  await schemaStep(context);
-  await copyStep(context);
-  const report = await validateStep(context);
-  t.true(report.passed, report.summary);
-}
+const setup = (t: ExecutionContext, from: Engine, to: Engine, seed: string[], tables?: Tables): ReturnType<typeof corpusSetup> => corpusSetup(t, 'fidelity', from, to, seed, tables);
 
 async function tableOn(url: string, name: string): Promise<TableInfo | undefined> {
   const session = await openSession(url, { readOnly: true });

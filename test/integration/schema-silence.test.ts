@@ -8,12 +8,12 @@
 import test, { type ExecutionContext } from 'ava';
 import type { DataMigration } from '../../src/api/types.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
-import { engineSettings } from '../../src/engine/pipeline/settings.ts';
-import { copyStep, planStep, schemaStep, type StepContext } from '../../src/engine/pipeline/steps.ts';
-import { rollbackStep, validateStep } from '../../src/engine/pipeline/validate-steps.ts';
+import { copyStep, planStep } from '../../src/engine/pipeline/steps.ts';
+import { rollbackStep } from '../../src/engine/pipeline/validate-steps.ts';
 import { randomBytes } from 'node:crypto';
-import { adminQuery, freshDatabase, freshTargetDatabase } from '../support/databases.ts';
+import { adminQuery } from '../support/databases.ts';
 import { execSql, scalar } from '../support/sql.ts';
+import { corpusManifest, corpusSetup, runAccepted, type Tables } from '../support/schema-corpus.ts';
 import { openSession } from '../../src/engine/db/connect.ts';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,32 +21,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { dmctl } from '../support/dmctl.ts';
 
-type Tables = NonNullable<DataMigration['spec']['tables']>;
-
-function manifest(from: Engine, to: Engine, tables?: Tables): DataMigration {
-  return {
-    apiVersion: 'dataops.dev/v1alpha1', kind: 'DataMigration', metadata: { name: 'silence', namespace: 'test' },
-    spec: {
-      source: { engine: from, secretRef: { name: 's' }, acceptWritableRole: true }, target: { engine: to, secretRef: { name: 't' } },
-      schema: { createMissingTables: true }, ...(tables ? { tables } : {}), strategy: { batchSize: 100, parallelism: 2 },
-    },
-  };
-}
-
-async function setup(t: ExecutionContext, from: Engine, to: Engine, seed: string[], tables?: Tables): Promise<{ context: StepContext; source: string; target: string }> {
-  const source = await freshDatabase(t, from);
-  const target = await freshTargetDatabase(t, to);
-  await execSql(source, seed);
-  return { context: { source: { url: source }, target: { url: target }, settings: engineSettings(manifest(from, to, tables)) }, source, target };
-}
-
-/** The run of an accepted plan: schema, copy, validation, all succeeding. */
-async function runAccepted(t: ExecutionContext, context: StepContext): Promise<void> {
-  await schemaStep(context);
-  await copyStep(context);
-  const report = await validateStep(context);
-  t.true(report.passed, report.summary);
-}
+const manifest = (from: Engine, to: Engine, tables?: Tables): DataMigration => corpusManifest('silence', from, to, tables);
+const setup = (t: ExecutionContext, from: Engine, to: Engine, seed: string[], tables?: Tables): ReturnType<typeof corpusSetup> => corpusSetup(t, 'silence', from, to, seed, tables);
 
 /** The one warning whose text matches `reason` (the test fails unless there is exactly one). */
 function warningFor(t: ExecutionContext, warnings: readonly string[], reason: RegExp): string {
