@@ -20,8 +20,9 @@
 // The reference: the write-blocked window the fence replaces, an offline copy of the same table
 // behind a write stop with the tools people use for it (PostgreSQL: `pg_dump -t | psql`; MariaDB:
 // `mariadb --batch | psql COPY`), run on the final source table after the migration.
-// ratio = reference / fence (> 1: our write-blocked window is shorter). The fence includes a full
-// validation, the offline copy none; both grow with the table, the writer's rate moves neither much.
+// ratio = reference / fence (> 1: our write-blocked window is shorter). The fence includes the
+// validation of the rows changed since the sync's validation at a cut (a full one if none passed in
+// the window), the offline copy none; the offline copy grows with the table, the fence with the writes.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -229,7 +230,7 @@ async function offlineCopySeconds(servers: Servers, engine: SourceEngine, source
   return (await timeCommand(`mariadb ${args.map(quote).join(' ')} --batch --quick --skip-column-names -e ${quote(`SELECT ${COLUMNS} FROM items`)} | psql -q -v ON_ERROR_STOP=1 ${quote(into)} -c ${quote(`COPY items (${COLUMNS}) FROM STDIN WITH (NULL 'NULL')`)}`, { env })).seconds;
 }
 
-type Figures = Record<string, number | boolean>;
+type Figures = Record<string, number | boolean | string>;
 
 async function runEngine(servers: Servers, engine: SourceEngine): Promise<Figures> {
   console.log(`\n${LABEL[engine]}: ${String(ROWS)} rows, writer at ${String(RATE)} operations/s`);
@@ -290,6 +291,10 @@ async function runEngine(servers: Servers, engine: SourceEngine): Promise<Figure
     const stepDone = catchup.events.find((e) => e.event.event === 'step' && e.event.state === 'succeeded')?.at ?? catchup.exitedAt;
     const catchUpMs = Number(caught.catchUpMs ?? Number.NaN);
     const validationMs = (validation.seconds ?? Number.NaN) * 1000;
+    // Behind the fence: the rows changed since the sync's validation at a cut, or every row when none passed.
+    const full = catchup.events.find((e) => e.event.event === 'result')?.event.result as { catchup?: { validation?: { tables?: { changedRows?: { rows: number; since: string } }[] } } } | undefined;
+    const fencedTables = full?.catchup?.validation?.tables ?? [];
+    const changedRows = fencedTables.every((t) => t.changedRows) && fencedTables.length > 0 ? fencedTables.reduce((sum, t) => sum + (t.changedRows?.rows ?? 0), 0) : undefined;
 
     const comparison = await compareRows(setup, 120);
     const lost = lostWrites(writer.log, await revisions(targetUrl));
@@ -310,6 +315,7 @@ async function runEngine(servers: Servers, engine: SourceEngine): Promise<Figure
       + ` + sync stop after SIGTERM ${f(syncExit.exitedAt - writerStoppedAt)} + catchup process start ${f(stepStarted - catchup.spawnedAt)}`
       + ` + catch-up ${f(catchUpMs)} (${typeof caught.transactions === 'number' ? String(caught.transactions) : '?'} transactions; planning and connecting included)`
       + ` + validation ${f(validationMs)} (${validation.summary ?? ''}) + the rest of the step (the validation's planning and checks, closing sessions) and process exit ${f(catchup.exitedAt - stepStarted - catchUpMs - validationMs)}`);
+    console.log(`  validation behind the fence: ${changedRows === undefined ? 'full (no validation at a cut passed while syncing)' : `${String(changedRows)} rows changed since the sync's validation at a cut (${fencedTables[0]?.changedRows?.since ?? ''}), and the counts`}`);
     console.log(`  (engine level: the operator adds the sync pod's termination and the catch-up Job's scheduling and pod start-up to this; step ${f(stepDone - stepStarted)} of it)`);
     console.log(`compared ${String(comparison.rows)} rows: ${String(comparison.missing)} missing, ${String(comparison.stale)} stale, ${String(comparison.undeleted)} undeleted${comparison.examples.length ? `: ${comparison.examples.join('; ')}` : ''}`);
     console.log(`acknowledged operations not on the target: ${String(lost)} (the same check against the source: ${String(sourceModelErrors)})`);
@@ -319,6 +325,7 @@ async function runEngine(servers: Servers, engine: SourceEngine): Promise<Figure
       writes_per_s: round(writesPerS, 1), write_commit_p99_ms: round(percentile(written.latenciesMs, 0.99), 1), lag_p50_s: round(p50, 3), lag_p99_s: round(p99, 3),
       lag_max_s: round(Math.max(...lag.samplesS), 3), lag_samples: lag.samplesS.length, lag_unresolved: lag.unresolved,
       sync_reports_max_lag_ms: Math.max(0, ...lag.reportsMs), fence_ms: Math.round(fenceMs), catchup_ms: Math.round(catchUpMs), validation_ms: Math.round(validationMs),
+      fence_validation: changedRows === undefined ? 'full' : 'changed-rows', fence_validated_rows: changedRows ?? comparison.rows,
       lost_writes: lost, mismatched_rows: comparison.missing + comparison.stale + comparison.undeleted, validation_passed: validation.passed === true,
       offline_copy_s: round(referenceS), ratio_vs_offline_copy: round(referenceS / (fenceMs / 1000)),
       goals_met: p99 < GOALS.lag_p99_s && fenceMs < GOALS.fence_ms && lost === 0 && lag.unresolved === 0,

@@ -389,6 +389,8 @@ const status = object('DataMigrationStatus', 'What the operator observed and did
     transactions: optional(integer('Source transactions applied by the sync Job\'s current pod.', { format: 'int64' })),
     changes: optional(integer('Row changes applied by the sync Job\'s current pod.', { format: 'int64' })),
     sampledAt: optional(string('When the sync Job wrote these figures.', { format: 'date-time' })),
+    validatedPosition: optional(string('The source position at which the sync Job compared the whole target with a snapshot of the source and found them equal (behind the fence only the rows changed since are compared again).', { maxLength: STATUS_LIMITS.figure })),
+    validatedAt: optional(string('When that comparison began.', { format: 'date-time' })),
     fencedAt: optional(string('When writes to the source were fenced.', { format: 'date-time' })),
     fenceReplicas: optional(integer('ScaleDown: the blue Deployment\'s replicas before the fence (restored when the fence is lifted).', { minimum: 0 })),
     writeBlockedMs: optional(integer('From the fence to the Service switch (or to the fence being lifted).', { format: 'int64' })),

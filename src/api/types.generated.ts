@@ -150,6 +150,10 @@ export interface SyncStatus {
   changes?: number;
   /** When the sync Job wrote these figures. */
   sampledAt?: string;
+  /** The source position at which the sync Job compared the whole target with a snapshot of the source and found them equal (behind the fence only the rows changed since are compared again). */
+  validatedPosition?: string;
+  /** When that comparison began. */
+  validatedAt?: string;
   /** When writes to the source were fenced. */
   fencedAt?: string;
   /** ScaleDown: the blue Deployment's replicas before the fence (restored when the fence is lifted). */

@@ -21,6 +21,7 @@ import { redactSecrets, secretsOfUrls } from '../engine/db/redact.ts';
 import type { TlsOptions } from '../engine/db/session.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { copyStep, planStep, PlanRefusedError, schemaStep, syncStep, type CopyStepResult, type StepContext } from '../engine/pipeline/steps.ts';
+import { ValidationFailedError } from '../engine/pipeline/refused.ts';
 import { parsePodShare, type PodShare } from '../engine/copy/units.ts';
 import { cleanupStep, retireStep, rollbackStep, validateStep } from '../engine/pipeline/validate-steps.ts';
 import { catchupStep, releaseStep, type ReleaseStepResult } from '../engine/pipeline/capture-steps.ts';
@@ -179,7 +180,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     }
     let exitCode: ExitCode = EXIT.ok;
     if ((command === 'run' && context.settings.incremental) || command === 'step sync') {
-      results.sync = await runStep(reporter, 'sync', () => syncStep(context), describeSync);
+      results.sync = await runStep(reporter, 'sync', () => syncStep(context, validateOptionsOf(migration.spec.validation)), describeSync);
       // ChangeCapture runs until SIGTERM/SIGINT, then stops cleanly and says where it got to. It exits
       // as interrupted all the same: a sync Job whose pod was stopped by anything but the operator
       // (which deletes the Job at the fence) must run again, never count as done.
@@ -237,6 +238,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     return exitCode;
   } catch (error) {
     if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
+    if (error instanceof ValidationFailedError) throw new CliError(error.message, EXIT.validationFailed);
     // A URL parameter that contradicts spec.*.tls (or sets what the engine decides): bad input, nothing was opened.
     if (error instanceof ConnectionSettingsError) throw new CliError(error.message, EXIT.usage);
     if (signal.aborted) throw new CliError('interrupted; run the same command again to resume', EXIT.interrupted);

@@ -1,4 +1,4 @@
-// What a ChangeCapture decision observes besides the Jobs: the sync pod's lag report (read from the
+// What a ChangeCapture decision observes besides the Jobs: the sync pod's lag report and its validation at a cut (read from the
 // target's bookkeeping with a read-only session, in the background like copy progress: a target
 // that never answers holds only its own migration's figures), the pods of the sync Job still
 // present (the stream is held until they are gone), and the ScaleDown fence's Deployment.
@@ -6,6 +6,7 @@ import type { DataMigration } from '../api/types.ts';
 import { openSession } from '../engine/db/connect.ts';
 import { engineSettings } from '../engine/pipeline/settings.ts';
 import { readCaptureLag } from '../engine/sync/capture-lag.ts';
+import { readCutRecord } from '../engine/sync/changed-keys.ts';
 import type { Cluster } from './cluster.ts';
 import { isChangeCapture } from './context.ts';
 import { progressSession, type ProgressUrls } from './copy-progress.ts';
@@ -21,9 +22,12 @@ export interface LagSample {
 export async function readSyncLag(migration: DataMigration, urls: ProgressUrls): Promise<LagSample> {
   const session = await openSession(urls.target, progressSession(migration, 'target', urls.targetCa));
   try {
-    const report = await readCaptureLag(session, engineSettings(migration).uid);
+    const { uid } = engineSettings(migration);
+    const report = await readCaptureLag(session, uid);
     if (report === undefined) return {};
-    return { lag: { appliedPosition: report.appliedPosition, lagMs: report.lagMs, pendingBytes: report.pendingBytes, transactions: report.transactions, changes: report.changes, sampledAt: report.sampledAt } };
+    const cut = await readCutRecord(session, uid);
+    const validated = cut?.state === 'passed' ? { validatedPosition: cut.position, validatedAt: cut.at } : {};
+    return { lag: { appliedPosition: report.appliedPosition, lagMs: report.lagMs, pendingBytes: report.pendingBytes, transactions: report.transactions, changes: report.changes, sampledAt: report.sampledAt, ...validated } };
   } finally {
     await session.close();
   }

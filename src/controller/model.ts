@@ -103,6 +103,9 @@ export interface CaptureLag {
   transactions: number;
   changes: number;
   sampledAt: string;
+  /** The sync's validation at a cut that passed (engine/sync/changed-keys.ts), if any. */
+  validatedPosition?: string;
+  validatedAt?: string;
 }
 
 export interface DecideInput {

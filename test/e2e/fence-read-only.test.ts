@@ -150,7 +150,7 @@ test('SourceReadOnly fence, validation behind it fails: the unfence Job restores
   t.log(`writeBlockedMs: ${String(unfenced.status?.sync?.writeBlockedMs)}; unfenced ${String(Math.round((Date.parse(unfence?.finishedAt ?? '') - fencedAt) / 1000))} s after the fence`);
   const released = await waitForMigration(s.namespace, NAME, 'the capture released', (m) => m.status?.sync?.released !== undefined, 30_000);
   t.true(released.status?.sync?.released, released.status?.message);
-  t.deepEqual(await captureSlots(s.source), [], 'no slot left');
+  t.deepEqual(await captureSlots(s.source, { temporary: true }), [], 'no slot left');
   const reasons = await eventReasons(s.namespace, NAME);
   t.true(reasons.includes(REASONS.FenceLifted), reasons.join(', '));
 }));

@@ -114,7 +114,7 @@ test('the chart grants the operator exactly the API calls it makes (audited on t
   t.is((await core.readNamespacedService({ namespace, name: 'web' })).spec?.selector?.track, 'green');
   await waitFor('the capture released', async () => ((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: 'capture' }) as DataMigration)
     .status?.sync?.released === true ? true : undefined), 60_000, 250);
-  t.deepEqual(await captureSlots(captureSource), []);
+  t.deepEqual(await captureSlots(captureSource, { temporary: true }), []);
   // The finalizer's path: the operator deletes the migration's Jobs, then lets it go.
   for (const name of ['everything', 'capture']) {
     await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });

@@ -134,7 +134,7 @@ test('PostgreSQL → PostgreSQL under a writer: lag in status, approval, ScaleDo
   const written = await awaitScaledDown(t, s);
   await deleteStandIns(s.namespace, s.podNames);
   await assertCutOver(t, s, written);
-  t.deepEqual(await captureSlots(s.source), [], 'no slot left');
+  t.deepEqual(await captureSlots(s.source, { temporary: true }), [], 'no slot left');
   const blue = await readBlue(s.namespace);
   t.is(blue.spec?.replicas, 0, 'blue stays fenced after the switch');
   t.true((await eventReasons(s.namespace, NAME)).includes(REASONS.CaptureReleased));
@@ -168,7 +168,7 @@ test('a fence that does not hold within fence.timeoutSeconds is lifted: Failed (
   t.deepEqual((await readWeb(s.namespace)).spec?.selector, { app: 'web', track: 'blue' });
   const released = await waitForMigration(s.namespace, NAME, 'the capture released', (m) => m.status?.sync?.released !== undefined, 60_000);
   t.true(released.status?.sync?.released, released.status?.message);
-  t.deepEqual(await captureSlots(s.source), [], 'no slot left');
+  t.deepEqual(await captureSlots(s.source, { temporary: true }), [], 'no slot left');
   t.true((await eventReasons(s.namespace, NAME)).includes(REASONS.FenceLifted));
   // The run ended: nothing of it still streams into the target (the sync pod held the slot).
   const running = await waitFor('no Job of the run still running', async () => {
@@ -193,7 +193,7 @@ test('an operator restarted while the stream runs and again right behind the fen
   await waitForMigration(s.namespace, NAME, 'the fence held', (m) => m.status?.sync?.fencedAt !== undefined || m.status?.phase !== 'CuttingOver', 60_000);
   await s.operator.restart();
   const done = await assertCutOver(t, s, written);
-  t.deepEqual(await captureSlots(s.source), [], 'no slot left');
+  t.deepEqual(await captureSlots(s.source, { temporary: true }), [], 'no slot left');
   const logs = s.operator.logs();
   t.is(logs.split('patched Service selector').length - 1, 1, 'one switch');
   t.is(logs.split('\n').filter((line) => line.includes('scaled Deployment (write fence)') && line.includes('"replicas":0')).length, 1, 'one fence');

@@ -1,10 +1,11 @@
 // The ChangeCapture steps as Jobs run them (dmctl child processes), on real servers, each engine as
 // the source: the target seeded from the capture's consistent snapshot (as the copy step does),
 // then `step sync` follows while a writer inserts, updates (keys too) and deletes at a few hundred
-// operations a second; it is SIGKILLed at random points and started again, and reports its lag into
-// the target every few seconds. The writer stops (the fence), the sync gets SIGTERM (exit 0 with its
-// result), `step catchup` applies the rest and validates (a tampered target row: exit 4), and
-// `step release` drops the capture (twice: harmless).
+// operations a second; it validates the target at a cut of the source once caught up (a row planted
+// on the target: exit 4), is SIGKILLed at random points and started again, and reports its lag into
+// the target every few seconds. The writer stops (the fence), the sync gets SIGTERM (exit 130 with its
+// result), `step catchup` applies the rest and validates the rows changed since the cut (tampered
+// target rows: exit 4), and `step release` drops the capture (twice: harmless).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import type { Relation } from '../../src/engine/db/postgres/pgoutput.ts';
 import { readCaptureLag, type CaptureLagReport } from '../../src/engine/sync/capture-lag.ts';
 import type { CapturedRelation, CapturedValue } from '../../src/engine/sync/cdc-apply.ts';
 import { binlogCheckpointId } from '../../src/engine/sync/cdc-follow-mysql.ts';
+import { readChangedKeys, readCutRecord, type CutRecord } from '../../src/engine/sync/changed-keys.ts';
 import { applyAsInserts, compareRows, createPlannedTables, SEED_ROWS, sleep, startItemWriter, tricky, type ItemStatements, type Setup, type Writer } from '../support/cdc-harness.ts';
 import { databaseOf, freshDatabase } from '../support/databases.ts';
 import { repoRoot } from '../support/platform.ts';
@@ -196,6 +198,29 @@ spec:
 
 interface ValidationResult { passed: boolean; summary?: string }
 
+/** The cut record once the sync's validation at a cut has one in `state`, within `ms`. */
+async function cutRecordIn(targetUrl: string, uid: string, state: CutRecord['state'], ms: number): Promise<CutRecord | undefined> {
+  const target = await openSession(targetUrl, { readOnly: true });
+  try {
+    for (const until = Date.now() + ms; Date.now() < until;) {
+      const record = await readCutRecord(target, uid).catch(() => undefined);
+      if (record?.state === state) return record;
+      await sleep(250);
+    }
+    return undefined;
+  } finally {
+    await target.close();
+  }
+}
+
+interface FencedTable { changedRows?: { rows: number; passed: boolean }; rowCount?: { passed: boolean }; checksum?: unknown }
+
+/** The catch-up's validation per table, from its JSON result. */
+const catchupTables = (events: Record<string, unknown>[]): FencedTable[] => {
+  const result = events.find((e) => e.event === 'result')?.result as { catchup?: { validation?: { tables?: FencedTable[] } } } | undefined;
+  return result?.catchup?.validation?.tables ?? [];
+};
+
 for (const engine of ['postgres', 'mysql'] as const) {
   test(`${engine} source: sync killed and restarted under writes, stopped at the fence, caught up, validated, released`, async (t) => {
     const uid = randomUUID();
@@ -219,6 +244,16 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const copied = await seedFromSnapshot(t, engine, setup, uid);
     t.log(`copied ${copied} rows from the snapshot with the writer running`);
 
+    // A row on the target the source never had (the writer's ids stay far below it): once caught up,
+    // the sync validates the target at a cut of the source under the writes, finds it, and fails (exit 4).
+    const target = await openSession(setup.targetUrl, { readOnly: false });
+    t.teardown(() => target.close());
+    await target.query("INSERT INTO items (id, val) VALUES (900000000, 'planted')");
+    const planted = await runStep('sync', file, env);
+    t.is(planted.code, 4, errorsOf(planted.events));
+    t.regex(errorOf(planted.events), /validated while syncing, at source position \S+, the target differs from the source: .*items/);
+    await target.query('DELETE FROM items WHERE id = 900000000');
+
     // SIGKILLed at random points once following, three times; each new process resumes.
     const watch = new LagWatch();
     for (let kill = 0; kill < 3; kill++) {
@@ -237,6 +272,10 @@ for (const engine of ['postgres', 'mysql'] as const) {
     t.teardown(() => { sync.child.kill('SIGKILL'); });
     await firstReport(setup.targetUrl, uid, started);
     await watch.poll(setup.targetUrl, uid, 8000, started);
+    // The validation at a cut passes under the writes (a kill above may have ended an earlier one).
+    const cut = await cutRecordIn(setup.targetUrl, uid, 'passed', 120_000);
+    t.log(`validation at a cut passed ${String(Date.now() - started)} ms after the sync started: ${JSON.stringify(cut)}`);
+    t.truthy(cut, 'the validation at a cut passed under the writes');
     const written = await writer.stop();
     writerStopped = true;
     // The fence: nothing is written any more. The sync goes on a moment, then its Job is deleted.
@@ -271,18 +310,26 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const caught = catchup.termination as { fencePosition?: string; catchUpMs?: number; transactions?: number; validation?: ValidationResult };
     t.log(`catchup result: ${JSON.stringify({ ...caught, validation: caught.validation?.summary })}`);
     t.true(typeof caught.fencePosition === 'string' && caught.validation?.passed === true);
+    // Behind the fence only the rows changed since the cut, with the counts.
+    const [fenced] = catchupTables(catchup.events);
+    t.log(`behind the fence: ${JSON.stringify(fenced?.changedRows)}, counts ${JSON.stringify(fenced?.rowCount)}`);
+    t.true((fenced?.changedRows?.rows ?? 0) > 0 && fenced?.changedRows?.passed === true && fenced.checksum === undefined);
     const comparison = await compareRows(setup, EXAMPLE_WIDTH);
     t.log(`compared ${String(comparison.rows)} rows: ${String(comparison.missing)} missing, ${String(comparison.stale)} stale, ${String(comparison.undeleted)} undeleted`);
     t.deepEqual(comparison, { rows: comparison.rows, missing: 0, stale: 0, undeleted: 0, examples: [] });
 
-    // A target row changed behind the migration's back: the catch-up's validation finds it.
-    const id = await scalar(setup.targetUrl, 'SELECT MIN(id) FROM items');
-    const tamper = await openSession(setup.targetUrl, { readOnly: false });
-    await tamper.query(`UPDATE items SET val = 'tampered' WHERE id = ${id}`);
-    await tamper.close();
+    // Behind the migration's back, a changed row made stale and a row deleted on the target: the catch-up's validation finds both.
+    const changed = await readChangedKeys(target, uid, 1_000_000);
+    // One that still exists (a deleted row's key is recorded too).
+    const keys = (changed?.get('items') ?? []).slice(0, 200).map((row) => String(row.target[0]));
+    const [kept] = await target.query(`SELECT id FROM items WHERE id IN (${keys.join(', ')}) ORDER BY id LIMIT 1`);
+    await target.query(`UPDATE items SET val = 'stale' WHERE id = ${String(kept?.id)}`);
+    await target.query(`DELETE FROM items WHERE id = ${await scalar(setup.targetUrl, 'SELECT MAX(id) FROM items')}`);
     const failed = await runStep('catchup', file, env);
     t.is(failed.code, 4, errorsOf(failed.events));
     t.is((failed.termination as { validation?: ValidationResult }).validation?.passed, false);
+    const [found] = catchupTables(failed.events);
+    t.like(found, { changedRows: { passed: false }, rowCount: { passed: false } });
 
     // A TRUNCATE on the source cannot be followed: the sync fails, saying why.
     const doomed = await startStep('sync', file, env);
@@ -315,3 +362,4 @@ for (const engine of ['postgres', 'mysql'] as const) {
     }
   });
 }
+

@@ -175,10 +175,11 @@ export async function checkWriterLog(targetUrl: string, log: readonly LoggedOper
 }
 
 /** This database's replication slots of the operator (dmo_...) on a PostgreSQL source. */
-export async function captureSlots(sourceUrl: string): Promise<string[]> {
+export async function captureSlots(sourceUrl: string, options: { temporary?: boolean } = {}): Promise<string[]> {
   const session = await openSession(sourceUrl, { readOnly: true });
   try {
-    const rows = await session.query("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'dmo\\_%' AND database = current_database()");
+    // The sync's validation at a cut holds a temporary slot for a moment (gone with its connection): counted only when asked.
+    const rows = await session.query(`SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'dmo\\_%' AND database = current_database()${options.temporary === true ? '' : ' AND NOT temporary'}`);
     return rows.map((row) => String(row.slot_name));
   } finally {
     await session.close();

@@ -42,6 +42,15 @@ test('after the copy the sync Job starts and runs; the fence waits for a fresh l
   t.deepEqual(JSON.parse(scale?.annotations[FENCE_RECORD_ANNOTATION] ?? '{}'), { uid: UID, run: 'g1', replicas: 3 }, 'with the record that lifts it exactly');
 });
 
+test('the sync\'s validation at a cut reaches status.sync; a forged time is left out', (t) => {
+  const jobs = [copied, runningSync];
+  let r = step(syncing(), { jobs, capture: { lag: { ...lag(5_000), validatedPosition: '0/16A0000', validatedAt: '2026-01-01T00:00:00.5Z' }, fenceDeployment: blue() } });
+  t.like(r.d.status.sync, { validatedPosition: '0/16A0000', validatedAt: '2026-01-01T00:00:00.500Z' });
+  r = step(syncing(), { jobs, capture: { lag: { ...lag(5_000), validatedPosition: 'x'.repeat(10_000), validatedAt: 'yesterday' }, fenceDeployment: blue() } });
+  t.is(r.d.status.sync?.validatedPosition, undefined);
+  t.is(r.d.status.sync?.lag, '5.0s', 'the lag is shown all the same');
+});
+
 test('Manual: the stream runs while it waits for approval; approval alone does not fence a lagging stream', (t) => {
   const m = syncing(spec({ approval: 'Manual' }));
   t.is(m.status?.phase, 'AwaitingApproval');

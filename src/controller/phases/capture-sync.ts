@@ -38,9 +38,12 @@ function lagOf(ctx: Pick<Context, 'input'>): CaptureLag | undefined {
   const sampled = Date.parse(lag.sampledAt);
   // A lag that is no lag (negative, not finite) never clears the fence.
   if (Number.isNaN(sampled) || !Number.isFinite(lag.lagMs) || lag.lagMs < 0) return undefined;
+  const validatedAt = lag.validatedAt === undefined ? NaN : Date.parse(lag.validatedAt);
   return {
     appliedPosition: bound(lag.appliedPosition, STATUS_LIMITS.figure), lagMs: count(lag.lagMs), pendingBytes: count(lag.pendingBytes),
     transactions: count(lag.transactions), changes: count(lag.changes), sampledAt: new Date(sampled).toISOString(),
+    ...(lag.validatedPosition !== undefined && !Number.isNaN(validatedAt)
+      ? { validatedPosition: bound(lag.validatedPosition, STATUS_LIMITS.figure), validatedAt: new Date(validatedAt).toISOString() } : {}),
   };
 }
 
@@ -58,6 +61,7 @@ function recordLag(ctx: Context): CaptureLag | undefined {
   ctx.status.sync = {
     ...ctx.status.sync, lagMs: lag.lagMs, lag: lagText(lag.lagMs), pendingBytes: lag.pendingBytes, appliedPosition: lag.appliedPosition,
     transactions: lag.transactions, changes: lag.changes, sampledAt: lag.sampledAt,
+    ...(lag.validatedPosition !== undefined ? { validatedPosition: lag.validatedPosition, validatedAt: lag.validatedAt } : {}),
   };
   return lag;
 }

@@ -71,9 +71,25 @@ export interface FollowedStream {
   readonly ended: Promise<void>;
 }
 
+/** A snapshot of the source the target was cut at (CaptureFollower.cut). */
+export interface SourceCut {
+  /** The snapshot's position: it holds every transaction the source committed before it, none after. */
+  readonly position: string;
+  /** A read-only source session inside the snapshot. */
+  readonly session: SqlSession;
+  /** Ends the snapshot and its session. */
+  release(): Promise<void>;
+}
+
 /** A follower applying the source's changes, and what is read on a source session of its own. */
 export interface CaptureFollower {
   readonly stream: FollowedStream;
+  /**
+   * Takes a snapshot of the source and cuts the target exactly at its position while following
+   * goes on (sync/cdc-batcher.ts cutAt): `onCut` runs once the target holds everything the source
+   * committed before it and nothing after. Rejects, with nothing left open, when it cannot.
+   */
+  cut(onCut: () => Promise<void>, timeoutMs: number): Promise<SourceCut>;
   /** Reads the source's current position. */
   mark(): Promise<PositionMark>;
   /** Change-log bytes the source wrote past what is applied. */

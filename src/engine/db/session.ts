@@ -56,8 +56,9 @@ const END = /^\s*(?:COMMIT|ROLLBACK|END|ABORT)\s*;?\s*$/i;
  * default (default_transaction_read_only) can be changed by the SQL it runs; a transaction that
  * began READ ONLY cannot be made read-write.
  */
-export function readOnlyTransactions(session: SqlSession): SqlSession {
-  let inTransaction = false;
+export function readOnlyTransactions(session: SqlSession, begun = false): SqlSession {
+  // begun: the connection is inside a READ ONLY transaction already (a MySQL consistent snapshot).
+  let inTransaction = begun;
   return {
     ...session,
     async query(sql, params = []) {

@@ -1,8 +1,10 @@
 // The steps of a Trickle migration in ChangeCapture mode after its copy (which set up the capture):
 // - sync: follows the source's change log until the process is told to stop (the cutover deletes
-//   its Job at the write fence), reporting its lag into the target every few seconds;
+//   its Job at the write fence), reporting its lag into the target every few seconds, and once
+//   caught up validates the target at a cut (validate-at-cut.ts);
 // - catchup: behind the write fence, applies everything up to the source's position, stops, and
-//   validates as the validate step does (the data holds still now);
+//   validates (the data holds still now): only the rows changed since the sync's validation at a
+//   cut, when one passed (validate-at-cut.ts);
 // - release: drops what the capture keeps on the source (PostgreSQL's slot retains WAL until then).
 import { ensureCheckpointTable } from '../copy/checkpoint.ts';
 import { CaptureBusy, captureDriverFor, captureSourceOf, type CaptureRelease } from '../db/change-capture.ts';
@@ -15,10 +17,11 @@ import type { CaptureTable } from '../sync/cdc-apply.ts';
 import type { ValidateOptions } from '../validate/validate.ts';
 import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { planMigration } from './plan.ts';
-import { PlanRefusedError } from './refused.ts';
+import { PlanRefusedError, ValidationFailedError } from './refused.ts';
 import type { EngineSettings } from './settings.ts';
 import { openEndpoint, sided, withSession, withSessions, type StepContext, type SyncStepResult } from './steps.ts';
-import { validateStep, type ValidationReport } from './validate-steps.ts';
+import type { ValidationReport } from './validate-steps.ts';
+import { validateBehindFence, validateWhileSyncing } from './validate-at-cut.ts';
 import { envSecondsMs } from '../db/connection-options.ts';
 
 /** Also read as a Timestamp/Sequence sync's result: no rounds, every change a row synced, caught up as last measured. */
@@ -98,7 +101,7 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
  * stops it), then lets go of the source at once and returns what it applied. Fails when following
  * fails (a change the target refuses, a TRUNCATE, a lost binlog, a lost connection).
  */
-export async function captureSyncStep(context: StepContext): Promise<CaptureSyncStepResult> {
+export async function captureSyncStep(context: StepContext, validateOptions: Partial<ValidateOptions> = {}): Promise<CaptureSyncStepResult> {
   refuseOtherModes(context.settings, 'change-capture sync');
   const uid = identityOf(context.settings).uid;
   const run = await startFollowing(context, 'datamigration sync');
@@ -106,15 +109,21 @@ export async function captureSyncStep(context: StepContext): Promise<CaptureSync
     return await withSession(sided(context.target, 'target'), false, 'datamigration sync lag', async (reportTarget) => {
       const clock = await resumedLagClock(reportTarget, uid);
       const reports = startLagReports(run, reportTarget, uid, clock);
+      // Beside the follower: a validation at a cut once caught up (validate-at-cut.ts); only its failure ends the sync.
+      const validating = new AbortController();
+      const validation = validateWhileSyncing(context, run, validateOptions, validating.signal);
       let failure: unknown;
       try {
-        await Promise.race([abortedBy(context.signal), run.ended, reports.done]);
+        await Promise.race([abortedBy(context.signal), run.ended, reports.done, validation.then(() => new Promise<never>(() => undefined))]);
       } catch (error) {
         failure = error;
       }
+      validating.abort();
       // Stopped first: the slot is let go before anything else (the cutover waits for it).
       await run.stop();
       await reports.stop().catch((error: unknown) => { failure ??= error; });
+      await validation.catch((error: unknown) => { failure ??= error; });
+      if (failure instanceof ValidationFailedError) throw failure;
       if (failure !== undefined) throw new Error(`following the source's changes failed: ${messageOf(failure)}`, { cause: failure });
       // The last word on lag, as stopped; the stop itself was clean whether or not it can be written.
       const last = await measureLag(run, clock, 0).then(async (report) => {
@@ -134,7 +143,8 @@ export async function captureSyncStep(context: StepContext): Promise<CaptureSync
 
 /**
  * Behind the write fence: the source's position now is the fence position; follows until it is
- * applied (within DMO_CATCHUP_TIMEOUT_SECONDS), stops, then validates like the validate step.
+ * applied (within DMO_CATCHUP_TIMEOUT_SECONDS), stops, then validates: the rows changed since the
+ * sync's validation at a cut passed, else in full like the validate step (validate-at-cut.ts).
  */
 export async function catchupStep(context: StepContext, validateOptions: Partial<ValidateOptions> = {}): Promise<CatchupStepResult> {
   refuseOtherModes(context.settings, 'catchup');
@@ -175,7 +185,7 @@ export async function catchupStep(context: StepContext, validateOptions: Partial
   } finally {
     await run.close();
   }
-  const validation = await validateStep(context, validateOptions);
+  const validation = await validateBehindFence(context, validateOptions);
   return { ...caughtUp, validation };
 }
 

@@ -25,6 +25,7 @@ import { copyWithCapture } from '../sync/capture-copy.ts';
 import { manifestSqlOf, manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
 import { PlanRefusedError } from './refused.ts';
+import type { ValidateOptions } from '../validate/validate.ts';
 import { refuseDefinedFunctions } from './defined-functions.ts';
 import { separationReason } from './source-reach.ts';
 
@@ -304,14 +305,14 @@ export interface SyncStepResult {
  * Trickle: copies the rows changed since the copy, in rounds, until caught up (see engine/sync);
  * ChangeCapture: follows the source's change log until stopped (capture-steps.ts).
  */
-export async function syncStep(context: StepContext): Promise<SyncStepResult> {
+export async function syncStep(context: StepContext, validateOptions: Partial<ValidateOptions> = {}): Promise<SyncStepResult> {
   const { settings } = context;
   const incremental = settings.incremental;
   if (!incremental) throw new PlanRefusedError(['the sync step needs strategy.type Trickle with strategy.incremental']);
   if (incremental.mode === 'ChangeCapture') {
     // Imported here: capture-steps.ts builds on this module.
     const { captureSyncStep } = await import('./capture-steps.ts');
-    return captureSyncStep(context);
+    return captureSyncStep(context, validateOptions);
   }
   return withSessions(context, async (source, target) => {
     const refused = await claimTarget(source, target, settings);

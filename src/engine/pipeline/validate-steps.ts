@@ -5,9 +5,10 @@ import type { Endpoint } from '../copy/copy-shard.ts';
 import { listBookkeepingTables, listTables } from '../schema/introspect.ts';
 import { rollbackTarget, type RollbackAction, type RollbackResult } from '../rollback/rollback.ts';
 import type { ValidationReport } from '../validate/report.ts';
-import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ValidateOptions } from '../validate/validate.ts';
+import { DEFAULT_VALIDATE_OPTIONS, validateMigration, type ChangedSince, type ValidateOptions } from '../validate/validate.ts';
+import type { SqlSession } from '../db/session.ts';
 import { removeBookkeeping } from '../migrations/cleanup.ts';
-import { manifestSqlOf, planMigration } from './plan.ts';
+import { manifestSqlOf, planMigration, type MigrationPlan } from './plan.ts';
 import { refuseDefinedFunctions } from './defined-functions.ts';
 import { identityOf, retireTarget } from './bookkeeping.ts';
 import { loadMigrations, openEndpoint, PlanRefusedError, refuseSharedSource, refuseUnconfinedSql, sided, withSession, type StepContext } from './steps.ts';
@@ -15,24 +16,37 @@ import { loadMigrations, openEndpoint, PlanRefusedError, refuseSharedSource, ref
 export type { ValidationReport } from '../validate/report.ts';
 export type { RollbackResult, RollbackAction } from '../rollback/rollback.ts';
 
-/**
- * Validates the target against the source: row counts, checksums, samples and rules as the
- * options say (see validateOptionsOf for the manifest's spec.validation). The report is plain
- * JSON; `passed` says whether cutover may go ahead.
- */
-export async function validateStep(context: StepContext, options: Partial<ValidateOptions> = {}): Promise<ValidationReport> {
+/** The options settled, the manifest's SQL refused where it must be (before any of it runs), and the plan validated against. */
+export async function planValidation(context: StepContext, source: SqlSession, target: SqlSession, options: Partial<ValidateOptions>): Promise<{ plan: MigrationPlan; settled: ValidateOptions }> {
   const settled: ValidateOptions = { ...DEFAULT_VALIDATE_OPTIONS, ...options };
   // The manifest's rules and those about to run (the same in dmctl and the Job).
   const withRules = { ...context.settings, validationRules: [...context.settings.validationRules, ...settled.rules] };
   refuseUnconfinedSql(withRules);
+  // Before any rule or where runs on the source: none may call a function defined there (defined-functions.ts).
+  await refuseDefinedFunctions(source, manifestSqlOf(withRules));
+  const plan = await planMigration(source, target, context.settings);
+  if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
+  return { plan, settled };
+}
+
+/**
+ * Validates the target against the source: row counts, checksums, samples and rules as the
+ * options say (see validateOptionsOf for the manifest's spec.validation). The report is plain
+ * JSON; `passed` says whether cutover may go ahead. `changedSince` (a change capture behind its
+ * write fence): when it names the rows changed since a validation that passed, only those are
+ * compared value by value, with the counts and rules (validate/validate.ts ChangedSince).
+ */
+export async function validateStep(
+  context: StepContext, options: Partial<ValidateOptions> = {}, changedSince?: (target: SqlSession) => Promise<ChangedSince | undefined>,
+): Promise<ValidationReport> {
+  refuseUnconfinedSql({ ...context.settings, validationRules: [...context.settings.validationRules, ...options.rules ?? []] });
   return withSession(sided(context.source, 'source'), true, 'datamigration validate', (source) => withSession(sided(context.target, 'target'), true, 'datamigration validate', async (target) => {
     context.signal?.throwIfAborted();
-    // Before any rule or where runs on the source: none may call a function defined there (defined-functions.ts).
-    await refuseDefinedFunctions(source, manifestSqlOf(withRules));
-    const plan = await planMigration(source, target, context.settings);
-    if (plan.errors.length > 0) throw new PlanRefusedError(plan.errors);
+    const { plan, settled } = await planValidation(context, source, target, options);
+    const changed = await changedSince?.(target);
     const open = (endpoint: Endpoint) => () => openEndpoint(endpoint, true, 'datamigration validate');
-    const report = await validateMigration({ source, target }, plan, settled, context.settings.migration, { source: open(sided(context.source, 'source')), target: open(sided(context.target, 'target')) });
+    const report = await validateMigration({ source, target }, plan, settled, context.settings.migration,
+      { source: open(sided(context.source, 'source')), target: open(sided(context.target, 'target')) }, changed);
     // Named in status, so nobody meets them later unexplained (the README's "bookkeeping" section).
     return { ...report, bookkeeping: await listBookkeepingTables(target) };
   }));

@@ -6,7 +6,7 @@
 // so caught up is the follower's own notion: it asks the server for a keepalive, which says where
 // the server is once nothing is in flight (the binlog: heartbeats while idle).
 import type { CaptureMethod } from './cdc-apply.ts';
-import { captureDriverFor, type CaptureFollower, type FollowOptions, type PositionMark } from '../db/change-capture.ts';
+import { captureDriverFor, type CaptureFollower, type FollowOptions, type PositionMark, type SourceCut } from '../db/change-capture.ts';
 import type { Engine } from '../db/dialect.ts';
 
 export interface CaptureRun {
@@ -16,6 +16,8 @@ export interface CaptureRun {
   /** Change-log bytes the source wrote past what is applied. */
   pendingBytes(): Promise<number>;
   appliedPosition(): string;
+  /** A snapshot of the source, and the target cut exactly at its position (CaptureFollower.cut). */
+  cut(onCut: () => Promise<void>, timeoutMs: number): Promise<SourceCut>;
   progress(): { transactions: number; changes: number };
   /** Ends following (the slot is let go); idempotent. */
   stop(): Promise<void>;
@@ -53,6 +55,7 @@ function wrap(options: CaptureRunOptions, method: CaptureMethod, follower: Captu
     mark: () => follower.mark(),
     pendingBytes: () => follower.pendingBytes(),
     appliedPosition: () => follower.appliedPosition(),
+    cut: (onCut, timeoutMs) => follower.cut(onCut, timeoutMs),
     progress: () => {
       const { transactions, changes } = follower.stream.progress();
       return { transactions, changes };

@@ -94,6 +94,14 @@ interface RelationLayout {
 
 export class ChangeRefused extends Error {}
 
+/** A row a change touched, by its key: the source's values (as the stream sent them) and the target's (converted). */
+export interface TouchedKey {
+  /** The target table as the manifest names it. */
+  targetTable: string;
+  source: (string | Buffer)[];
+  target: (string | Buffer)[];
+}
+
 /** Turns captured changes into statements on one target session. */
 export class ChangeApplier {
   private readonly tables = new Map<string, CaptureTable>();
@@ -146,26 +154,35 @@ export class ChangeApplier {
     return convert ? convert(raw) : raw;
   }
 
-  private keyOf(layout: RelationLayout, tuple: readonly CapturedValue[]): (string | Buffer)[] {
+  private keyOf(layout: RelationLayout, tuple: readonly CapturedValue[], converted = true): (string | Buffer)[] {
     return layout.keyColumns.map((i, n) => {
-      const value = this.value(layout, tuple, i);
-      if (value === null || (typeof value === 'object' && !Buffer.isBuffer(value))) {
+      const value = converted ? this.value(layout, tuple, i) : tuple[layout.positions[i] ?? -1];
+      if (value === undefined || value === null || (typeof value === 'object' && !Buffer.isBuffer(value))) {
         throw new ChangeRefused(`table ${layout.table.sourceTable}: a change without its key column ${layout.table.key[n] ?? ''} (replica identity lacks it)`);
       }
       return value;
     });
   }
 
-  async apply(change: CapturedChange): Promise<void> {
+  /** The row of `tuple`, by its key. */
+  private touched(layout: RelationLayout, tuple: readonly CapturedValue[]): TouchedKey {
+    return { targetTable: layout.table.targetTable, source: this.keyOf(layout, tuple, false), target: this.keyOf(layout, tuple) };
+  }
+
+  /** Applies one change; returns the rows it touched (two when an update moved the key). */
+  async apply(change: CapturedChange): Promise<TouchedKey[]> {
     const layout = this.layout(change.relation);
+    let touched: TouchedKey[];
     if (change.kind === 'delete') {
       await this.session.query(layout.deleteSql, this.keyOf(layout, change.old));
+      touched = [this.touched(layout, change.old)];
     } else {
       const values = layout.table.columns.map((_, i) => this.value(layout, change.row, i));
       const newKey = this.keyOf(layout, change.row);
       const oldKey = change.kind === 'update' && change.old ? this.keyOf(layout, change.old) : newKey;
       const keyMoved = oldKey.some((v, i) => !sameValue(v, newKey[i]));
       if (keyMoved) this.keyMoves++;
+      touched = keyMoved && change.kind === 'update' && change.old ? [this.touched(layout, change.old), this.touched(layout, change.row)] : [this.touched(layout, change.row)];
       if (values.some(isUnchanged)) {
         await this.partialUpdate(layout, values, oldKey);
         this.partialUpdates++;
@@ -175,6 +192,7 @@ export class ChangeApplier {
       }
     }
     this.changesApplied++;
+    return touched;
   }
 
   /**

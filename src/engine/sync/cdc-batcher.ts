@@ -8,7 +8,8 @@
 // follower says how to order and record them.
 import { ensureCheckpointTable, readCheckpoint, writeCheckpoint, type CheckpointId } from '../copy/checkpoint.ts';
 import type { SqlSession } from '../db/session.ts';
-import { ChangeApplier, type CaptureTable, type CapturedChange } from './cdc-apply.ts';
+import { ChangeApplier, type CaptureTable, type CapturedChange, type TouchedKey } from './cdc-apply.ts';
+import { changedKeyId, forgetChangedKeys, readCutRecord, recordChangedKeys, writeCutRecord } from './changed-keys.ts';
 
 export interface BatchLimits {
   /** A target transaction commits once it holds this many changes (at a source commit)… */
@@ -29,6 +30,21 @@ export interface BatcherOptions<Position> extends BatchLimits {
   isAfter: (a: Position, b: Position) => boolean;
   /** Called when the applied position moves on (PostgreSQL acknowledges it to the slot). */
   onApplied?: (position: Position) => void;
+  /** The migration's uid: the cut record and the changed keys are its capture's (changed-keys.ts). */
+  uid: string;
+}
+
+/** The follower did not reach a cut's position in time (it is behind): try again later. */
+export class CutNotReached extends Error {}
+
+/** A cut being taken (cutAt): the source transactions that arrive meanwhile are held until its position is known. */
+interface PendingCut<Position> {
+  position: Position | undefined;
+  /** Resolves with the position once the source's snapshot is taken (undefined: given up). */
+  readonly known: Promise<Position | undefined>;
+  onCut: () => Promise<void>;
+  taken: boolean;
+  settle: { resolve: () => void; reject: (error: Error) => void };
 }
 
 /** The source stream as the batcher ends it. */
@@ -77,6 +93,13 @@ export class TransactionBatcher<Position> {
   private stream: FollowedStream | undefined;
   private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
   private readonly progressWaiters = new Set<() => void>();
+  private cut: PendingCut<Position> | undefined;
+  /** A source transaction's changes held while a cut's position is not known yet. */
+  private held: CapturedChange[] | undefined;
+  /** Changes of the open source transaction applied (not held). */
+  private sourceChanges = 0;
+  /** The keys the open target transaction changed (only once a cut is recorded: changed-keys.ts). */
+  private keyLog: Map<string, TouchedKey> | undefined;
   // Messages, timers and keepalives all touch the target session: one at a time, in order.
   private chain: Promise<void> = Promise.resolve();
 
@@ -105,29 +128,65 @@ export class TransactionBatcher<Position> {
     stream.ended.catch((error: unknown) => { this.fail(error); });
   }
 
+  /** Records changed keys from now on when an earlier follower took a cut (call once, before the stream opens). */
+  async resumeKeyLog(): Promise<void> {
+    if (await readCutRecord(this.options.target, this.options.uid)) this.keyLog = new Map();
+  }
+
   sourceBegins(): void {
     this.sourceOpen = true;
+    this.sourceChanges = 0;
+    if (this.cut && !this.cut.taken) this.held = [];
   }
 
   /** A source transaction the target has already: nothing to apply or record. */
   sourceSkipped(): void {
     this.sourceOpen = false;
+    this.held = undefined;
   }
 
   async apply(change: CapturedChange): Promise<void> {
+    if (this.held) {
+      this.held.push(change);
+      return;
+    }
+    await this.applyNow(change);
+  }
+
+  private async applyNow(change: CapturedChange): Promise<void> {
     if (!this.targetOpen) {
       await this.options.target.query(this.options.target.dialect.beginStatement);
       this.targetOpen = true;
       this.batchChanges = 0;
       this.batchStarted = Date.now();
     }
-    await this.applier.apply(change);
+    this.sourceChanges++;
+    const touched = await this.applier.apply(change);
+    if (this.keyLog) for (const key of touched) this.keyLog.set(changedKeyId(key), key);
     this.batchChanges++;
   }
 
   /** A source commit ending at `position` (`commitTime` undefined: the source does not say, the last one stands). */
   async sourceCommitted(position: Position, commitTime: Date | undefined): Promise<void> {
     this.sourceOpen = false;
+    const held = this.held;
+    this.held = undefined;
+    const cut = this.cut;
+    if (cut && !cut.taken) {
+      const at = held ? await cut.known : cut.position;
+      if (at !== undefined && this.options.isAfter(position, at)) {
+        // After the cut. One applied before the hold began committed before the snapshot was asked for: it cannot be.
+        if (held) await this.takeCut(cut);
+        else if (this.sourceChanges > 0) this.giveUpCut(cut, new Error(`a source transaction ending at ${this.options.formatPosition(position)}, applied before the cut was asked for, ends after it`));
+      }
+    }
+    for (const change of held ?? []) await this.applyNow(change);
+    await this.committed(position, commitTime);
+    // Everything up to the cut's position is applied, nothing after it: the cut is here.
+    if (cut && !cut.taken && cut.position !== undefined && !this.options.isAfter(cut.position, position)) await this.takeCut(cut);
+  }
+
+  private async committed(position: Position, commitTime: Date | undefined): Promise<void> {
     if (!this.targetOpen) {
       // Nothing of ours pending: nothing to record (a resume may read these few empty events again).
       this.advance(position);
@@ -146,10 +205,85 @@ export class TransactionBatcher<Position> {
 
   /** The stream says it sent everything before `position` and nothing is in flight. */
   idle(position: Position): void {
-    this.serial(() => {
-      if (!this.failure && !this.sourceOpen && !this.targetOpen) this.advance(position);
-      return Promise.resolve();
+    this.serial(async () => {
+      if (this.failure || this.sourceOpen) return;
+      const cut = this.cut;
+      // Nothing after the cut has arrived, everything before it has: the target is at the cut (once committed).
+      if (cut && !cut.taken && cut.position !== undefined && !this.options.isAfter(cut.position, position)) await this.takeCut(cut);
+      if (!this.targetOpen) this.advance(position);
     }).catch((error: unknown) => { this.fail(error); });
+  }
+
+  /**
+   * Cuts the target at a snapshot of the source: holds the source transactions that arrive from
+   * now on, takes the snapshot (`snapshot` returns its position: it holds every transaction that
+   * ends at or before it, none after), and once everything before that position is committed on
+   * the target and nothing after it, records the cut (the keys changed before it forgotten, those
+   * after it recorded from now on) and runs `onCut` (which opens the target's own snapshot).
+   * Following goes on meanwhile. Rejects when the snapshot or `onCut` fails, or not within
+   * `timeoutMs` (`keepalive`: asks the stream where the source is, when it is quiet).
+   */
+  async cutAt(snapshot: () => Promise<Position>, onCut: () => Promise<void>, timeoutMs: number, keepalive?: () => void): Promise<Position> {
+    if (this.cut) throw new Error('a cut is being taken already');
+    let announce: (position: Position | undefined) => void = () => undefined;
+    const known = new Promise<Position | undefined>((resolve) => { announce = resolve; });
+    let settle: PendingCut<Position>['settle'] = { resolve: () => undefined, reject: () => undefined };
+    const taken = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+    taken.catch(() => undefined);
+    const cut: PendingCut<Position> = { position: undefined, known, onCut, taken: false, settle };
+    this.cut = cut;
+    let position: Position;
+    try {
+      position = await snapshot();
+    } catch (error) {
+      announce(undefined);
+      this.giveUpCut(cut, error);
+      throw error;
+    }
+    cut.position = position;
+    announce(position);
+    const deadline = Date.now() + timeoutMs;
+    const timer = setInterval(() => {
+      if (this.failure || this.stopped) this.giveUpCut(cut, this.failure ?? new Error('the follower was stopped'));
+      else if (Date.now() > deadline) this.giveUpCut(cut, new CutNotReached(`the cut at ${this.options.formatPosition(position)} was not reached within ${String(timeoutMs)} ms`));
+      else keepalive?.();
+    }, 100);
+    try {
+      await taken;
+    } finally {
+      clearInterval(timer);
+    }
+    return position;
+  }
+
+  private giveUpCut(cut: PendingCut<Position>, error: unknown): void {
+    if (cut.taken) return;
+    cut.taken = true;
+    if (this.cut === cut) this.cut = undefined;
+    cut.settle.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /** In the follower's order, with no source transaction open: commits what is applied, records the cut, runs its onCut. */
+  private async takeCut(cut: PendingCut<Position>): Promise<void> {
+    if (cut.taken || cut.position === undefined) return;
+    await this.flush();
+    if (this.targetOpen) return; // a failure left it open: the cut is given up with the follower
+    const { target, uid, formatPosition } = this.options;
+    try {
+      await target.query(target.dialect.beginStatement);
+      await forgetChangedKeys(target, uid);
+      await writeCutRecord(target, uid, { position: formatPosition(cut.position), state: 'validating', at: new Date().toISOString() });
+      await target.query('COMMIT');
+      await cut.onCut();
+    } catch (error) {
+      await target.query('ROLLBACK').catch(() => undefined);
+      this.giveUpCut(cut, error);
+      return;
+    }
+    this.keyLog = new Map();
+    cut.taken = true;
+    this.cut = undefined;
+    cut.settle.resolve();
   }
 
   commitLag(): CommitLag {
@@ -215,8 +349,12 @@ export class TransactionBatcher<Position> {
   private async flush(): Promise<void> {
     // After a failure nothing more is committed or recorded: what is open is rolled back.
     if (!this.targetOpen || this.sourceOpen || this.failure) return;
-    const { target, checkpointId, formatPosition } = this.options;
+    const { target, checkpointId, formatPosition, uid } = this.options;
     await writeCheckpoint(target, checkpointId, { lastKey: [formatPosition(this.pendingPosition)], rowsCopied: this.applier.changesApplied, done: false, boundaries: [] });
+    if (this.keyLog && this.keyLog.size > 0) {
+      await recordChangedKeys(target, uid, this.keyLog.values());
+      this.keyLog.clear();
+    }
     await target.query('COMMIT');
     this.targetOpen = false;
     this.lastCommitTime = this.pendingCommitTime;
@@ -226,6 +364,7 @@ export class TransactionBatcher<Position> {
 
   private async rollback(): Promise<void> {
     clearTimeout(this.quietTimer);
+    this.keyLog?.clear();
     if (this.targetOpen) {
       this.targetOpen = false;
       await this.options.target.query('ROLLBACK').catch(() => undefined);

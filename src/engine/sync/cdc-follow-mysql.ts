@@ -59,6 +59,8 @@ export interface BinlogFollower {
   waitForPosition(position: BinlogPosition, timeoutMs: number): Promise<void>;
   /** Lag against the source's current position (`client`: a source session with REPLICATION CLIENT). */
   lag(client: mysql.Connection): Promise<BinlogLag>;
+  /** Cuts the target at a snapshot of the source (TransactionBatcher.cutAt). */
+  cutAt(snapshot: () => Promise<BinlogPosition>, onCut: () => Promise<void>, timeoutMs: number): Promise<BinlogPosition>;
   /** Ends the stream; an open target transaction is rolled back (its changes are read again on resume). */
   stop(): Promise<void>;
   readonly ended: Promise<void>;
@@ -76,6 +78,7 @@ export async function followBinlog(options: BinlogFollowOptions): Promise<Binlog
   const batcher = new TransactionBatcher<BinlogPosition>({
     ...options, checkpointId, formatPosition: formatBinlogPosition, isAfter: (a, b) => compareBinlogPositions(a, b) > 0,
   }, resumedFrom);
+  await batcher.resumeKeyLog();
   const captured = options.tables.map((t) => ({ schema: t.sourceSchema.toLowerCase(), name: t.sourceTable.toLowerCase() }));
   let transactions = 0;
 
@@ -132,6 +135,8 @@ export async function followBinlog(options: BinlogFollowOptions): Promise<Binlog
       const logs = current.file === applied.file ? [] : await binaryLogFiles(client);
       return { bytes: binlogBytesBetween(applied, current, logs), eventsQueued: stream.queued, ...batcher.commitLag() };
     },
+    // Heartbeats say where the source is while it is quiet.
+    cutAt: (snapshot, onCut, timeoutMs) => batcher.cutAt(snapshot, onCut, timeoutMs),
     stop: () => batcher.stop(),
     ended: batcher.ended,
   };

@@ -54,6 +54,8 @@ export interface Follower {
   waitForLsn(lsn: Lsn, timeoutMs: number): Promise<void>;
   /** Lag against the source's current WAL position (`client`: any session on the source). */
   lag(client: pg.Client): Promise<CaptureLag>;
+  /** Cuts the target at a snapshot of the source (TransactionBatcher.cutAt). */
+  cutAt(snapshot: () => Promise<Lsn>, onCut: () => Promise<void>, timeoutMs: number): Promise<Lsn>;
   /** Ends the stream; an open target transaction is rolled back (the slot still holds its changes). */
   stop(): Promise<void>;
   /** Rejects when following fails (connection lost, a change that cannot be applied, a TRUNCATE). */
@@ -73,6 +75,7 @@ export async function followCapture(options: FollowOptions): Promise<Follower> {
     // Only once the target committed it may the slot let it go.
     onApplied: (lsn) => opened.stream?.acknowledge(lsn),
   }, skipBefore);
+  await batcher.resumeKeyLog();
 
   let transactions = 0;
   let skippedTransactions = 0;
@@ -136,6 +139,7 @@ export async function followCapture(options: FollowOptions): Promise<Follower> {
       const applied = batcher.appliedPosition;
       return { bytes: current > applied ? current - applied : 0n, ...batcher.commitLag() };
     },
+    cutAt: (snapshot, onCut, timeoutMs) => batcher.cutAt(snapshot, onCut, timeoutMs, () => { stream.requestKeepalive(); }),
     stop: () => batcher.stop(),
     ended: batcher.ended,
   };

@@ -66,6 +66,12 @@ export class SessionPool {
   }
 }
 
+/** A row named by its key, as the source spells it and as the target does. */
+export interface KeyedRow {
+  source: readonly SqlValue[];
+  target: readonly SqlValue[];
+}
+
 /** One fetched row: its key's canonical values and every compared column's canonical value. */
 export interface FetchedRow {
   key: (string | null)[];
@@ -416,22 +422,32 @@ export class TableChecksum {
     const picked = await this.sessions.source.query(
       `SELECT ${[...source.keyRaw.map((k, i) => `${k} AS r${i}`), ...source.keyCanonical.map((k, i) => `${k} AS k${i}`)].join(', ')} FROM ${source.from}${whereOf(source.conditions)} ORDER BY ${source.dialect.randomSql} LIMIT ${Math.max(0, Math.floor(rows))}`,
     );
+    // The target is looked up by the canonical key text (valid literal text on both engines), bytes keys by their raw value.
+    const keys = picked.map((row) => ({
+      source: source.keyRaw.map((_, j) => row[`r${j}`] ?? null),
+      target: targetSide.keyRaw.map((_, j) => (this.plan.keyKinds[j] === 'bytes' ? row[`r${j}`] : row[`k${j}`]) ?? null),
+    }));
+    const differences = (await this.compareKeys(keys)).filter((d) => d.kind !== 'extra');
+    return { picked: picked.length, differences };
+  }
+
+  /**
+   * The rows of these keys on both sides (each key as the source and as the target spell it),
+   * compared value by value: missing, extra and different rows.
+   */
+  async compareKeys(keys: readonly KeyedRow[]): Promise<RowDifference[]> {
+    const { source, targetSide } = this.plan;
     const differences: RowDifference[] = [];
-    for (let i = 0; i < picked.length; i += 500) {
-      const chunk = picked.slice(i, i + 500);
-      const sourceKeys = chunk.map((row) => source.keyRaw.map((_, j) => literalOf(source, row[`r${j}`])));
-      // The target is looked up by the canonical key text (valid literal text on both engines), bytes keys by their raw value.
-      const targetKeys = chunk.map((row) => targetSide.keyRaw.map((_, j) => (this.plan.keyKinds[j] === 'bytes'
-        ? literalOf(targetSide, row[`r${j}`])
-        : literalOf(targetSide, row[`k${j}`]))));
+    for (let i = 0; i < keys.length; i += 500) {
+      const chunk = keys.slice(i, i + 500);
       const [s, t] = await Promise.all([
-        this.fetch(source, this.sessions.source, [inList(source.keyRaw, sourceKeys)]),
-        this.fetch(targetSide, this.sessions.target, [inList(targetSide.keyRaw, targetKeys)]),
+        this.fetch(source, this.sessions.source, [inList(source.keyRaw, chunk.map((k) => k.source.map((v) => literalOf(source, v))))]),
+        this.fetch(targetSide, this.sessions.target, [inList(targetSide.keyRaw, chunk.map((k) => k.target.map((v) => literalOf(targetSide, v))))]),
       ]);
       this.rowsCompared += s.length + t.length;
-      differences.push(...compareRows(s, t, this.columnNames).filter((d) => d.kind !== 'extra'));
+      differences.push(...compareRows(s, t, this.columnNames));
     }
-    return { picked: picked.length, differences };
+    return differences;
   }
 
   /** Exact row counts (a scan per side) when the checksum did not count them. */

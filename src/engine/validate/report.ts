@@ -49,6 +49,15 @@ export interface SampleOutcome {
   rows: number;
 }
 
+/** Behind a change capture's write fence, after a full validation at a cut passed (changed-rows.ts). */
+export interface ChangedRowsOutcome {
+  passed: boolean;
+  /** Rows the capture changed since the cut, compared value by value. */
+  rows: number;
+  /** The source position of the cut. */
+  since: string;
+}
+
 export interface TableReport {
   table: string;
   target: string;
@@ -58,6 +67,7 @@ export interface TableReport {
   rowCount?: RowCountOutcome;
   checksum?: ChecksumOutcome;
   sample?: SampleOutcome;
+  changedRows?: ChangedRowsOutcome;
   /** Differences found by the checksum or the sample, at most maxReportedDifferences. */
   differences: RowDifference[];
   /** Differences found (a lower bound when differencesTruncated). */
@@ -157,6 +167,13 @@ function checksOfTable(table: TableReport): CheckResult[] {
       message: c.passed ? `${scope} match` : `${c.rangesDiffering} of ${scope} differ; ${differences}`,
     });
   }
+  if (table.changedRows) {
+    const c = table.changedRows;
+    checks.push({
+      name, kind: 'Checksum', passed: c.passed,
+      message: `${String(c.rows)} row(s) changed since the full validation at ${c.since} ${c.passed ? 'match' : `compared: ${describeDifferences(table)}`}`,
+    });
+  }
   if (table.sample) {
     checks.push({
       name, kind: 'Sample', passed: table.sample.passed, source: `${table.sample.rows} rows`,
@@ -227,7 +244,7 @@ export function tableStatuses(report: ValidationReport): (Pick<TableStatus, 'nam
       name: table.table,
       target: table.target,
       ...(table.rowCount ? { rowsSource: table.rowCount.source, rowsTarget: table.rowCount.target } : {}),
-      checksum: table.checksum || table.sample ? (table.differenceCount === 0 && table.error === undefined ? 'Match' : 'Mismatch') : 'Skipped',
+      checksum: table.checksum || table.sample || table.changedRows ? (table.differenceCount === 0 && table.error === undefined ? 'Match' : 'Mismatch') : 'Skipped',
       ...(message ? { message: truncate(message, 2048) } : {}),
     };
   });

@@ -9,10 +9,10 @@ import { readCheckpoint, writeCheckpoint } from '../../copy/checkpoint.ts';
 import type { SourceSnapshot } from '../../copy/copy-shard.ts';
 import { readRecordedPosition } from '../../sync/cdc-batcher.ts';
 import type { ChangeCaptureDriver, CaptureFollower, FollowOptions } from '../change-capture.ts';
-import type { SqlSession } from '../session.ts';
-import { BinlogCaptureRefused, binlogCaptureProblems, currentBinlogPosition, openBinlogSnapshot } from './binlog-capture.ts';
+import { readOnlyTransactions, type SqlSession } from '../session.ts';
+import { BinlogCaptureRefused, binlogCaptureProblems, currentBinlogPosition, openBinlogSnapshot, type BinlogSnapshot } from './binlog-capture.ts';
 import { compareBinlogPositions, formatBinlogPosition, parseBinlogPosition, type BinlogPosition } from './binlog-position.ts';
-import { connectMysql } from './connection.ts';
+import { connectMysql, mysqlSession } from './connection.ts';
 
 const binlogFollowing = () => import('../../sync/cdc-follow-mysql.ts');
 
@@ -66,6 +66,21 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       },
       pendingBytes: async () => (await follower.lag(connection)).bytes,
       appliedPosition: () => formatBinlogPosition(follower.progress().appliedPosition),
+      async cut(onCut, timeoutMs) {
+        let snapshot: BinlogSnapshot | undefined;
+        try {
+          const position = await follower.cutAt(async () => {
+            snapshot = await openBinlogSnapshot(options.source, options.tables.map((t) => ({ schema: t.sourceSchema, name: t.sourceTable, key: t.key })));
+            return snapshot.position;
+          }, onCut, timeoutMs);
+          const held = snapshot as BinlogSnapshot;
+          // Inside the snapshot's READ ONLY transaction already: every statement runs in it.
+          return { position: formatBinlogPosition(position), session: readOnlyTransactions(mysqlSession(held.connection, { readOnly: false, side: 'source' }), true), release: () => held.release() };
+        } catch (error) {
+          await snapshot?.release().catch(() => undefined);
+          throw error;
+        }
+      },
       closeSource: () => connection.end(),
     };
   } catch (error) {

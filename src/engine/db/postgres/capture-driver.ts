@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { ChangeCaptureDriver, CaptureFollower, FollowOptions } from '../change-capture.ts';
 import type { SqlSession } from '../session.ts';
 import {
-  CaptureBusy, CaptureRefused, captureNames, captureProblems, currentLsn, dropCapture, prepareCapture, slotState,
+  CaptureBusy, CaptureRefused, captureNames, captureProblems, currentLsn, dropCapture, openCutSnapshot, prepareCapture, slotState,
 } from './change-capture.ts';
 import { connectPostgres } from './connection.ts';
 import { formatLsn, parseLsn } from './pgoutput.ts';
@@ -58,6 +58,21 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       },
       pendingBytes: async () => Number((await follower.lag(client)).bytes),
       appliedPosition: () => formatLsn(follower.progress().appliedLsn),
+      async cut(onCut, timeoutMs) {
+        let session: SqlSession | undefined;
+        try {
+          const lsn = await follower.cutAt(async () => {
+            const opened = await openCutSnapshot(options.source, options.uid);
+            session = opened.session;
+            return opened.lsn;
+          }, onCut, timeoutMs);
+          const held = session as SqlSession;
+          return { position: formatLsn(lsn), session: held, release: () => held.close() };
+        } catch (error) {
+          await session?.close().catch(() => undefined);
+          throw error;
+        }
+      },
       closeSource: () => client.end(),
     };
   } catch (error) {

@@ -12,9 +12,9 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { ReplicationClientConfig } from 'pg-logical-replication';
 import { connectionOptions, sessionTimeouts } from '../connection-options.ts';
-import type { TlsOptions } from '../session.ts';
+import type { SqlSession, TlsOptions } from '../session.ts';
 import { postgresAdapter } from './adapter.ts';
-import { connectPostgres } from './connection.ts';
+import { connectPostgres, postgresSession } from './connection.ts';
 import { parseLsn, type Lsn } from './pgoutput.ts';
 
 export interface CaptureSource {
@@ -120,10 +120,42 @@ export interface PreparedCapture extends CaptureNames {
 }
 
 /** Server versions before 15 spell the slot's snapshot option without parentheses. */
-function createSlotStatement(slot: string, serverVersion: number): string {
+function createSlotStatement(slot: string, serverVersion: number, temporary = false): string {
+  const kind = temporary ? 'TEMPORARY LOGICAL' : 'LOGICAL';
   return serverVersion >= 150000
-    ? `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT 'export')`
-    : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`;
+    ? `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} ${kind} pgoutput (SNAPSHOT 'export')`
+    : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} ${kind} pgoutput EXPORT_SNAPSHOT`;
+}
+
+/**
+ * A snapshot of the source whose position is exact, for a validation while the capture runs: a
+ * temporary slot's exported snapshot holds every transaction whose commit ends at or before its
+ * consistent point, none after (how the initial copy's slot works too). A read-only session
+ * imports it; the slot goes with its replication connection at once (temporary: also if killed).
+ */
+export async function openCutSnapshot(source: CaptureSource, uid: string): Promise<{ lsn: Lsn; session: SqlSession }> {
+  const replication = new pg.Client(replicationConfig(source, 'datamigration validate'));
+  replication.on('error', () => undefined);
+  await replication.connect();
+  try {
+    const version = await replication.query<{ v: string }>("SELECT pg_catalog.current_setting('server_version_num') AS v");
+    const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
+      createSlotStatement(`${captureNames(uid).slot}_v`, Number(version.rows[0]?.v ?? '0'), true));
+    const row = created.rows[0];
+    if (!row?.snapshot_name) throw new Error('the server created the slot without exporting a snapshot');
+    const client = await connectPostgres(source.url, { readOnly: true, side: 'source', applicationName: 'datamigration validate', ...(source.tls ? { tls: source.tls } : {}) });
+    const session = postgresSession(client, { readOnly: true, side: 'source' });
+    try {
+      await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await session.query(`SET TRANSACTION SNAPSHOT ${postgresAdapter.quoteLiteral(row.snapshot_name)}`);
+    } catch (error) {
+      await session.close().catch(() => undefined);
+      throw error;
+    }
+    return { lsn: parseLsn(row.consistent_point), session };
+  } finally {
+    await replication.end().catch(() => undefined);
+  }
 }
 
 /**

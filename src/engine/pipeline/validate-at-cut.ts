@@ -1,0 +1,132 @@
+// Validation of a ChangeCapture migration while its sync runs, and behind its write fence.
+// - While syncing (validateWhileSyncing): once the follower has caught up, the target is cut at a
+//   snapshot of the source (CaptureRun.cut: the target holds exactly what the source had committed
+//   at the snapshot's position) and compared with it in full, as the validate step would, while
+//   the follower goes on. Under any write load the two sides are the same data, so a difference is
+//   a real one: the sync fails with the report (exit 4) before anyone approves a cutover.
+// - From the cut on, the followers record the key of every row they change (sync/changed-keys.ts).
+// - Behind the fence (validateBehindFence): after a cut that passed, the rows changed since are
+//   compared value by value, with exact counts and the rules; without one (a cutover before it
+//   finished, too many changed rows), the full validation runs there as before.
+// Rules do not run at the cut: each runs in a transaction of its own, which would end the snapshots.
+import type { SourceCut } from '../db/change-capture.ts';
+import { envSecondsMs } from '../db/connection-options.ts';
+import { beginSnapshotRead } from '../db/snapshot-read.ts';
+import { readChangedKeys, readCutRecord, writeCutRecord } from '../sync/changed-keys.ts';
+import type { CaptureRun } from '../sync/capture-run.ts';
+import { CutNotReached } from '../sync/cdc-batcher.ts';
+import type { ValidationReport } from '../validate/report.ts';
+import { validateMigration, type ValidateOptions } from '../validate/validate.ts';
+import { identityOf } from './bookkeeping.ts';
+import { ValidationFailedError } from './refused.ts';
+import { openEndpoint, sided, withSessions, type StepContext } from './steps.ts';
+import { planValidation, validateStep } from './validate-steps.ts';
+
+/** How long the follower may take to reach a cut (DMO_CUT_TIMEOUT_SECONDS, default 120). */
+const cutTimeoutMs = (): number => envSecondsMs(process.env, 'DMO_CUT_TIMEOUT_SECONDS') ?? 120_000;
+
+/** How near the source the follower must be before a cut: it has reached a position read this long before. */
+const CAUGHT_UP_MS = 30_000;
+
+function sleepUnless(signal: AbortSignal | undefined, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** More changed rows than this and the validation behind the fence compares every row instead (DMO_FENCE_CHANGED_ROWS_MAX). */
+export const CHANGED_ROWS_MAX = 200_000;
+const changedRowsMax = (): number => {
+  const value = Number(process.env.DMO_FENCE_CHANGED_ROWS_MAX);
+  return Number.isInteger(value) && value >= 0 ? value : CHANGED_ROWS_MAX;
+};
+
+/** Nothing to compare row by row: the manifest asked for no checksum, count or sample. */
+const comparesNothing = (options: Partial<ValidateOptions>): boolean => options.checksum?.mode === 'None' && options.rowCount === false && (options.sampleRows ?? 0) <= 0;
+
+export interface CutValidation {
+  /** The source position both sides were compared at. */
+  position: string;
+  report: ValidationReport;
+}
+
+/**
+ * Cuts the target at a snapshot of the source and compares both in full (rules aside). `signal`
+ * aborting closes both sessions: the validation ends at once with an error.
+ */
+export async function validateAtCut(context: StepContext, run: CaptureRun, options: Partial<ValidateOptions>, signal?: AbortSignal): Promise<CutValidation> {
+  const { plan, settled } = await withSessions(context, (source, target) => planValidation(context, source, target, options), { applicationName: 'datamigration validate' });
+  const target = await openEndpoint(sided(context.target, 'target'), true, 'datamigration validate');
+  let cut: SourceCut | undefined;
+  const close = (): void => {
+    void target.close().catch(() => undefined);
+    void cut?.release().catch(() => undefined);
+  };
+  signal?.addEventListener('abort', close, { once: true });
+  try {
+    signal?.throwIfAborted();
+    cut = await run.cut(() => beginSnapshotRead(target), cutTimeoutMs());
+    signal?.throwIfAborted();
+    const report = await validateMigration({ source: cut.session, target }, plan, { ...settled, rules: [] }, context.settings.migration);
+    return { position: cut.position, report };
+  } finally {
+    signal?.removeEventListener('abort', close);
+    await cut?.release().catch(() => undefined);
+    await target.close().catch(() => undefined);
+  }
+}
+
+/**
+ * In the sync step, beside the follower: once it has caught up, validates at a cut (unless one
+ * passed already: a sync pod that was restarted) and records that it passed. Throws
+ * ValidationFailedError when the target differs; resolves without a cut when `signal` aborts first.
+ */
+export async function validateWhileSyncing(context: StepContext, run: CaptureRun, options: Partial<ValidateOptions>, signal?: AbortSignal): Promise<CutValidation | undefined> {
+  if (comparesNothing(options)) return undefined;
+  const { uid } = identityOf(context.settings);
+  const target = await openEndpoint(sided(context.target, 'target'), false, 'datamigration validate');
+  try {
+    if ((await readCutRecord(target, uid))?.state === 'passed') return undefined;
+    const follower = { ended: false };
+    run.ended.then(() => { follower.ended = true; }, () => { follower.ended = true; });
+    let validation: CutValidation | undefined;
+    while (!validation && !signal?.aborted && !follower.ended) {
+      // Nearly caught up first (within CAUGHT_UP_MS of the source), so that the follower reaches the cut soon.
+      const mark = await run.mark();
+      if (!await mark.reached(CAUGHT_UP_MS).then(() => true, () => false)) continue;
+      validation = await validateAtCut(context, run, options, signal).catch(async (error: unknown) => {
+        if (signal?.aborted) return undefined;
+        if (!(error instanceof CutNotReached)) throw error;
+        // Behind more than the cut allows: again once it is nearer.
+        await sleepUnless(signal, CAUGHT_UP_MS);
+        return undefined;
+      });
+    }
+    if (!validation) return undefined;
+    if (!validation.report.passed) throw new ValidationFailedError(`validated while syncing, at source position ${validation.position}, the target differs from the source`, validation.report);
+    await writeCutRecord(target, uid, { position: validation.position, state: 'passed', at: validation.report.startedAt, summary: validation.report.summary });
+    return validation;
+  } finally {
+    await target.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Behind the write fence, the catch-up done: the rows changed since a cut that passed, else every
+ * row (the validate step's full validation).
+ */
+export function validateBehindFence(context: StepContext, options: Partial<ValidateOptions>): Promise<ValidationReport> {
+  const { uid } = identityOf(context.settings);
+  return validateStep(context, options, async (target) => {
+    const cut = await readCutRecord(target, uid);
+    if (cut?.state !== 'passed') return undefined;
+    const rows = await readChangedKeys(target, uid, changedRowsMax());
+    return rows ? { rows, since: cut.position } : undefined;
+  });
+}
