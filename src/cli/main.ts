@@ -141,6 +141,7 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
   const pod = podShareOf(command, values.pod, process.env.JOB_COMPLETION_INDEX, settings.copyPods);
   const minRowsToShard = Number(process.env.DMO_MIN_ROWS_TO_SHARD ?? '');
   const context: StepContext = {
+    notice: (message) => { reporter.emit({ event: 'note', message }); },
     source: endpoint(values['source-url'] ?? process.env.DMO_SOURCE_URL, 'source-url', 'DMO_SOURCE_URL', tlsFor(migration.spec.source, 'DMO_SOURCE_CA_FILE'), migration.spec.source.engine),
     target: endpoint(values['target-url'] ?? process.env.DMO_TARGET_URL, 'target-url', 'DMO_TARGET_URL', tlsFor(migration.spec.target, 'DMO_TARGET_CA_FILE'), migration.spec.target.engine),
     settings: {

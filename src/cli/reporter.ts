@@ -25,6 +25,8 @@ export type Event =
   | { event: 'step'; step: string; state: 'started' | 'succeeded' | 'failed'; message?: string }
   | { event: 'progress'; tables: TableProgress[]; rowsCopied: number; rowsEstimated: number; percent: number; rowsPerSecond: number; seconds?: number; done?: boolean }
   | { event: 'warning'; message: string }
+  /** What a long-running step is doing (the sync's validation at a cut). */
+  | { event: 'note'; message: string }
   | { event: 'result'; result: unknown }
   | { event: 'error'; message: string; exitCode: number };
 
@@ -172,6 +174,7 @@ function summary(event: Event): { level: 'info' | 'warn' | 'error'; msg: string 
     case 'step': return { level: event.state === 'failed' ? 'error' : 'info', msg: `${event.step} ${event.state}${event.message ? `: ${event.message}` : ''}` };
     case 'progress': return { level: 'info', msg: `copied ${String(event.rowsCopied)} of about ${String(event.rowsEstimated)} rows (${String(event.percent)}%)` };
     case 'warning': return { level: 'warn', msg: event.message };
+    case 'note': return { level: 'info', msg: event.message };
     case 'error': return { level: 'error', msg: event.message };
     case 'plan': return { level: 'info', msg: 'plan' };
     case 'result': return { level: 'info', msg: 'result' };
@@ -213,6 +216,10 @@ export function terminalReporter(stream: TextStream = process.stderr): Reporter 
         case 'warning':
           keep();
           stream.write(`warning: ${event.message}\n`);
+          break;
+        case 'note':
+          keep();
+          stream.write(`${event.message}\n`);
           break;
         case 'error':
           keep();

@@ -40,6 +40,8 @@ export interface StepContext {
   signal?: AbortSignal;
   /** The copy step: this process's share of the units (a pod of the copy Job); default all. */
   pod?: PodShare;
+  /** What a long-running step is doing, for people (the sync's validation at a cut). */
+  notice?: (message: string) => void;
 }
 
 /** A session on one side, with its TLS settings; `statementTimeoutMs` for sessions that run only short statements. */

@@ -34,8 +34,15 @@ export interface BatcherOptions<Position> extends BatchLimits {
   uid: string;
 }
 
-/** The follower did not reach a cut's position in time (it is behind): try again later. */
+/** The follower did not reach a cut's position in time (it is behind), or the snapshot waited too long: try again later. */
 export class CutNotReached extends Error {}
+
+/**
+ * How long source transactions may be held while the cut's snapshot is taken: PostgreSQL's slot is
+ * consistent once the transactions running when it began have ended and the server has logged its
+ * running transactions again (every 15 s under writes), so up to ~30 s; the lag shows the hold.
+ */
+const SNAPSHOT_WAIT_MS = 60_000;
 
 /** A cut being taken (cutAt): the source transactions that arrive meanwhile are held until its position is known. */
 interface PendingCut<Position> {
@@ -173,6 +180,8 @@ export class TransactionBatcher<Position> {
     this.held = undefined;
     const cut = this.cut;
     if (cut && !cut.taken) {
+      // No target transaction stays open while the snapshot is taken: on one server, a new slot waits for it.
+      if (held && cut.position === undefined) await this.flush();
       const at = held ? await cut.known : cut.position;
       if (at !== undefined && this.options.isAfter(position, at)) {
         // After the cut. One applied before the hold began committed before the snapshot was asked for: it cannot be.
@@ -223,7 +232,7 @@ export class TransactionBatcher<Position> {
    * Following goes on meanwhile. Rejects when the snapshot or `onCut` fails, or not within
    * `timeoutMs` (`keepalive`: asks the stream where the source is, when it is quiet).
    */
-  async cutAt(snapshot: () => Promise<Position>, onCut: () => Promise<void>, timeoutMs: number, keepalive?: () => void): Promise<Position> {
+  async cutAt(snapshot: (signal: AbortSignal) => Promise<Position>, onCut: () => Promise<void>, timeoutMs: number, keepalive?: () => void): Promise<Position> {
     if (this.cut) throw new Error('a cut is being taken already');
     let announce: (position: Position | undefined) => void = () => undefined;
     const known = new Promise<Position | undefined>((resolve) => { announce = resolve; });
@@ -233,12 +242,23 @@ export class TransactionBatcher<Position> {
     const cut: PendingCut<Position> = { position: undefined, known, onCut, taken: false, settle };
     this.cut = cut;
     let position: Position;
+    // Transactions are held until the snapshot is taken: a snapshot that waits (PostgreSQL's slot waits
+    // for the server's running transactions to end) is given up soon, the follower goes on.
+    const giveUp = new AbortController();
+    const late = new CutNotReached(`the source's snapshot was not taken within ${String(SNAPSHOT_WAIT_MS)} ms (a long transaction on the source server?)`);
+    const waited = setTimeout(() => { giveUp.abort(late); }, SNAPSHOT_WAIT_MS);
+    const taking = snapshot(giveUp.signal);
+    taking.catch(() => undefined);
     try {
-      position = await snapshot();
+      position = await Promise.race([taking, new Promise<never>((_, reject) => {
+        giveUp.signal.addEventListener('abort', () => { reject(late); }, { once: true });
+      })]);
     } catch (error) {
       announce(undefined);
       this.giveUpCut(cut, error);
       throw error;
+    } finally {
+      clearTimeout(waited);
     }
     cut.position = position;
     announce(position);

@@ -60,7 +60,7 @@ export interface BinlogFollower {
   /** Lag against the source's current position (`client`: a source session with REPLICATION CLIENT). */
   lag(client: mysql.Connection): Promise<BinlogLag>;
   /** Cuts the target at a snapshot of the source (TransactionBatcher.cutAt). */
-  cutAt(snapshot: () => Promise<BinlogPosition>, onCut: () => Promise<void>, timeoutMs: number): Promise<BinlogPosition>;
+  cutAt(snapshot: (signal: AbortSignal) => Promise<BinlogPosition>, onCut: () => Promise<void>, timeoutMs: number): Promise<BinlogPosition>;
   /** Ends the stream; an open target transaction is rolled back (its changes are read again on resume). */
   stop(): Promise<void>;
   readonly ended: Promise<void>;

@@ -55,7 +55,7 @@ export interface Follower {
   /** Lag against the source's current WAL position (`client`: any session on the source). */
   lag(client: pg.Client): Promise<CaptureLag>;
   /** Cuts the target at a snapshot of the source (TransactionBatcher.cutAt). */
-  cutAt(snapshot: () => Promise<Lsn>, onCut: () => Promise<void>, timeoutMs: number): Promise<Lsn>;
+  cutAt(snapshot: (signal: AbortSignal) => Promise<Lsn>, onCut: () => Promise<void>, timeoutMs: number): Promise<Lsn>;
   /** Ends the stream; an open target transaction is rolled back (the slot still holds its changes). */
   stop(): Promise<void>;
   /** Rejects when following fails (connection lost, a change that cannot be applied, a TRUNCATE). */

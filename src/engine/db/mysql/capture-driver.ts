@@ -69,9 +69,14 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       async cut(onCut, timeoutMs) {
         let snapshot: BinlogSnapshot | undefined;
         try {
-          const position = await follower.cutAt(async () => {
-            snapshot = await openBinlogSnapshot(options.source, options.tables.map((t) => ({ schema: t.sourceSchema, name: t.sourceTable, key: t.key })));
-            return snapshot.position;
+          const position = await follower.cutAt(async (signal) => {
+            const opened = await openBinlogSnapshot(options.source, options.tables.map((t) => ({ schema: t.sourceSchema, name: t.sourceTable, key: t.key })));
+            if (signal.aborted) {
+              await opened.release();
+              throw signal.reason;
+            }
+            snapshot = opened;
+            return opened.position;
           }, onCut, timeoutMs);
           const held = snapshot as BinlogSnapshot;
           // Inside the snapshot's READ ONLY transaction already: every statement runs in it.

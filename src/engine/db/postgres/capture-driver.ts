@@ -61,8 +61,12 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       async cut(onCut, timeoutMs) {
         let session: SqlSession | undefined;
         try {
-          const lsn = await follower.cutAt(async () => {
-            const opened = await openCutSnapshot(options.source, options.uid);
+          const lsn = await follower.cutAt(async (signal) => {
+            const opened = await openCutSnapshot(options.source, options.uid, signal);
+            if (signal.aborted) {
+              await opened.session.close().catch(() => undefined);
+              throw signal.reason;
+            }
             session = opened.session;
             return opened.lsn;
           }, onCut, timeoutMs);

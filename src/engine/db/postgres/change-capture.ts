@@ -133,10 +133,13 @@ function createSlotStatement(slot: string, serverVersion: number, temporary = fa
  * consistent point, none after (how the initial copy's slot works too). A read-only session
  * imports it; the slot goes with its replication connection at once (temporary: also if killed).
  */
-export async function openCutSnapshot(source: CaptureSource, uid: string): Promise<{ lsn: Lsn; session: SqlSession }> {
+export async function openCutSnapshot(source: CaptureSource, uid: string, signal?: AbortSignal): Promise<{ lsn: Lsn; session: SqlSession }> {
   const replication = new pg.Client(replicationConfig(source, 'datamigration validate'));
   replication.on('error', () => undefined);
   await replication.connect();
+  // Given up (the slot waits for a long transaction): the connection goes, and the slot with it.
+  const end = (): void => { void replication.end().catch(() => undefined); };
+  signal?.addEventListener('abort', end, { once: true });
   try {
     const version = await replication.query<{ v: string }>("SELECT pg_catalog.current_setting('server_version_num') AS v");
     const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
@@ -154,6 +157,7 @@ export async function openCutSnapshot(source: CaptureSource, uid: string): Promi
     }
     return { lsn: parseLsn(row.consistent_point), session };
   } finally {
+    signal?.removeEventListener('abort', end);
     await replication.end().catch(() => undefined);
   }
 }
