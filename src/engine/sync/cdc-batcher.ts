@@ -49,6 +49,9 @@ interface PendingCut<Position> {
   position: Position | undefined;
   /** Resolves with the position once the source's snapshot is taken (undefined: given up). */
   readonly known: Promise<Position | undefined>;
+  announce: (position: Position | undefined) => void;
+  /** Aborts the snapshot being taken. */
+  readonly snapshotting: AbortController;
   onCut: () => Promise<void>;
   taken: boolean;
   settle: { resolve: () => void; reject: (error: Error) => void };
@@ -186,10 +189,11 @@ export class TransactionBatcher<Position> {
       if (at !== undefined && this.options.isAfter(position, at)) {
         // After the cut. One applied before the hold began committed before the snapshot was asked for: it cannot be.
         if (held) await this.takeCut(cut);
-        else if (this.sourceChanges > 0) this.giveUpCut(cut, new Error(`a source transaction ending at ${this.options.formatPosition(position)}, applied before the cut was asked for, ends after it`));
+        else if (this.sourceChanges > 0) this.giveUpCut(cut, new CutNotReached(`a source transaction ending at ${this.options.formatPosition(position)}, applied before the cut was asked for, ends after it`));
       }
     }
     for (const change of held ?? []) await this.applyNow(change);
+    this.sourceChanges = 0;
     await this.committed(position, commitTime);
     // Everything up to the cut's position is applied, nothing after it: the cut is here.
     if (cut && !cut.taken && cut.position !== undefined && !this.options.isAfter(cut.position, position)) await this.takeCut(cut);
@@ -239,12 +243,12 @@ export class TransactionBatcher<Position> {
     let settle: PendingCut<Position>['settle'] = { resolve: () => undefined, reject: () => undefined };
     const taken = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
     taken.catch(() => undefined);
-    const cut: PendingCut<Position> = { position: undefined, known, onCut, taken: false, settle };
+    const giveUp = new AbortController();
+    const cut: PendingCut<Position> = { position: undefined, known, announce, snapshotting: giveUp, onCut, taken: false, settle };
     this.cut = cut;
     let position: Position;
     // Transactions are held until the snapshot is taken: a snapshot that waits (PostgreSQL's slot waits
-    // for the server's running transactions to end) is given up soon, the follower goes on.
-    const giveUp = new AbortController();
+    // for the server's running transactions to end) is given up after a while, the follower goes on.
     const late = new CutNotReached(`the source's snapshot was not taken within ${String(SNAPSHOT_WAIT_MS)} ms (a long transaction on the source server?)`);
     const waited = setTimeout(() => { giveUp.abort(late); }, SNAPSHOT_WAIT_MS);
     const taking = snapshot(giveUp.signal);
@@ -276,11 +280,15 @@ export class TransactionBatcher<Position> {
     return position;
   }
 
+  /** Held transactions go on at once (the snapshot being taken is aborted). */
   private giveUpCut(cut: PendingCut<Position>, error: unknown): void {
     if (cut.taken) return;
     cut.taken = true;
     if (this.cut === cut) this.cut = undefined;
-    cut.settle.reject(error instanceof Error ? error : new Error(String(error)));
+    const reason = error instanceof Error ? error : new Error(String(error));
+    cut.announce(undefined);
+    cut.snapshotting.abort(reason);
+    cut.settle.reject(reason);
   }
 
   /** In the follower's order, with no source transaction open: commits what is applied, records the cut, runs its onCut. */
@@ -338,6 +346,8 @@ export class TransactionBatcher<Position> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // A held transaction waiting for a snapshot must not keep the stop waiting.
+    if (this.cut) this.giveUpCut(this.cut, new Error('the follower was stopped'));
     await this.stream?.stop();
     await this.serial(() => this.rollback());
     this.notify();
@@ -349,6 +359,7 @@ export class TransactionBatcher<Position> {
   fail(error: unknown): void {
     if (this.failure || this.stopped) return;
     this.failure = error instanceof Error ? error : new Error(String(error));
+    if (this.cut) this.giveUpCut(this.cut, this.failure);
     this.notify();
     void this.stream?.stop().catch(() => undefined);
     void this.serial(() => this.rollback()).finally(() => { if (this.failure) this.settle?.reject(this.failure); });
