@@ -3,11 +3,12 @@
 // anything is created; a TRUNCATE stops the applier and stays in the slot; transactions the
 // target committed but the source never heard acknowledged are not applied twice.
 import { randomUUID } from 'node:crypto';
+import type { CaptureSource } from '../../src/engine/db/change-capture.ts';
 import test, { type ExecutionContext } from 'ava';
 import type pg from 'pg';
 import { openSession } from '../../src/engine/db/connect.ts';
 import {
-  captureNames, CaptureRefused, currentLsn, dropCapture, prepareCapture, type CaptureSource,
+  captureNames, CaptureRefused, currentLsn, dropCapture, prepareCapture,
 } from '../../src/engine/db/postgres/change-capture.ts';
 import { connectPostgres } from '../../src/engine/db/postgres/connection.ts';
 import type { SqlSession } from '../../src/engine/db/session.ts';

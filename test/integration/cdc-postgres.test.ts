@@ -5,12 +5,13 @@
 // MariaDB) equals the source row by row. The same with the applier killed and resumed several
 // times. The slot's own life (drop, refusals, TRUNCATE, replays): cdc-postgres-slot.test.ts.
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { CaptureSource } from '../../src/engine/db/change-capture.ts';
 import test, { type ExecutionContext } from 'ava';
 import type pg from 'pg';
 import { openSession } from '../../src/engine/db/connect.ts';
 import type { Engine } from '../../src/engine/db/dialect.ts';
 import {
-  beginSnapshotRead, captureNames, currentLsn, dropCapture, prepareCapture, type CaptureSource,
+  beginSnapshotRead, captureNames, currentLsn, dropCapture, prepareCapture,
 } from '../../src/engine/db/postgres/change-capture.ts';
 import { connectPostgres } from '../../src/engine/db/postgres/connection.ts';
 import type { SqlSession } from '../../src/engine/db/session.ts';

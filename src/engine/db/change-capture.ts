@@ -11,10 +11,20 @@ import type { CaptureMethod, CaptureTable } from '../sync/cdc-apply.ts';
 import type { Engine } from './dialect.ts';
 import { mysqlCaptureDriver } from './mysql/capture-driver.ts';
 import { postgresCaptureDriver } from './postgres/capture-driver.ts';
-import type { CaptureSource, CapturedTableSpec } from './postgres/change-capture.ts';
 import type { SqlSession, TlsOptions } from './session.ts';
 
-export type { CaptureSource, CapturedTableSpec };
+/** The source a capture connects to. */
+export interface CaptureSource {
+  url: string;
+  tls?: TlsOptions;
+}
+
+/** A table to capture, as the source names it, and the key the target matches rows by (source column names). */
+export interface CapturedTableSpec {
+  schema: string;
+  name: string;
+  key: readonly string[];
+}
 export { CaptureBusy } from './postgres/change-capture.ts';
 
 /** What an earlier attempt of this migration's capture left. */

@@ -9,7 +9,8 @@
 //   transaction is applied exactly once, in commit order.
 import type pg from 'pg';
 import { captureOwner, type CheckpointId } from '../copy/checkpoint.ts';
-import { captureNames, currentLsn, type CaptureSource } from '../db/postgres/change-capture.ts';
+import type { CaptureSource } from '../db/change-capture.ts';
+import { captureNames, currentLsn } from '../db/postgres/change-capture.ts';
 import { openChangeStream, type ChangeStream, type ChangeStreamOptions } from '../db/postgres/change-stream.ts';
 import { formatLsn, parseLsn, type Lsn, type PgoutputMessage } from '../db/postgres/pgoutput.ts';
 import type { SqlSession } from '../db/session.ts';

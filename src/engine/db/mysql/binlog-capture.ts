@@ -9,7 +9,7 @@
 // retained longer than the copy plus the longest time the applier may be stopped; a position whose
 // file was purged cannot be resumed (the stream fails: the migration must start over).
 import type mysql from 'mysql2/promise';
-import type { CaptureSource, CapturedTableSpec } from '../postgres/change-capture.ts';
+import type { CaptureSource, CapturedTableSpec } from '../change-capture.ts';
 import { connectMysql } from './connection.ts';
 import type { BinaryLogFile, BinlogPosition } from './binlog-position.ts';
 

@@ -12,7 +12,7 @@
 // - The server keeps no position for us (no slot): the follower records it on the target.
 import ZongJi, { type AnyBinlogEvent, type TableMapEntry } from '@vlasky/zongji';
 import { createHash } from 'node:crypto';
-import type { CaptureSource } from '../postgres/change-capture.ts';
+import type { CaptureSource } from '../change-capture.ts';
 import type { CapturedChange, CapturedRelation, CapturedValue } from '../../sync/cdc-apply.ts';
 import { binlogValueText, type BinlogPosition } from './binlog-position.ts';
 import { mysqlConnectionOptions } from './connection.ts';

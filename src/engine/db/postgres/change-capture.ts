@@ -12,26 +12,15 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { ReplicationClientConfig } from 'pg-logical-replication';
 import { connectionOptions, sessionTimeouts } from '../connection-options.ts';
-import type { SqlSession, TlsOptions } from '../session.ts';
+import type { CaptureSource, CapturedTableSpec } from '../change-capture.ts';
+import type { SqlSession } from '../session.ts';
 import { postgresAdapter } from './adapter.ts';
 import { connectPostgres, postgresSession } from './connection.ts';
 import { parseLsn, type Lsn } from './pgoutput.ts';
 
-export interface CaptureSource {
-  url: string;
-  tls?: TlsOptions;
-}
-
 export interface CaptureNames {
   slot: string;
   publication: string;
-}
-
-/** A table to capture, as the source names it, and the key the target matches rows by (source column names). */
-export interface CapturedTableSpec {
-  schema: string;
-  name: string;
-  key: readonly string[];
 }
 
 /**

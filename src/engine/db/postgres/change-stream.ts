@@ -16,7 +16,8 @@
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
 import { postgresAdapter } from './adapter.ts';
-import { replicationConfig, type CaptureNames, type CaptureSource } from './change-capture.ts';
+import type { CaptureSource } from '../change-capture.ts';
+import { replicationConfig, type CaptureNames } from './change-capture.ts';
 import { formatLsn, parseLsn, PgoutputDecoder, type Lsn, type PgoutputMessage } from './pgoutput.ts';
 
 type Plugin = Parameters<LogicalReplicationService['subscribe']>[0];

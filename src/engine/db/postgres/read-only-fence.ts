@@ -73,11 +73,10 @@ async function endSessions(source: SqlSession, until: string, since: string | nu
     if (Date.now() >= deadline) {
       throw new Error(`${String(left.length)} session(s) ${what} are still connected to the source database after ${String(Math.round(waitMs / 1000))} s (pids ${left.map((row) => text(row.pid) ?? '?').slice(0, 10).join(', ')})`);
     }
-    for (const row of left) {
-      const pid = text(row.pid) ?? '';
-      const [signalled] = await source.query('SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4)::pg_catalog.text AS ended', [pid]);
-      if (text(signalled?.ended) === 'true') ended.add(pid);
-    }
+    // One round trip for all of them (the fence's write-blocked window waits on it).
+    const pids = left.map((row) => text(row.pid) ?? '').filter((pid) => /^\d+$/.test(pid));
+    const signalled = await source.query('SELECT pid::pg_catalog.text AS pid, pg_catalog.pg_terminate_backend(pid)::pg_catalog.text AS ended FROM pg_catalog.unnest($1::pg_catalog.int4[]) AS pid', [pids]);
+    for (const row of signalled) if (text(row.ended) === 'true') ended.add(text(row.pid) ?? '');
     await sleep(100);
   }
 }
