@@ -288,7 +288,7 @@ function formatPlan(result: Awaited<ReturnType<typeof planStep>>): string {
     for (const m of t.typeMapping) lines.push(`  ${m.column}: ${m.source} → ${m.target}`);
     for (const statement of t.ddl?.create ?? []) lines.push(`  ${statement.replaceAll('\n', '\n  ')}`);
   }
-  for (const error of result.plan.errors) lines.push(`refused: ${error}`);
+  // Refusals are printed once, by the error the refused plan ends with.
   return lines.join('\n');
 }
 

@@ -109,7 +109,7 @@ const CASES: HostileCase[] = [
   where('a condition nested 100 parentheses deep', `${'('.repeat(100)}id > 0${')'.repeat(100)}`),
   where('a WINDOW clause after the condition', 'true WINDOW w AS (ORDER BY id)'),
   where('GROUP BY after the condition', 'true GROUP BY id'),
-  where('a temp table of the session (no CREATE in a read-only transaction)', 'EXISTS (SELECT 1 FROM pg_temp.a13_scratch)', { ran: 1 }),
+  where('a temp table of the session (no CREATE in a read-only transaction)', 'EXISTS (SELECT 1 FROM pg_temp.a13_scratch)', { refused: /the source refuses the copy's query .*a13_scratch/ }),
   where('system column ctid, read only (control)', "ctid <> '(0,0)'", { ran: 0 }),
 
   sourceRule('VALUES calling pg_sleep', 'VALUES (pg_sleep(0.01))'),

@@ -255,7 +255,7 @@ export async function copyShard(options: CopyShardOptions): Promise<ShardResult>
           options.signal?.throwIfAborted();
           for (const row of block) {
             if (rowsInBatch === 0) await beginIfNeeded();
-            pending += encode(row);
+            pending += encodeNamed(encode, row, plan);
             rowsInBatch++;
             lastRow = row;
             const full = rowsInBatch === batchSize || bytesInBatch + pending.length >= batchBytes;
@@ -302,6 +302,17 @@ async function sourceRows(connections: Connections, plan: TableCopyPlan, select:
   // The capture's connection is inside its snapshot already.
   if (snapshot?.kind !== 'held') await beginMysqlSnapshot(core);
   return mysqlRowBlocks(core, select);
+}
+
+/** A row the target cannot hold fails the copy at once, naming the table and the row's key (the converter names the column and value). */
+function encodeNamed(encode: (row: SourceRow) => string, row: SourceRow, plan: TableCopyPlan): string {
+  try {
+    return encode(row);
+  } catch (error) {
+    const key = keyOfRow(row, plan.key.length).map((value) => (typeof value === 'string' ? value.slice(0, 64) : `0x${value.toString('hex').slice(0, 64)}`));
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`table ${plan.sourceTable}, row with key (${plan.key.join(', ')}) = (${key.join(', ')}): ${reason}`, { cause: error });
+  }
 }
 
 /** Encodes one source row as one line of the target's bulk format, converting values on the way. */

@@ -181,7 +181,11 @@ export function mysqlSink(connection: MysqlPromiseConnection, table: string, col
     },
     mark: (id, checkpoint) => markCheckpoint(session, id, checkpoint),
     async rollback() {
-      input?.destroy();
+      // Ended, not destroyed: mysql2 does not notice a destroyed input, and LOAD DATA would wait
+      // for the rest of it until the server's net_read_timeout (a failed row in the copy then
+      // failed only a minute later). The rows already sent are undone by the ROLLBACK.
+      if (input && !input.destroyed) input.end();
+      else input?.destroy();
       input = undefined;
       await load?.catch(() => undefined);
       load = undefined;

@@ -11,6 +11,7 @@ import type { ColumnInfo, TableInfo } from '../schema/model.ts';
 import { valueMapper } from '../schema/typemap.ts';
 import type { EngineSettings } from './settings.ts';
 import { foreignTargetSchemaReasons } from '../db/identity.ts';
+import { tableAndSchema } from '../db/dialect.ts';
 import { separationReason } from './source-reach.ts';
 import { checkSourceRole, sourceRoleRefusal, sourceRoleWarning, type SourceRoleCheck } from './source-role.ts';
 import { foreignRecordReasons } from '../migrations/ownership.ts';
@@ -20,6 +21,8 @@ import { schemaFidelity } from '../schema/fidelity.ts';
 import { readSchemaObjects, schemaObjectNotices } from '../schema/carry-over.ts';
 import { captureReasons } from '../sync/capture-copy.ts';
 import { fencePlanReasons } from '../db/read-only-fence.ts';
+import { sharedTargetErrors, targetColumnNameErrors, targetTableNameErrors } from '../schema/target-names.ts';
+import { buildSourceSelect } from '../copy/source-query.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -65,6 +68,8 @@ export function manifestSqlOf(settings: Pick<EngineSettings, 'tables' | 'increme
 
 export interface PlanOptions {
   migrationsPending?: boolean;
+  /** The pending migrations' up scripts: a missing target table none of them names is refused (the copy would be). */
+  pendingScripts?: readonly string[];
   /** Leave out the ChangeCapture prerequisites (checked by default when the mode is ChangeCapture). */
   skipCapturePrerequisites?: boolean;
 }
@@ -85,11 +90,18 @@ export async function planMigration(
   const warnings: string[] = [];
   const specs: TableSpec[] = settings.tables.length > 0 ? settings.tables : (await listTables(source)).map((name) => ({ name }));
   if (specs.length === 0) errors.push('the source has no tables to copy');
+  errors.push(...sharedTargetErrors(specs));
   const tables: PlannedTable[] = [];
   for (const spec of specs) {
     const sourceInfo = await introspectTable(source, spec.name);
     if (!sourceInfo) {
       errors.push(`table ${spec.name} does not exist on the source`);
+      continue;
+    }
+    // A name the target would cut or cannot hold: its catalog is not asked about it.
+    const badName = targetTableNameErrors(spec, settings.targetEngine);
+    if (badName.length > 0) {
+      errors.push(...badName);
       continue;
     }
     const targetName = spec.target ?? spec.name;
@@ -101,10 +113,12 @@ export async function planMigration(
     } else if (settings.createMissingTables) {
       const ddl = createTableDdl(sourceInfo, spec, settings.targetEngine);
       planned.ddl = ddl;
-      errors.push(...ddl.errors);
+      errors.push(...ddl.errors, ...targetColumnNameErrors(spec.name, ddl.columnNames.values(), settings.targetEngine));
       copyTarget = tableOfDdl(sourceInfo, ddl, settings.targetEngine);
-    } else if (options.migrationsPending) {
+    } else if (options.migrationsPending && !namedByNone(options.pendingScripts, targetName)) {
       warnings.push(`target table ${targetName} does not exist yet; the pending schema migrations must create it`);
+    } else if (options.migrationsPending) {
+      errors.push(missingUnnamed(targetName));
     } else {
       errors.push(`target table ${targetName} does not exist: create it with a schema migration or set spec.schema.createMissingTables`);
     }
@@ -116,7 +130,11 @@ export async function planMigration(
       const outcome = planTableCopy({ spec, source: sourceInfo, target: copyTarget, conflictPolicy: settings.conflictPolicy, mapValue: mapper });
       errors.push(...outcome.errors);
       warnings.push(...outcome.warnings);
-      if (outcome.plan) planned.copy = outcome.plan;
+      if (outcome.plan) {
+        planned.copy = outcome.plan;
+        const refused = await sourceQueryRefusal(source, spec, outcome.plan);
+        if (refused !== undefined) errors.push(refused);
+      }
       const targetColumns = new Map(copyTarget.columns.map((c) => [c.name, c]));
       for (const column of sourceInfo.columns) {
         const override = spec.columns?.find((c) => c.name === column.name);
@@ -152,6 +170,36 @@ export async function planMigration(
   if (roleRefusal !== undefined) errors.push(roleRefusal);
   else if (roleWarning !== undefined) warnings.unshift(roleWarning);
   return { tables, estimatedRows: tables.reduce((sum, t) => sum + t.source.estimatedRows, 0), errors, warnings, sourceRole };
+}
+
+const missingUnnamed = (table: string): string => `target table ${table} does not exist, and no pending schema migration names it: add its CREATE TABLE to a migration or set spec.schema.createMissingTables`;
+
+/** No script names the table (as a word, any case): none of them can create it. Undefined scripts: not known, so not refused. */
+function namedByNone(scripts: readonly string[] | undefined, table: string): boolean {
+  if (scripts === undefined) return false;
+  const name = tableAndSchema(table).table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const word = new RegExp(`(^|[^\\p{L}\\p{N}_$])${name}($|[^\\p{L}\\p{N}_$])`, 'iu');
+  return !scripts.some((script) => word.test(script));
+}
+
+/**
+ * The copy's source query, asked of the source with LIMIT 0 (nothing read) when the manifest
+ * shapes it (where, expressions, dedupe): a column that does not exist is refused by the plan,
+ * before anything is created, not by the copy after the target tables were.
+ */
+async function sourceQueryRefusal(source: SqlSession, spec: TableSpec, copy: TableCopyPlan): Promise<string | undefined> {
+  if (spec.where === undefined && spec.dedupe === undefined && !(spec.columns ?? []).some((c) => c.expression !== undefined)) return undefined;
+  const sql = buildSourceSelect({
+    dialect: adapterFor(copy.sourceEngine), table: copy.sourceTable, columns: copy.readColumns ?? copy.selectColumns, key: copy.key,
+    ...(copy.where ? { where: copy.where } : {}), ...(copy.dedupe ? { dedupe: copy.dedupe } : {}),
+  });
+  try {
+    await source.query(`${sql} LIMIT 0`);
+    return undefined;
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+    return `table ${spec.name}: the source refuses the copy's query built from spec.tables[${spec.name}] (where, expressions, dedupe): ${reason}`;
+  }
 }
 
 /** The target table the DDL would create, shaped for the copy planner. */

@@ -13,6 +13,7 @@ import type { SqlSession } from '../db/session.ts';
 import { compareVersions, readMigrationDirectory, migrationsFromInline, type Migration } from '../migrations/files.ts';
 import { migrateUp, schemaVersion } from '../migrations/migrate.ts';
 import { afterCopyDdl } from '../schema/ddl.ts';
+import { runAfterCopy, type AfterCopyStatement } from '../schema/after-copy.ts';
 import { createRecordedTriggers } from '../schema/created-functions.ts';
 import { onUpdateTriggerFor, type OnUpdateTrigger } from '../schema/on-update.ts';
 import { createdTables, createRecordedTable, ensureCreatedTablesTable } from '../schema/created-tables.ts';
@@ -134,8 +135,9 @@ export async function planStep(context: StepContext): Promise<PlanResult> {
   const migrations = await loadMigrations(context);
   return withSessions(context, async (source, target) => {
     const version = await schemaVersion(target, context.settings.historyTable);
-    const pending = migrations.filter((m) => version === null || compareVersions(m.version, version) > 0).map((m) => m.version);
-    const plan = await planMigration(source, target, context.settings, new Map(), { migrationsPending: pending.length > 0 });
+    const pendingMigrations = migrations.filter((m) => version === null || compareVersions(m.version, version) > 0);
+    const pending = pendingMigrations.map((m) => m.version);
+    const plan = await planMigration(source, target, context.settings, new Map(), { migrationsPending: pending.length > 0, pendingScripts: pendingMigrations.map((m) => m.up) });
     plan.errors.push(...await finishedReasons(target, identityOf(context.settings)));
     return { plan, schemaVersion: version, pendingMigrations: pending };
   }, { applicationName: 'datamigration plan', statementTimeoutMs: PLAN_STATEMENT_TIMEOUT_MS });
@@ -347,9 +349,9 @@ export async function syncStep(context: StepContext, validateOptions: Partial<Va
 async function finishCreatedTables(target: SqlSession, settings: EngineSettings, plan: MigrationPlan): Promise<number> {
   const created = new Set(await createdTables(target, settings.uid));
   const tableNames = new Map(plan.tables.map((t) => [t.source.name, t.spec.target ?? t.spec.name]));
-  const statements: string[] = [];
+  const statements: AfterCopyStatement[] = [];
   // Indexes first, foreign keys last: a foreign key needs the referenced table's unique key.
-  const foreignKeys: string[] = [];
+  const foreignKeys: AfterCopyStatement[] = [];
   const triggers: OnUpdateTrigger[] = [];
   for (const table of plan.tables) {
     const targetName = table.spec.target ?? table.spec.name;
@@ -358,13 +360,13 @@ async function finishCreatedTables(target: SqlSession, settings: EngineSettings,
     if (!current) continue;
     const existing = new Set([...current.uniqueKeys, ...current.indexes, ...current.foreignKeys].map((i) => i.name));
     const ddl = { table: targetName, columnNames: columnNamesOf(table, new Set(current.columns.map((c) => c.name))) };
-    for (const statement of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
-      (/ FOREIGN KEY /.test(statement) ? foreignKeys : statements).push(statement);
+    for (const sql of afterCopyDdl({ source: table.source, ddl, to: settings.targetEngine, existing, tableNames })) {
+      (/ FOREIGN KEY /.test(sql) ? foreignKeys : statements).push({ table: table.spec.name, sql });
     }
     const trigger = onUpdateTriggerFor(table.source, ddl, settings.targetEngine);
     if (trigger) triggers.push(trigger);
   }
-  for (const statement of [...statements, ...foreignKeys]) await target.query(statement);
+  for (const statement of [...statements, ...foreignKeys]) await runAfterCopy(target, statement);
   // MySQL's ON UPDATE CURRENT_TIMESTAMP as recorded triggers (schema/on-update.ts), after the copy.
   return statements.length + foreignKeys.length + await createRecordedTriggers(target, settings.uid, triggers);
 }

@@ -45,6 +45,7 @@ export const CARRY_OVER_REASONS = {
   onUpdate: 'ON UPDATE CURRENT_TIMESTAMP is not reproduced: the target does not change these columns when a row is updated',
   domains: 'domain rules (CHECK, NOT NULL) are not reproduced: the column gets the domain\'s base type',
   spatialIndexes: 'SPATIAL indexes are not created (the spatial columns are bytes on the target; with PostGIS, convert them and create GiST indexes after the copy)',
+  fulltextIndexes: 'FULLTEXT indexes are not created (PostgreSQL searches text with to_tsvector and a GIN index, queried differently; create one after the copy)',
   expressionIndexes: 'expression, partial and functional indexes are not created (they are not carried over column by column; create them after the copy)',
 } as const;
 
@@ -84,6 +85,7 @@ export function carryOverNotices(input: CarryOverInput): Notice[] {
   }
   for (const index of source.skippedIndexes ?? []) add(CARRY_OVER_REASONS.expressionIndexes, index);
   for (const index of source.spatialIndexes ?? []) add(CARRY_OVER_REASONS.spatialIndexes, index);
+  if (to !== 'mysql') for (const index of source.indexes) if (index.fulltext === true) add(CARRY_OVER_REASONS.fulltextIndexes, index.name);
   return notices;
 }
 

@@ -170,6 +170,11 @@ export function afterCopyDdl(input: {
     // The name the plan chose (unique in the target schema; see index-names.ts).
     const name = i.targetName ?? i.name;
     if (existing.has(name) || !i.columns.every((c) => ddl.columnNames.has(c))) return;
+    // FULLTEXT: MySQL's own kind; into PostgreSQL not created (carry-over.ts names it).
+    if (i.fulltext === true) {
+      if (to === 'mysql') statements.push(`ALTER TABLE ${table} ADD FULLTEXT INDEX ${q.quoteIdent(name)} (${columns(i.columns)})`);
+      return;
+    }
     statements.push(to === 'postgres'
       ? `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q.quoteIdent(name)} ON ${table} (${columns(i.columns)})`
       : `ALTER TABLE ${table} ADD ${i.unique ? 'UNIQUE ' : ''}INDEX ${q.quoteIdent(name)} (${columns(i.columns)})`);

@@ -12,7 +12,7 @@ import { ownerColumn } from '../migrations/ownership.ts';
 import { CREATED_TABLES_TABLE, createdTables } from './created-tables.ts';
 import { referencedTarget, type TableDdl } from './ddl.ts';
 import { targetIndexNames, type NamingTable } from './index-names.ts';
-import type { TableInfo } from './model.ts';
+import type { IndexInfo, TableInfo } from './model.ts';
 import { groupNotices, type Notice } from './notices.ts';
 import { foreignFunctions } from './created-functions.ts';
 import { onUpdateTriggerFor } from './on-update.ts';
@@ -64,14 +64,14 @@ export async function schemaFidelity(
       const { table, schema } = tableAndSchema(t.spec.target ?? t.spec.name);
       return {
         key: t.spec.target ?? t.spec.name, table, schema,
-        indexes: [...t.source.uniqueKeys, ...t.source.indexes].map((i) => i.name),
+        indexes: createdIndexes(t.source).map((i) => i.name),
         // The created table's primary key index and identity sequences take these names.
         reserved: [`${table}_pkey`, ...t.source.columns.filter((c) => c.autoIncrement).map((c) => `${table}_${c.name}_seq`)],
       };
     });
     const names = targetIndexNames(naming);
     for (const t of tables) {
-      for (const index of [...t.source.uniqueKeys, ...t.source.indexes]) {
+      for (const index of createdIndexes(t.source)) {
         const name = names.get(t.spec.target ?? t.spec.name)?.get(index.name);
         if (name === undefined || name === index.name) continue;
         index.targetName = name;
@@ -92,11 +92,16 @@ export async function schemaFidelity(
   return { warnings: groupNotices(notices), errors };
 }
 
+/** The indexes PostgreSQL gets for a source table (a FULLTEXT index is not created there; carry-over.ts names it). */
+function createdIndexes(source: TableInfo): IndexInfo[] {
+  return [...source.uniqueKeys, ...source.indexes].filter((i) => i.fulltext !== true);
+}
+
 /** Index names the plan chose that another object in the target schema holds (not an index of the same table). */
 async function nameClashes(target: SqlSession, tables: readonly FidelityTable[]): Promise<string[]> {
   const wanted = tables.flatMap((t) => {
     const { table, schema } = tableAndSchema(t.spec.target ?? t.spec.name);
-    return [...t.source.uniqueKeys, ...t.source.indexes].map((index) => ({ t, table, schema: schema ?? '', index: index.name, name: index.targetName ?? index.name }));
+    return createdIndexes(t.source).map((index) => ({ t, table, schema: schema ?? '', index: index.name, name: index.targetName ?? index.name }));
   });
   if (wanted.length === 0) return [];
   const values = wanted.map((_, i) => `($${String(2 * i + 1)}, $${String(2 * i + 2)})`).join(', ');

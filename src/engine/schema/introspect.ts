@@ -26,7 +26,18 @@ export function isBookkeepingTable(name: string): boolean {
  * table's partitions (its rows are read through it).
  */
 export async function listTables(session: SqlSession): Promise<string[]> {
-  return (await session.dialect.introspector.tables(session)).filter((name) => !isBookkeepingTable(name));
+  return (await session.dialect.introspector.tables(session)).filter((name) => !isBookkeepingTable(name)).map(nameOfListedTable);
+}
+
+/**
+ * A listed table's name as every step reads names (db/dialect.ts splitQualifiedName: a dot
+ * qualifies, " and ` quote): a plain name as it is; one holding a dot, " or ` spelled in quoted
+ * parts that read back as exactly that name (we"ird → "we"`"`"ird"), so it can be copied like any.
+ */
+export function nameOfListedTable(name: string): string {
+  if (!/["`.]/.test(name)) return name;
+  // Runs of " go in backticks, everything else in double quotes; adjacent quoted parts join.
+  return (name.match(/"+|[^"]+/g) ?? []).map((part) => (part.startsWith('"') ? `\`${part}\`` : `"${part}"`)).join('');
 }
 
 /** This project's bookkeeping tables in the session's schema or database (what `dmctl cleanup` may drop, and the schema history), sorted. */

@@ -69,6 +69,8 @@ export interface IndexInfo {
    * the source's (PostgreSQL names indexes per schema, MySQL per table; see index-names.ts).
    */
   targetName?: string;
+  /** A MySQL FULLTEXT index: created as one on MySQL; PostgreSQL has none (the plan names it). */
+  fulltext?: boolean;
 }
 
 export interface ForeignKeyInfo {

@@ -80,12 +80,14 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
   );
   const indexes = new Map<string, IndexInfo & { primary: boolean; expression: boolean }>();
   const spatial = new Set<string>();
+  const fulltext = new Set<string>();
   for (const r of indexRows) {
     const indexName = text(r.name) ?? '';
     if (text(r.type)?.toUpperCase() === 'SPATIAL') {
       spatial.add(indexName);
       continue;
     }
+    if (text(r.type)?.toUpperCase() === 'FULLTEXT') fulltext.add(indexName);
     const index = indexes.get(indexName) ?? { name: indexName, columns: [], unique: text(r.non_unique) === '0', primary: indexName === 'PRIMARY', expression: false };
     const column = text(r.column);
     if (column === undefined) index.expression = true;
@@ -126,6 +128,7 @@ async function introspectMysqlTable(session: SqlSession, name: string): Promise<
     ...(storageEngine ? { storageEngine } : {}),
   });
   info.checks = checks;
+  for (const index of info.indexes) if (fulltext.has(index.name)) index.fulltext = true;
   const functional = [...indexes.values()].filter((i) => i.expression).map((i) => i.name);
   if (functional.length > 0) info.skippedIndexes = functional;
   if (spatial.size > 0) info.spatialIndexes = [...spatial];
