@@ -57,6 +57,12 @@ const changedShareMax = (): number => {
   return process.env.DMO_FENCE_CHANGED_SHARE_MAX !== undefined && value >= 0 ? value : 0.05;
 };
 
+/** Attempts at a cut whose tables erred (no difference found) before the sync leaves it to the fence. */
+const CUT_ERRORS_MAX = 3;
+
+/** A report that failed only because tables could not be compared, not because rows differ. */
+const erredOnly = (report: ValidationReport): boolean => !report.passed && report.tables.every((t) => t.passed || (t.error !== undefined && t.differenceCount === 0));
+
 /** Nothing to compare row by row: the manifest asked for no checksum, count or sample. */
 const comparesNothing = (options: Partial<ValidateOptions>): boolean => options.checksum?.mode === 'None' && options.rowCount === false && (options.sampleRows ?? 0) <= 0;
 
@@ -109,18 +115,33 @@ export async function validateWhileSyncing(context: StepContext, run: CaptureRun
     const follower = { ended: false };
     run.ended.then(() => { follower.ended = true; }, () => { follower.ended = true; });
     let validation: CutValidation | undefined;
+    let erred = 0;
     while (!validation && !signal?.aborted && !follower.ended) {
       // Nearly caught up first (within CAUGHT_UP_MS of the source), so that the follower reaches the cut soon.
       const mark = await run.mark();
       if (!await mark.reached(CAUGHT_UP_MS).then(() => true, () => false)) continue;
-      validation = await validateAtCut(context, run, options, signal).catch(async (error: unknown) => {
+      const tried = await validateAtCut(context, run, options, signal).catch((error: unknown) => {
         if (signal?.aborted) return undefined;
         if (!(error instanceof CutNotReached)) throw error;
-        context.notice?.(`no cut this time, again in ${String(CAUGHT_UP_MS / 1000)} s: ${error.message}`);
-        // Behind more than the cut allows: again once it is nearer.
-        await sleepUnless(signal, CAUGHT_UP_MS);
-        return undefined;
+        return error;
       });
+      // Stopped while comparing: the sessions were closed under it, its report says nothing.
+      if (signal?.aborted) return undefined;
+      let again: string | undefined;
+      if (tried instanceof CutNotReached) again = tried.message;
+      else if (tried && erredOnly(tried.report)) {
+        // A table that could not be compared (a lost connection, or something the fence's validation will meet too): no difference found.
+        erred++;
+        if (erred >= CUT_ERRORS_MAX) {
+          context.notice?.(`no validation at a cut: ${tried.report.summary}; the full validation runs behind the fence`);
+          return undefined;
+        }
+        again = tried.report.summary;
+      } else validation = tried;
+      if (again !== undefined) {
+        context.notice?.(`no validation at a cut this time, again in ${String(CAUGHT_UP_MS / 1000)} s: ${again}`);
+        await sleepUnless(signal, CAUGHT_UP_MS);
+      }
     }
     if (!validation) return undefined;
     if (!validation.report.passed) throw new ValidationFailedError(`validated while syncing, at source position ${validation.position}, the target differs from the source`, validation.report);

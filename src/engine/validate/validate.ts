@@ -98,7 +98,8 @@ async function validateTable(
     const rows = changed?.rows.get(targetName) ?? [];
     // Many changed rows are compared faster by the checksums over the whole table (one scan a side).
     const byKeys = changed !== undefined && (changed.maxShare === Infinity || rows.length <= changed.maxShare * plan.estimatedRows);
-    if (changed && byKeys && options.checksum.mode !== 'None') {
+    const comparesChanged = byKeys && options.checksum.mode !== 'None';
+    if (changed && comparesChanged) {
       if (rows.some((row) => row.source.length !== plan.key.length || row.target.length !== plan.key.length)) {
         throw new Error(`the changed keys recorded for ${targetName} do not have the table's key columns (${plan.key.join(', ')})`);
       }
@@ -130,7 +131,7 @@ async function validateTable(
       const [source, target] = counted ?? await checker.counts();
       report.rowCount = { passed: source === target, source, target };
     }
-    if (options.sampleRows > 0 && !byKeys) {
+    if (options.sampleRows > 0 && !comparesChanged) {
       const sampled = await checker.sample(options.sampleRows);
       const known = new Set(differences.map((d) => JSON.stringify([d.kind, d.key])));
       const fresh = sampled.differences.filter((d) => !known.has(JSON.stringify([d.kind, d.key])));

@@ -6,8 +6,9 @@ import type pg from 'pg';
 import type { ChangeCaptureDriver, CaptureFollower, FollowOptions } from '../change-capture.ts';
 import type { SqlSession } from '../session.ts';
 import {
-  CaptureBusy, CaptureRefused, captureNames, captureProblems, currentLsn, dropCapture, openCutSnapshot, prepareCapture, slotState,
+  CaptureBusy, CaptureRefused, captureNames, captureProblems, currentLsn, dropCapture, longTransactionOpen, openCutSnapshot, prepareCapture, slotState,
 } from './change-capture.ts';
+import { CutNotReached } from '../../sync/cdc-batcher.ts';
 import { connectPostgres } from './connection.ts';
 import { formatLsn, parseLsn } from './pgoutput.ts';
 import { readRecordedPosition } from '../../sync/cdc-batcher.ts';
@@ -59,6 +60,9 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       pendingBytes: async () => Number((await follower.lag(client)).bytes),
       appliedPosition: () => formatLsn(follower.progress().appliedLsn),
       async cut(onCut, timeoutMs) {
+        // The slot would wait for it, holding the stream all the while: not now.
+        const open = await longTransactionOpen(client, 1000);
+        if (open !== undefined) throw new CutNotReached(`a transaction (xid ${open}) has been open on the source server for over a second; the cut's snapshot would wait for it to end`);
         let session: SqlSession | undefined;
         try {
           const lsn = await follower.cutAt(async (signal) => {

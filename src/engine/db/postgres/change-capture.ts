@@ -8,7 +8,7 @@
 // REPLICATION (or superuser) for the slot, CREATE on the database for the publication, and to own
 // the migrated tables (PostgreSQL lets only a table's owner add it to a publication).
 // A slot retains WAL until it is dropped (the disk fills): every ending must call dropCapture.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { ReplicationClientConfig } from 'pg-logical-replication';
 import { connectionOptions, sessionTimeouts } from '../connection-options.ts';
@@ -126,13 +126,18 @@ export async function openCutSnapshot(source: CaptureSource, uid: string, signal
   const replication = new pg.Client(replicationConfig(source, 'datamigration validate'));
   replication.on('error', () => undefined);
   await replication.connect();
-  // Given up (the slot waits for a long transaction): the connection goes, and the slot with it.
-  const end = (): void => { void replication.end().catch(() => undefined); };
+  const walsender = (await replication.query<{ pid: string }>('SELECT pg_catalog.pg_backend_pid()::pg_catalog.text AS pid')).rows[0]?.pid;
+  // Given up (the slot waits for a long transaction): the wait is cancelled (a walsender waiting
+  // for it would not notice its client leave), then the connection goes, and the slot with it.
+  const end = (): void => {
+    void cancelBackend(source, walsender).finally(() => replication.end().catch(() => undefined));
+  };
   signal?.addEventListener('abort', end, { once: true });
   try {
     const version = await replication.query<{ v: string }>("SELECT pg_catalog.current_setting('server_version_num') AS v");
     const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
-      createSlotStatement(`${captureNames(uid).slot}_v`, Number(version.rows[0]?.v ?? '0'), true));
+      // A name of its own each time: a slot of an earlier attempt may linger until its wait ends.
+      createSlotStatement(`${captureNames(uid).slot}_v${randomBytes(2).toString('hex')}`, Number(version.rows[0]?.v ?? '0'), true));
     const row = created.rows[0];
     if (!row?.snapshot_name) throw new Error('the server created the slot without exporting a snapshot');
     const client = await connectPostgres(source.url, { readOnly: true, side: 'source', applicationName: 'datamigration validate', ...(source.tls ? { tls: source.tls } : {}) });
@@ -203,6 +208,32 @@ export async function prepareCapture(source: CaptureSource, uid: string, tables:
     await replication.end().catch(() => undefined);
     throw error;
   }
+}
+
+/** Cancels what a backend of ours is running (its own role may); best effort. */
+async function cancelBackend(source: CaptureSource, pid: string | undefined): Promise<void> {
+  if (pid === undefined || !/^\d+$/.test(pid)) return;
+  const client = await connectPostgres(source.url, { readOnly: true, side: 'source', applicationName: 'datamigration validate', ...(source.tls ? { tls: source.tls } : {}) }).catch(() => undefined);
+  if (!client) return;
+  await client.query('SELECT pg_catalog.pg_cancel_backend($1::pg_catalog.int4)', [pid]).catch(() => undefined);
+  await client.end().catch(() => undefined);
+}
+
+/**
+ * A transaction holding a transaction id that has been open on the server for at least `forMs`
+ * (its id in both of two reads of the server's locks): a new slot would wait for it to end. Every
+ * such transaction holds the lock on its own id, and pg_locks shows every role's (the sessions of
+ * other roles are hidden from pg_stat_activity; the snapshot's xmin misses the newest id).
+ */
+export async function longTransactionOpen(client: pg.Client, forMs: number): Promise<string | undefined> {
+  const running = async (): Promise<Set<string>> => new Set((await client.query<{ xid: string }>(
+    "SELECT transactionid::pg_catalog.text AS xid FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'transactionid' AND mode OPERATOR(pg_catalog.=) 'ExclusiveLock' AND granted",
+  )).rows.map((row) => row.xid));
+  const before = await running();
+  if (before.size === 0) return undefined;
+  await new Promise((resolve) => setTimeout(resolve, forMs));
+  const after = await running();
+  return [...before].find((xid) => after.has(xid));
 }
 
 /** Starts a copy transaction on `client` (a source session) that reads the capture's snapshot. */
