@@ -121,14 +121,17 @@ test('SourceReadOnly fence, PostgreSQL → PostgreSQL under a writer: Succeeded,
 
 test('SourceReadOnly fence, validation behind it fails: the unfence Job restores the setting (unset), new sessions write again, slot released', twoAtATime(async (t) => {
   const s = await stage(t, 'fro-fail');
-  await approveOnceSyncing(t, s.namespace);
-  // A row only the target has (no writer's id): the stream never touches it, the row count behind the fence fails.
+  // Once the sync's validation at a cut passed (a row planted before it fails the sync itself, exit 4),
+  // while the migration waits for approval: a row only the target has (no writer's id), which the
+  // stream never touches; the row count behind the fence fails.
+  await waitForMigration(s.namespace, NAME, 'validated at a cut while syncing', (m) => m.status?.sync?.validatedPosition !== undefined, 120_000);
   const target = await openSession(s.target, { readOnly: false });
   try {
     await target.query("INSERT INTO items VALUES (1900000000, 'target only', 0, localtimestamp)");
   } finally {
     await target.close();
   }
+  await approveOnceSyncing(t, s.namespace);
   const { fencedAt } = await stopWriterBehindFence(t, s);
   const done = await waitForMigration(s.namespace, NAME, 'ended', (m) => ENDED.includes(m.status?.phase ?? ''), 60_000);
   t.log(await fenceFigures(s.namespace, done));

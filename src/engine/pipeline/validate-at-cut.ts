@@ -27,6 +27,8 @@ const cutTimeoutMs = (): number => envSecondsMs(process.env, 'DMO_CUT_TIMEOUT_SE
 
 /** How near the source the follower must be before a cut: it has reached a position read this long before. */
 const CAUGHT_UP_MS = 30_000;
+/** After a cut that could not be taken, the next try. */
+const RETRY_MS = 10_000;
 
 function sleepUnless(signal: AbortSignal | undefined, ms: number): Promise<void> {
   return new Promise((resolve) => {
@@ -139,8 +141,8 @@ export async function validateWhileSyncing(context: StepContext, run: CaptureRun
         again = tried.report.summary;
       } else validation = tried;
       if (again !== undefined) {
-        context.notice?.(`no validation at a cut this time, again in ${String(CAUGHT_UP_MS / 1000)} s: ${again}`);
-        await sleepUnless(signal, CAUGHT_UP_MS);
+        context.notice?.(`no validation at a cut this time, again in ${String(RETRY_MS / 1000)} s: ${again}`);
+        await sleepUnless(signal, RETRY_MS);
       }
     }
     if (!validation) return undefined;

@@ -41,7 +41,7 @@ export class CutNotReached extends Error {}
  * How long source transactions may be held while the cut's snapshot is taken: PostgreSQL's slot is
  * consistent once the transactions running when it began have ended and the server has logged its
  * running transactions again (every 15 s under writes; the driver does not start one while a
- * transaction has been open for a second); the lag shows the hold.
+ * transaction has been open for 5 s); the lag shows the hold.
  */
 const SNAPSHOT_WAIT_MS = 30_000;
 

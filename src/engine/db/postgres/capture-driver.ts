@@ -26,6 +26,12 @@ async function sourceHas(source: SqlSession, sql: string, name: string): Promise
   return (await source.query(sql, [name])).length > 0;
 }
 
+/**
+ * A transaction open this long on the source server defers a cut (its slot would wait for it, and
+ * the stream with it): a batch job's transaction may end soon, an idle one may last hours.
+ */
+const LONG_TRANSACTION_MS = 5000;
+
 async function follow(options: FollowOptions): Promise<CaptureFollower> {
   const client = await connectPostgres(options.source.url, {
     readOnly: true, side: 'source', applicationName: options.applicationName, ...(options.source.tls ? { tls: options.source.tls } : {}),
@@ -61,8 +67,8 @@ async function follow(options: FollowOptions): Promise<CaptureFollower> {
       appliedPosition: () => formatLsn(follower.progress().appliedLsn),
       async cut(onCut, timeoutMs) {
         // The slot would wait for it, holding the stream all the while: not now.
-        const open = await longTransactionOpen(client, 1000);
-        if (open !== undefined) throw new CutNotReached(`a transaction (xid ${open}) has been open on the source server for over a second; the cut's snapshot would wait for it to end`);
+        const open = await longTransactionOpen(client, LONG_TRANSACTION_MS);
+        if (open !== undefined) throw new CutNotReached(`a transaction (xid ${open}) has been open on the source server for over ${String(LONG_TRANSACTION_MS / 1000)} s; the cut's snapshot would wait for it to end`);
         let session: SqlSession | undefined;
         try {
           const lsn = await follower.cutAt(async (signal) => {
