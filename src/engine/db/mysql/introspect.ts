@@ -175,24 +175,27 @@ async function checksOf(session: SqlSession, where: (string | undefined)[]): Pro
 /** Views, routines and events of these tables' databases, and the triggers of these tables. */
 async function mysqlSchemaObjects(session: SqlSession, tables: readonly { schema: string; name: string }[]): Promise<SchemaObject[]> {
   if (tables.length === 0) return [];
-  const schemas = [...new Set(tables.map((t) => t.schema))];
-  const inSchemas = schemas.map(() => '?').join(', ');
-  const pairs = tables.map(() => '(?, ?)').join(', ');
-  const rows = await session.query(
-    `SELECT 'view' AS kind, TABLE_SCHEMA AS \`schema\`, TABLE_NAME AS name, NULL AS on_table FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (${inSchemas})
-     UNION ALL
-     SELECT 'routine', ROUTINE_SCHEMA, CONCAT(ROUTINE_NAME, ' (', LOWER(ROUTINE_TYPE), ')'), NULL FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN (${inSchemas})
-     UNION ALL
-     SELECT 'event', EVENT_SCHEMA, EVENT_NAME, NULL FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN (${inSchemas})
-     UNION ALL
-     SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE (EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE) IN (${pairs})
-     ORDER BY 1, 2, 3`,
-    [...schemas, ...schemas, ...schemas, ...tables.flatMap((t): SqlValue[] => [t.schema, t.name])],
-  );
-  const found = rows.map((r): SchemaObject => ({
-    kind: (text(r.kind) ?? 'view') as SchemaObject['kind'], schema: text(r.schema) ?? '', name: text(r.name) ?? '',
-    ...(text(r.on_table) !== undefined ? { table: text(r.on_table) ?? '' } : {}),
-  }));
+  const found: SchemaObject[] = [];
+  // One database at a time, each named by `=`: MariaDB reads information_schema for that database
+  // alone only then (an IN list, or a row constructor, makes it open every table of every database).
+  for (const schema of [...new Set(tables.map((t) => t.schema))]) {
+    const names = tables.filter((t) => t.schema === schema).map((t) => t.name);
+    const rows = await session.query(
+      `SELECT 'view' AS kind, TABLE_SCHEMA AS \`schema\`, TABLE_NAME AS name, NULL AS on_table FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?
+       UNION ALL
+       SELECT 'routine', ROUTINE_SCHEMA, CONCAT(ROUTINE_NAME, ' (', LOWER(ROUTINE_TYPE), ')'), NULL FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?
+       UNION ALL
+       SELECT 'event', EVENT_SCHEMA, EVENT_NAME, NULL FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?
+       UNION ALL
+       SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE IN (${names.map(() => '?').join(', ')})
+       ORDER BY 1, 2, 3`,
+      [schema, schema, schema, schema, ...names],
+    );
+    found.push(...rows.map((r): SchemaObject => ({
+      kind: (text(r.kind) ?? 'view') as SchemaObject['kind'], schema: text(r.schema) ?? '', name: text(r.name) ?? '',
+      ...(text(r.on_table) !== undefined ? { table: text(r.on_table) ?? '' } : {}),
+    })));
+  }
   return [...found, ...await unseenKinds(session, tables)];
 }
 
