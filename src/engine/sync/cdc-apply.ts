@@ -169,20 +169,20 @@ export class ChangeApplier {
     return { targetTable: layout.table.targetTable, source: this.keyOf(layout, tuple, false), target: this.keyOf(layout, tuple) };
   }
 
-  /** Applies one change; returns the rows it touched (two when an update moved the key). */
-  async apply(change: CapturedChange): Promise<TouchedKey[]> {
+  /** Applies one change; with `keys`, returns the rows it touched (two when an update moved the key), else none (the hot path spares the work). */
+  async apply(change: CapturedChange, keys = false): Promise<TouchedKey[]> {
     const layout = this.layout(change.relation);
     let touched: TouchedKey[];
     if (change.kind === 'delete') {
       await this.session.query(layout.deleteSql, this.keyOf(layout, change.old));
-      touched = [this.touched(layout, change.old)];
+      touched = keys ? [this.touched(layout, change.old)] : [];
     } else {
       const values = layout.table.columns.map((_, i) => this.value(layout, change.row, i));
       const newKey = this.keyOf(layout, change.row);
       const oldKey = change.kind === 'update' && change.old ? this.keyOf(layout, change.old) : newKey;
       const keyMoved = oldKey.some((v, i) => !sameValue(v, newKey[i]));
       if (keyMoved) this.keyMoves++;
-      touched = keyMoved && change.kind === 'update' && change.old ? [this.touched(layout, change.old), this.touched(layout, change.row)] : [this.touched(layout, change.row)];
+      touched = !keys ? [] : keyMoved && change.kind === 'update' && change.old ? [this.touched(layout, change.old), this.touched(layout, change.row)] : [this.touched(layout, change.row)];
       if (values.some(isUnchanged)) {
         await this.partialUpdate(layout, values, oldKey);
         this.partialUpdates++;

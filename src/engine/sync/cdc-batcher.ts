@@ -172,8 +172,8 @@ export class TransactionBatcher<Position> {
       this.batchStarted = Date.now();
     }
     this.sourceChanges++;
-    const touched = await this.applier.apply(change);
-    if (this.keyLog) for (const key of touched) this.keyLog.set(changedKeyId(key), key);
+    const touched = await this.applier.apply(change, this.keyLog !== undefined);
+    for (const key of touched) this.keyLog?.set(changedKeyId(key), key);
     this.batchChanges++;
   }
 
