@@ -19,9 +19,12 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** An error that carries its exit code and a message safe to show (no secrets). */
 export class CliError extends Error {
   readonly exitCode: ExitCode;
-  constructor(message: string, exitCode: ExitCode, options?: ErrorOptions) {
+  /** A step's result to leave as the termination message instead of the error's text (a verdict the operator reads). */
+  readonly termination: string | undefined;
+  constructor(message: string, exitCode: ExitCode, options?: ErrorOptions & { termination?: string }) {
     super(message, options);
     this.exitCode = exitCode;
+    this.termination = options?.termination;
   }
 }
 

@@ -34,7 +34,7 @@ import type { Engine } from '../engine/db/dialect.ts';
 import { lintCommand } from './lint.ts';
 import { loadManifest, parseManifest } from './manifest.ts';
 import { boundedResult, writeTermination } from './termination.ts';
-import { captureSyncOf, stepResult } from './step-result.ts';
+import { captureSyncOf, stepResult, validateResult } from './step-result.ts';
 import { jsonReporter, progressTracker, terminalReporter, type Reporter } from './reporter.ts';
 
 const USAGE = `usage: dmctl <plan|run|validate|lint|retire|cleanup|step schema|step copy|step sync|step validate|step fence|step catchup|step unfence|step release|step rollback> -f manifest.yaml [options]
@@ -239,7 +239,8 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
     return exitCode;
   } catch (error) {
     if (error instanceof PlanRefusedError) throw new CliError(error.message, EXIT.planRefused);
-    if (error instanceof ValidationFailedError) throw new CliError(error.message, EXIT.validationFailed);
+    // The sync's validation at a cut: its report is the operator's verdict (a rollback), as the validate step's is.
+    if (error instanceof ValidationFailedError) throw new CliError(error.message, EXIT.validationFailed, { termination: boundedResult(validateResult(error.report)) });
     // A URL parameter that contradicts spec.*.tls (or sets what the engine decides): bad input, nothing was opened.
     if (error instanceof ConnectionSettingsError) throw new CliError(error.message, EXIT.usage);
     if (signal.aborted) throw new CliError('interrupted; run the same command again to resume', EXIT.interrupted);
@@ -310,7 +311,7 @@ async function cli(): Promise<void> {
     const message = redactSecrets(error instanceof Error ? error.message : String(error), secrets);
     const reporter = process.argv.includes('--json') || !process.stdout.isTTY ? jsonReporter() : terminalReporter();
     reporter.emit({ event: 'error', message, exitCode });
-    writeTermination(message);
+    writeTermination(error instanceof CliError && error.termination !== undefined ? error.termination : message);
     process.exitCode = exitCode;
   }
 }

@@ -80,7 +80,7 @@ export function stepResult(command: string, results: Record<string, unknown>): S
 }
 
 /** A validation report as the validate step's result (catchup's too): failures first in the checks, so the bound never hides one. */
-function validateResult(report: ValidationReport): StepResultOf<'validate'> {
+export function validateResult(report: ValidationReport): StepResultOf<'validate'> {
   const summary = summarizeForStatus(report);
   return { ...summary, passed: report.passed, tables: tableStatuses(report), ...(report.bookkeeping ? { bookkeeping: report.bookkeeping } : {}) };
 }

@@ -7,10 +7,11 @@ export const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
   Pending: ['SchemaMigrating', 'Copying', 'Failed'],
   SchemaMigrating: ['Copying', 'Failed'],
   Copying: ['Syncing', 'Validating', 'Failed'],
-  // ChangeCapture: Syncing goes on to the approval gate or straight to the cutover (validation runs behind the fence).
-  Syncing: ['Validating', 'AwaitingApproval', 'CuttingOver', 'Failed'],
+  // ChangeCapture: Syncing goes on to the approval gate or straight to the cutover (validation runs
+  // behind the fence); its validation at a cut that fails rolls back, in AwaitingApproval too.
+  Syncing: ['Validating', 'AwaitingApproval', 'CuttingOver', 'RollingBack', 'Failed'],
   Validating: ['AwaitingApproval', 'CuttingOver', 'Succeeded', 'RollingBack', 'Failed'],
-  AwaitingApproval: ['CuttingOver', 'Succeeded', 'Failed'],
+  AwaitingApproval: ['CuttingOver', 'Succeeded', 'RollingBack', 'Failed'],
   // ChangeCapture: a validation behind the fence that fails rolls back like any other.
   CuttingOver: ['Succeeded', 'RollingBack', 'Failed'],
   RollingBack: ['RolledBack', 'Failed'],

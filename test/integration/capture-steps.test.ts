@@ -196,7 +196,7 @@ spec:
 `;
 }
 
-interface ValidationResult { passed: boolean; summary?: string }
+interface ValidationResult { passed: boolean; summary?: string; checks?: { name: string; passed: boolean }[] }
 
 /** The cut record once the sync's validation at a cut has one in `state`, within `ms`. */
 async function cutRecordIn(targetUrl: string, uid: string, state: CutRecord['state'], ms: number): Promise<CutRecord | undefined> {
@@ -253,6 +253,9 @@ for (const engine of ['postgres', 'mysql'] as const) {
     const planted = await runStep('sync', file, env);
     t.is(planted.code, 4, errorsOf(planted.events));
     t.regex(errorOf(planted.events), /validated while syncing, at source position \S+, the target differs from the source: .*items/);
+    // Its result is the validation's, the operator's verdict (a rollback, as the validate step's).
+    t.like(planted.termination, { passed: false });
+    t.true((planted.termination as ValidationResult).checks?.some((c) => !c.passed && /items/.test(c.name)) ?? false, JSON.stringify(planted.termination));
     await target.query('DELETE FROM items WHERE id = 900000000');
 
     // SIGKILLed at random points once following, three times; each new process resumes.

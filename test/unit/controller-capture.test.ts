@@ -152,6 +152,25 @@ test('a sync Job that ends or fails before the fence fails the run, and the capt
   t.is(step(r.m, { jobs: [copied], now: at(3) }).d.actions.length, 0, 'a release that failed is reported once, not retried in a loop');
 });
 
+test('the sync\'s validation at a cut finds the target differs (exit 4 with the validation\'s result): a verdict, so a rollback, never a fence; a bare exit 4 stays a failed Job', (t) => {
+  const differs = { passed: false, summary: '1 of 2 checks failed', checks: [{ name: 'orders', kind: 'Checksum', passed: false }, { name: 'orders rows', kind: 'RowCount', passed: true }] };
+  for (const m of [syncing(), syncing(spec({ approval: 'Manual' }))]) {
+    let r = step(m, { jobs: [copied, job('sync', 'Failed', differs, { exitCode: 4 })], capture: { lag: lag(0), fenceDeployment: blue() } });
+    t.is(r.d.status.phase, 'RollingBack');
+    t.is(findCondition(r.d.status.conditions, 'Validated')?.reason, REASONS.ChecksumMismatch);
+    t.regex(findCondition(r.d.status.conditions, 'Validated')?.message ?? '', /Validation while syncing \(at a cut\) failed: 1 of 2 checks failed \(failed: orders\)/);
+    t.false(r.d.status.validation?.passed ?? true, 'status.validation shows the failed checks');
+    t.is(scaleOf(r.d), undefined, 'no fence');
+    t.false(kinds(r.d).includes('patchServiceSelector'));
+    r = step(r.m, { jobs: [copied, job('sync', 'Failed', differs, { exitCode: 4 })], now: at(1) });
+    t.is(r.d.status.phase, 'RollingBack', 'the next decision finds the rollback from the ledger');
+    t.true(kinds(r.d).includes('createJob:rollback'));
+  }
+  const bare = step(syncing(), { jobs: [copied, job('sync', 'Failed', undefined, { exitCode: 4, failureMessage: 'BackoffLimitExceeded' })] });
+  t.is(bare.d.status.phase, 'Failed', 'no readable verdict: the Job failed');
+  t.is(ready(bare.d)?.reason, REASONS.JobFailed);
+});
+
 test('an abort while syncing deletes the sync Job; the capture is released after', (t) => {
   const m = syncing();
   const aborted = annotated(m, { 'dataops.dev/abort': 'true' });

@@ -32,7 +32,8 @@ const SPECS: Partial<DataMigrationSpec>[] = [
 const RESULTS: Record<Step, unknown[]> = {
   schema: [{ versionBefore: null, version: '2' }, 'unreadable'],
   copy: [{ tables: [{ name: 'a', rowsCopied: 1 }] }, { tables: [{ name: 'a', state: 'Failed' }] }],
-  sync: [{ rowsSynced: 1 }],
+  // The second: a ChangeCapture sync's validation at a cut that found the target differs (exit 4).
+  sync: [{ rowsSynced: 1 }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }],
   validate: [{ passed: true }, { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] }, undefined],
   catchup: [{ fencePosition: '0/1', validation: { passed: true } }, { fencePosition: '0/1', validation: { passed: false, checks: [{ name: 'a', kind: 'Checksum', passed: false }] } }, undefined],
   release: [{ released: true }],

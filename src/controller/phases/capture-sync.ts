@@ -10,12 +10,13 @@ import { STATUS_LIMITS } from '../../api/datamigration-schema.ts';
 import { isApproved } from '../annotations.ts';
 import { bound, fail, mayStart, ready, requeueAfter, transition, type Context } from '../context.ts';
 import { externalFenceHeld, scaleDownRefusal } from '../fence.ts';
-import { recordRequest, secondsBetween } from '../ledger.ts';
+import { recordOutcome, recordRequest, secondsBetween } from '../ledger.ts';
 import { REQUEUE, type CaptureLag } from '../model.ts';
 import { switcherOf, switchRefusal } from '../service-switch.ts';
+import { parseValidationResult } from '../step-results.ts';
 import type { Next } from './next.ts';
 import { failureReason, requestJob, runStep, stepFailed } from './run-step.ts';
-import { needsApproval } from './validating.ts';
+import { needsApproval, validationFailed } from './validating.ts';
 
 /** A lag report older than this is not a reason to fence (the sync pod may be stuck). */
 export const LAG_STALE_SECONDS = 30;
@@ -70,6 +71,16 @@ function recordLag(ctx: Context): CaptureLag | undefined {
 function syncRunning(ctx: Context): boolean {
   const outcome = runStep(ctx, 'sync');
   if (outcome.kind === 'failed') {
+    // Its validation at a cut found the target differs (exit 4, the validation's result): a verdict
+    // like the validate Job's, so a rollback, not a failed Job. No fence is up yet.
+    const parsed = parseValidationResult(outcome.job.result);
+    if (parsed.ok && !parsed.value.validation.passed) {
+      recordOutcome(ctx.status, 'sync', ctx.runId, 'Failed', ctx.now, {
+        reason: REASONS.ValidationFailed, message: 'its validation at a cut found that the target differs', job: outcome.job.name,
+      });
+      validationFailed(ctx, parsed.value, outcome.job, 'Validation while syncing (at a cut)');
+      return false;
+    }
     stepFailed(ctx, 'sync', outcome.message, failureReason('sync', outcome.job), outcome.job);
     return false;
   }
