@@ -274,7 +274,10 @@ test('the aggregated roles: viewers read DataMigrations, editors change them, ne
   }
 });
 
-test('helm upgrade updates the CRD (crds.enabled), and uninstall keeps it (crds.keep)', async (t) => {
+// Serial (ava runs it before the file's other tests): its next chart version changes the shared
+// CRD's .spec.versions under helm's field manager, and the other tests' server-side apply of the
+// current CRD would meet that as a conflict if it ran meanwhile.
+test.serial('helm upgrade updates the CRD (crds.enabled), and uninstall keeps it (crds.keep)', async (t) => {
   const namespace = await freshNamespace(t, 'pkg-upgrade');
   const release = `up-${randomBytes(3).toString('hex')}`;
   const crd = 'customresourcedefinition.apiextensions.k8s.io/datamigrations.dataops.dev';
