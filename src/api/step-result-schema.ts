@@ -47,6 +47,8 @@ export const syncStepResult = object('SyncStepResult', 'The sync step (Trickle):
   rounds: optional(count('Rounds run.')),
   rowsSynced: optional(count('Changed rows written.')),
   caughtUp: optional(boolean('Whether the sync caught up with the source (Timestamp, Sequence).')),
+  rowsDeleted: optional(count('Timestamp, Sequence: target rows deleted because their key is gone from the source (looked for only once caught up).')),
+  notes: optional(array(string('A table whose deletes were not looked for, and why.', { maxLength: STATUS_LIMITS.detail }), 'Timestamp, Sequence: what the sync did not check.')),
   mode: optional(string('ChangeCapture when the step followed the source\'s change log (it runs until stopped: the cutover stops it).', { maxLength: 32 })),
   transactions: optional(count('ChangeCapture: source transactions applied by this pod.')),
   changes: optional(count('ChangeCapture: row changes applied by this pod.')),

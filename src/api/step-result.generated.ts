@@ -121,6 +121,10 @@ export interface SyncStepResult {
   rowsSynced?: number;
   /** Whether the sync caught up with the source (Timestamp, Sequence). */
   caughtUp?: boolean;
+  /** Timestamp, Sequence: target rows deleted because their key is gone from the source (looked for only once caught up). */
+  rowsDeleted?: number;
+  /** Timestamp, Sequence: what the sync did not check. */
+  notes?: string[];
   /** ChangeCapture when the step followed the source's change log (it runs until stopped: the cutover stops it). */
   mode?: string;
   /** ChangeCapture: source transactions applied by this pod. */

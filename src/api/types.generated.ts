@@ -410,13 +410,13 @@ export interface StrategySpec {
 
 /** Trickle: how changes are found after the first copy. */
 export interface IncrementalSpec {
-  /** ChangeCapture reads the source's own change log (PostgreSQL logical decoding, MySQL/MariaDB row binlog) from the initial copy's snapshot until the cutover's write fence: inserts, updates and deletes. Timestamp (column is a time; rows changed in the last seconds are re-read to cover clock skew and long transactions) and Sequence (a strictly growing number) re-copy changed rows in rounds, do not see deletes, and stop when a round finds nothing new. Default: "Timestamp". */
+  /** ChangeCapture reads the source's own change log (PostgreSQL logical decoding, MySQL/MariaDB row binlog) from the initial copy's snapshot until the cutover's write fence: inserts, updates and deletes. Timestamp (column is a time) and Sequence (a number that grows on every insert and update) re-copy changed rows in rounds until a round finds nothing new; once caught up they compare the keys of each table and delete on the target the rows whose key the source no longer has (tables whose key reads differently on the two engines are skipped, and the step result says so). Default: "Timestamp". */
   mode?: "ChangeCapture" | "Timestamp" | "Sequence";
   /** Timestamp and Sequence: a column that grows on every insert and update (updated_at, a version or sequence number). */
   column?: string;
   /** Not used, kept so that manifests that set it stay valid: Timestamp and Sequence rounds run back to back until one finds nothing new (at most 50), and ChangeCapture streams continuously. Default: 30. */
   intervalSeconds?: number;
-  /** Timestamp mode: how far back each round re-reads, for commits that landed late. Default: 60. */
+  /** How far back each round re-reads, for commits that landed late: Timestamp mode by the column's time (rows stamped in the last overlapSeconds), Sequence mode by the clock (from the maximum read overlapSeconds ago). A commit later than that is missed. Default: 60. */
   overlapSeconds?: number;
 }
 

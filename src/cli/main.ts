@@ -253,7 +253,9 @@ export async function main(argv: string[], signal: AbortSignal): Promise<ExitCod
 function describeSync(result: Awaited<ReturnType<typeof syncStep>>): string {
   const capture = captureSyncOf(result);
   if (capture) return `followed the source's changes: ${String(capture.transactions)} transaction(s), ${String(capture.changes)} change(s) applied up to ${capture.appliedPosition}; stopped`;
-  return `${String(result.rowsSynced)} changed rows in ${String(result.rounds)} round(s)${result.caughtUp ? ', caught up' : ', not caught up yet'}`;
+  // Deletes are looked for only once caught up: a run that is not says so rather than "0 deleted".
+  const deleted = result.caughtUp ? `, ${String(result.rowsDeleted ?? 0)} deleted row(s) removed` : ', not caught up yet (deletes not looked for)';
+  return `${String(result.rowsSynced)} changed rows in ${String(result.rounds)} round(s)${result.caughtUp ? ', caught up' : ''}${deleted}${result.notes?.length ? `; ${result.notes.join('; ')}` : ''}`;
 }
 
 function describeRelease(result: ReleaseStepResult): string {

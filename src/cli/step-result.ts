@@ -38,7 +38,7 @@ export function stepResult(command: string, results: Record<string, unknown>): S
       const capture = captureSyncOf(sync);
       const out: StepResultOf<'sync'> = capture
         ? { mode: capture.mode, transactions: capture.transactions, changes: capture.changes, appliedPosition: capture.appliedPosition }
-        : { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp };
+        : { rounds: sync.rounds, rowsSynced: sync.rowsSynced, caughtUp: sync.caughtUp, rowsDeleted: sync.rowsDeleted ?? 0, ...(sync.notes?.length ? { notes: sync.notes } : {}) };
       return out;
     }
     case 'step validate':

@@ -83,7 +83,7 @@ export function parseCopyResult(result: unknown): Parsed<CopyOutcome> {
   return { ok: true, value: out };
 }
 
-export interface SyncOutcome { rounds?: number; rowsSynced?: number; caughtUp?: boolean }
+export interface SyncOutcome { rounds?: number; rowsSynced?: number; caughtUp?: boolean; rowsDeleted?: number; notes?: string[] }
 
 export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
   const parsed = stepResultOf('sync', result);
@@ -92,6 +92,8 @@ export function parseSyncResult(result: unknown): Parsed<SyncOutcome> {
   if (parsed.value.rounds !== undefined) out.rounds = parsed.value.rounds;
   if (parsed.value.rowsSynced !== undefined) out.rowsSynced = parsed.value.rowsSynced;
   if (parsed.value.caughtUp !== undefined) out.caughtUp = parsed.value.caughtUp;
+  if (parsed.value.rowsDeleted !== undefined) out.rowsDeleted = parsed.value.rowsDeleted;
+  if (parsed.value.notes !== undefined && parsed.value.notes.length > 0) out.notes = parsed.value.notes;
   return { ok: true, value: out };
 }
 

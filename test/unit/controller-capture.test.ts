@@ -219,6 +219,12 @@ test('Timestamp/Sequence: a sync that did not catch up is never reported as caug
   t.regex(copiedCondition?.message ?? '', /did not catch up with the source in 50 rounds/);
   t.true(r.d.actions.some((a) => a.kind === 'event' && a.type === 'Warning' && a.reason === REASONS.SyncLagging));
   t.is(r.d.status.phase, 'Validating', 'validation compares what is there');
+  // Caught up: the deletes found are counted; a table whose deletes were not looked for is named, with a Warning.
+  const caught = step(step(step(migration(rounds)).m, { jobs: [copied] }).m, {
+    jobs: [copied, job('sync', 'Succeeded', { rounds: 2, rowsSynced: 40, caughtUp: true, rowsDeleted: 7, notes: ['events: deletes on the source are not detected (key column at is converted between the engines)'] })],
+  });
+  t.regex(findCondition(caught.d.status.conditions, 'DataCopied')?.message ?? '', /caught up \(40 changed rows synced, 7 rows deleted on the source removed\); events: deletes on the source are not detected/);
+  t.true(caught.d.actions.some((a) => a.kind === 'event' && a.type === 'Warning' && /not every table's deletes were looked for; events/.test(a.message)));
 });
 
 test('SourceReadOnly: the fence is a Job that makes the source read-only; failing behind it, the unfence Job restores the setting, then the release', (t) => {

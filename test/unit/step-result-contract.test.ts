@@ -47,8 +47,8 @@ test('copy: tables, rows, zero dates and warnings arrive', (t) => {
 });
 
 test('sync: the counts arrive (a renamed field on either side fails here or in the typecheck)', (t) => {
-  const result = written('step sync', { sync: { rounds: 2, rowsSynced: 3, caughtUp: true } });
-  t.deepEqual(parseSyncResult(result), { ok: true, value: { rounds: 2, rowsSynced: 3, caughtUp: true } });
+  const result = written('step sync', { sync: { rounds: 2, rowsSynced: 3, caughtUp: true, rowsDeleted: 4, notes: ['t: why'] } });
+  t.deepEqual(parseSyncResult(result), { ok: true, value: { rounds: 2, rowsSynced: 3, caughtUp: true, rowsDeleted: 4, notes: ['t: why'] } });
   t.like(parseStepResult('sync', result), { ok: true, value: { caughtUp: true } });
   // Not caught up arrives as such: status never says caught up when the sync did not.
   t.like(parseSyncResult(written('step sync', { sync: { rounds: 50, rowsSynced: 9, caughtUp: false } })), { ok: true, value: { caughtUp: false } });

@@ -22,6 +22,7 @@ import { finishedReasons } from '../migrations/ownership.ts';
 import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
+import { deleteRefusal, type DeleteHooks } from '../sync/sync-deletes.ts';
 import { copyWithCapture } from '../sync/capture-copy.ts';
 import { manifestSqlOf, manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
@@ -303,13 +304,21 @@ export interface SyncStepResult {
   rounds: number;
   rowsSynced: number;
   caughtUp: boolean;
+  /** Timestamp, Sequence: target rows deleted because their key is gone from the source (looked for once caught up). */
+  rowsDeleted?: number;
+  /** Timestamp, Sequence: tables whose deletes were not looked for, and why. */
+  notes?: string[];
 }
 
+/** Tests: a lower bound on rounds than the sync's own, and the delete pass's hook (sync-deletes.ts). */
+export type SyncTuning = DeleteHooks & { maxRounds?: number };
+
 /**
- * Trickle: copies the rows changed since the copy, in rounds, until caught up (see engine/sync);
+ * Trickle: copies the rows changed since the copy, in rounds, until caught up, then deletes on the
+ * target the rows whose key the source no longer has (see engine/sync);
  * ChangeCapture: follows the source's change log until stopped (capture-steps.ts).
  */
-export async function syncStep(context: StepContext, validateOptions: Partial<ValidateOptions> = {}): Promise<SyncStepResult> {
+export async function syncStep(context: StepContext, validateOptions: Partial<ValidateOptions> = {}, tuning: SyncTuning = {}): Promise<SyncStepResult> {
   const { settings } = context;
   const incremental = settings.incremental;
   if (!incremental) throw new PlanRefusedError(['the sync step needs strategy.type Trickle with strategy.incremental']);
@@ -331,7 +340,9 @@ export async function syncStep(context: StepContext, validateOptions: Partial<Va
         continue;
       }
       const override = table.spec.columns?.find((c) => c.name === incremental.column);
-      tables.push({ plan: table.copy, sourceColumn: incremental.column, targetColumn: override?.target ?? incremental.column });
+      // Deletes are found by looking target keys up on the source: only keys that read the same on both sides.
+      const refusal = table.target ? deleteRefusal(table.copy, table.source.columns, table.target.columns) : 'the target table was not introspected';
+      tables.push({ plan: table.copy, sourceColumn: incremental.column, targetColumn: override?.target ?? incremental.column, ...(refusal ? { deletesSkipped: refusal } : {}) });
     }
     if (errors.length > 0) throw new PlanRefusedError(errors);
     const taken = await registerTarget(source, target, settings);
@@ -340,7 +351,8 @@ export async function syncStep(context: StepContext, validateOptions: Partial<Va
     return syncTables({
       source: sided(context.source, 'source'), target: sided(context.target, 'target'), sourceSession: source, targetSession: target, migration: settings.uid,
       tables, mode: incremental.mode, overlapSeconds: incremental.overlapSeconds, batchSize: settings.batchSize,
-      ...(context.signal ? { signal: context.signal } : {}),
+      ...(context.signal ? { signal: context.signal } : {}), ...(tuning.maxRounds ? { maxRounds: tuning.maxRounds } : {}),
+      ...(tuning.beforeRecheck ? { hooks: { beforeRecheck: tuning.beforeRecheck } } : {}),
     });
   });
 }
