@@ -15,7 +15,7 @@ export function assembleTable(input: {
   indexes: (IndexInfo & { primary: boolean })[]; foreignKeys: ForeignKeyInfo[]; storageEngine?: string;
 }): TableInfo {
   const primary = input.indexes.find((i) => i.primary);
-  const strip = ({ name, columns, unique }: IndexInfo): IndexInfo => ({ name, columns, unique });
+  const strip = ({ name, columns, unique, method }: IndexInfo): IndexInfo => ({ name, columns, unique, ...(method === undefined ? {} : { method }) });
   return {
     engine: input.engine,
     schema: input.schema,

@@ -46,7 +46,8 @@ export const CARRY_OVER_REASONS = {
   domains: 'domain rules (CHECK, NOT NULL) are not reproduced: the column gets the domain\'s base type',
   spatialIndexes: 'SPATIAL indexes are not created (the spatial columns are bytes on the target; with PostGIS, convert them and create GiST indexes after the copy)',
   fulltextIndexes: 'FULLTEXT indexes are not created (PostgreSQL searches text with to_tsvector and a GIN index, queried differently; create one after the copy)',
-  expressionIndexes: 'expression, partial and functional indexes are not created (they are not carried over column by column; create them after the copy)',
+  accessMethods: 'PostgreSQL gist, gin, brin and spgist indexes are not created on MySQL (it has no such index; create one fit for the column after the copy)',
+  expressionIndexes: 'expression, partial and functional indexes, and those with an operator class of their own, are not created (they are not carried over column by column; create them after the copy)',
 } as const;
 
 export interface CarryOverInput {
@@ -86,6 +87,9 @@ export function carryOverNotices(input: CarryOverInput): Notice[] {
   for (const index of source.skippedIndexes ?? []) add(CARRY_OVER_REASONS.expressionIndexes, index);
   for (const index of source.spatialIndexes ?? []) add(CARRY_OVER_REASONS.spatialIndexes, index);
   if (to !== 'mysql') for (const index of source.indexes) if (index.fulltext === true) add(CARRY_OVER_REASONS.fulltextIndexes, index.name);
+  if (to === 'mysql' && from === 'postgres') {
+    for (const index of [...source.uniqueKeys, ...source.indexes]) if (index.method !== undefined && index.method !== 'hash') add(CARRY_OVER_REASONS.accessMethods, `${index.name} (${index.method})`);
+  }
   return notices;
 }
 

@@ -30,7 +30,7 @@ export interface TableDdl {
 /** Why a column differs on the target (the plan prints each reason once, naming its columns). */
 export const REASONS = {
   zeroDates: 'MySQL zero dates (0000-00-00) become NULL, counted in the copy\'s result',
-  zeroDatesNullable: 'MySQL zero dates become NULL, so these NOT NULL columns are created nullable on PostgreSQL (make them NOT NULL after the copy if it counted no zero dates)',
+  zeroDatesNullable: 'MySQL zero dates become NULL, so these NOT NULL columns are created nullable on PostgreSQL, and made NOT NULL after the copy when it wrote no NULL there',
   zeroDatesInKey: 'MySQL zero dates in these primary key columns fail the copy (a key column cannot be NULL)',
 } as const;
 
@@ -175,8 +175,12 @@ export function afterCopyDdl(input: {
       if (to === 'mysql') statements.push(`ALTER TABLE ${table} ADD FULLTEXT INDEX ${q.quoteIdent(name)} (${columns(i.columns)})`);
       return;
     }
+    // PostgreSQL's other access methods: kept on PostgreSQL; into MySQL only hash (as a btree), the rest named (carry-over.ts).
+    if (i.method !== undefined && to === 'mysql' && i.method !== 'hash') return;
+    // Quoted: the name is the source catalog's, and a superuser there can name an access method anything.
+    const using = i.method !== undefined && to === 'postgres' ? ` USING ${q.quoteIdent(i.method)}` : '';
     statements.push(to === 'postgres'
-      ? `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q.quoteIdent(name)} ON ${table} (${columns(i.columns)})`
+      ? `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q.quoteIdent(name)} ON ${table}${using} (${columns(i.columns)})`
       : `ALTER TABLE ${table} ADD ${i.unique ? 'UNIQUE ' : ''}INDEX ${q.quoteIdent(name)} (${columns(i.columns)})`);
   };
   source.uniqueKeys.forEach(index);
@@ -186,6 +190,7 @@ export function afterCopyDdl(input: {
     if (existing.has(fk.name) || referencedTarget(fk, input.tableNames) === undefined) continue;
     statements.push(foreignKey(q, table, fk, columns, input.tableNames));
   }
+  if (to === 'postgres') statements.push(...zeroDateNotNull(source, ddl, q, table));
   if (to === 'postgres') {
     for (const column of source.columns) {
       const name = ddl.columnNames.get(column.name);
@@ -193,6 +198,25 @@ export function afterCopyDdl(input: {
       // COPY writes explicit ids without advancing the identity; new rows must start past the max.
       statements.push(`SELECT setval(pg_get_serial_sequence(${q.quoteLiteral(table)}, ${q.quoteLiteral(name)}), COALESCE(MAX(${q.quoteIdent(name)}), 0) + 1, false) FROM ${table}`);
     }
+  }
+  return statements;
+}
+
+/**
+ * MySQL NOT NULL date columns created nullable for their zero dates (createTableDdl): NOT NULL
+ * again once the copy is done, unless it wrote a NULL there (a zero date), so that a source
+ * without zero dates (Chinook's Invoice.InvoiceDate) keeps its nullability. Conditional in one
+ * statement: the copy's count is per run, and a rerun or another pod may have written the rest.
+ */
+function zeroDateNotNull(source: TableInfo, ddl: Pick<TableDdl, 'columnNames'>, q: Dialect, table: string): string[] {
+  if (source.engine !== 'mysql') return [];
+  const statements: string[] = [];
+  for (const column of source.columns) {
+    const name = ddl.columnNames.get(column.name);
+    if (name === undefined || column.nullable || column.generated || !ZERO_DATE_TYPES.has(column.dataType) || source.primaryKey.includes(column.name)) continue;
+    const body = `BEGIN IF NOT EXISTS (SELECT 1 FROM ${table} WHERE ${q.quoteIdent(name)} IS NULL) THEN ALTER TABLE ${table} ALTER COLUMN ${q.quoteIdent(name)} SET NOT NULL; END IF; END`;
+    // Dollar-quoted: a name holding the quote's tag cannot end it early (such a column stays nullable).
+    if (!body.includes('$dmo$')) statements.push(`DO $dmo$${body}$dmo$`);
   }
   return statements;
 }

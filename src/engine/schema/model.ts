@@ -71,6 +71,12 @@ export interface IndexInfo {
   targetName?: string;
   /** A MySQL FULLTEXT index: created as one on MySQL; PostgreSQL has none (the plan names it). */
   fulltext?: boolean;
+  /**
+   * A PostgreSQL index's access method when not btree (gist, gin, hash, brin, spgist): created
+   * with it on PostgreSQL; into MySQL a hash index becomes a btree one, the others are not created
+   * (the plan names them).
+   */
+  method?: string;
 }
 
 export interface ForeignKeyInfo {

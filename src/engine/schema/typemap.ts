@@ -183,7 +183,7 @@ export const TYPE_MAP: TypeMapRow[] = [
   { from: 'mysql', source: 'varchar(255)', target: 'varchar(255)', notes: '' },
   { from: 'mysql', source: 'text', target: 'text', notes: 'tinytext, mediumtext, longtext too' },
   { from: 'mysql', source: 'blob', target: 'bytea', notes: 'binary, varbinary and every blob' },
-  { from: 'mysql', source: 'date', target: 'date', notes: 'zero dates → NULL, counted in the result; NOT NULL is created nullable (outside the primary key)' },
+  { from: 'mysql', source: 'date', target: 'date', notes: 'zero dates → NULL, counted in the result; NOT NULL is created nullable (outside the primary key), and made NOT NULL after the copy when it wrote no NULL' },
   { from: 'mysql', source: 'datetime(3)', target: 'timestamp(3)', notes: 'zero dates → NULL, counted' },
   { from: 'mysql', source: 'timestamp', target: 'timestamptz(0)', notes: 'read in UTC; zero dates → NULL, counted' },
   { from: 'mysql', source: 'time', target: 'time(0)', notes: 'durations outside a day fail the copy' },

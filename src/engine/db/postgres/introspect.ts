@@ -3,7 +3,7 @@
 import type { CheckInfo, ColumnInfo, DomainInfo, SchemaObject, TableInfo } from '../../schema/model.ts';
 import { assembleTable, int, text, truthy } from '../catalog-rows.ts';
 import type { Introspector } from '../adapter.ts';
-import type { SqlSession } from '../session.ts';
+import type { SqlRow, SqlSession } from '../session.ts';
 
 // Maps pg_constraint's one-letter referential actions to SQL.
 const PG_ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' };
@@ -102,14 +102,17 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
   // Valid, ready indexes only: an INVALID one (a failed CREATE INDEX CONCURRENTLY) proves no key
   // unique and is not carried over to a created table.
   const indexRows = await session.query(
-    `SELECT ic.relname AS name, i.indisprimary AS is_primary, i.indisunique AS is_unique,
-            json_agg(a.attname ORDER BY k.ord)::text AS columns, bool_or(k.attnum = 0) AS has_expression, i.indpred IS NOT NULL AS partial
+    `SELECT ic.relname AS name, i.indisprimary AS is_primary, i.indisunique AS is_unique, am.amname AS method,
+            json_agg(a.attname ORDER BY k.ord)::text AS columns, bool_or(k.attnum = 0) AS has_expression, i.indpred IS NOT NULL AS partial,
+            bool_and(coalesce(opc.opcdefault, true)) AS default_opclasses
        FROM pg_index i
        JOIN pg_class ic ON ic.oid = i.indexrelid
-       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_am am ON am.oid = ic.relam
+       CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[]) WITH ORDINALITY AS k(attnum, opclass, ord)
        LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+       LEFT JOIN pg_opclass opc ON opc.oid = k.opclass
       WHERE i.indrelid = $1::oid AND k.ord <= i.indnkeyatts AND i.indisvalid AND i.indisready
-      GROUP BY ic.relname, i.indisprimary, i.indisunique, i.indpred IS NOT NULL
+      GROUP BY ic.relname, i.indisprimary, i.indisunique, am.amname, i.indpred IS NOT NULL
       ORDER BY ic.relname`,
     [oid],
   );
@@ -122,14 +125,19 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
     [oid],
   );
   const partitions = int(table.partitions);
-  const skippedIndexes = indexRows.filter((r) => truthy(r.has_expression) || truthy(r.partial)).map((r) => text(r.name) ?? '');
+  // An operator class of its own (gin_trgm_ops) is not carried over column by column either.
+  const skipped = (r: SqlRow): boolean => truthy(r.has_expression) || truthy(r.partial) || !truthy(r.default_opclasses);
+  const skippedIndexes = indexRows.filter(skipped).map((r) => text(r.name) ?? '');
   const info: TableInfo = assembleTable({
     engine: 'postgres', schema: text(table.schema) ?? '', name: text(table.name) ?? '', columns,
     estimatedRows: Math.max(0, int(table.estimate) ?? 0),
     indexes: indexRows
       // Expression and partial indexes cannot be carried over column by column; the plan warns.
-      .filter((r) => !truthy(r.has_expression) && !truthy(r.partial))
-      .map((r) => ({ name: text(r.name) ?? '', columns: JSON.parse(text(r.columns) ?? '[]') as string[], unique: truthy(r.is_unique), primary: truthy(r.is_primary) })),
+      .filter((r) => !skipped(r))
+      .map((r) => {
+        const method = text(r.method) ?? 'btree';
+        return { name: text(r.name) ?? '', columns: JSON.parse(text(r.columns) ?? '[]') as string[], unique: truthy(r.is_unique), primary: truthy(r.is_primary), ...(method === 'btree' ? {} : { method }) };
+      }),
     foreignKeys: fkRows.map((r) => ({
       name: text(r.name) ?? '',
       columns: JSON.parse(text(r.columns) ?? '[]') as string[],
