@@ -278,6 +278,8 @@ async function runEngine(servers: Servers, engine: SourceEngine): Promise<Figure
     sync.child.kill('SIGTERM');
     const syncExit = finished('sync', await syncEnded, 130);
     const profiled: Record<string, string> = values.trace ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(tmpdir(), `bench-trickle-profile-${engine}`)}` } : {};
+    // What the sync said it did (its validation at a cut: tried, passed, given up), with when.
+    for (const e of syncExit.events) if (e.event.event === 'note') console.log(`  sync note at ${round((e.at - syncExit.spawnedAt) / 1000)} s: ${String(e.event.message).slice(0, 200)}`);
     const catchup = finished('catchup', await startDmctlStep('catchup', file, { ...env, ...profiled }).exited, 0);
     const fenceMs = catchup.exitedAt - fenceStart;
     if (trace) {
