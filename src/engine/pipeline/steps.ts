@@ -23,6 +23,7 @@ import { claimTarget, identityOf, registerTarget } from './bookkeeping.ts';
 import { introspectTable } from '../schema/introspect.ts';
 import { syncTables, type SyncTable } from '../sync/sync.ts';
 import { deleteRefusal, type DeleteHooks } from '../sync/sync-deletes.ts';
+import { ownsEveryRow, rowsOwnership } from '../migrations/rows-owned.ts';
 import { copyWithCapture } from '../sync/capture-copy.ts';
 import { manifestSqlOf, manifestSqlReasons, planMigration, type MigrationPlan, type ZeroDateCounts } from './plan.ts';
 import type { EngineSettings } from './settings.ts';
@@ -333,6 +334,8 @@ export async function syncStep(context: StepContext, validateOptions: Partial<Va
     const plan = await planMigration(source, target, { ...settings, conflictPolicy: 'upsert' });
     const errors = [...plan.errors];
     const tables: SyncTable[] = [];
+    // Rows the migration did not copy are not its to delete: only in tables it created or found empty.
+    const ownership = await rowsOwnership(target, settings.uid, plan.tables.flatMap((t) => (t.copy ? [t.copy.targetTable] : [])));
     for (const table of plan.tables) {
       if (!table.copy) continue;
       if (!table.source.columns.some((c) => c.name === incremental.column)) {
@@ -341,7 +344,11 @@ export async function syncStep(context: StepContext, validateOptions: Partial<Va
       }
       const override = table.spec.columns?.find((c) => c.name === incremental.column);
       // Deletes are found by looking target keys up on the source: only keys that read the same on both sides.
-      const refusal = table.target ? deleteRefusal(table.copy, table.source.columns, table.target.columns) : 'the target table was not introspected';
+      const owned = ownership.get(table.copy.targetTable);
+      const refusal = !ownsEveryRow(owned)
+        ? (owned === 'heldRows' ? 'the target table held rows before this migration first wrote to it, and rows the migration did not copy are not its to delete'
+          : 'the target has no record of whether the target table was empty before this migration wrote to it')
+        : table.target ? deleteRefusal(table.copy, table.source.columns, table.target.columns) : 'the target table was not introspected';
       tables.push({ plan: table.copy, sourceColumn: incremental.column, targetColumn: override?.target ?? incremental.column, ...(refusal ? { deletesSkipped: refusal } : {}) });
     }
     if (errors.length > 0) throw new PlanRefusedError(errors);

@@ -21,7 +21,7 @@ import type { Migration } from '../migrations/files.ts';
 import { migrateDown, schemaVersion } from '../migrations/migrate.ts';
 import { clearMigrationCheckpoints, foreignRecordReasons, prepareBookkeeping, type MigrationIdentity } from '../migrations/ownership.ts';
 import { otherBaselines, readBaseline, retiredAt } from '../migrations/registry.ts';
-import { claimedTables } from '../migrations/claims.ts';
+import { ownsEveryRow, rowsOwnership } from '../migrations/rows-owned.ts';
 import { compareVersions } from '../migrations/files.ts';
 import { readHistory, historyTableExists } from '../migrations/history.ts';
 import { TableNames } from '../migrations/table-names.ts';
@@ -247,16 +247,14 @@ export async function rollbackTarget(target: SqlSession, options: RollbackOption
  */
 async function tablesToEmpty(target: SqlSession, uid: string, tables: readonly string[]): Promise<{ empty: string[]; refused: string[]; untouched: string[] }> {
   const names = new TableNames(target);
-  const created = await names.canonicalAll(await createdTables(target, uid, ['created']));
-  const claimed = await claimedTables(target, uid);
+  const ownership = await rowsOwnership(target, uid, tables);
   const checkpointed = await names.canonicalAll(await checkpointedTables(target, uid));
   const out = { empty: [] as string[], refused: [] as string[], untouched: [] as string[] };
   for (const table of tables) {
-    const name = await names.canonical(table);
-    const wasEmpty = claimed.get(name);
-    if (created.has(name) || wasEmpty === true) out.empty.push(table);
-    else if (wasEmpty === false) out.refused.push(`table ${table} held rows before this migration first wrote to it: emptying it would delete them too; remove what the migration wrote by hand`);
-    else if (checkpointed.has(name)) out.refused.push(`table ${table}: this migration copied into it, but the target has no record of whether it was empty before (the copy began under an operator version that did not record it): empty it by hand if that is right`);
+    const owned = ownership.get(table);
+    if (ownsEveryRow(owned)) out.empty.push(table);
+    else if (owned === 'heldRows') out.refused.push(`table ${table} held rows before this migration first wrote to it: emptying it would delete them too; remove what the migration wrote by hand`);
+    else if (checkpointed.has(await names.canonical(table))) out.refused.push(`table ${table}: this migration copied into it, but the target has no record of whether it was empty before (the copy began under an operator version that did not record it): empty it by hand if that is right`);
     else out.untouched.push(table);
   }
   return out;

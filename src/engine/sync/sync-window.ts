@@ -23,11 +23,27 @@ export function parseHistory(stored: unknown): Reading[] {
   }
 }
 
-/** Where a round starts reading: the newest reading taken at or before `cutoff`, else the oldest one, else the watermark. */
+/** Whether sequence value `a` is above `b`; undefined when either does not read as a number. */
+function above(a: string, b: string): boolean | undefined {
+  const integer = /^-?\d+$/;
+  if (integer.test(a) && integer.test(b)) return BigInt(a) > BigInt(b);
+  const [x, y] = [Number(a), Number(b)];
+  return a.trim() === '' || b.trim() === '' || Number.isNaN(x) || Number.isNaN(y) ? undefined : x > y;
+}
+
+/**
+ * Where a round starts reading: the newest reading taken at or before `cutoff`, else the oldest
+ * one, else the watermark; never above the watermark. A reading above it (the source's maximum
+ * fell since, its top rows deleted; or a history forged in the target's checkpoint row, which the
+ * target's users can write) would start the copy above rows the round found newer than the
+ * watermark, and the watermark then moves past them: skipped for ever. A window only widens.
+ */
 export function windowStart(history: readonly Reading[], watermark: string, cutoff: number): string {
   let start: Reading | undefined;
   for (const reading of history) if (reading[0] <= cutoff && (!start || reading[0] >= start[0])) start = reading;
-  return (start ?? history[0])?.[1] ?? watermark;
+  const value = (start ?? history[0])?.[1] ?? watermark;
+  // Values that do not compare as numbers: no window rather than a guess.
+  return above(value, watermark) === false ? value : watermark;
 }
 
 /**

@@ -152,11 +152,18 @@ async function deletePass(options: SyncOptions, notes: string[]): Promise<number
       notes.push(`${table.plan.sourceTable}: deletes on the source are not detected (${table.deletesSkipped})`);
       continue;
     }
-    const result = await deleteMissingRows({
-      sourceSession: options.sourceSession, targetSession: options.targetSession, plan: table.plan,
-      ...(options.hooks ? { hooks: options.hooks } : {}), ...(options.signal ? { signal: options.signal } : {}),
-    });
-    deleted += result.rowsDeleted;
+    try {
+      const result = await deleteMissingRows({
+        sourceSession: options.sourceSession, targetSession: options.targetSession, plan: table.plan,
+        ...(options.hooks ? { hooks: options.hooks } : {}), ...(options.signal ? { signal: options.signal } : {}),
+      });
+      deleted += result.rowsDeleted;
+    } catch (error) {
+      // A driver's error ("connection error and is not queryable") names neither the table nor
+      // the pass, nor says what was done: say so. An abort stays as it is (it is not a failure).
+      if (options.signal?.aborted || !(error instanceof Error)) throw error;
+      throw new Error(`looking for rows deleted on the source, table ${table.plan.sourceTable}: ${error.message} (only target rows whose key the source was confirmed not to have were deleted; the next caught-up run goes on)`, { cause: error });
+    }
   }
   return deleted;
 }
