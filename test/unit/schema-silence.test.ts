@@ -10,6 +10,7 @@ import type { ColumnInfo, TableInfo } from '../../src/engine/schema/model.ts';
 import { groupNotices } from '../../src/engine/schema/notices.ts';
 import { onUpdateName, onUpdateTrigger } from '../../src/engine/schema/on-update.ts';
 import { mapColumnType, TYPE_MAP } from '../../src/engine/schema/typemap.ts';
+import { citextBound } from '../../src/engine/schema/citext.ts';
 
 const column = (name: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({ name, nativeType: 'int', dataType: 'int', nullable: true, autoIncrement: false, ...extra });
 
@@ -69,6 +70,37 @@ test('carry-over: case-insensitive MySQL collations into PostgreSQL, ON UPDATE w
   t.deepEqual(carryOverNotices({ name: 'c', source: c, to: 'postgres', columnsChanged: false, onUpdateReproduced: false, domainsReproduced: new Set() }).map((n) => n.reason), [CARRY_OVER_REASONS.collations]);
   t.true(isCaseInsensitiveCollation('latin1_swedish_ci'));
   t.false(isCaseInsensitiveCollation('utf8mb4_0900_as_cs'));
+});
+
+test('citext: case-insensitive MySQL text becomes citext when the target can have it (bound kept as a CHECK), else named with why', (t) => {
+  const text = (name: string, dataType: string, collation: string, length?: number): ColumnInfo => column(name, { dataType, nativeType: length === undefined ? dataType : `${dataType}(${String(length)})`, collation, ...(length === undefined ? {} : { length }) });
+  const create = 'CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA "public"';
+  const name = mapColumnType(text('name', 'varchar', 'utf8mb4_general_ci', 8), 'mysql', 'postgres', { citext: { use: true, create } });
+  t.true('type' in name && name.type === 'citext' && name.check?.('"name"') === 'char_length("name") <= 8' && name.before?.[0] === create);
+  const bio = mapColumnType(text('bio', 'text', 'utf8mb4_general_ci'), 'mysql', 'postgres', { citext: { use: true } });
+  t.true('type' in bio && bio.type === 'citext' && bio.check === undefined && bio.before === undefined);
+  const exact = mapColumnType(text('code', 'varchar', 'utf8mb4_bin', 8), 'mysql', 'postgres', { citext: { use: true } });
+  t.true('type' in exact && exact.type === 'varchar(8)');
+  const unavailable = mapColumnType(text('name', 'varchar', 'utf8mb4_general_ci', 8), 'mysql', 'postgres', { citext: { use: false, why: 'no' } });
+  t.true('type' in unavailable && unavailable.type === 'varchar(8)');
+  const source = table('mysql', 't', [text('a', 'varchar', 'utf8mb4_general_ci', 8), text('b', 'text', 'utf8mb4_uca1400_ai_ci'), column('e', { dataType: 'enum', collation: 'utf8mb4_general_ci' })]);
+  const input = { name: 't', source, to: 'postgres' as const, columnsChanged: false, onUpdateReproduced: false, domainsReproduced: new Set<string>() };
+  t.deepEqual(groupNotices(carryOverNotices({ ...input, citext: { use: true } })), [
+    `${CARRY_OVER_REASONS.citext}: t.a (utf8mb4_general_ci)`, `${CARRY_OVER_REASONS.accentInsensitive}: t.b (utf8mb4_uca1400_ai_ci)`, `${CARRY_OVER_REASONS.caseInsensitive}: t.e (utf8mb4_general_ci)`,
+  ]);
+  t.deepEqual(groupNotices(carryOverNotices({ ...input, citext: { use: false, why: 'the role may not create it' } })), [
+    `${CARRY_OVER_REASONS.caseInsensitiveWhy('the role may not create it')}: t.a (utf8mb4_general_ci), t.b (utf8mb4_uca1400_ai_ci)`, `${CARRY_OVER_REASONS.caseInsensitive}: t.e (utf8mb4_general_ci)`,
+  ]);
+  const back = mapColumnType(column('c', { dataType: 'citext', nativeType: 'citext' }), 'postgres', 'mysql', { indexed: true });
+  t.true('type' in back && back.type === 'varchar(768)' && back.warnings.some((w) => /citext becomes case-sensitive/.test(w)));
+  // Back into MySQL, a created citext column's CHECK gives its varchar(n) again (and is not named as lost).
+  t.deepEqual(citextBound('((char_length(("Title")::text) <= 160))'), { column: 'Title', length: 160 });
+  t.deepEqual(citextBound('(char_length((name)::text) <= 8)'), { column: 'name', length: 8 });
+  t.is(citextBound('(char_length((name)::text) < 8)'), undefined);
+  const pg = table('postgres', 'p', [column('Title', { dataType: 'citext', nativeType: 'citext' })], { checks: [{ name: 'p_Title_check', clause: '((char_length(("Title")::text) <= 160))' }] });
+  t.is(createTableDdl(pg, { name: 'p' }, 'mysql').create.at(-1)?.includes('`Title` varchar(160)'), true);
+  t.deepEqual(carryOverNotices({ name: 'p', source: pg, to: 'mysql', columnsChanged: false, onUpdateReproduced: false, domainsReproduced: new Set() }), []);
+  t.true(TYPE_MAP.some((row) => row.from === 'mysql' && row.target === 'citext'));
 });
 
 test('domains: VALUE replaced outside strings and quoted names; dollar quotes and E strings refused', (t) => {

@@ -23,6 +23,7 @@ import { captureReasons } from '../sync/capture-copy.ts';
 import { fencePlanReasons } from '../db/read-only-fence.ts';
 import { sharedTargetErrors, targetColumnNameErrors, targetTableNameErrors } from '../schema/target-names.ts';
 import { buildSourceSelect } from '../copy/source-query.ts';
+import { citextChoice, type CitextChoice } from '../schema/citext.ts';
 
 export interface PlannedTable {
   spec: TableSpec;
@@ -92,6 +93,8 @@ export async function planMigration(
   if (specs.length === 0) errors.push('the source has no tables to copy');
   errors.push(...sharedTargetErrors(specs));
   const tables: PlannedTable[] = [];
+  // Case-insensitive MySQL text into PostgreSQL: citext if the target can have it (asked once, when a table is created).
+  let citext: CitextChoice | undefined;
   for (const spec of specs) {
     const sourceInfo = await introspectTable(source, spec.name);
     if (!sourceInfo) {
@@ -111,7 +114,8 @@ export async function planMigration(
     if (targetInfo) {
       planned.target = targetInfo;
     } else if (settings.createMissingTables) {
-      const ddl = createTableDdl(sourceInfo, spec, settings.targetEngine);
+      if (settings.sourceEngine === 'mysql' && settings.targetEngine === 'postgres') citext ??= await citextChoice(target);
+      const ddl = createTableDdl(sourceInfo, spec, settings.targetEngine, citext ? { citext } : {});
       planned.ddl = ddl;
       errors.push(...ddl.errors, ...targetColumnNameErrors(spec.name, ddl.columnNames.values(), settings.targetEngine));
       copyTarget = tableOfDdl(sourceInfo, ddl, settings.targetEngine);

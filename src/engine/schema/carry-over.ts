@@ -7,6 +7,7 @@ import type { Engine } from '../db/dialect.ts';
 import type { SqlSession } from '../db/session.ts';
 import type { ColumnInfo, SchemaObject, TableInfo } from './model.ts';
 import type { Notice } from './notices.ts';
+import { becomesCitext, citextBound, citextBounds, foldsAccents, type CitextChoice } from './citext.ts';
 
 const container = (engine: Engine, schema: string): string => (engine === 'postgres' ? `schema ${schema}` : `database ${schema}`);
 
@@ -40,6 +41,9 @@ export const CARRY_OVER_REASONS = {
   checksRenamed: 'CHECK constraints of tables whose columns the manifest renames or skips are not created (add them after the copy)',
   checksNotValid: 'NOT VALID CHECK constraints are not created (existing rows may break them; add them after the copy)',
   caseInsensitive: 'case-insensitive (or accent-insensitive) collations are not reproduced: PostgreSQL compares these columns exactly, so a lookup or unique key that matched regardless of case on the source does not on the target (use citext or a nondeterministic ICU collation in a schema migration)',
+  caseInsensitiveWhy: (why: string) => `case-insensitive collations are not reproduced: PostgreSQL compares these columns exactly, so a lookup or unique key that matched regardless of case on the source does not on the target (citext was not used: ${why}; or use citext or a nondeterministic ICU collation in a schema migration)`,
+  citext: 'case-insensitive collations become citext: =, unique keys and LIKE ignore case as on the source; MySQL\'s accent equivalences (e = é in most _ci collations) and trailing-space padding are not reproduced',
+  accentInsensitive: 'accent-insensitive collations (_ai) are reproduced in case only: these columns become citext, which folds case, not accents (a lookup of "e" that found "é" on the source does not on the target)',
   nondeterministic: 'nondeterministic (case- or accent-insensitive) collations are not reproduced: the target compares these columns exactly',
   collations: 'column collations other than the default are not reproduced (the target column sorts and compares by the target\'s default)',
   onUpdate: 'ON UPDATE CURRENT_TIMESTAMP is not reproduced: the target does not change these columns when a row is updated',
@@ -61,6 +65,8 @@ export interface CarryOverInput {
   onUpdateReproduced: boolean;
   /** Domain columns whose rules the type map reproduced. */
   domainsReproduced: ReadonlySet<string>;
+  /** MySQL → PostgreSQL: whether the created table's case-insensitive text columns are citext (citext.ts). */
+  citext?: CitextChoice;
 }
 
 /** What the CREATE TABLE and post-copy DDL of one created table leave out, per object. */
@@ -69,14 +75,18 @@ export function carryOverNotices(input: CarryOverInput): Notice[] {
   const from = source.engine;
   const notices: Notice[] = [];
   const add = (reason: string, subject: string): void => { notices.push({ reason, subject: `${name}.${subject}` }); };
+  const bounds = from === 'postgres' && to === 'mysql' ? citextBounds(source) : new Map<string, number>();
   for (const check of source.checks ?? []) {
-    // MariaDB's json_valid check is the JSON type itself, which both engines have.
+    // MariaDB's json_valid check is the JSON type itself, which both engines have; a citext
+    // column's length bound becomes varchar(n) on MySQL (ddl.ts).
     if (check.jsonValid === true && from !== to) continue;
+    const bound = citextBound(check.clause);
+    if (bound !== undefined && bounds.get(bound.column) === bound.length) continue;
     const created = checkCreated(check, from, to, input.columnsChanged);
     if (created !== true) add(created, `${check.name} ${check.clause}`);
   }
   for (const column of source.columns) {
-    const collation = collationReason(column, from, to);
+    const collation = collationReason(column, from, to, input.citext);
     if (collation !== undefined) add(collation, `${column.name} (${column.collation ?? ''})`);
     if (column.onUpdate !== undefined && !input.onUpdateReproduced && !(from === to)) add(CARRY_OVER_REASONS.onUpdate, column.name);
     const domain = column.domain;
@@ -109,12 +119,15 @@ export function isCaseInsensitiveCollation(collation: string): boolean {
 }
 
 /** Why a column's collation is not reproduced on the target; undefined when it is (or does not matter). */
-function collationReason(column: ColumnInfo, from: Engine, to: Engine): string | undefined {
+function collationReason(column: ColumnInfo, from: Engine, to: Engine, citext?: CitextChoice): string | undefined {
   const collation = column.collation;
   if (collation === undefined) return undefined;
   if (from === 'mysql') {
-    // MySQL → MySQL keeps each column's charset and collation; PostgreSQL compares exactly.
-    return to === 'postgres' && isCaseInsensitiveCollation(collation) ? CARRY_OVER_REASONS.caseInsensitive : undefined;
+    // MySQL → MySQL keeps each column's charset and collation; into PostgreSQL text becomes citext
+    // when the target can have it (typemap.ts), else PostgreSQL compares exactly.
+    if (to !== 'postgres' || !isCaseInsensitiveCollation(collation)) return undefined;
+    if (citext?.use === true && becomesCitext(column)) return foldsAccents(collation) ? CARRY_OVER_REASONS.accentInsensitive : CARRY_OVER_REASONS.citext;
+    return citext?.use === false && becomesCitext(column) ? CARRY_OVER_REASONS.caseInsensitiveWhy(citext.why) : CARRY_OVER_REASONS.caseInsensitive;
   }
   // PostgreSQL lists a collation only when it is not the type's default; created tables use the
   // default, which on MySQL is utf8mb4_bin: code point order, as C and POSIX.

@@ -10,6 +10,7 @@ import { oversizedKeys } from './key-size.ts';
 import type { ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo } from './model.ts';
 import type { Notice } from './notices.ts';
 import { mapColumnType } from './typemap.ts';
+import { citextBounds, type CitextChoice } from './citext.ts';
 
 export interface TableDdl {
   /** Target table name. */
@@ -40,7 +41,7 @@ const ZERO_DATE_LITERAL = /^'?(0000-00-00|\d{4}-00-|\d{4}-\d{2}-00)/;
 const INTEGER_TYPES = /^(smallint|integer|int|bigint|mediumint|tinyint)\b/i;
 
 /** The CREATE TABLE (and anything it needs first) for `spec`'s target, from the source's shape. */
-export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): TableDdl {
+export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine, options: { citext?: CitextChoice } = {}): TableDdl {
   const from = source.engine;
   const q = adapterFor(to);
   const table = spec.target ?? spec.name;
@@ -49,6 +50,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
   const indexed = new Set([...source.primaryKey, ...source.uniqueKeys.flatMap((k) => k.columns), ...source.indexes.flatMap((k) => k.columns)]);
   const result: TableDdl = { table, create: [], types: [], columnNames: new Map(), columnTypes: new Map(), notices: [], errors: [] };
   const domainsReproduced = new Set<string>();
+  const bounds = citextBounds(source);
   const notice = (reason: string, column: string): void => { result.notices.push({ reason, subject: `${spec.name}.${column}` }); };
   // Zero dates become NULL on PostgreSQL: a NOT NULL column is created nullable, unless it is in the primary key.
   const zeroDates = from === 'mysql' && to === 'postgres';
@@ -68,13 +70,16 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
     }
     const name = override?.target ?? column.name;
     result.columnNames.set(column.name, name);
-    const mapped = mapColumnType(column, from, to, { indexed: indexed.has(column.name) });
+    // PostgreSQL citext into MySQL: varchar(n) when a CHECK bounds its length (as a created citext column's does).
+    const bound = from === 'postgres' && to === 'mysql' ? bounds.get(column.name) : undefined;
+    const mapped = mapColumnType(bound === undefined ? column : { ...column, length: bound }, from, to, { indexed: indexed.has(column.name), ...(options.citext ? { citext: options.citext } : {}) });
     if ('error' in mapped) {
       result.errors.push(`${label}: ${mapped.error}`);
       continue;
     }
     for (const reason of mapped.warnings) notice(reason, column.name);
-    result.create.push(...(mapped.before ?? []));
+    // Once per table (CREATE EXTENSION for every citext column would be the same statement).
+    for (const statement of mapped.before ?? []) if (!result.create.includes(statement)) result.create.push(statement);
     if (mapped.createsType !== undefined && !result.types.includes(mapped.createsType)) result.types.push(mapped.createsType);
     result.columnTypes.set(name, mapped.type);
     let definition = `${q.quoteIdent(name)} ${mapped.type}`;
@@ -114,7 +119,7 @@ export function createTableDdl(source: TableInfo, spec: TableSpec, to: Engine): 
   for (const check of source.checks ?? []) {
     if (checkCreated(check, from, to, columnsChanged) === true) checks.push(`CONSTRAINT ${q.quoteIdent(check.name)} CHECK (${check.clause})`);
   }
-  result.notices.push(...carryOverNotices({ name: spec.name, source, to, columnsChanged, onUpdateReproduced: from === 'mysql' && to === 'postgres', domainsReproduced }));
+  result.notices.push(...carryOverNotices({ name: spec.name, source, to, columnsChanged, onUpdateReproduced: from === 'mysql' && to === 'postgres', domainsReproduced, ...(options.citext ? { citext: options.citext } : {}) }));
   const primaryKey = source.primaryKey.map((c) => result.columnNames.get(c) ?? c);
   if (primaryKey.length > 0) definitions.push(`PRIMARY KEY (${primaryKey.map((c) => q.quoteIdent(c)).join(', ')})`);
   definitions.push(...checks);

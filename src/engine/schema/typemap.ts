@@ -5,6 +5,7 @@
 import type { Engine } from '../db/dialect.ts';
 import type { MapValue, ValueMapping } from '../copy/planner.ts';
 import type { Converter } from '../copy/plan-types.ts';
+import { becomesCitext, type CitextChoice } from './citext.ts';
 import { domainCheck } from './domains.ts';
 import type { ColumnInfo } from './model.ts';
 
@@ -28,6 +29,8 @@ export type TypeMapping = MappedType | { error: string };
 export interface MapOptions {
   /** The column is part of a key or index: MySQL cannot index unbounded text or blobs. */
   indexed?: boolean;
+  /** MySQL → PostgreSQL: whether the target can have citext, for case-insensitive text (citext.ts). */
+  citext?: CitextChoice;
 }
 
 const MYSQL_INDEXABLE_TEXT = 'varchar(768)'; // 768 × 4 bytes (utf8mb4) = InnoDB's 3072-byte key limit
@@ -40,6 +43,7 @@ const mysqlLiteral = (value: string): string => `'${value.replaceAll('\\', '\\\\
 /** The target type of a source column when the engine creates the target table. */
 export function mapColumnType(column: ColumnInfo, from: Engine, to: Engine, options: MapOptions = {}): TypeMapping {
   if (from === to) return sameEngine(column, to);
+  if (from === 'mysql' && options.citext?.use === true && becomesCitext(column)) return citext(column, options.citext.create);
   return from === 'mysql' ? mysqlToPostgres(column) : postgresToMysql(column, options);
 }
 
@@ -67,6 +71,19 @@ function sameEngine(column: ColumnInfo, engine: Engine): TypeMapping {
     return { error: `column ${column.name}: MySQL spatial type ${column.nativeType} cannot be copied MySQL → MySQL yet; skip the column, or copy it as bytes into a column you create (expression ST_AsWKB(${column.name}))` };
   }
   return { type: column.nativeType, warnings: [] };
+}
+
+/**
+ * A case-insensitive MySQL text column as citext: it compares (=, unique keys, LIKE) ignoring
+ * case as on MySQL. citext has no length, so char(n)/varchar(n) keep their bound as a CHECK.
+ */
+function citext(c: ColumnInfo, create: string | undefined): MappedType {
+  const bound = c.dataType === 'char' || c.dataType === 'varchar' ? c.length ?? (c.dataType === 'char' ? 1 : 255) : undefined;
+  return {
+    type: 'citext', warnings: [],
+    ...(bound !== undefined ? { check: (q: string) => `char_length(${q}) <= ${String(bound)}` } : {}),
+    ...(create !== undefined ? { before: [create] } : {}),
+  };
 }
 
 /** MySQL's spatial types: copied as their stored bytes (GEOMETRY_FORM), exactly, whatever the target has. */
@@ -141,6 +158,9 @@ function postgresToMysql(c: ColumnInfo, options: MapOptions): TypeMapping {
     case 'character varying':
       return c.length !== undefined && c.length <= 16383 ? ok(`varchar(${String(c.length)})`) : unbounded('longtext', 'text');
     case 'text': return unbounded('longtext', 'text');
+    // utf8mb4_bin, as all text from PostgreSQL: a case-insensitive MySQL collation would also fold
+    // accents (and reject as duplicates keys citext keeps apart), so case-insensitivity is named instead.
+    case 'citext': { const mapped = c.length !== undefined ? ok(`varchar(${String(c.length)})`) : unbounded('longtext', 'text'); return { ...mapped, warnings: [...mapped.warnings, 'citext becomes case-sensitive text on MySQL (utf8mb4_bin): lookups and unique keys no longer ignore case'] }; }
     case 'bytea': return unbounded('longblob', 'binary');
     case 'date': return ok('date', 'infinity and BC dates fail the copy');
     case 'timestamp without time zone': return ok(`datetime${fspMysql(c)}`, 'infinity and BC timestamps fail the copy');
@@ -182,6 +202,7 @@ export const TYPE_MAP: TypeMapRow[] = [
   { from: 'mysql', source: 'char(10)', target: 'char(10)', notes: 'lengths in characters; trailing spaces are not significant in CHAR on either engine (PostgreSQL pads, MySQL strips)' },
   { from: 'mysql', source: 'varchar(255)', target: 'varchar(255)', notes: '' },
   { from: 'mysql', source: 'text', target: 'text', notes: 'tinytext, mediumtext, longtext too' },
+  { from: 'mysql', source: 'varchar(255) with a _ci collation', target: 'citext', notes: 'char, text too: when the target has the extension citext or its role may create it (else varchar, named by the plan); with CHECK (char_length(col) <= 255); accent-insensitivity is not reproduced' },
   { from: 'mysql', source: 'blob', target: 'bytea', notes: 'binary, varbinary and every blob' },
   { from: 'mysql', source: 'date', target: 'date', notes: 'zero dates → NULL, counted in the result; NOT NULL is created nullable (outside the primary key), and made NOT NULL after the copy when it wrote no NULL' },
   { from: 'mysql', source: 'datetime(3)', target: 'timestamp(3)', notes: 'zero dates → NULL, counted' },
@@ -205,6 +226,7 @@ export const TYPE_MAP: TypeMapRow[] = [
   { from: 'postgres', source: 'character(10)', target: 'char(10)', notes: 'over 255: varchar' },
   { from: 'postgres', source: 'character varying(100)', target: 'varchar(100)', notes: 'over 16383 or no length: longtext' },
   { from: 'postgres', source: 'text', target: 'longtext', notes: `in a key or index: ${MYSQL_INDEXABLE_TEXT}` },
+  { from: 'postgres', source: 'citext', target: 'longtext', notes: `case-sensitive (utf8mb4_bin), named by the plan; varchar(n) with a CHECK (char_length(col) <= n); in a key or index: ${MYSQL_INDEXABLE_TEXT}` },
   { from: 'postgres', source: 'bytea', target: 'longblob', notes: 'in a key or index: varbinary(3072)' },
   { from: 'postgres', source: 'date', target: 'date', notes: 'infinity and BC dates fail the copy' },
   { from: 'postgres', source: 'timestamp(3) without time zone', target: 'datetime(3)', notes: '' },

@@ -34,7 +34,7 @@ async function introspectPostgresTable(session: SqlSession, name: string): Promi
   const domains = await domainsOf(session, oid ?? '');
   const columnRows = await session.query(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS native_type,
-            CASE WHEN t.typtype = 'e' THEN 'enum' WHEN t.typcategory = 'A' THEN 'ARRAY' ELSE ic.data_type END AS data_type,
+            CASE WHEN t.typtype = 'e' THEN 'enum' WHEN t.typcategory = 'A' THEN 'ARRAY' WHEN t.typname = 'citext' THEN 'citext' ELSE ic.data_type END AS data_type,
             ic.character_maximum_length AS length, ic.numeric_precision AS precision, ic.numeric_scale AS scale,
             ic.datetime_precision AS datetime_precision, NOT a.attnotnull AS nullable,
             pg_get_expr(d.adbin, d.adrelid) AS default_value, a.attidentity AS identity, a.attgenerated AS generated,
