@@ -15,6 +15,7 @@ import { parseCatchupResult, parseFenceResult, recordTables } from '../step-resu
 import { cuttingOver } from './cutting-over.ts';
 import type { Next } from './next.ts';
 import { failureReason, jobFailureMessage, requestJob, runStep } from './run-step.ts';
+import { verdictReason } from './validating.ts';
 
 /**
  * Lifts the fence this migration put up (the cutover will not happen): the patch to send, or what
@@ -164,7 +165,7 @@ function caughtUp(ctx: Context): 'passed' | 'stop' {
   const summary = validation.summary === undefined ? '' : `: ${validation.summary}`;
   if (!validation.passed) {
     const failed = (validation.checks ?? []).filter((check) => !check.passed);
-    const reason = failed.length > 0 && failed.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+    const reason = verdictReason(failed);
     const message = `Validation behind the write fence failed${summary}`;
     recordOutcome(ctx.status, 'catchup', ctx.runId, 'Failed', ctx.now, { reason, message, ...detail });
     setCond(ctx, 'Validated', 'False', reason, message);

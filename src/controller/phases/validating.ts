@@ -39,6 +39,10 @@ export function validating(ctx: Context): Next {
   return 'continue';
 }
 
+/** ChecksumMismatch when only checksums failed (rows differ in value), else ValidationFailed. */
+export const verdictReason = (failed: readonly { kind?: string }[]): typeof REASONS.ChecksumMismatch | typeof REASONS.ValidationFailed =>
+  (failed.length > 0 && failed.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed);
+
 const summaryOf = (result: ValidationOutcome): string => (result.validation.summary === undefined ? '' : `: ${result.validation.summary}`);
 
 function recordValidation(ctx: Context, result: ValidationOutcome): void {
@@ -57,7 +61,7 @@ function recordValidation(ctx: Context, result: ValidationOutcome): void {
 export function validationFailed(ctx: Context, result: ValidationOutcome, job: ObservedJob, what: string): Next {
   recordValidation(ctx, result);
   const failedChecks = (result.validation.checks ?? []).filter((check) => !check.passed);
-  const reason = failedChecks.length > 0 && failedChecks.every((check) => check.kind === 'Checksum') ? REASONS.ChecksumMismatch : REASONS.ValidationFailed;
+  const reason = verdictReason(failedChecks);
   const names = failedChecks.slice(0, 5).map((check) => check.name).join(', ');
   const message = `${what} failed${summaryOf(result)}${names === '' ? '' : ` (failed: ${names})`}`;
   // The verdict is the step's outcome: not a failed Job a retry could run again.

@@ -71,8 +71,7 @@ export async function citextChoice(target: SqlSession): Promise<CitextChoice> {
   if (!mayCreate || !yes(row.create_on_schema)) {
     return { use: false, why: `the extension citext is not installed on the target and the target role may not create it (it needs CREATE on the database and on schema ${schema}; or an administrator runs CREATE EXTENSION citext)` };
   }
-  return { use: true, create: `CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA ${quoteIdent(schema)}` };
+  return { use: true, create: `CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA ${target.dialect.quoteIdent(schema)}` };
 }
 
 const yes = (value: unknown): boolean => String(value) === '1';
-const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
